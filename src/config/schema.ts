@@ -1,0 +1,289 @@
+/**
+ * The configuration schema: the single source of truth for every key, its
+ * default and its type. `config.example.yaml` documents the same keys and a test
+ * loads it, so the two cannot drift. Durations parse to milliseconds and sizes to
+ * bytes here, once; the rest of the code only sees numbers.
+ */
+import { z } from 'zod'
+import { parseDuration, parseSize } from './units.ts'
+
+/** Milliseconds, parsed from `30s`, `5m`, ... */
+export type Millis = number
+
+function duration(fallback: string) {
+  return z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((value, ctx): Millis => {
+      const ms = parseDuration(value)
+      if (ms === undefined) {
+        ctx.issues.push({
+          code: 'custom',
+          input: value,
+          message: 'must be a duration like 250ms, 30s, 5m or 1h',
+        })
+        return z.NEVER
+      }
+      return ms
+    })
+}
+
+function size(fallback: string) {
+  return z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((value, ctx): number => {
+      const bytes = parseSize(value)
+      if (bytes === undefined) {
+        ctx.issues.push({
+          code: 'custom',
+          input: value,
+          message: 'must be a size like 512MiB or 50GiB',
+        })
+        return z.NEVER
+      }
+      return bytes
+    })
+}
+
+function parsedUrl(value: string): URL | undefined {
+  try {
+    return new URL(value)
+  } catch {
+    return undefined
+  }
+}
+
+const httpUrl = z.string().superRefine((value, ctx) => {
+  const url = parsedUrl(value)
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' })
+  } else if (url.username || url.password) {
+    // Credentials in URLs end up in logs and error messages; they have their own keys.
+    ctx.addIssue({ code: 'custom', message: 'must not contain credentials; use username/password' })
+  }
+})
+
+/** An origin (scheme, host, optional port) such as https://files.pythonhosted.org. */
+const origin = z.string().superRefine((value, ctx) => {
+  const url = parsedUrl(value)
+  const isOrigin =
+    url !== undefined &&
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    !url.username &&
+    !url.password &&
+    url.search === '' &&
+    url.hash === '' &&
+    (url.pathname === '/' || url.pathname === '') &&
+    !value.endsWith('/.')
+  if (!isOrigin) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'must be an origin like https://files.pythonhosted.org (scheme, host, optional port; no path)',
+    })
+  }
+})
+
+const positiveInt = (fallback: number) => z.number().int().min(1).default(fallback)
+
+const upstreamSchema = z
+  .strictObject({
+    url: httpUrl,
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    passwordFile: z.string().min(1).optional(),
+    passwordEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+      .optional(),
+  })
+  .superRefine((upstream, ctx) => {
+    const sources = (['password', 'passwordFile', 'passwordEnv'] as const).filter(
+      (key) => upstream[key] !== undefined,
+    )
+    if (sources.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [sources[1] ?? 'password'],
+        message: `set only one of password, passwordFile, passwordEnv (also set: ${sources[0] ?? ''})`,
+      })
+    }
+    if (sources.length > 0 && upstream.username === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['username'],
+        message: `is required with ${sources[0] ?? 'password'}`,
+      })
+    }
+  })
+
+/** Settings shared by every upstream pool (a Docker registry or a PyPI index). */
+const poolFields = {
+  /** `ordered`: first healthy mirror wins. `fastest`: best recent latency/throughput, with some exploration. */
+  selection: z.enum(['ordered', 'fastest']).default('ordered'),
+  timeouts: z
+    .strictObject({
+      connect: duration('10s'),
+      headers: duration('30s'),
+      bodyIdle: duration('30s'),
+      document: duration('60s'),
+    })
+    .prefault({}),
+  retry: z
+    .strictObject({
+      attempts: positiveInt(3),
+      backoffBase: duration('200ms'),
+      backoffMax: duration('5s'),
+      budget: duration('30s'),
+    })
+    .prefault({}),
+  breaker: z
+    .strictObject({
+      failures: positiveInt(5),
+      cooldown: duration('30s'),
+    })
+    .prefault({}),
+}
+
+const REGISTRY_NAME_RE = /^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]{1,5})?$/
+const INDEX_NAME_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/
+
+const registrySchema = z.strictObject({
+  name: z
+    .string()
+    .regex(REGISTRY_NAME_RE, 'must be a registry host name like docker.io or ghcr.io'),
+  default: z.boolean().default(false),
+  upstreams: z.array(upstreamSchema).min(1, 'needs at least one upstream'),
+  tagTTL: duration('5m'),
+  ...poolFields,
+})
+
+const indexSchema = z.strictObject({
+  name: z.string().regex(INDEX_NAME_RE, 'must be lowercase letters, digits, ".", "_" or "-"'),
+  default: z.boolean().default(false),
+  upstreams: z.array(upstreamSchema).min(1, 'needs at least one upstream'),
+  fileHosts: z.array(origin).default([]),
+  indexTTL: duration('10m'),
+  ...poolFields,
+})
+
+/** Built-in upstreams: what `pullthrough serve` uses with no config file. */
+export const DEFAULT_REGISTRIES = [
+  {
+    name: 'docker.io',
+    default: true,
+    upstreams: [{ url: 'https://registry-1.docker.io' }, { url: 'https://mirror.gcr.io' }],
+  },
+]
+
+export const DEFAULT_INDEXES = [
+  {
+    name: 'pypi',
+    default: true,
+    upstreams: [
+      { url: 'https://pypi.org/simple/' },
+      { url: 'https://pypi.tuna.tsinghua.edu.cn/simple/' },
+      { url: 'https://mirrors.aliyun.com/pypi/simple/' },
+      { url: 'https://mirrors.ustc.edu.cn/pypi/simple/' },
+    ],
+    fileHosts: ['https://files.pythonhosted.org'],
+  },
+]
+
+function uniqueNamesAndOneDefault(
+  list: readonly { name: string; default: boolean }[],
+  ctx: z.RefinementCtx,
+) {
+  const seen = new Set<string>()
+  let defaults = 0
+  list.forEach((entry, i) => {
+    if (seen.has(entry.name)) {
+      ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate name "${entry.name}"` })
+    }
+    seen.add(entry.name)
+    if (entry.default && ++defaults > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [i, 'default'],
+        message: 'only one entry can be the default',
+      })
+    }
+  })
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      host: z.string().min(1).default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(5000),
+      /** How long in-flight responses may take to finish after SIGTERM/SIGINT. */
+      shutdownTimeout: duration('30s'),
+      /** Trust X-Forwarded-For (behind an ingress or load balancer) for client IPs. */
+      trustProxy: z.boolean().default(false),
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      path: z.string().min(1).default('./data'),
+      maxSize: size('50GiB'),
+      /** Eviction stops once the cache is at or below maxSize * lowWatermark. */
+      lowWatermark: z.number().gt(0).max(1).default(0.9),
+      verifyOnRead: z.boolean().default(true),
+    })
+    .prefault({}),
+  metadata: z
+    .strictObject({
+      redis: z
+        .strictObject({
+          url: z
+            .string()
+            .refine(
+              (value) => /^rediss?:$/.test(parsedUrl(value)?.protocol ?? ''),
+              'must be a redis:// or rediss:// URL',
+            ),
+          keyPrefix: z.string().default('pullthrough:'),
+          connectTimeout: duration('5s'),
+          commandTimeout: duration('2s'),
+        })
+        .optional(),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(LOG_LEVELS).default('info'),
+    })
+    .prefault({}),
+  docker: z
+    .strictObject({
+      registries: z
+        .array(registrySchema)
+        .prefault(DEFAULT_REGISTRIES)
+        .superRefine(uniqueNamesAndOneDefault),
+    })
+    .prefault({}),
+  pypi: z
+    .strictObject({
+      indexes: z.array(indexSchema).prefault(DEFAULT_INDEXES).superRefine(uniqueNamesAndOneDefault),
+    })
+    .prefault({}),
+})
+
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T
+
+/** The validated configuration, frozen. */
+export type Config = DeepReadonly<z.output<typeof configSchema>>
+export type RegistryConfig = Config['docker']['registries'][number]
+export type IndexConfig = Config['pypi']['indexes'][number]
+export type UpstreamConfig = RegistryConfig['upstreams'][number]
+export type PoolConfig = Pick<
+  RegistryConfig,
+  'name' | 'upstreams' | 'selection' | 'timeouts' | 'retry' | 'breaker'
+>
