@@ -1,0 +1,35 @@
+import { PullthroughError } from '../errors.ts'
+
+/** A string that is not a canonical `sha256:<64 hex>` digest. Raised before any filesystem call. */
+export class InvalidDigestError extends PullthroughError {
+  readonly code = 'PT_INVALID_DIGEST'
+  constructor(readonly digest: string) {
+    // Truncate: the value is attacker-controlled and may be huge.
+    super(`invalid digest: ${JSON.stringify(digest.slice(0, 100))}`)
+  }
+}
+
+/** Content did not hash to the digest it was stored or requested under. */
+export class DigestMismatchError extends PullthroughError {
+  readonly code = 'PT_DIGEST_MISMATCH'
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+    readonly size: number,
+  ) {
+    super(`digest mismatch: expected ${expected}, got ${actual} (${size} bytes)`)
+  }
+}
+
+/** The blob is not in the store. */
+export class BlobNotFoundError extends PullthroughError {
+  readonly code = 'PT_BLOB_NOT_FOUND'
+  constructor(readonly digest: string) {
+    super(`blob not found: ${digest}`)
+  }
+}
+
+/** The store could not write (disk full, read-only, permissions). Callers may stream through uncached. */
+export class StorageWriteError extends PullthroughError {
+  readonly code = 'PT_STORAGE_WRITE'
+}
