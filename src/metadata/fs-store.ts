@@ -1,0 +1,408 @@
+/**
+ * The embedded metadata store: one process, files under `<storage.path>/meta/`.
+ *
+ *   snapshot.json   every small record (tags, blob records, counters) at the last compaction
+ *   journal.jsonl   one JSON line per change since then, appended in order
+ *   pages/<h>.json  one file per index page (they can be megabytes; read on demand)
+ *   lock            the PID of the process using the directory
+ *
+ * Small records live in memory and every change is appended to the journal
+ * (fdatasync batched every JOURNAL_SYNC_INTERVAL_MS); opening replays snapshot then
+ * journal, ignoring a torn last line left by a crash. Compaction rewrites the
+ * snapshot (temp file, fsync, rename) and truncates the journal. Leases are in
+ * memory: they only coordinate this one process.
+ */
+import { createHash } from 'node:crypto'
+import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import {
+  MetadataClosedError,
+  MetadataCorruptError,
+  MetadataLockedError,
+  MetadataUnavailableError,
+} from './errors.ts'
+import type {
+  BlobRecord,
+  IndexPageRecord,
+  LeaseOptions,
+  MetadataStore,
+  TagRecord,
+} from './store.ts'
+
+/** Journal changes are fdatasync'ed at least this often. */
+export const JOURNAL_SYNC_INTERVAL_MS = 100
+/** Compaction happens once the journal has this many lines and more than twice the live records. */
+const COMPACT_MIN_LINES = 10_000
+
+type Change =
+  | { op: 'tag'; k: [string, string, string]; v: TagRecord }
+  | { op: 'untag'; k: [string, string, string] }
+  | { op: 'blob'; d: string; size: number; now: number }
+  | { op: 'touch'; d: string; now: number }
+  | { op: 'unblob'; d: string }
+  | { op: 'count'; n: string; by: number }
+
+interface Snapshot {
+  version: 1
+  tags: [string, TagRecord][]
+  blobs: BlobRecord[]
+  counters: Record<string, number>
+}
+
+interface Warner {
+  warn(obj: object, msg: string): void
+}
+
+export interface FsStoreOptions {
+  readonly logger?: Warner
+  readonly now?: () => number
+}
+
+const SEP = '\u0000'
+
+export class FsMetadataStore implements MetadataStore {
+  readonly kind = 'fs'
+  readonly #tags = new Map<string, TagRecord>()
+  readonly #blobs = new Map<string, BlobRecord>()
+  readonly #counters = new Map<string, number>()
+  readonly #leases = new Map<string, { owner: string; expiresAt: number }>()
+  #journal: FileHandle
+  #journalLines = 0
+  #queue: Promise<void> = Promise.resolve()
+  #dirty = false
+  #syncTimer: NodeJS.Timeout | undefined
+  #closed = false
+  readonly #now: () => number
+
+  private constructor(
+    private readonly dir: string,
+    journal: FileHandle,
+    options: FsStoreOptions,
+  ) {
+    this.#journal = journal
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Opens (creating) the store in `dir`; fails with MetadataLockedError if another live process uses it. */
+  static async open(dir: string, options: FsStoreOptions = {}): Promise<FsMetadataStore> {
+    await mkdir(join(dir, 'pages'), { recursive: true })
+    await takeLock(join(dir, 'lock'))
+    const journal = await open(join(dir, 'journal.jsonl'), 'a+')
+    const store = new FsMetadataStore(dir, journal, options)
+    await store.#load(options.logger)
+    return store
+  }
+
+  async getTag(registry: string, repository: string, tag: string): Promise<TagRecord | undefined> {
+    this.#check()
+    return Promise.resolve(this.#tags.get(tagKey(registry, repository, tag)))
+  }
+
+  async putTag(
+    registry: string,
+    repository: string,
+    tag: string,
+    record: TagRecord,
+  ): Promise<void> {
+    await this.#change({ op: 'tag', k: [registry, repository, tag], v: record })
+  }
+
+  async deleteTag(registry: string, repository: string, tag: string): Promise<void> {
+    await this.#change({ op: 'untag', k: [registry, repository, tag] })
+  }
+
+  async listRepositories(registry: string): Promise<string[]> {
+    this.#check()
+    const repos = new Set<string>()
+    for (const key of this.#tags.keys()) {
+      const [reg, repo] = key.split(SEP)
+      if (reg === registry && repo !== undefined) repos.add(repo)
+    }
+    return Promise.resolve([...repos].sort())
+  }
+
+  async getIndexPage(index: string, project: string): Promise<IndexPageRecord | undefined> {
+    this.#check()
+    try {
+      return JSON.parse(await readFile(this.#pagePath(index, project), 'utf8')) as IndexPageRecord
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      if (error instanceof SyntaxError) return undefined
+      throw new MetadataUnavailableError('fs', 'getIndexPage', { cause: error })
+    }
+  }
+
+  async putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<void> {
+    this.#check()
+    const path = this.#pagePath(index, project)
+    const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
+    try {
+      const fh = await open(temp, 'w')
+      try {
+        await fh.writeFile(JSON.stringify(record))
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      await rename(temp, path)
+    } catch (error) {
+      await rm(temp, { force: true })
+      throw new MetadataUnavailableError('fs', 'putIndexPage', { cause: error })
+    }
+  }
+
+  async deleteIndexPage(index: string, project: string): Promise<void> {
+    this.#check()
+    await rm(this.#pagePath(index, project), { force: true })
+  }
+
+  async getBlob(digest: string): Promise<BlobRecord | undefined> {
+    this.#check()
+    return Promise.resolve(this.#blobs.get(digest))
+  }
+
+  async putBlob(digest: string, size: number, now: number): Promise<void> {
+    await this.#change({ op: 'blob', d: digest, size, now })
+  }
+
+  async touchBlob(digest: string, now: number): Promise<void> {
+    this.#check()
+    if (!this.#blobs.has(digest)) return
+    await this.#change({ op: 'touch', d: digest, now })
+  }
+
+  async deleteBlob(digest: string): Promise<void> {
+    await this.#change({ op: 'unblob', d: digest })
+  }
+
+  async leastRecentlyUsed(limit: number): Promise<BlobRecord[]> {
+    this.#check()
+    return Promise.resolve(
+      [...this.#blobs.values()]
+        .sort((a, b) => a.lastAccess - b.lastAccess || (a.digest < b.digest ? -1 : 1))
+        .slice(0, limit),
+    )
+  }
+
+  async blobTotals(): Promise<{ count: number; bytes: number }> {
+    this.#check()
+    let bytes = 0
+    for (const record of this.#blobs.values()) bytes += record.size
+    return Promise.resolve({ count: this.#blobs.size, bytes })
+  }
+
+  async acquireLease(name: string, owner: string, options: LeaseOptions): Promise<boolean> {
+    this.#check()
+    const now = this.#now()
+    const current = this.#leases.get(name)
+    if (current && current.expiresAt > now && current.owner !== owner) return Promise.resolve(false)
+    this.#leases.set(name, { owner, expiresAt: now + options.ttlMs })
+    return Promise.resolve(true)
+  }
+
+  async renewLease(name: string, owner: string, options: LeaseOptions): Promise<boolean> {
+    this.#check()
+    const now = this.#now()
+    const current = this.#leases.get(name)
+    if (!current || current.owner !== owner || current.expiresAt <= now)
+      return Promise.resolve(false)
+    current.expiresAt = now + options.ttlMs
+    return Promise.resolve(true)
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    this.#check()
+    if (this.#leases.get(name)?.owner === owner) this.#leases.delete(name)
+    return Promise.resolve()
+  }
+
+  async incrementCounter(name: string, by = 1): Promise<number> {
+    await this.#change({ op: 'count', n: name, by })
+    return this.#counters.get(name) ?? 0
+  }
+
+  async getCounters(): Promise<Record<string, number>> {
+    this.#check()
+    return Promise.resolve(Object.fromEntries(this.#counters))
+  }
+
+  async ping(): Promise<void> {
+    this.#check()
+    // The journal must still be writable for the store to be useful.
+    await this.#enqueue(async () => {
+      await this.#journal.stat()
+    }, 'ping')
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    clearTimeout(this.#syncTimer)
+    await this.#queue
+    await this.#enqueue(() => this.#compact(), 'close')
+    this.#closed = true
+    await this.#journal.close()
+    await rm(join(this.dir, 'lock'), { force: true })
+  }
+
+  #check(): void {
+    if (this.#closed) throw new MetadataClosedError('fs')
+  }
+
+  #pagePath(index: string, project: string): string {
+    const name = createHash('sha256').update(`${index}${SEP}${project}`).digest('hex')
+    return join(this.dir, 'pages', `${name}.json`)
+  }
+
+  /** Applies a change in memory and appends it to the journal, in call order. */
+  async #change(change: Change): Promise<void> {
+    this.#check()
+    this.#apply(change)
+    const line = `${JSON.stringify(change)}\n`
+    await this.#enqueue(async () => {
+      await this.#journal.appendFile(line)
+      this.#journalLines++
+      this.#scheduleSync()
+      if (
+        this.#journalLines >= COMPACT_MIN_LINES &&
+        this.#journalLines > 2 * (this.#tags.size + this.#blobs.size)
+      ) {
+        await this.#compact()
+      }
+    }, change.op)
+  }
+
+  async #enqueue(task: () => Promise<void>, operation: string): Promise<void> {
+    const run = this.#queue.then(task)
+    this.#queue = run.catch(() => undefined)
+    try {
+      await run
+    } catch (error) {
+      throw new MetadataUnavailableError('fs', operation, { cause: error })
+    }
+  }
+
+  #scheduleSync(): void {
+    this.#dirty = true
+    this.#syncTimer ??= setTimeout(() => {
+      this.#syncTimer = undefined
+      if (!this.#dirty || this.#closed) return
+      this.#dirty = false
+      this.#enqueue(() => this.#journal.datasync(), 'sync').catch(() => undefined)
+    }, JOURNAL_SYNC_INTERVAL_MS)
+  }
+
+  #apply(change: Change): void {
+    switch (change.op) {
+      case 'tag':
+        this.#tags.set(tagKey(...change.k), change.v)
+        break
+      case 'untag':
+        this.#tags.delete(tagKey(...change.k))
+        break
+      case 'blob':
+        this.#blobs.set(change.d, {
+          digest: change.d,
+          size: change.size,
+          createdAt: change.now,
+          lastAccess: change.now,
+          hits: 0,
+        })
+        break
+      case 'touch': {
+        const record = this.#blobs.get(change.d)
+        if (record)
+          this.#blobs.set(change.d, { ...record, lastAccess: change.now, hits: record.hits + 1 })
+        break
+      }
+      case 'unblob':
+        this.#blobs.delete(change.d)
+        break
+      case 'count':
+        this.#counters.set(change.n, (this.#counters.get(change.n) ?? 0) + change.by)
+        break
+    }
+  }
+
+  async #load(logger: Warner | undefined): Promise<void> {
+    try {
+      const snapshot = JSON.parse(
+        await readFile(join(this.dir, 'snapshot.json'), 'utf8'),
+      ) as Snapshot
+      for (const [key, record] of snapshot.tags) this.#tags.set(key, record)
+      for (const record of snapshot.blobs) this.#blobs.set(record.digest, record)
+      for (const [name, value] of Object.entries(snapshot.counters)) this.#counters.set(name, value)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new MetadataCorruptError('fs', 'snapshot.json cannot be read', { cause: error })
+      }
+    }
+    const text = await readFile(join(this.dir, 'journal.jsonl'), 'utf8')
+    const lines = text.split('\n')
+    // The last element is '' after a clean append, or a torn line after a crash.
+    const torn = lines.pop()
+    if (torn)
+      logger?.warn({ bytes: torn.length }, 'ignoring a torn last line in the metadata journal')
+    for (const [i, line] of lines.entries()) {
+      try {
+        this.#apply(JSON.parse(line) as Change)
+      } catch {
+        logger?.warn({ line: i + 1 }, 'skipping an unreadable line in the metadata journal')
+      }
+    }
+    this.#journalLines = lines.length
+    // Start from a clean journal: the torn line must not precede new appends.
+    if (torn) await this.#compact()
+  }
+
+  /** Writes the snapshot (temp, fsync, rename) and empties the journal. */
+  async #compact(): Promise<void> {
+    const snapshot: Snapshot = {
+      version: 1,
+      tags: [...this.#tags.entries()],
+      blobs: [...this.#blobs.values()],
+      counters: Object.fromEntries(this.#counters),
+    }
+    const temp = join(this.dir, 'snapshot.json.tmp')
+    const fh = await open(temp, 'w')
+    try {
+      await fh.writeFile(JSON.stringify(snapshot))
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(temp, join(this.dir, 'snapshot.json'))
+    await this.#journal.truncate(0)
+    await this.#journal.sync()
+    this.#journalLines = 0
+    this.#dirty = false
+  }
+}
+
+function tagKey(registry: string, repository: string, tag: string): string {
+  return `${registry}${SEP}${repository}${SEP}${tag}`
+}
+
+/** Creates the lock file with our PID; takes over a lock whose process is gone. */
+async function takeLock(path: string): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, String(process.pid), { flag: 'wx' })
+      return
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) throw new MetadataLockedError(pid)
+    await rm(path, { force: true })
+  }
+  throw new MetadataLockedError(0)
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * The shared metadata store for replicas: Redis through ioredis.
+ *
+ * It fails fast instead of hanging: no offline queue (commands while
+ * disconnected reject at once), bounded connect and command timeouts, no
+ * per-command retries. The client keeps reconnecting in the background with a
+ * capped backoff, so the server recovers on its own when Redis is back. Every
+ * failure surfaces as MetadataUnavailableError.
+ *
+ * Keys (after keyPrefix; names are URI-encoded so ':' cannot collide):
+ *   tag:<registry>:<repo>:<tag>   JSON TagRecord
+ *   tags:<registry>:<repo>        set of cached tags
+ *   repos:<registry>              set of repositories with tags
+ *   page:<index>:<project>        JSON IndexPageRecord
+ *   blob:<digest>                 hash size, createdAt, lastAccess, hits
+ *   lru                           sorted set digest -> lastAccess
+ *   blobbytes                     sum of blob sizes
+ *   lease:<name>                  owner, with a TTL
+ *   counters                      hash name -> value
+ */
+import { Redis } from 'ioredis'
+import { MetadataClosedError, MetadataUnavailableError } from './errors.ts'
+import type {
+  BlobRecord,
+  IndexPageRecord,
+  LeaseOptions,
+  MetadataStore,
+  TagRecord,
+} from './store.ts'
+
+export interface RedisStoreOptions {
+  readonly url: string
+  readonly keyPrefix?: string
+  readonly connectTimeoutMs: number
+  readonly commandTimeoutMs: number
+  readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
+}
+
+/** Longest pause between reconnection attempts. */
+const MAX_RECONNECT_DELAY_MS = 2000
+
+const enc = encodeURIComponent
+
+// Lua keeps multi-key updates atomic across replicas.
+const PUT_BLOB = `
+local old = redis.call('HGET', KEYS[1], 'size')
+if old then redis.call('DECRBY', KEYS[3], old) end
+redis.call('HSET', KEYS[1], 'size', ARGV[2], 'createdAt', ARGV[3], 'lastAccess', ARGV[3], 'hits', 0)
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('INCRBY', KEYS[3], ARGV[2])
+return 1`
+const TOUCH_BLOB = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'lastAccess', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'hits', 1)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1`
+const DELETE_BLOB = `
+local old = redis.call('HGET', KEYS[1], 'size')
+if old then redis.call('DECRBY', KEYS[3], old) end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`
+const ACQUIRE_LEASE = `
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`
+const RENEW_LEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`
+const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1`
+const DELETE_TAG = `
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
+return 1`
+
+export class RedisMetadataStore implements MetadataStore {
+  readonly kind = 'redis'
+  readonly #redis: Redis
+  readonly #prefix: string
+  #closed = false
+  #down = false
+
+  private constructor(private readonly options: RedisStoreOptions) {
+    this.#prefix = options.keyPrefix ?? 'pullthrough:'
+    this.#redis = new Redis(options.url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: options.connectTimeoutMs,
+      commandTimeout: options.commandTimeoutMs,
+      retryStrategy: (times) => Math.min(times * 100, MAX_RECONNECT_DELAY_MS),
+      // The readiness check would queue commands before 'ready'; ping() is ours.
+      enableReadyCheck: true,
+    })
+    // Without an 'error' listener ioredis prints every failed reconnect; log once per outage instead.
+    this.#redis.on('error', () => undefined)
+    this.#redis.on('close', () => {
+      if (this.#down || this.#closed) return
+      this.#down = true
+      options.logger?.warn({}, 'redis unavailable; reconnecting')
+    })
+    this.#redis.on('ready', () => {
+      if (this.#down) options.logger?.info({}, 'redis available again')
+      this.#down = false
+    })
+  }
+
+  /** Connects, waiting up to connectTimeoutMs; a Redis that is down does not stop the server from starting. */
+  static async connect(options: RedisStoreOptions): Promise<RedisMetadataStore> {
+    const store = new RedisMetadataStore(options)
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        store.#redis.connect(),
+        new Promise((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error('connect timeout')), options.connectTimeoutMs)
+        }),
+      ])
+    } catch (error) {
+      options.logger?.warn(
+        { err: { message: (error as Error).message } },
+        'redis not reachable at start-up; will keep trying',
+      )
+    } finally {
+      clearTimeout(timer)
+    }
+    return store
+  }
+
+  async getTag(registry: string, repository: string, tag: string): Promise<TagRecord | undefined> {
+    const value = await this.#call('getTag', (r) => r.get(this.#tagKey(registry, repository, tag)))
+    return value === null ? undefined : (JSON.parse(value) as TagRecord)
+  }
+
+  async putTag(
+    registry: string,
+    repository: string,
+    tag: string,
+    record: TagRecord,
+  ): Promise<void> {
+    await this.#call('putTag', (r) =>
+      r
+        .multi()
+        .set(this.#tagKey(registry, repository, tag), JSON.stringify(record))
+        .sadd(this.#key(`tags:${enc(registry)}:${enc(repository)}`), tag)
+        .sadd(this.#key(`repos:${enc(registry)}`), repository)
+        .exec(),
+    )
+  }
+
+  async deleteTag(registry: string, repository: string, tag: string): Promise<void> {
+    await this.#call('deleteTag', (r) =>
+      r.eval(
+        DELETE_TAG,
+        3,
+        this.#tagKey(registry, repository, tag),
+        this.#key(`tags:${enc(registry)}:${enc(repository)}`),
+        this.#key(`repos:${enc(registry)}`),
+        tag,
+        repository,
+      ),
+    )
+  }
+
+  async listRepositories(registry: string): Promise<string[]> {
+    const repos = await this.#call('listRepositories', (r) =>
+      r.smembers(this.#key(`repos:${enc(registry)}`)),
+    )
+    return repos.sort()
+  }
+
+  async getIndexPage(index: string, project: string): Promise<IndexPageRecord | undefined> {
+    const value = await this.#call('getIndexPage', (r) => r.get(this.#pageKey(index, project)))
+    return value === null ? undefined : (JSON.parse(value) as IndexPageRecord)
+  }
+
+  async putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<void> {
+    await this.#call('putIndexPage', (r) =>
+      r.set(this.#pageKey(index, project), JSON.stringify(record)),
+    )
+  }
+
+  async deleteIndexPage(index: string, project: string): Promise<void> {
+    await this.#call('deleteIndexPage', (r) => r.del(this.#pageKey(index, project)))
+  }
+
+  async getBlob(digest: string): Promise<BlobRecord | undefined> {
+    const hash = await this.#call('getBlob', (r) => r.hgetall(this.#key(`blob:${digest}`)))
+    return toBlobRecord(digest, hash)
+  }
+
+  async putBlob(digest: string, size: number, now: number): Promise<void> {
+    await this.#call('putBlob', (r) =>
+      r.eval(PUT_BLOB, 3, ...this.#blobKeys(digest), digest, size, now),
+    )
+  }
+
+  async touchBlob(digest: string, now: number): Promise<void> {
+    await this.#call('touchBlob', (r) =>
+      r.eval(TOUCH_BLOB, 2, this.#key(`blob:${digest}`), this.#key('lru'), digest, now),
+    )
+  }
+
+  async deleteBlob(digest: string): Promise<void> {
+    await this.#call('deleteBlob', (r) => r.eval(DELETE_BLOB, 3, ...this.#blobKeys(digest), digest))
+  }
+
+  async leastRecentlyUsed(limit: number): Promise<BlobRecord[]> {
+    if (limit <= 0) return []
+    const digests = await this.#call('leastRecentlyUsed', (r) =>
+      r.zrange(this.#key('lru'), 0, limit - 1),
+    )
+    if (digests.length === 0) return []
+    const results = await this.#call('leastRecentlyUsed', (r) => {
+      const pipeline = r.pipeline()
+      for (const digest of digests) pipeline.hgetall(this.#key(`blob:${digest}`))
+      return pipeline.exec()
+    })
+    const records: BlobRecord[] = []
+    for (const [i, digest] of digests.entries()) {
+      const record = toBlobRecord(digest, results?.[i]?.[1] as Record<string, string> | undefined)
+      if (record) records.push(record)
+    }
+    return records
+  }
+
+  async blobTotals(): Promise<{ count: number; bytes: number }> {
+    const [count, bytes] = await this.#call('blobTotals', (r) =>
+      Promise.all([r.zcard(this.#key('lru')), r.get(this.#key('blobbytes'))]),
+    )
+    return { count, bytes: Number(bytes ?? 0) }
+  }
+
+  async acquireLease(name: string, owner: string, options: LeaseOptions): Promise<boolean> {
+    const result = await this.#call('acquireLease', (r) =>
+      r.eval(
+        ACQUIRE_LEASE,
+        1,
+        this.#key(`lease:${enc(name)}`),
+        owner,
+        Math.max(1, Math.round(options.ttlMs)),
+      ),
+    )
+    return result === 1
+  }
+
+  async renewLease(name: string, owner: string, options: LeaseOptions): Promise<boolean> {
+    const result = await this.#call('renewLease', (r) =>
+      r.eval(
+        RENEW_LEASE,
+        1,
+        this.#key(`lease:${enc(name)}`),
+        owner,
+        Math.max(1, Math.round(options.ttlMs)),
+      ),
+    )
+    return result === 1
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    await this.#call('releaseLease', (r) =>
+      r.eval(RELEASE_LEASE, 1, this.#key(`lease:${enc(name)}`), owner),
+    )
+  }
+
+  async incrementCounter(name: string, by = 1): Promise<number> {
+    return this.#call('incrementCounter', (r) => r.hincrby(this.#key('counters'), name, by))
+  }
+
+  async getCounters(): Promise<Record<string, number>> {
+    const hash = await this.#call('getCounters', (r) => r.hgetall(this.#key('counters')))
+    return Object.fromEntries(Object.entries(hash).map(([name, value]) => [name, Number(value)]))
+  }
+
+  async ping(): Promise<void> {
+    await this.#call('ping', (r) => r.ping())
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#redis.status === 'ready') {
+      try {
+        await this.#call('close', (r) => r.quit(), true)
+        return
+      } catch {
+        // fall through to a hard disconnect
+      }
+    }
+    this.#redis.disconnect()
+  }
+
+  async #call<T>(operation: string, fn: (redis: Redis) => Promise<T>, closing = false): Promise<T> {
+    if (this.#closed && !closing) throw new MetadataClosedError('redis')
+    try {
+      return await fn(this.#redis)
+    } catch (error) {
+      throw new MetadataUnavailableError('redis', operation, { cause: error })
+    }
+  }
+
+  #key(suffix: string): string {
+    return `${this.#prefix}${suffix}`
+  }
+
+  #tagKey(registry: string, repository: string, tag: string): string {
+    return this.#key(`tag:${enc(registry)}:${enc(repository)}:${enc(tag)}`)
+  }
+
+  #pageKey(index: string, project: string): string {
+    return this.#key(`page:${enc(index)}:${enc(project)}`)
+  }
+
+  #blobKeys(digest: string): [string, string, string] {
+    return [this.#key(`blob:${digest}`), this.#key('lru'), this.#key('blobbytes')]
+  }
+}
+
+function toBlobRecord(
+  digest: string,
+  hash: Record<string, string> | undefined,
+): BlobRecord | undefined {
+  if (!hash || hash.size === undefined) return undefined
+  return {
+    digest,
+    size: Number(hash.size),
+    createdAt: Number(hash.createdAt),
+    lastAccess: Number(hash.lastAccess),
+    hits: Number(hash.hits),
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The metadata store: small, structured facts about the cache that both protocols
+ * and every replica share. Content itself lives in the blob store; this holds
+ * what points at it and what decides freshness and eviction.
+ *
+ * Two implementations satisfy this contract (one shared test suite runs against both):
+ * FsMetadataStore (embedded, one process) and RedisMetadataStore (replicas).
+ * Every method either resolves or rejects with a typed MetadataError within the
+ * store's bounded timeouts: callers never hang on an unavailable store.
+ */
+
+/** A Docker tag resolved to a manifest. */
+export interface TagRecord {
+  readonly digest: string
+  readonly mediaType: string
+  /** Manifest size in bytes. */
+  readonly size: number
+  /** When the upstream last confirmed this tag -> digest (ms since epoch). */
+  readonly fetchedAt: number
+  readonly etag?: string
+}
+
+/** A cached PyPI project page (or another index document) in the neutral model. */
+export interface IndexPageRecord {
+  readonly fetchedAt: number
+  readonly etag?: string
+  /** Which upstream the page came from (its URL, never credentials). */
+  readonly upstream?: string
+  /** The parsed page; JSON-serialisable, opaque to the store. */
+  readonly page: unknown
+}
+
+/** What the cache knows about one stored blob, for eviction and stats. */
+export interface BlobRecord {
+  readonly digest: string
+  readonly size: number
+  readonly createdAt: number
+  readonly lastAccess: number
+  readonly hits: number
+}
+
+/** A lease is held by one owner until it expires or is released. */
+export interface LeaseOptions {
+  readonly ttlMs: number
+}
+
+export interface MetadataStore {
+  /** Which implementation this is, for logs and /readyz ("fs" or "redis"). */
+  readonly kind: string
+
+  getTag(registry: string, repository: string, tag: string): Promise<TagRecord | undefined>
+  putTag(registry: string, repository: string, tag: string, record: TagRecord): Promise<void>
+  deleteTag(registry: string, repository: string, tag: string): Promise<void>
+  /** Repositories of a registry that have at least one cached tag, sorted. */
+  listRepositories(registry: string): Promise<string[]>
+
+  getIndexPage(index: string, project: string): Promise<IndexPageRecord | undefined>
+  putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<void>
+  deleteIndexPage(index: string, project: string): Promise<void>
+
+  getBlob(digest: string): Promise<BlobRecord | undefined>
+  /** Records a newly stored blob (hits 0, lastAccess = createdAt = now); replaces an existing record. */
+  putBlob(digest: string, size: number, now: number): Promise<void>
+  /** Marks a blob as served: lastAccess = now, hits + 1. No-op when the blob is unknown. */
+  touchBlob(digest: string, now: number): Promise<void>
+  deleteBlob(digest: string): Promise<void>
+  /** Up to `limit` blob records, least recently accessed first (eviction candidates). */
+  leastRecentlyUsed(limit: number): Promise<BlobRecord[]>
+  /** Number of blob records and the sum of their sizes. */
+  blobTotals(): Promise<{ count: number; bytes: number }>
+
+  /** Takes the lease when free or expired; true when `owner` now holds it. */
+  acquireLease(name: string, owner: string, options: LeaseOptions): Promise<boolean>
+  /** Extends a lease the owner holds; false when it expired or someone else holds it. */
+  renewLease(name: string, owner: string, options: LeaseOptions): Promise<boolean>
+  /** Releases the lease when `owner` holds it; otherwise does nothing. */
+  releaseLease(name: string, owner: string): Promise<void>
+
+  /** Adds `by` (default 1) to a named counter and returns the new value. */
+  incrementCounter(name: string, by?: number): Promise<number>
+  getCounters(): Promise<Record<string, number>>
+
+  /** Resolves when the store answers; rejects with MetadataUnavailableError otherwise. */
+  ping(): Promise<void>
+  /** Flushes and releases resources. Further calls reject. */
+  close(): Promise<void>
+}

@@ -1,0 +1,12 @@
+/**
+ * Child process for the crash test: writes to an embedded metadata store at
+ * argv[2] as fast as it can, printing the count of acknowledged writes, until killed.
+ */
+import { FsMetadataStore } from '../../src/metadata/fs-store.ts'
+
+const store = await FsMetadataStore.open(process.argv[2] ?? '')
+for (let i = 1; ; i++) {
+  await store.putBlob(`sha256:${i.toString(16).padStart(64, '0')}`, i, i)
+  await store.incrementCounter('written')
+  if (i % 50 === 0) process.stdout.write(`${i}\n`)
+}

@@ -1,0 +1,217 @@
+/**
+ * The MetadataStore contract: every implementation must pass these. Called by
+ * fs-store.test.ts and redis-store.test.ts with a factory for a fresh, empty store.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+import { MetadataClosedError } from '../../src/metadata/errors.ts'
+import type { MetadataStore, TagRecord } from '../../src/metadata/store.ts'
+
+export type StoreFactory = (t: Test) => Promise<MetadataStore>
+
+const DIGEST_A = `sha256:${'a'.repeat(64)}`
+const DIGEST_B = `sha256:${'b'.repeat(64)}`
+const DIGEST_C = `sha256:${'c'.repeat(64)}`
+
+function tag(digest: string, fetchedAt = 1000): TagRecord {
+  return {
+    digest,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    size: 1234,
+    fetchedAt,
+    etag: `"${digest.slice(7, 15)}"`,
+  }
+}
+
+export function runContract(t: Test, makeStore: StoreFactory): void {
+  t.test('tags: put, get, replace, delete, and the repositories that have tags', async (t) => {
+    const store = await makeStore(t)
+    t.equal(await store.getTag('docker.io', 'library/busybox', 'latest'), undefined)
+    await store.putTag('docker.io', 'library/busybox', 'latest', tag(DIGEST_A))
+    await store.putTag('docker.io', 'library/busybox', '1.36', tag(DIGEST_B))
+    await store.putTag('docker.io', 'library/alpine', 'latest', tag(DIGEST_C))
+    await store.putTag('ghcr.io', 'org/app', 'v1', tag(DIGEST_C))
+    t.same(await store.getTag('docker.io', 'library/busybox', 'latest'), tag(DIGEST_A))
+    await store.putTag('docker.io', 'library/busybox', 'latest', tag(DIGEST_C, 2000))
+    t.same(await store.getTag('docker.io', 'library/busybox', 'latest'), tag(DIGEST_C, 2000))
+    t.same(await store.listRepositories('docker.io'), ['library/alpine', 'library/busybox'])
+    t.same(await store.listRepositories('ghcr.io'), ['org/app'])
+    t.same(await store.listRepositories('quay.io'), [])
+    await store.deleteTag('docker.io', 'library/alpine', 'latest')
+    t.equal(await store.getTag('docker.io', 'library/alpine', 'latest'), undefined)
+    t.same(
+      await store.listRepositories('docker.io'),
+      ['library/busybox'],
+      'a repository without tags is no longer listed',
+    )
+    await store.deleteTag('docker.io', 'nothing/here', 'x')
+  })
+
+  t.test('names with separators, unicode and spaces never collide', async (t) => {
+    const store = await makeStore(t)
+    await store.putTag('a:b', 'c', 'd', tag(DIGEST_A))
+    await store.putTag('a', 'b:c', 'd', tag(DIGEST_B))
+    await store.putTag('a', 'b', 'c:d', tag(DIGEST_C))
+    await store.putTag('reg', 'ü ñ/π', 'tag with space', tag(DIGEST_A))
+    t.equal((await store.getTag('a:b', 'c', 'd'))?.digest, DIGEST_A)
+    t.equal((await store.getTag('a', 'b:c', 'd'))?.digest, DIGEST_B)
+    t.equal((await store.getTag('a', 'b', 'c:d'))?.digest, DIGEST_C)
+    t.equal((await store.getTag('reg', 'ü ñ/π', 'tag with space'))?.digest, DIGEST_A)
+    t.same(await store.listRepositories('a'), ['b', 'b:c'])
+    await store.putIndexPage('pypi', 'a:b', { fetchedAt: 1, page: 'one' })
+    await store.putIndexPage('pypi:a', 'b', { fetchedAt: 1, page: 'two' })
+    t.equal((await store.getIndexPage('pypi', 'a:b'))?.page, 'one')
+    t.equal((await store.getIndexPage('pypi:a', 'b'))?.page, 'two')
+  })
+
+  t.test('index pages round-trip, large ones included', async (t) => {
+    const store = await makeStore(t)
+    t.equal(await store.getIndexPage('pypi', 'numpy'), undefined)
+    const files = Array.from({ length: 20_000 }, (_, i) => ({
+      filename: `numpy-1.${i}.0-cp312-cp312-manylinux_2_17_x86_64.whl`,
+      url: `https://files.example/packages/${i}/numpy.whl`,
+      hashes: { sha256: 'f'.repeat(64) },
+    }))
+    const record = {
+      fetchedAt: 5000,
+      etag: 'W/"abc"',
+      upstream: 'https://pypi.org/simple/',
+      page: { name: 'numpy', files },
+    }
+    t.ok(JSON.stringify(record).length > 3_000_000, 'several MB of JSON')
+    await store.putIndexPage('pypi', 'numpy', record)
+    t.same(await store.getIndexPage('pypi', 'numpy'), record)
+    await store.deleteIndexPage('pypi', 'numpy')
+    t.equal(await store.getIndexPage('pypi', 'numpy'), undefined)
+  })
+
+  t.test('blob records: put, touch, delete, LRU order and totals', async (t) => {
+    const store = await makeStore(t)
+    t.same(await store.blobTotals(), { count: 0, bytes: 0 })
+    await store.putBlob(DIGEST_A, 100, 1000)
+    await store.putBlob(DIGEST_B, 200, 2000)
+    await store.putBlob(DIGEST_C, 300, 3000)
+    t.same(await store.getBlob(DIGEST_A), {
+      digest: DIGEST_A,
+      size: 100,
+      createdAt: 1000,
+      lastAccess: 1000,
+      hits: 0,
+    })
+    await store.touchBlob(DIGEST_A, 4000)
+    await store.touchBlob(DIGEST_A, 5000)
+    t.same(await store.getBlob(DIGEST_A), {
+      digest: DIGEST_A,
+      size: 100,
+      createdAt: 1000,
+      lastAccess: 5000,
+      hits: 2,
+    })
+    await store.touchBlob(`sha256:${'d'.repeat(64)}`, 6000)
+    t.equal(
+      await store.getBlob(`sha256:${'d'.repeat(64)}`),
+      undefined,
+      'touching an unknown blob creates nothing',
+    )
+    t.same(
+      (await store.leastRecentlyUsed(10)).map((r) => r.digest),
+      [DIGEST_B, DIGEST_C, DIGEST_A],
+    )
+    t.same(
+      (await store.leastRecentlyUsed(1)).map((r) => r.digest),
+      [DIGEST_B],
+    )
+    t.same(await store.blobTotals(), { count: 3, bytes: 600 })
+    await store.putBlob(DIGEST_B, 250, 7000)
+    t.same(
+      await store.blobTotals(),
+      { count: 3, bytes: 650 },
+      'replacing a record replaces its size',
+    )
+    await store.deleteBlob(DIGEST_C)
+    await store.deleteBlob(DIGEST_C)
+    t.equal(await store.getBlob(DIGEST_C), undefined)
+    t.same(await store.blobTotals(), { count: 2, bytes: 350 })
+    t.same(await store.leastRecentlyUsed(0), [])
+  })
+
+  t.test('leases: one holder at a time, expiry, renew and release by the owner only', async (t) => {
+    const store = await makeStore(t)
+    t.equal(await store.acquireLease('fill:x', 'replica-1', { ttlMs: 300 }), true)
+    t.equal(
+      await store.acquireLease('fill:x', 'replica-2', { ttlMs: 300 }),
+      false,
+      'held by someone else',
+    )
+    t.equal(
+      await store.acquireLease('fill:x', 'replica-1', { ttlMs: 300 }),
+      true,
+      'the holder may take it again',
+    )
+    t.equal(await store.renewLease('fill:x', 'replica-2', { ttlMs: 300 }), false)
+    t.equal(await store.renewLease('fill:x', 'replica-1', { ttlMs: 300 }), true)
+    await store.releaseLease('fill:x', 'replica-2')
+    t.equal(
+      await store.acquireLease('fill:x', 'replica-2', { ttlMs: 300 }),
+      false,
+      'release by a non-owner does nothing',
+    )
+    await store.releaseLease('fill:x', 'replica-1')
+    t.equal(
+      await store.acquireLease('fill:x', 'replica-2', { ttlMs: 150 }),
+      true,
+      'free after release',
+    )
+    await sleep(300)
+    t.equal(
+      await store.renewLease('fill:x', 'replica-2', { ttlMs: 150 }),
+      false,
+      'an expired lease cannot be renewed',
+    )
+    t.equal(
+      await store.acquireLease('fill:x', 'replica-3', { ttlMs: 150 }),
+      true,
+      'free after expiry',
+    )
+  })
+
+  t.test('counters add up', async (t) => {
+    const store = await makeStore(t)
+    t.same(await store.getCounters(), {})
+    t.equal(await store.incrementCounter('pulls'), 1)
+    t.equal(await store.incrementCounter('pulls', 41), 42)
+    t.equal(await store.incrementCounter('bytes', 1e9), 1e9)
+    t.same(await store.getCounters(), { pulls: 42, bytes: 1e9 })
+  })
+
+  t.test('200 concurrent mixed calls all resolve and leave consistent state', async (t) => {
+    const store = await makeStore(t)
+    const digest = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}`
+    await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        switch (i % 4) {
+          case 0:
+            return store.putBlob(digest(i), i, i)
+          case 1:
+            return store.incrementCounter('n')
+          case 2:
+            return store.putTag('r', `repo${i % 10}`, `t${i}`, tag(digest(i)))
+          default:
+            return store.getTag('r', 'repo1', 't1')
+        }
+      }),
+    )
+    t.equal((await store.blobTotals()).count, 50)
+    t.equal((await store.getCounters()).n, 50)
+    t.equal((await store.listRepositories('r')).length, 5)
+  })
+
+  t.test('a closed store rejects calls', async (t) => {
+    const store = await makeStore(t)
+    await store.ping()
+    await store.close()
+    await t.rejects(store.getTag('a', 'b', 'c'), MetadataClosedError)
+    await t.rejects(store.putBlob(DIGEST_A, 1, 1), MetadataClosedError)
+    await store.close()
+  })
+}

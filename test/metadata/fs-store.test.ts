@@ -1,0 +1,125 @@
+import { appendFile, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { MetadataLockedError } from '../../src/metadata/errors.ts'
+import { FsMetadataStore } from '../../src/metadata/fs-store.ts'
+import { exitCode, spawnNode } from '../helpers/cli.ts'
+import { tempDir } from '../helpers/config.ts'
+import { runContract } from './contract.ts'
+
+const WRITER = fileURLToPath(new URL('../helpers/fs-store-writer-child.ts', import.meta.url))
+
+t.test('contract', async (t) => {
+  runContract(t, async (t) => {
+    const store = await FsMetadataStore.open(join(await tempDir(t), 'meta'))
+    t.teardown(() => store.close())
+    return store
+  })
+})
+
+t.test('data survives close and reopen', async (t) => {
+  const dir = join(await tempDir(t), 'meta')
+  const first = await FsMetadataStore.open(dir)
+  await first.putTag('docker.io', 'library/busybox', 'latest', {
+    digest: 'sha256:x',
+    mediaType: 'm',
+    size: 1,
+    fetchedAt: 7,
+  })
+  await first.putBlob('sha256:a', 10, 100)
+  await first.touchBlob('sha256:a', 200)
+  await first.incrementCounter('pulls', 3)
+  await first.putIndexPage('pypi', 'requests', { fetchedAt: 9, page: { files: [] } })
+  await first.close()
+  const second = await FsMetadataStore.open(dir)
+  t.teardown(() => second.close())
+  t.equal((await second.getTag('docker.io', 'library/busybox', 'latest'))?.digest, 'sha256:x')
+  t.same(await second.getBlob('sha256:a'), {
+    digest: 'sha256:a',
+    size: 10,
+    createdAt: 100,
+    lastAccess: 200,
+    hits: 1,
+  })
+  t.same(await second.getCounters(), { pulls: 3 })
+  t.same((await second.getIndexPage('pypi', 'requests'))?.page, { files: [] })
+})
+
+t.test(
+  'a process killed while writing loses nothing it acknowledged, and a torn line is tolerated',
+  async (t) => {
+    const dir = join(await tempDir(t), 'meta')
+    const child = spawnNode(t, WRITER, [dir])
+    let acknowledged = 0
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (data: Buffer) => {
+        const numbers = data.toString().trim().split('\n').map(Number)
+        acknowledged = Math.max(acknowledged, ...numbers)
+        if (acknowledged >= 300) resolve()
+      })
+    })
+    child.kill('SIGKILL')
+    await exitCode(child)
+    // Simulate the crash cutting a line in half.
+    await appendFile(join(dir, 'journal.jsonl'), '{"op":"count","n":"tor')
+    const store = await FsMetadataStore.open(dir)
+    t.teardown(() => store.close())
+    const counters = await store.getCounters()
+    t.ok(
+      (counters.written ?? 0) >= acknowledged,
+      `${counters.written ?? 0} >= ${acknowledged} acknowledged writes`,
+    )
+    const blobs = (await store.blobTotals()).count
+    t.ok(blobs === counters.written || blobs === (counters.written ?? 0) + 1, 'each write is whole')
+    await store.incrementCounter('after', 1)
+    t.equal((await store.getCounters()).after, 1, 'writes after recovery work')
+  },
+)
+
+t.test('an unreadable line in the middle of the journal is skipped with a warning', async (t) => {
+  const dir = join(await tempDir(t), 'meta')
+  const store = await FsMetadataStore.open(dir)
+  await store.incrementCounter('a')
+  await store.close()
+  await writeFile(
+    join(dir, 'journal.jsonl'),
+    '{"op":"count","n":"a","by":1}\nnot json\n{"op":"count","n":"a","by":1}\n',
+  )
+  const warnings: object[] = []
+  const reopened = await FsMetadataStore.open(dir, {
+    logger: { warn: (obj) => warnings.push(obj) },
+  })
+  t.teardown(() => reopened.close())
+  t.equal((await reopened.getCounters()).a, 3)
+  t.equal(warnings.length, 1)
+})
+
+t.test('compaction keeps everything and empties the journal', async (t) => {
+  const dir = join(await tempDir(t), 'meta')
+  const store = await FsMetadataStore.open(dir)
+  for (let i = 0; i < 12_000; i++) await store.incrementCounter('n')
+  await store.putBlob('sha256:a', 1, 1)
+  const journal = await readFile(join(dir, 'journal.jsonl'), 'utf8')
+  t.ok(
+    journal.split('\n').length < 12_000,
+    `journal compacted (${journal.split('\n').length} lines)`,
+  )
+  await store.close()
+  const reopened = await FsMetadataStore.open(dir)
+  t.teardown(() => reopened.close())
+  t.equal((await reopened.getCounters()).n, 12_000)
+  t.equal((await reopened.getBlob('sha256:a'))?.size, 1)
+})
+
+t.test('the lock refuses a second live user and takes over from a dead one', async (t) => {
+  const dir = join(await tempDir(t), 'meta')
+  const store = await FsMetadataStore.open(dir)
+  await t.rejects(FsMetadataStore.open(dir), MetadataLockedError)
+  await store.close()
+  // A lock left by a process that no longer exists.
+  await writeFile(join(dir, 'lock'), '2147483646')
+  const taken = await FsMetadataStore.open(dir)
+  t.equal(await readFile(join(dir, 'lock'), 'utf8'), String(process.pid))
+  await taken.close()
+})
