@@ -1,0 +1,113 @@
+/**
+ * buildApp(config, deps) -> Fastify instance. Everything is wired here and passed
+ * down; tests build the app in-process and replace a part by passing another.
+ * Parts the caller did not pass are created from the config and closed with the app.
+ */
+import { readFile } from 'node:fs/promises'
+import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { Registry } from 'prom-client'
+import { ConfigError } from './config/errors.ts'
+import type { Config } from './config/schema.ts'
+import { installErrorHandling } from './http/errors.ts'
+import { registerHealthRoutes } from './http/health.ts'
+import { registerMetrics } from './http/metrics.ts'
+import { openMetadataStore } from './metadata/open.ts'
+import type { MetadataStore } from './metadata/store.ts'
+import { createLogger, type Logger } from './observability/logger.ts'
+import { createMetrics, type Metrics } from './observability/metrics.ts'
+import { BlobStore } from './storage/blob-store.ts'
+
+export interface AppDeps {
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly blobs: BlobStore
+  readonly metadata: MetadataStore
+  /** Milliseconds since the epoch; tests pass a controllable clock. */
+  readonly now: () => number
+}
+
+/** Builds the app; call `listen` on the result, and `close` to release everything it created. */
+export async function buildApp(
+  config: Config,
+  given: Partial<AppDeps> = {},
+): Promise<FastifyInstance> {
+  // TLS files first: a bad path must fail before anything is opened.
+  const tls = config.server.tls ? await readTls(config.server.tls) : undefined
+  const owned: { close: () => Promise<void> }[] = []
+  const logger = given.logger ?? createLogger({ level: config.log.level })
+  const metrics = given.metrics ?? createMetrics(new Registry())
+  const blobs = given.blobs ?? (await BlobStore.open(config.storage.path))
+  const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, owned))
+  const deps: AppDeps = { logger, metrics, blobs, metadata, now: given.now ?? Date.now }
+
+  const options = {
+    loggerInstance: logger as FastifyBaseLogger,
+    // One line per request is logged by the metrics hook; fastify's two are noise.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Repository names with many path segments are long; the distribution spec bounds them.
+    routerOptions: { maxParamLength: 1024 },
+    trustProxy: config.server.trustProxy,
+    return503OnClosing: true,
+  }
+  // The HTTPS instance differs from the plain one only in its server type; every
+  // route and hook here works on both, so both are handled as the default type.
+  const app = tls
+    ? (fastify({ ...options, https: tls }) as unknown as FastifyInstance)
+    : fastify(options)
+
+  metrics.cacheMaxSizeBytes.set(config.storage.maxSize)
+  installErrorHandling(app, new Map())
+  registerMetrics(app, metrics)
+  registerHealthRoutes(app, {
+    storage: () => deps.blobs.checkWritable(),
+    metadata: () => deps.metadata.ping(),
+  })
+
+  app.decorate('deps', deps)
+  app.addHook('onClose', async () => {
+    for (const part of owned.reverse()) await part.close()
+  })
+  return app
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    deps: AppDeps
+  }
+}
+
+async function readTls(
+  tls: NonNullable<Config['server']['tls']>,
+): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (file: string, key: string) => {
+    try {
+      return await readFile(file)
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'error'
+      throw new ConfigError(`server.tls.${key}: cannot read the file (${code})`, { cause: error })
+    }
+  }
+  return { cert: await read(tls.cert, 'cert'), key: await read(tls.key, 'key') }
+}
+
+async function openOwnedMetadata(
+  config: Config,
+  logger: Logger,
+  owned: { close: () => Promise<void> }[],
+): Promise<MetadataStore> {
+  const redis = config.metadata.redis
+  const store = await openMetadataStore(
+    {
+      storagePath: config.storage.path,
+      redis: redis && {
+        url: redis.url,
+        keyPrefix: redis.keyPrefix,
+        connectTimeoutMs: redis.connectTimeout,
+        commandTimeoutMs: redis.commandTimeout,
+      },
+    },
+    logger,
+  )
+  owned.push(store)
+  return store
+}

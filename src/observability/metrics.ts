@@ -1,0 +1,142 @@
+/**
+ * Every metric pullthrough exports, defined once on a registry passed in.
+ * Labels stay low-cardinality: protocol, route, registry/index (pool), upstream
+ * name, result. Never a repository, digest or client address.
+ */
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client'
+
+const PREFIX = 'pullthrough_'
+
+/** Buckets for request and upstream latencies, in seconds. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+
+export interface Metrics {
+  readonly registry: Registry
+  readonly httpRequests: Counter<'protocol' | 'route' | 'method' | 'status'>
+  readonly httpRequestDuration: Histogram<'protocol' | 'route'>
+  readonly cacheRequests: Counter<'protocol' | 'pool' | 'result'>
+  readonly bytesServed: Counter<'protocol' | 'source'>
+  readonly upstreamRequestDuration: Histogram<'pool' | 'upstream' | 'outcome'>
+  readonly upstreamErrors: Counter<'pool' | 'upstream' | 'reason'>
+  readonly upstreamFailovers: Counter<'pool'>
+  readonly upstreamResumes: Counter<'pool' | 'upstream'>
+  readonly upstreamCircuitOpen: Gauge<'pool' | 'upstream'>
+  readonly digestMismatches: Counter<'pool' | 'upstream'>
+  readonly fillsInFlight: Gauge
+  readonly storageWriteErrors: Counter
+  readonly cacheSizeBytes: Gauge
+  readonly cacheMaxSizeBytes: Gauge
+  readonly evictions: Counter
+  readonly evictedBytes: Counter
+  readonly metadataErrors: Counter<'store'>
+}
+
+/** Registers all metrics (and Node's default metrics) on `registry`. */
+export function createMetrics(
+  registry: Registry,
+  options: { defaultMetrics?: boolean } = {},
+): Metrics {
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: PREFIX })
+  const registers = [registry]
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: `${PREFIX}http_requests_total`,
+      help: 'HTTP requests answered, by protocol, route template, method and status code.',
+      labelNames: ['protocol', 'route', 'method', 'status'],
+      registers,
+    }),
+    httpRequestDuration: new Histogram({
+      name: `${PREFIX}http_request_duration_seconds`,
+      help: 'Time from request to the end of the response.',
+      labelNames: ['protocol', 'route'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    cacheRequests: new Counter({
+      name: `${PREFIX}cache_requests_total`,
+      help: 'Served artifacts by cache result: hit, miss, stale or revalidated.',
+      labelNames: ['protocol', 'pool', 'result'],
+      registers,
+    }),
+    bytesServed: new Counter({
+      name: `${PREFIX}bytes_served_total`,
+      help: 'Bytes sent to clients, by where they came from: cache or upstream.',
+      labelNames: ['protocol', 'source'],
+      registers,
+    }),
+    upstreamRequestDuration: new Histogram({
+      name: `${PREFIX}upstream_request_duration_seconds`,
+      help: 'Time to response headers from an upstream mirror.',
+      labelNames: ['pool', 'upstream', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    upstreamErrors: new Counter({
+      name: `${PREFIX}upstream_errors_total`,
+      help: 'Failed upstream requests, by reason (connect, timeout, status_5xx, status_429, reset, ...).',
+      labelNames: ['pool', 'upstream', 'reason'],
+      registers,
+    }),
+    upstreamFailovers: new Counter({
+      name: `${PREFIX}upstream_failovers_total`,
+      help: 'Requests moved from one upstream mirror to the next.',
+      labelNames: ['pool'],
+      registers,
+    }),
+    upstreamResumes: new Counter({
+      name: `${PREFIX}upstream_resumes_total`,
+      help: 'Broken transfers resumed with a Range request.',
+      labelNames: ['pool', 'upstream'],
+      registers,
+    }),
+    upstreamCircuitOpen: new Gauge({
+      name: `${PREFIX}upstream_circuit_open`,
+      help: '1 while the circuit breaker of an upstream mirror is open.',
+      labelNames: ['pool', 'upstream'],
+      registers,
+    }),
+    digestMismatches: new Counter({
+      name: `${PREFIX}digest_mismatch_total`,
+      help: 'Transfers discarded because the content did not hash to its digest.',
+      labelNames: ['pool', 'upstream'],
+      registers,
+    }),
+    fillsInFlight: new Gauge({
+      name: `${PREFIX}fills_in_flight`,
+      help: 'Upstream transfers currently filling the cache.',
+      registers,
+    }),
+    storageWriteErrors: new Counter({
+      name: `${PREFIX}storage_write_errors_total`,
+      help: 'Fills served through without caching because the disk could not be written.',
+      registers,
+    }),
+    cacheSizeBytes: new Gauge({
+      name: `${PREFIX}cache_size_bytes`,
+      help: 'Bytes of verified content in the blob store.',
+      registers,
+    }),
+    cacheMaxSizeBytes: new Gauge({
+      name: `${PREFIX}cache_max_size_bytes`,
+      help: 'The configured storage.maxSize.',
+      registers,
+    }),
+    evictions: new Counter({
+      name: `${PREFIX}evictions_total`,
+      help: 'Blobs evicted to keep the cache under storage.maxSize.',
+      registers,
+    }),
+    evictedBytes: new Counter({
+      name: `${PREFIX}evicted_bytes_total`,
+      help: 'Bytes evicted to keep the cache under storage.maxSize.',
+      registers,
+    }),
+    metadataErrors: new Counter({
+      name: `${PREFIX}metadata_errors_total`,
+      help: 'Metadata store calls that failed (store unavailable or timed out).',
+      labelNames: ['store'],
+      registers,
+    }),
+  }
+}

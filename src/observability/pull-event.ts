@@ -1,0 +1,50 @@
+/**
+ * The pull event: one structured log line per served artifact, the record an
+ * operator greps or ships to a log store to see who pulled what from where.
+ * Built here and nowhere else so every protocol logs the same fields.
+ */
+import type { Logger } from 'pino'
+
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidated'
+
+export interface PullEventFields {
+  readonly protocol: 'docker' | 'pypi'
+  /** Docker registry name or PyPI index name. */
+  readonly pool: string
+  /** Docker repository or PyPI project. */
+  readonly subject: string
+  /** Docker tag/digest reference or PyPI filename. */
+  readonly reference: string
+  readonly digest?: string | undefined
+  readonly action: 'get' | 'head'
+  readonly cache: CacheResult
+  readonly bytes: number
+  readonly durationMs: number
+  /** Upstream name (its URL origin, never credentials) when one was asked. */
+  readonly upstream?: string | undefined
+  readonly clientIp: string
+}
+
+/** Builds the event object with the protocol's own field names. */
+export function buildPullEvent(fields: PullEventFields): Record<string, unknown> {
+  const docker = fields.protocol === 'docker'
+  return {
+    event: 'pull',
+    protocol: fields.protocol,
+    [docker ? 'registry' : 'index']: fields.pool,
+    [docker ? 'repository' : 'project']: fields.subject,
+    [docker ? 'reference' : 'file']: fields.reference,
+    digest: fields.digest,
+    action: fields.action,
+    cache: fields.cache,
+    bytes: fields.bytes,
+    durationMs: Math.round(fields.durationMs),
+    upstream: fields.upstream,
+    clientIp: fields.clientIp,
+  }
+}
+
+/** Logs the pull event at info level; `node` and `time` come from the logger's base fields. */
+export function logPullEvent(logger: Logger, fields: PullEventFields): void {
+  logger.info(buildPullEvent(fields), 'pull')
+}

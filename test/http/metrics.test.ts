@@ -1,0 +1,40 @@
+import t from 'tap'
+import { startApp } from '../helpers/app.ts'
+
+t.test(
+  '/metrics exposes pullthrough_ metrics, Node defaults included, in Prometheus text format',
+  async (t) => {
+    const { url } = await startApp(t)
+    await fetch(`${url}/healthz`)
+    await fetch(`${url}/does-not-exist`)
+    const res = await fetch(`${url}/metrics`)
+    t.equal(res.status, 200)
+    t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
+    const text = await res.text()
+    t.match(
+      text,
+      /^pullthrough_process_cpu_user_seconds_total \d/m,
+      'Node default metrics carry the prefix',
+    )
+    t.match(text, /^pullthrough_nodejs_heap_size_used_bytes \d/m)
+    t.match(
+      text,
+      /^pullthrough_http_requests_total\{protocol="ops",route="\/healthz",method="GET",status="200"\} 1$/m,
+    )
+    t.match(
+      text,
+      /^pullthrough_http_requests_total\{protocol="none",route="unmatched",method="GET",status="404"\} 1$/m,
+    )
+    t.match(text, /^pullthrough_cache_max_size_bytes 53687091200$/m)
+    for (const name of [
+      'digest_mismatch_total',
+      'upstream_failovers_total',
+      'evictions_total',
+      'fills_in_flight',
+      'cache_size_bytes',
+    ]) {
+      t.match(text, new RegExp(`^# TYPE pullthrough_${name} `, 'm'), name)
+    }
+    t.notMatch(text, /^(?!#)(?!pullthrough_)\w+/m, 'every sample is prefixed')
+  },
+)
