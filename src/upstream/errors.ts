@@ -1,0 +1,79 @@
+import { PullthroughError } from '../errors.ts'
+
+/** Why one attempt at one mirror failed; also the `reason` label of upstream_errors_total. */
+export type FailureReason =
+  | 'connect'
+  | 'timeout_connect'
+  | 'timeout_headers'
+  | 'timeout_body'
+  | 'timeout_document'
+  | 'reset'
+  | 'status_5xx'
+  | 'status_429'
+  | 'status_404'
+  | 'auth'
+  | 'redirect'
+  | 'circuit_open'
+  | 'bad_response'
+  | 'digest_mismatch'
+
+export interface AttemptFailure {
+  /** Mirror name: its URL without credentials. */
+  readonly upstream: string
+  readonly reason: FailureReason
+  readonly status?: number
+}
+
+/** Every mirror of a pool failed; the attempts say how. */
+export class UpstreamUnavailableError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_UNAVAILABLE'
+  constructor(
+    readonly pool: string,
+    readonly attempts: readonly AttemptFailure[],
+    options?: { cause?: unknown },
+  ) {
+    const summary = attempts
+      .map((a) => `${a.upstream}: ${a.reason}${a.status ? ` ${a.status}` : ''}`)
+      .join('; ')
+    super(`no upstream of ${pool} could answer${summary ? ` (${summary})` : ''}`, options)
+  }
+}
+
+/** The upstream rejected our credentials (or anonymous access) with 401/403. */
+export class UpstreamAuthError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_AUTH'
+  constructor(
+    readonly pool: string,
+    readonly upstream: string,
+    readonly status: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`${upstream} of ${pool} refused access (${status})`, options)
+  }
+}
+
+/** One attempt failed in a way that moves on to the next mirror. Internal to the upstream layer. */
+export class AttemptError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_ATTEMPT'
+  constructor(
+    readonly failure: AttemptFailure,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${failure.upstream}: ${failure.reason}${failure.status ? ` ${failure.status}` : ''}`,
+      options,
+    )
+  }
+}
+
+/** The token server did not give a usable token. */
+export class TokenError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_TOKEN'
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message)
+  }
+}

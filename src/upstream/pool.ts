@@ -1,0 +1,246 @@
+/**
+ * A pool of upstream mirrors for one Docker registry or PyPI index. `request`
+ * tries mirrors in the order the selection policy gives, skipping open circuits;
+ * connection errors, timeouts, 5xx and 429 move to the next mirror; after a full
+ * pass it backs off (full jitter, honouring Retry-After) and goes again, bounded
+ * by `retry.attempts` passes and the `retry.budget` time.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { PoolConfig } from '../config/schema.ts'
+import type { Logger } from '../observability/logger.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import {
+  AttemptError,
+  UpstreamAuthError,
+  UpstreamUnavailableError,
+  type AttemptFailure,
+} from './errors.ts'
+import { Mirror, type MirrorResponse } from './mirror.ts'
+import { backoffDelayMs } from './retry.ts'
+import { rankMirrors, type SelectionPolicy } from './selection.ts'
+
+export interface UpstreamRequest {
+  /** Path relative to each mirror's base URL (`v2/library/busybox/manifests/latest`, `requests/`). */
+  readonly path: string
+  readonly method?: 'GET' | 'HEAD'
+  readonly headers?: Readonly<Record<string, string>>
+  /** Bearer scope hint for token-protected registries. */
+  readonly authScope?: string
+  /** `document`: small bodies under the whole-request ceiling; `blob`: only the idle timeout applies. */
+  readonly kind: 'document' | 'blob'
+  /** Ask for the body from this byte on (`Range: bytes=N-`). */
+  readonly rangeStart?: number
+  /**
+   * Immutable content (by digest) may exist on one mirror and not another: a 404
+   * then moves on, and is the answer only when every mirror says so.
+   */
+  readonly tryNextOnNotFound?: boolean
+  /** Mirrors not to use for this request (e.g. one that just sent corrupt bytes). */
+  readonly exclude?: ReadonlySet<Mirror>
+  /** Mirror to try first (resume on the same mirror). */
+  readonly prefer?: Mirror
+  /** Mirrors to try only after the others (e.g. one whose transfer just broke). */
+  readonly avoid?: ReadonlySet<Mirror>
+  readonly signal?: AbortSignal
+}
+
+export interface UpstreamResponse extends MirrorResponse {
+  readonly mirror: Mirror
+  /** Milliseconds from sending to response headers. */
+  readonly ttfbMs: number
+}
+
+export interface PoolDeps {
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly now?: () => number
+  readonly random?: () => number
+}
+
+export class UpstreamPool {
+  readonly name: string
+  readonly mirrors: readonly Mirror[]
+  readonly #policy: SelectionPolicy
+  readonly #retry: PoolConfig['retry']
+  readonly #logger: Logger
+  readonly #metrics: Metrics
+  readonly #now: () => number
+  readonly #random: () => number
+
+  constructor(config: PoolConfig, deps: PoolDeps) {
+    this.name = config.name
+    this.#policy = config.selection
+    this.#retry = config.retry
+    this.#metrics = deps.metrics
+    this.#now = deps.now ?? Date.now
+    this.#random = deps.random ?? Math.random
+    this.#logger = deps.logger.child({ component: 'upstream', pool: config.name })
+    this.mirrors = config.upstreams.map(
+      (upstream) =>
+        new Mirror({
+          url: upstream.url,
+          credentials:
+            upstream.username !== undefined && upstream.password !== undefined
+              ? { username: upstream.username, password: upstream.password }
+              : undefined,
+          timeouts: {
+            connectMs: config.timeouts.connect,
+            headersMs: config.timeouts.headers,
+            bodyIdleMs: config.timeouts.bodyIdle,
+            documentMs: config.timeouts.document,
+          },
+          breaker: { failures: config.breaker.failures, cooldownMs: config.breaker.cooldown },
+          now: this.#now,
+          logger: this.#logger,
+          onBreakerChange: (mirror, state) => {
+            this.#metrics.upstreamCircuitOpen.set(
+              { pool: this.name, upstream: mirror.name },
+              state === 'open' ? 1 : 0,
+            )
+            this.#logger.warn({ upstream: mirror.name, state }, 'circuit breaker changed state')
+          },
+        }),
+    )
+  }
+
+  /** The first acceptable answer from a mirror, or UpstreamUnavailableError / UpstreamAuthError. */
+  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const started = this.#now()
+    const failures: AttemptFailure[] = []
+    let notFound: UpstreamResponse | undefined
+    for (let pass = 0; pass < this.#retry.attempts; pass++) {
+      let retryAfterMs = 0
+      const order = this.#order(req)
+      for (const [i, mirror] of order.entries()) {
+        if (!mirror.breaker.tryAcquire()) {
+          failures.push({ upstream: mirror.name, reason: 'circuit_open' })
+          continue
+        }
+        try {
+          const res = await this.#attempt(mirror, req)
+          if (res.status === 404 && req.tryNextOnNotFound) {
+            // Keep the first 404 as the answer in case no mirror has the content.
+            if (notFound) await res.body.dump()
+            else notFound = res
+            failures.push({ upstream: mirror.name, reason: 'status_404', status: 404 })
+            continue
+          }
+          await notFound?.body.dump()
+          return res
+        } catch (error) {
+          if (!(error instanceof AttemptError)) throw error
+          failures.push(error.failure)
+          retryAfterMs = Math.max(retryAfterMs, error.retryAfterMs ?? 0)
+          if (i < order.length - 1) this.#metrics.upstreamFailovers.inc({ pool: this.name })
+        }
+      }
+      if (notFound) return notFound
+      if (failures.length > 0 && failures.every((f) => f.reason === 'auth')) break
+      const delay = Math.max(
+        retryAfterMs,
+        backoffDelayMs(pass, this.#retry.backoffBase, this.#retry.backoffMax, this.#random),
+      )
+      const last = pass === this.#retry.attempts - 1
+      if (last || this.#now() - started + delay > this.#retry.budget) break
+      this.#logger.info(
+        { pass: pass + 1, delayMs: delay },
+        'every mirror failed; retrying after backoff',
+      )
+      await sleep(delay, undefined, { signal: req.signal })
+    }
+    const auth = failures.find((f) => f.reason === 'auth')
+    if (auth && failures.every((f) => f.reason === 'auth' || f.reason === 'circuit_open')) {
+      throw new UpstreamAuthError(this.name, auth.upstream, auth.status ?? 401)
+    }
+    throw new UpstreamUnavailableError(this.name, failures)
+  }
+
+  #order(req: UpstreamRequest): Mirror[] {
+    const eligible = rankMirrors(this.mirrors, this.#policy, this.#random).filter(
+      (m) => !req.exclude?.has(m),
+    )
+    const avoid = req.avoid
+    const ranked = avoid
+      ? [...eligible.filter((m) => !avoid.has(m)), ...eligible.filter((m) => avoid.has(m))]
+      : eligible
+    if (req.prefer && !req.exclude?.has(req.prefer))
+      return [req.prefer, ...ranked.filter((m) => m !== req.prefer)]
+    return ranked
+  }
+
+  /** One attempt at one mirror, with metrics, breaker bookkeeping and a log line on failure. */
+  async #attempt(mirror: Mirror, req: UpstreamRequest): Promise<UpstreamResponse> {
+    const labels = { pool: this.name, upstream: mirror.name }
+    const headers: Record<string, string> = { ...req.headers }
+    if (req.rangeStart !== undefined && req.rangeStart > 0)
+      headers.range = `bytes=${req.rangeStart}-`
+    const timeout =
+      req.kind === 'document' ? AbortSignal.timeout(mirror.timeouts.documentMs) : undefined
+    const signal =
+      timeout && req.signal ? AbortSignal.any([req.signal, timeout]) : (timeout ?? req.signal)
+    const started = this.#now()
+    try {
+      const res = await mirror.send(req.path, {
+        method: req.method ?? 'GET',
+        headers,
+        authScope: req.authScope,
+        signal,
+      })
+      const ttfbMs = this.#now() - started
+      if (res.status >= 500 || res.status === 429) {
+        await res.body.dump()
+        throw mirror.statusFailure(res.status, res.headers)
+      }
+      mirror.breaker.onSuccess()
+      mirror.stats.recordTtfb(ttfbMs)
+      this.#metrics.upstreamRequestDuration.observe({ ...labels, outcome: 'ok' }, ttfbMs / 1000)
+      return { ...res, mirror, ttfbMs }
+    } catch (error) {
+      if (req.signal?.aborted) {
+        mirror.breaker.release()
+        throw error
+      }
+      const attempt =
+        error instanceof AttemptError
+          ? error
+          : new AttemptError(
+              { upstream: mirror.name, reason: timeout?.aborted ? 'timeout_document' : 'reset' },
+              undefined,
+              {
+                cause: error,
+              },
+            )
+      // Refused credentials say nothing about the mirror's health.
+      if (attempt.failure.reason === 'auth') mirror.breaker.release()
+      else mirror.breaker.onFailure()
+      this.#metrics.upstreamErrors.inc({ ...labels, reason: attempt.failure.reason })
+      this.#metrics.upstreamRequestDuration.observe(
+        { ...labels, outcome: 'error' },
+        (this.#now() - started) / 1000,
+      )
+      this.#logger.warn(
+        {
+          upstream: mirror.name,
+          reason: attempt.failure.reason,
+          status: attempt.failure.status,
+          path: req.path,
+        },
+        'upstream attempt failed',
+      )
+      throw attempt
+    }
+  }
+
+  /** Records a body-phase failure (stall, cut, corrupt bytes) against a mirror. */
+  recordBodyFailure(mirror: Mirror, reason: AttemptFailure['reason']): void {
+    mirror.breaker.onFailure()
+    this.#metrics.upstreamErrors.inc({ pool: this.name, upstream: mirror.name, reason })
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.mirrors.map((m) => m.close()))
+  }
+}
+
+export type { IncomingHttpHeaders }
