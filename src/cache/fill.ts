@@ -1,0 +1,364 @@
+/**
+ * A fill: one upstream transfer of one blob into the store, shared by every
+ * client that asks for that digest meanwhile (single flight).
+ *
+ * Bytes go upstream -> temp file (hashed as written) and clients read the temp
+ * file as it grows, each at its own pace (TailReader). So a client that joins
+ * late starts at byte 0, a slow client never slows the transfer or the other
+ * clients, and memory stays bounded (each reader buffers at most one chunk).
+ *
+ * A transfer that breaks mid-way is resumed from the last byte written with
+ * `Range: bytes=N-`, on the same or another mirror; a mirror that ignores Range
+ * and answers 200 has the bytes we already hold skipped. At the end the hash
+ * decides: a match commits the blob; a mismatch discards the temp file, counts
+ * the mismatch, cuts every reader that received bytes of the bad transfer, and
+ * starts over from a mirror that did not contribute. Readers never receive the
+ * final byte of a blob before it is verified, so no client ever sees a complete
+ * body that does not hash to its digest.
+ *
+ * When the disk cannot be written (full, read-only), the fill switches to a
+ * pass-through attempt from byte 0 kept in a bounded memory window: clients
+ * that had received nothing yet get the whole blob, verified the same way, and
+ * nothing is cached. Clients that already held bytes from the failed disk
+ * attempt are cut (their prefix is unverified); registry and pip clients retry.
+ */
+import type { Logger } from '../observability/logger.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import type { BlobStore } from '../storage/blob-store.ts'
+import { DigestMismatchError } from '../storage/errors.ts'
+import { classify, type Mirror } from '../upstream/mirror.ts'
+import type { UpstreamPool, UpstreamResponse } from '../upstream/pool.ts'
+import { BlobUnknownUpstreamError, FillFailedError, TransferDiscardedError } from './errors.ts'
+import { DiskGeneration, MemoryGeneration, type Generation } from './generation.ts'
+import { TailReader } from './tail-reader.ts'
+
+export { READ_CHUNK_BYTES } from './tail-reader.ts'
+
+/** Interrupted transfers resumed per attempt before the fill gives up. */
+export const MAX_RESUMES = 10
+
+export interface FillSource {
+  readonly pool: UpstreamPool
+  /** Path of the blob relative to each mirror's base URL. */
+  readonly path: string
+  readonly authScope?: string | undefined
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+export interface FillDeps {
+  readonly blobs: BlobStore
+  readonly metrics: Metrics
+  readonly logger: Logger
+  /** Called once the blob is committed (records it for eviction and stats). */
+  readonly onCommitted?: (digest: string, size: number) => Promise<void>
+  /** Start as pass-through: the disk failed recently, so do not begin a write that will fail mid-way. */
+  readonly passThrough?: boolean
+  /** Called when a write to storage fails (the cache then starts fills as pass-through for a while). */
+  readonly onStorageFailure?: () => void
+}
+
+export class Fill {
+  readonly digest: string
+  /** Total size once an upstream said it (Content-Length or Content-Range). */
+  size: number | undefined
+  /** Name of the mirror that sent the latest bytes. */
+  upstream: string | undefined
+  verified = false
+  failure: Error | undefined
+  /** False once the fill streams through memory: late joiners could not start at byte 0. */
+  joinable = true
+  /** Resolves once an upstream answered with the blob (size known), rejects if none can. */
+  readonly ready: Promise<void>
+  /** Resolves when the blob is committed (or passed through), rejects when the fill fails. */
+  readonly done: Promise<void>
+
+  #gen: Generation | undefined
+  readonly #readers = new Set<TailReader>()
+  readonly #abort = new AbortController()
+  #markReady: () => void = () => undefined
+  #failReady: (error: Error) => void = () => undefined
+  #wake: () => void = () => undefined
+  #progress: Promise<void>
+  readonly #logger: Logger
+
+  constructor(
+    digest: string,
+    private readonly source: FillSource,
+    private readonly deps: FillDeps,
+  ) {
+    this.digest = digest
+    this.#logger = deps.logger.child({ component: 'fill', digest })
+    this.#progress = this.#nextProgress()
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#markReady = resolve
+      this.#failReady = reject
+    })
+    // Callers that only await `done` must not see an unhandled `ready` rejection.
+    this.ready.catch(() => undefined)
+    this.done = this.#run()
+    this.done.catch(() => undefined)
+  }
+
+  /** The current attempt; readers bind to it and follow a new one only if they sent nothing. */
+  get generation(): Generation | undefined {
+    return this.#gen
+  }
+
+  /** A reader of bytes [start, end) of the blob; end defaults to the whole blob. */
+  createReader(start = 0, end?: number): TailReader {
+    const reader = new TailReader(this, start, end)
+    this.#readers.add(reader)
+    reader.once('close', () => {
+      this.#readers.delete(reader)
+      this.consumed()
+    })
+    return reader
+  }
+
+  /** How far a reader that wants bytes up to `end` (exclusive) may read now. */
+  readableLimit(end: number | undefined): number {
+    const available = this.#gen?.available ?? 0
+    const target = end ?? this.size
+    if (this.verified) return Math.min(available, target ?? available)
+    // Hold back the blob's last byte until the hash is confirmed.
+    const lastByte = this.size !== undefined ? this.size - 1 : available - 1
+    return Math.max(0, Math.min(available, lastByte, target ?? Number.POSITIVE_INFINITY))
+  }
+
+  /** Readers report progress so a pass-through window can free what all of them passed. */
+  consumed(): void {
+    const gen = this.#gen
+    if (gen?.kind !== 'memory') return
+    gen.consumed([...this.#readers].filter((r) => r.generation === gen).map((r) => r.position))
+  }
+
+  /** Resolves at the next change a reader may care about (bytes, verification, failure). */
+  async progress(): Promise<void> {
+    return this.#progress
+  }
+
+  /** Stops the transfer (server shutdown); readers are cut. */
+  abort(): void {
+    this.#abort.abort()
+  }
+
+  #nextProgress(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve
+    })
+  }
+
+  #tick = (): void => {
+    const wake = this.#wake
+    this.#progress = this.#nextProgress()
+    wake()
+  }
+
+  async #run(): Promise<void> {
+    const { metrics } = this.deps
+    const excluded = new Set<Mirror>()
+    let passThrough = this.deps.passThrough ?? false
+    if (passThrough) this.joinable = false
+    metrics.fillsInFlight.inc()
+    try {
+      // Each round after a mismatch uses other mirrors: at most one round per mirror, plus one
+      // for switching to pass-through when the disk fails.
+      for (let round = 0; round <= this.source.pool.mirrors.length + 1; round++) {
+        const gen: Generation = passThrough
+          ? new MemoryGeneration(this.#tick)
+          : await this.#diskOrMemory()
+        passThrough = gen.kind === 'memory'
+        this.#gen = gen
+        try {
+          await this.#transfer(gen, excluded)
+          const size = await gen.finish(this.digest)
+          this.size = size
+          this.verified = true
+          this.#tick()
+          if (gen.kind === 'disk') await this.deps.onCommitted?.(this.digest, size)
+          return
+        } catch (error) {
+          // Readers must not find the failed attempt while the next one is being set up.
+          this.#gen = undefined
+          if (error instanceof DigestMismatchError) {
+            this.#onMismatch(gen, error, excluded)
+          } else if (isStorageError(error) && gen.kind === 'disk') {
+            this.#degrade(error)
+            passThrough = true
+          } else {
+            await gen.discard()
+            throw error
+          }
+          await gen.discard()
+        } finally {
+          gen.release()
+        }
+      }
+      throw new FillFailedError(this.digest, 'no mirror sent content matching the digest')
+    } catch (error) {
+      this.#fail(error instanceof Error ? error : new Error(String(error)))
+      throw error
+    } finally {
+      metrics.fillsInFlight.dec()
+    }
+  }
+
+  async #diskOrMemory(): Promise<Generation> {
+    try {
+      return await DiskGeneration.create(this.deps.blobs, this.#tick)
+    } catch (error) {
+      if (!isStorageError(error)) throw error
+      this.#degrade(error)
+      return new MemoryGeneration(this.#tick)
+    }
+  }
+
+  /** Switches to pass-through after a storage failure: counted, logged, late joiners start their own fill. */
+  #degrade(error: unknown): void {
+    this.joinable = false
+    this.deps.onStorageFailure?.()
+    this.deps.metrics.storageWriteErrors.inc()
+    this.#logger.warn({ err: error }, 'cannot write to storage; streaming through without caching')
+    for (const reader of this.#readers) {
+      if (reader.bytesSent > 0)
+        reader.destroy(new TransferDiscardedError(this.digest, 'storage_failure'))
+    }
+  }
+
+  /** Moves bytes until the attempt holds the whole blob, resuming after cuts. */
+  async #transfer(gen: Generation, excluded: Set<Mirror>): Promise<void> {
+    const { pool } = this.source
+    // Mirrors whose transfer broke go to the back of the line: resume on the next one if any.
+    const avoid = new Set<Mirror>()
+    for (let resumes = 0; ; resumes++) {
+      if (resumes > MAX_RESUMES) {
+        throw new FillFailedError(this.digest, `more than ${MAX_RESUMES} interrupted transfers`)
+      }
+      const offset = gen.available
+      const res = await pool.request({
+        path: this.source.path,
+        kind: 'blob',
+        rangeStart: offset,
+        tryNextOnNotFound: true,
+        exclude: excluded,
+        avoid,
+        authScope: this.source.authScope,
+        headers: this.source.headers,
+        signal: this.#abort.signal,
+      })
+      const skip = await this.#acceptResponse(res, offset)
+      if (skip === undefined) continue
+      gen.contributors.add(res.mirror)
+      this.upstream = res.mirror.name
+      this.#markReady()
+      try {
+        await this.#copyBody(gen, res, skip)
+        return
+      } catch (error) {
+        if (this.#abort.signal.aborted || isStorageError(error)) throw error
+        avoid.add(res.mirror)
+        pool.recordBodyFailure(res.mirror, classify(error))
+        this.deps.metrics.upstreamResumes.inc({ pool: pool.name, upstream: res.mirror.name })
+        this.#logger.warn(
+          { upstream: res.mirror.name, at: gen.available, err: error },
+          'transfer interrupted; resuming',
+        )
+      }
+    }
+  }
+
+  /**
+   * Checks an upstream answer against the byte we need next. Returns how many
+   * leading body bytes to skip, or undefined when the answer is unusable (the
+   * mirror is marked and another request is made).
+   */
+  async #acceptResponse(res: UpstreamResponse, offset: number): Promise<number | undefined> {
+    if (res.status === 404) {
+      await res.body.dump()
+      throw new BlobUnknownUpstreamError(this.digest)
+    }
+    if (res.status === 200) {
+      this.size ??= contentLength(res)
+      // A 200 to a Range request is the whole body: skip what we already hold.
+      return offset
+    }
+    if (res.status === 206 && offset > 0) {
+      const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers['content-range'] ?? '')
+      if (range && Number(range[1]) === offset) {
+        if (range[3] !== '*') this.size ??= Number(range[3])
+        return 0
+      }
+    }
+    await res.body.dump()
+    if (res.status >= 400) throw new FillFailedError(this.digest, `upstream answered ${res.status}`)
+    this.source.pool.recordBodyFailure(res.mirror, 'bad_response')
+    this.#logger.warn(
+      { upstream: res.mirror.name, status: res.status },
+      'unusable answer to a resume request',
+    )
+    return undefined
+  }
+
+  async #copyBody(gen: Generation, res: UpstreamResponse, skip: number): Promise<void> {
+    let toSkip = skip
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        let data = chunk
+        if (toSkip > 0) {
+          if (data.length <= toSkip) {
+            toSkip -= data.length
+            continue
+          }
+          data = data.subarray(toSkip)
+          toSkip = 0
+        }
+        await gen.append(data)
+      }
+    } finally {
+      // The resume offset must be the bytes really held, so wait for every write.
+      await gen.settle()
+    }
+    if (toSkip > 0 || (this.size !== undefined && gen.available < this.size)) {
+      throw new Error('upstream body ended early')
+    }
+  }
+
+  #onMismatch(gen: Generation, error: DigestMismatchError, excluded: Set<Mirror>): void {
+    const { pool } = this.source
+    for (const mirror of gen.contributors) {
+      excluded.add(mirror)
+      pool.recordBodyFailure(mirror, 'digest_mismatch')
+      this.deps.metrics.digestMismatches.inc({ pool: pool.name, upstream: mirror.name })
+    }
+    this.#logger.error(
+      {
+        upstreams: [...gen.contributors].map((m) => m.name),
+        actual: error.actual,
+        size: error.size,
+      },
+      'upstream content does not match its digest; discarded',
+    )
+    // Readers that received bytes of the bad transfer are cut; the others wait for the next attempt.
+    for (const reader of this.#readers) {
+      if (reader.bytesSent > 0)
+        reader.destroy(new TransferDiscardedError(this.digest, 'digest_mismatch'))
+    }
+    this.size = undefined
+  }
+
+  #fail(error: Error): void {
+    this.failure = error
+    this.#failReady(error)
+    this.#tick()
+    this.#logger.warn({ err: error }, 'fill failed')
+  }
+}
+
+function contentLength(res: UpstreamResponse): number | undefined {
+  const value = res.headers['content-length']
+  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined
+}
+
+function isStorageError(error: unknown): boolean {
+  return (error as { code?: string } | null)?.code === 'PT_STORAGE_WRITE'
+}

@@ -1,0 +1,135 @@
+/**
+ * The read-through cache both protocols use for content addressed by digest:
+ * a hit is served from the blob store (hashed on the way out when
+ * storage.verifyOnRead is on); a miss starts a fill, or joins the one already
+ * running for that digest, and streams from it as bytes arrive.
+ */
+import type { Readable } from 'node:stream'
+import type { MetadataStore } from '../metadata/store.ts'
+import type { Logger } from '../observability/logger.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import type { BlobStore } from '../storage/blob-store.ts'
+import { parseDigest } from '../storage/digest.ts'
+import { Fill, type FillSource } from './fill.ts'
+import { InUse } from './in-use.ts'
+
+/** After a storage write failure, fills stream through without trying the disk for this long. */
+export const STORAGE_RETRY_AFTER_MS = 30_000
+
+export interface ReadThroughDeps {
+  readonly blobs: BlobStore
+  readonly metadata: MetadataStore
+  readonly metrics: Metrics
+  readonly logger: Logger
+  readonly verifyOnRead: boolean
+  readonly now: () => number
+  /** Called after each committed fill (eviction checks). */
+  readonly onStored?: (size: number) => void
+}
+
+export interface ServeOptions {
+  /** Byte range [start, end] inclusive, as in an HTTP Range header. */
+  readonly range?: { readonly start: number; readonly end?: number | undefined }
+}
+
+export interface ServedBlob {
+  readonly cache: 'hit' | 'miss'
+  /** Total size of the blob, when known before the body completes. */
+  readonly size: number | undefined
+  readonly stream: Readable
+  /** Mirror that served a miss. */
+  readonly upstream: string | undefined
+}
+
+export class ReadThrough {
+  readonly #fills = new Map<string, Fill>()
+  #storageFailedAt = Number.NEGATIVE_INFINITY
+  readonly inUse = new InUse()
+
+  constructor(private readonly deps: ReadThroughDeps) {}
+
+  /** Opens the blob for reading; `source` says where to get it on a miss. */
+  async serve(
+    digestInput: string,
+    source: FillSource,
+    options: ServeOptions = {},
+  ): Promise<ServedBlob> {
+    const digest = parseDigest(digestInput)
+    const release = this.inUse.acquire(digest)
+    try {
+      const served =
+        (await this.#fromStore(digest, options)) ?? (await this.#fromFill(digest, source, options))
+      served.stream.once('close', release)
+      return served
+    } catch (error) {
+      release()
+      throw error
+    }
+  }
+
+  /** Fills in progress, for shutdown. */
+  abortFills(): void {
+    for (const fill of this.#fills.values()) fill.abort()
+  }
+
+  async #fromStore(digest: string, options: ServeOptions): Promise<ServedBlob | undefined> {
+    const stat = await this.deps.blobs.stat(digest)
+    if (!stat) return undefined
+    const { range } = options
+    const whole =
+      range === undefined || (range.start === 0 && (range.end ?? stat.size - 1) >= stat.size - 1)
+    const stream = await this.deps.blobs.createReadStream(digest, {
+      verify: this.deps.verifyOnRead && whole,
+      ...(range ? { start: range.start, end: range.end ?? stat.size - 1 } : {}),
+    })
+    stream.once('error', (error: Error & { code?: string }) => {
+      if (error.code !== 'PT_DIGEST_MISMATCH') return
+      // The file rotted on disk: drop it so the next request refetches it.
+      this.deps.metrics.digestMismatches.inc({ pool: 'storage', upstream: 'disk' })
+      this.deps.logger.error({ digest }, 'stored blob does not match its digest; removed')
+      this.deps.blobs.delete(digest).catch(() => undefined)
+      this.deps.metadata.deleteBlob(digest).catch(() => undefined)
+    })
+    this.deps.metadata.touchBlob(digest, this.deps.now()).catch((error: unknown) => {
+      this.deps.logger.debug({ err: error, digest }, 'could not record blob access')
+    })
+    return { cache: 'hit', size: stat.size, stream, upstream: undefined }
+  }
+
+  async #fromFill(digest: string, source: FillSource, options: ServeOptions): Promise<ServedBlob> {
+    let fill = this.#fills.get(digest)
+    if (!fill?.joinable) {
+      fill = new Fill(digest, source, {
+        passThrough: this.deps.now() - this.#storageFailedAt < STORAGE_RETRY_AFTER_MS,
+        onStorageFailure: () => {
+          this.#storageFailedAt = this.deps.now()
+        },
+        blobs: this.deps.blobs,
+        metrics: this.deps.metrics,
+        logger: this.deps.logger,
+        onCommitted: async (committed, size) => {
+          this.#fills.delete(committed)
+          this.deps.onStored?.(size)
+          await this.deps.metadata
+            .putBlob(committed, size, this.deps.now())
+            .catch((error: unknown) => {
+              this.deps.logger.warn(
+                { err: error, digest: committed },
+                'could not record stored blob',
+              )
+            })
+        },
+      })
+      this.#fills.set(digest, fill)
+      const started = fill
+      started.done.catch(() => {
+        if (this.#fills.get(digest) === started) this.#fills.delete(digest)
+      })
+    }
+    await fill.ready
+    const { range } = options
+    const end = range?.end !== undefined ? range.end + 1 : undefined
+    const stream = fill.createReader(range?.start ?? 0, end)
+    return { cache: 'miss', size: fill.size, stream, upstream: fill.upstream }
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * A client's view of a running fill: reads the attempt's bytes from its own
+ * position as they arrive, pausing when it catches up and when its consumer
+ * applies backpressure. One chunk in memory at a time: a slow consumer costs
+ * nothing but its own socket buffer, and never slows the fill.
+ */
+import { Readable } from 'node:stream'
+import type { Fill } from './fill.ts'
+import type { Generation } from './generation.ts'
+
+/** Read size: 1 MiB reads measured about 3.5x faster than 64 KiB here. */
+export const READ_CHUNK_BYTES = 1024 * 1024
+
+export class TailReader extends Readable {
+  /** Bytes pushed to the consumer so far. */
+  bytesSent = 0
+  #pos: number
+  readonly #end: number | undefined
+  #gen: Generation | undefined
+  #pumping = false
+
+  constructor(
+    private readonly fill: Fill,
+    start: number,
+    end: number | undefined,
+  ) {
+    super({ highWaterMark: READ_CHUNK_BYTES })
+    this.#pos = start
+    this.#end = end
+  }
+
+  /** The attempt this reader reads from. */
+  get generation(): Generation | undefined {
+    return this.#gen
+  }
+
+  /** Next byte this reader will read. */
+  get position(): number {
+    return this.#pos
+  }
+
+  override _read(): void {
+    this.#pump().catch((error: unknown) => this.destroy(error as Error))
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#gen?.release()
+    this.#gen = undefined
+    callback(error)
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) return
+    this.#pumping = true
+    try {
+      for (;;) {
+        if (this.destroyed) return
+        const fill = this.fill
+        if (fill.failure) {
+          this.destroy(fill.failure)
+          return
+        }
+        const end = this.#end ?? (fill.verified ? fill.size : undefined)
+        if (fill.verified && end !== undefined && this.#pos >= end) {
+          this.push(null)
+          return
+        }
+        const limit = fill.readableLimit(this.#end)
+        const gen = this.#pos < limit ? this.#bind() : undefined
+        const chunk = gen
+          ? await gen.read(this.#pos, Math.min(READ_CHUNK_BYTES, limit - this.#pos))
+          : undefined
+        // The consumer may have gone away while we read.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+        if (this.destroyed) return
+        if (!chunk || chunk.length === 0) {
+          await fill.progress()
+          continue
+        }
+        this.#pos += chunk.length
+        this.bytesSent += chunk.length
+        fill.consumed()
+        if (!this.push(chunk)) return
+      }
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  /** Binds to the fill's current attempt; a reader that has sent nothing follows the fill to a new one. */
+  #bind(): Generation | undefined {
+    const current = this.fill.generation
+    if (current !== this.#gen && this.bytesSent === 0) {
+      this.#gen?.release()
+      current?.retain()
+      this.#gen = current
+    }
+    return this.#gen
+  }
+}
