@@ -1,0 +1,76 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { Evictor } from '../../src/cache/eviction.ts'
+import { createLogger } from '../../src/observability/logger.ts'
+import { fakeUpstream } from '../helpers/fake-upstream.ts'
+import { LogCapture } from '../helpers/log-capture.ts'
+import { metricValue, poolConfig, testPool } from '../helpers/pool.ts'
+import { testCache } from '../helpers/read-through.ts'
+import { drain, randomBlob } from '../helpers/streams.ts'
+
+const MiB = 1024 * 1024
+
+t.test(
+  'LRU eviction under a small cap frees space and never removes a blob being read',
+  async (t) => {
+    const blobs = ['a', 'b', 'c', 'd'].map(() => randomBlob(MiB))
+    const byPath = new Map(blobs.map((b, i) => [`/blob${i}`, b.data]))
+    const up = await fakeUpstream(t, (req, res) => {
+      const data = byPath.get(req.url ?? '')
+      if (!data) return res.writeHead(404).end()
+      res.writeHead(200, { 'content-length': String(data.length) }).end(data)
+    })
+    const { pool, metrics } = testPool(t, poolConfig([up.url]))
+    const cache = await testCache(t, { metrics })
+    const evictor = new Evictor({
+      blobs: cache.blobs,
+      metadata: cache.metadata,
+      metrics,
+      logger: createLogger({ level: 'silent', destination: new LogCapture() }),
+      inUse: cache.cache.inUse,
+      maxSize: 3.5 * MiB,
+      lowWatermark: 0.7,
+    })
+    const [a, b, c, d] = [blobs[0]!, blobs[1]!, blobs[2]!, blobs[3]!]
+    for (const [i, blob] of [a, b, c].entries()) {
+      await drain((await cache.cache.serve(blob.digest, { pool, path: `blob${i}` })).stream)
+      await sleep(5) // distinct access times
+    }
+    t.equal(await evictor.run(), 0, 'nothing to do under the cap')
+
+    // A client is reading the least recently used blob while the cache fills up.
+    const reading = await cache.cache.serve(a.digest, { pool, path: 'blob0' })
+    reading.stream.pause()
+    await drain((await cache.cache.serve(d.digest, { pool, path: 'blob3' })).stream)
+    const evicted = await evictor.run()
+
+    t.equal(evicted, 2 * MiB, 'evicted down to the low watermark')
+    t.ok(await cache.blobs.has(a.digest), 'the blob being read stays')
+    t.notOk(await cache.blobs.has(b.digest))
+    t.notOk(await cache.blobs.has(c.digest))
+    t.ok(await cache.blobs.has(d.digest))
+    t.equal(await metricValue(metrics.evictions), 2)
+    t.equal(await metricValue(metrics.evictedBytes), 2 * MiB)
+    t.equal(await metricValue(metrics.cacheSizeBytes), 2 * MiB)
+    reading.stream.resume()
+    t.equal((await drain(reading.stream)).digest, a.digest, 'and its reader completes')
+  },
+)
+
+t.test('with several replicas only the lease holder evicts', async (t) => {
+  const cache = await testCache(t)
+  await cache.metadata.putBlob(randomBlob(1).digest, 10 * MiB, 1)
+  const evictor = new Evictor({
+    blobs: cache.blobs,
+    metadata: cache.metadata,
+    metrics: cache.metrics,
+    logger: createLogger({ level: 'silent', destination: new LogCapture() }),
+    inUse: cache.cache.inUse,
+    maxSize: MiB,
+    lowWatermark: 0.9,
+  })
+  t.ok(await cache.metadata.acquireLease('eviction', 'another-replica', { ttlMs: 60_000 }))
+  t.equal(await evictor.run(), 0, 'another replica holds the eviction lease')
+  await cache.metadata.releaseLease('eviction', 'another-replica')
+  t.equal(await evictor.run(), 10 * MiB)
+})
