@@ -1,36 +1,26 @@
 /**
  * The process the benchmark measures: the real app (config, blob store,
- * metadata store, metrics, logging) plus a blob route that does what the
- * protocol blob routes do: ReadThrough.serve and stream the result.
- * Env: PULLTHROUGH_* as usual; BENCH_UPSTREAM is the upstream base URL.
+ * metadata store, transfer engine, metrics, logging) plus a blob route doing
+ * what the protocol blob routes do: ReadThrough.serve and stream the result.
+ * Env: PULLTHROUGH_* as usual; the first docker registry is the upstream.
  */
 import { buildApp } from '../src/app.ts'
-import { ReadThrough } from '../src/cache/read-through.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/observability/logger.ts'
 import { runServer } from '../src/serve.ts'
-import { UpstreamPool } from '../src/upstream/pool.ts'
 
 const { config } = await loadConfig()
-const logger = createLogger({ level: config.log.level })
-const app = await buildApp(config, { logger })
-const { blobs, metadata, metrics } = app.deps
-const registry = config.docker.registries[0]
-if (!registry) throw new Error('bench needs one docker registry in its config')
-const pool = new UpstreamPool(registry, { logger, metrics })
-const cache = new ReadThrough({
-  blobs,
-  metadata,
-  metrics,
-  logger,
-  verifyOnRead: config.storage.verifyOnRead,
-  now: Date.now,
-})
+const app = await buildApp(config, { logger: createLogger({ level: config.log.level }) })
+const [pool] = app.transfer.registries.values()
+if (!pool) throw new Error('bench needs one docker registry in its config')
 
 app.get<{ Params: { name: string; digest: string } }>(
   '/bench/:name/:digest',
   async (request, reply) => {
-    const served = await cache.serve(request.params.digest, { pool, path: request.params.name })
+    const served = await app.transfer.cache.serve(request.params.digest, {
+      pool,
+      path: request.params.name,
+    })
     if (served.size !== undefined) reply.header('content-length', String(served.size))
     return reply.header('content-type', 'application/octet-stream').send(served.stream)
   },

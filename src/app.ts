@@ -6,6 +6,9 @@
 import { readFile } from 'node:fs/promises'
 import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
+import { Evictor } from './cache/eviction.ts'
+import { ReadThrough } from './cache/read-through.ts'
+import { reconcileBlobs } from './cache/reconcile.ts'
 import { ConfigError } from './config/errors.ts'
 import type { Config } from './config/schema.ts'
 import { installErrorHandling } from './http/errors.ts'
@@ -16,6 +19,7 @@ import type { MetadataStore } from './metadata/store.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
 import { createMetrics, type Metrics } from './observability/metrics.ts'
 import { BlobStore } from './storage/blob-store.ts'
+import { UpstreamPool } from './upstream/pool.ts'
 
 export interface AppDeps {
   readonly logger: Logger
@@ -24,6 +28,14 @@ export interface AppDeps {
   readonly metadata: MetadataStore
   /** Milliseconds since the epoch; tests pass a controllable clock. */
   readonly now: () => number
+}
+
+/** The transfer engine the protocol routes use: pools per registry/index and the read-through cache. */
+export interface Transfer {
+  readonly cache: ReadThrough
+  readonly evictor: Evictor
+  readonly registries: ReadonlyMap<string, UpstreamPool>
+  readonly indexes: ReadonlyMap<string, UpstreamPool>
 }
 
 /** Builds the app; call `listen` on the result, and `close` to release everything it created. */
@@ -63,17 +75,62 @@ export async function buildApp(
     metadata: () => deps.metadata.ping(),
   })
 
+  const transfer = createTransfer(config, deps)
   app.decorate('deps', deps)
+  app.decorate('transfer', transfer)
   app.addHook('onClose', async () => {
+    transfer.cache.abortFills()
+    await Promise.all(
+      [...transfer.registries.values(), ...transfer.indexes.values()].map((p) => p.close()),
+    )
     for (const part of owned.reverse()) await part.close()
   })
+  // Account for blobs the metadata store does not know, then enforce the cap; in the background.
+  reconcileBlobs(blobs, metadata, logger)
+    .then(() => transfer.evictor.run())
+    .catch((error: unknown) => {
+      logger.warn({ err: error }, 'start-up reconciliation of the blob store failed')
+    })
   return app
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     deps: AppDeps
+    transfer: Transfer
   }
+}
+
+function createTransfer(config: Config, deps: AppDeps): Transfer {
+  const { blobs, metadata, metrics, logger, now } = deps
+  const poolDeps = { logger, metrics, now }
+  const registries = new Map(
+    config.docker.registries.map((r) => [r.name, new UpstreamPool(r, poolDeps)]),
+  )
+  const indexes = new Map(config.pypi.indexes.map((i) => [i.name, new UpstreamPool(i, poolDeps)]))
+  const cache: ReadThrough = new ReadThrough({
+    blobs,
+    metadata,
+    metrics,
+    logger,
+    verifyOnRead: config.storage.verifyOnRead,
+    now,
+    onStored: () => {
+      evictor.run().catch((error: unknown) => {
+        logger.warn({ err: error }, 'eviction failed')
+      })
+    },
+  })
+  const evictor = new Evictor({
+    blobs,
+    metadata,
+    metrics,
+    logger,
+    inUse: cache.inUse,
+    maxSize: config.storage.maxSize,
+    lowWatermark: config.storage.lowWatermark,
+  })
+  return { cache, evictor, registries, indexes }
 }
 
 async function readTls(

@@ -74,3 +74,15 @@ t.test('with several replicas only the lease holder evicts', async (t) => {
   await cache.metadata.releaseLease('eviction', 'another-replica')
   t.equal(await evictor.run(), 10 * MiB)
 })
+
+t.test('blobs on disk unknown to the metadata store are recorded at start-up', async (t) => {
+  const { reconcileBlobs } = await import('../../src/cache/reconcile.ts')
+  const { Readable } = await import('node:stream')
+  const cache = await testCache(t)
+  const blob = randomBlob(1000)
+  await cache.blobs.put(blob.digest, Readable.from([blob.data]))
+  const logger = createLogger({ level: 'silent', destination: new LogCapture() })
+  t.equal(await reconcileBlobs(cache.blobs, cache.metadata, logger), 1)
+  t.equal((await cache.metadata.getBlob(blob.digest))?.size, 1000)
+  t.equal(await reconcileBlobs(cache.blobs, cache.metadata, logger), 0, 'idempotent')
+})
