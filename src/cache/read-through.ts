@@ -4,10 +4,11 @@
  * storage.verifyOnRead is on); a miss starts a fill, or joins the one already
  * running for that digest, and streams from it as bytes arrive.
  */
-import type { Readable } from 'node:stream'
+import { Transform, pipeline, type Readable } from 'node:stream'
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
+import { logPullEvent, type PullEventFields } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { parseDigest } from '../storage/digest.ts'
 import { Fill, type FillSource } from './fill.ts'
@@ -27,9 +28,17 @@ export interface ReadThroughDeps {
   readonly onStored?: (size: number) => void
 }
 
+/** Who asked for what, for the pull event and metrics (the protocol layer knows these). */
+export type PullContext = Omit<
+  PullEventFields,
+  'cache' | 'bytes' | 'durationMs' | 'upstream' | 'digest'
+>
+
 export interface ServeOptions {
   /** Byte range [start, end] inclusive, as in an HTTP Range header. */
   readonly range?: { readonly start: number; readonly end?: number | undefined }
+  /** When given, the pull event is logged and the cache and bytes metrics counted as the stream ends. */
+  readonly pull?: PullContext
 }
 
 export interface ServedBlob {
@@ -55,16 +64,54 @@ export class ReadThrough {
     options: ServeOptions = {},
   ): Promise<ServedBlob> {
     const digest = parseDigest(digestInput)
+    const started = performance.now()
     const release = this.inUse.acquire(digest)
     try {
       const served =
         (await this.#fromStore(digest, options)) ?? (await this.#fromFill(digest, source, options))
-      served.stream.once('close', release)
-      return served
+      const counted = this.#counted(served, digest, started, options.pull)
+      counted.stream.once('close', release)
+      return counted
     } catch (error) {
       release()
       throw error
     }
+  }
+
+  /** Counts the bytes that reach the client and reports the pull when the stream closes. */
+  #counted(
+    served: ServedBlob,
+    digest: string,
+    started: number,
+    pull: PullContext | undefined,
+  ): ServedBlob {
+    let bytes = 0
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        bytes += chunk.length
+        callback(null, chunk)
+      },
+    })
+    pipeline(served.stream, counter, () => undefined)
+    counter.once('close', () => {
+      if (!pull) return
+      const source = served.cache === 'hit' ? 'cache' : 'upstream'
+      this.deps.metrics.cacheRequests.inc({
+        protocol: pull.protocol,
+        pool: pull.pool,
+        result: served.cache,
+      })
+      this.deps.metrics.bytesServed.inc({ protocol: pull.protocol, source }, bytes)
+      logPullEvent(this.deps.logger, {
+        ...pull,
+        digest,
+        cache: served.cache,
+        bytes,
+        durationMs: performance.now() - started,
+        upstream: served.upstream,
+      })
+    })
+    return { ...served, stream: counter }
   }
 
   /** Fills in progress, for shutdown. */
