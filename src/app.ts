@@ -19,6 +19,7 @@ import type { MetadataStore } from './metadata/store.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
 import { createMetrics, type Metrics } from './observability/metrics.ts'
 import { BlobStore } from './storage/blob-store.ts'
+import { FileHasher } from './storage/file-hasher.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
 export interface AppDeps {
@@ -48,7 +49,7 @@ export async function buildApp(
   const owned: { close: () => Promise<void> }[] = []
   const logger = given.logger ?? createLogger({ level: config.log.level })
   const metrics = given.metrics ?? createMetrics(new Registry())
-  const blobs = given.blobs ?? (await BlobStore.open(config.storage.path))
+  const blobs = given.blobs ?? (await openOwnedBlobStore(config, owned))
   const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, owned))
   const deps: AppDeps = { logger, metrics, blobs, metadata, now: given.now ?? Date.now }
 
@@ -79,7 +80,9 @@ export async function buildApp(
   app.decorate('deps', deps)
   app.decorate('transfer', transfer)
   app.addHook('onClose', async () => {
+    // Stop transfers, but let verified fills finish storing before the metadata store closes.
     transfer.cache.abortFills()
+    await transfer.cache.settled()
     await Promise.all(
       [...transfer.registries.values(), ...transfer.indexes.values()].map((p) => p.close()),
     )
@@ -167,4 +170,14 @@ async function openOwnedMetadata(
   )
   owned.push(store)
   return store
+}
+
+async function openOwnedBlobStore(
+  config: Config,
+  owned: { close: () => Promise<void> }[],
+): Promise<BlobStore> {
+  // Verified reads hash on worker threads so the main thread keeps serving.
+  const hasher = config.storage.verifyOnRead ? new FileHasher() : undefined
+  if (hasher) owned.push(hasher)
+  return BlobStore.open(config.storage.path, { hasher })
 }

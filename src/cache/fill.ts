@@ -171,11 +171,14 @@ export class Fill {
         this.#gen = gen
         try {
           await this.#transfer(gen, excluded)
-          const size = await gen.finish(this.digest)
-          this.size = size
+          // Verified content may go out before it is durable: fsync and rename come after.
+          await gen.verify(this.digest)
+          this.size = gen.available
           this.verified = true
           this.#tick()
-          if (gen.kind === 'disk') await this.deps.onCommitted?.(this.digest, size)
+          await this.#commit(gen)
+          // From here on, new clients read the stored blob (or start a new fill if storing failed).
+          this.joinable = false
           return
         } catch (error) {
           // Readers must not find the failed attempt while the next one is being set up.
@@ -200,6 +203,20 @@ export class Fill {
       throw error
     } finally {
       metrics.fillsInFlight.dec()
+    }
+  }
+
+  /** Makes a verified disk attempt durable; a failure here only costs the caching. */
+  async #commit(gen: Generation): Promise<void> {
+    if (gen.kind !== 'disk') return
+    try {
+      const size = await gen.finish(this.digest)
+      await this.deps.onCommitted?.(this.digest, size)
+    } catch (error) {
+      if (!isStorageError(error)) throw error
+      this.deps.onStorageFailure?.()
+      this.deps.metrics.storageWriteErrors.inc()
+      this.#logger.warn({ err: error }, 'verified blob served but could not be stored')
     }
   }
 

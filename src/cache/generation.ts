@@ -32,6 +32,8 @@ export interface Generation {
   settle(): Promise<void>
   /** Verifies (and for disk, commits) the content; returns its size. */
   finish(digest: string): Promise<number>
+  /** Checks the complete content against `digest` without making it durable (clients may finish first). */
+  verify(digest: string): Promise<void>
   /** Throws the attempt away. */
   discard(): Promise<void>
   /** A reader joined or left (memory generations trim their window by it). */
@@ -124,6 +126,13 @@ export class DiskGeneration implements Generation {
     return (await this.writer.commit(digest)).size
   }
 
+  async verify(digest: string): Promise<void> {
+    await this.settle()
+    const actual = this.writer.digestSoFar()
+    if (actual !== parseDigest(digest))
+      throw new DigestMismatchError(digest, actual, this.available)
+  }
+
   async discard(): Promise<void> {
     await this.writer.abort()
   }
@@ -193,8 +202,12 @@ export class MemoryGeneration implements Generation {
     // Appends are synchronous: nothing is ever pending.
   }
 
+  async verify(digest: string): Promise<void> {
+    await this.finish(digest)
+  }
+
   async finish(digest: string): Promise<number> {
-    const actual = hashToDigest(this.#hash)
+    const actual = hashToDigest(this.#hash.copy())
     if (actual !== parseDigest(digest))
       throw new DigestMismatchError(digest, actual, this.available)
     return Promise.resolve(this.available)

@@ -114,9 +114,14 @@ export class ReadThrough {
     return { ...served, stream: counter }
   }
 
-  /** Fills in progress, for shutdown. */
+  /** Stops the transfers of fills in progress (shutdown). */
   abortFills(): void {
     for (const fill of this.#fills.values()) fill.abort()
+  }
+
+  /** Resolves once every fill started so far has finished (stored, passed through or failed). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#fills.values()].map((fill) => fill.done))
   }
 
   async #fromStore(digest: string, options: ServeOptions): Promise<ServedBlob | undefined> {
@@ -169,9 +174,10 @@ export class ReadThrough {
       })
       this.#fills.set(digest, fill)
       const started = fill
-      started.done.catch(() => {
+      const forget = () => {
         if (this.#fills.get(digest) === started) this.#fills.delete(digest)
-      })
+      }
+      started.done.then(forget, forget)
     }
     await fill.ready
     const { range } = options

@@ -34,6 +34,7 @@ t.test(
     const [a, b, c, d] = [blobs[0]!, blobs[1]!, blobs[2]!, blobs[3]!]
     for (const [i, blob] of [a, b, c].entries()) {
       await drain((await cache.cache.serve(blob.digest, { pool, path: `blob${i}` })).stream)
+      await cache.cache.settled()
       await sleep(5) // distinct access times
     }
     t.equal(await evictor.run(), 0, 'nothing to do under the cap')
@@ -42,6 +43,7 @@ t.test(
     const reading = await cache.cache.serve(a.digest, { pool, path: 'blob0' })
     reading.stream.pause()
     await drain((await cache.cache.serve(d.digest, { pool, path: 'blob3' })).stream)
+    await cache.cache.settled()
     const evicted = await evictor.run()
 
     t.equal(evicted, 2 * MiB, 'evicted down to the low watermark')

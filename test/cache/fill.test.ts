@@ -38,6 +38,7 @@ t.test('a cold blob is streamed to the client and committed', async (t) => {
   t.equal(served.upstream, up.url)
   const got = await drain(served.stream)
   t.equal(got.digest, blob.digest)
+  await cache.settled()
   t.ok(await blobs.has(blob.digest))
   t.equal((await metadata.getBlob(blob.digest))?.size, blob.data.length)
   const hit = await cache.serve(blob.digest, { pool, path: 'blob' })
@@ -65,6 +66,7 @@ t.test(
     const from = Number(/bytes=(\d+)-/.exec(resume?.headers.range ?? '')?.[1])
     t.ok(from > 0 && from <= cutAt, `resumed from byte ${from}`)
     t.equal(await metricValue(metrics.upstreamResumes), 1)
+    await cache.settled()
     t.ok(await blobs.has(blob.digest))
     t.same(await tempFiles(root), [])
   },
@@ -128,6 +130,7 @@ t.test(
     t.equal((await drain(again.stream)).digest, blob.digest)
     t.equal(good.count(), 1, 'the good mirror served it once')
     t.equal(bad.count(), 1, 'the bad mirror was not asked again')
+    await cache.settled()
     t.ok(await blobs.has(blob.digest))
     t.same(await tempFiles(root), [])
   },
@@ -191,6 +194,7 @@ t.test(
       results.every((r) => r.digest === blob.digest),
       'every reading client got the whole blob, the late one too',
     )
+    await cache.settled()
     t.ok(await blobs.has(blob.digest), 'the fill completed although one client never read')
     t.equal(up.count(), 1)
     stuck.stream.destroy()
@@ -228,6 +232,7 @@ t.test(
     const { pool, metrics } = testPool(t, poolConfig([up.url]))
     const { cache, blobs, root } = await testCache(t, { metrics })
     await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    await cache.settled()
     const hex = blob.digest.slice(7)
     const { open } = await import('node:fs/promises')
     const fh = await open(join(root, 'blobs/sha256', hex.slice(0, 2), hex), 'r+')
@@ -261,6 +266,7 @@ t.test(
       clientIp: '127.0.0.9',
     } as const
     await drain((await cache.serve(blob.digest, { pool, path: 'blob' }, { pull })).stream)
+    await cache.settled()
     await drain((await cache.serve(blob.digest, { pool, path: 'blob' }, { pull })).stream)
     await sleep(20)
     const events = logs.lines.filter((l) => l.msg === 'pull')
