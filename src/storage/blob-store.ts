@@ -24,7 +24,8 @@ import {
   type Digest,
 } from './digest.ts'
 import { BlobNotFoundError, DigestMismatchError, StorageWriteError } from './errors.ts'
-import { createVerifyStream } from './verify-stream.ts'
+import type { FileHasher } from './file-hasher.ts'
+import { createDeferredVerifyStream, createVerifyStream } from './verify-stream.ts'
 
 /** The filesystem calls the store makes; tests pass a recording wrapper around node:fs/promises. */
 export type BlobStoreFs = Pick<
@@ -55,16 +56,20 @@ export class BlobStore {
   private constructor(
     readonly root: string,
     private readonly fs: BlobStoreFs,
+    private readonly hasher: FileHasher | undefined,
   ) {}
 
   /** Opens (creating if needed) the store at `root` and removes leftovers from tmp/. */
-  static async open(root: string, options: { fs?: BlobStoreFs } = {}): Promise<BlobStore> {
+  static async open(
+    root: string,
+    options: { fs?: BlobStoreFs; hasher?: FileHasher } = {},
+  ): Promise<BlobStore> {
     const fs = options.fs ?? nodeFs
     await fs.mkdir(join(root, BLOBS), { recursive: true })
     // Anything in tmp/ belongs to a process that is gone: never committed, never valid.
     await fs.rm(join(root, TMP), { recursive: true, force: true })
     await fs.mkdir(join(root, TMP), { recursive: true })
-    return new BlobStore(root, fs)
+    return new BlobStore(root, fs, options.hasher)
   }
 
   /** Size and modification time of a committed blob, or undefined. */
@@ -135,7 +140,16 @@ export class BlobStore {
       ...(options.end !== undefined ? { end: options.end } : {}),
     })
     if (!options.verify || ranged) return file
-    const verify = createVerifyStream(valid)
+    // With a hasher the hash runs on a worker thread over the same immutable file,
+    // leaving the main thread to serve; without one it runs inline.
+    const hasher = this.hasher
+    const verify = hasher
+      ? createDeferredVerifyStream(
+          hasher.hash(this.#path(valid)).then(({ digest: actual, size }) => {
+            if (actual !== valid) throw new DigestMismatchError(valid, actual, size)
+          }),
+        )
+      : createVerifyStream(valid)
     pipeline(file, verify, () => undefined)
     return verify
   }
@@ -270,6 +284,11 @@ export class BlobWriter extends Writable {
     }
     this.#hash.update(chunk)
     this.bytesWritten += chunk.length
+  }
+
+  /** Digest of the bytes written so far (the hash keeps going). */
+  digestSoFar(): string {
+    return `sha256:${this.#hash.copy().digest('hex')}`
   }
 
   /** Ends the write, fsyncs, and renames into blobs/ if the content hashes to `expected`. */

@@ -30,3 +30,27 @@ export function createVerifyStream(expected: Digest): Transform {
     },
   })
 }
+
+/**
+ * Like createVerifyStream, but the hash is computed elsewhere (a worker thread
+ * reading the same immutable file): bytes pass straight through and the last
+ * chunk waits for `check`, which rejects on a mismatch.
+ */
+export function createDeferredVerifyStream(check: Promise<void>): Transform {
+  let held: Buffer | undefined
+  // Observed in flush; a rejection before then must not count as unhandled.
+  check.catch(() => undefined)
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      const previous = held
+      held = chunk
+      callback(null, previous)
+    },
+    flush(callback: TransformCallback) {
+      check.then(
+        () => callback(null, held),
+        (error: unknown) => callback(error as Error),
+      )
+    },
+  })
+}

@@ -215,3 +215,32 @@ t.test(
     await t.rejects(store.createWriter(), StorageWriteError)
   },
 )
+
+t.test(
+  'verified reads hashed on a worker thread cut a rotted blob and pass a good one',
+  async (t) => {
+    const { FileHasher } = await import('../../src/storage/file-hasher.ts')
+    const hasher = new FileHasher(1)
+    t.teardown(() => hasher.close())
+    const root = await tempDir(t)
+    const store = await BlobStore.open(root, { hasher })
+    const blob = randomBlob(3 * MiB)
+    await store.put(blob.digest, Readable.from([blob.data]))
+    const good = await Promise.all(
+      Array.from({ length: 4 }, async () =>
+        drain(await store.createReadStream(blob.digest, { verify: true })),
+      ),
+    )
+    t.ok(
+      good.every((r) => r.digest === blob.digest && r.error === undefined),
+      'concurrent verified reads pass',
+    )
+    const hex = blob.digest.slice(7)
+    const fh = await realFs.open(join(root, 'blobs/sha256', hex.slice(0, 2), hex), 'r+')
+    await fh.write(Buffer.from([(blob.data[7] ?? 0) ^ 1]), 0, 1, 7)
+    await fh.close()
+    const bad = await drain(await store.createReadStream(blob.digest, { verify: true }))
+    t.type(bad.error, DigestMismatchError)
+    t.ok(bad.bytes < blob.data.length, `delivered ${bad.bytes} of ${blob.data.length} bytes`)
+  },
+)
