@@ -12,7 +12,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -38,6 +38,8 @@ const COLD_CLIENTS = 50
 const START_TIMEOUT_MS = 30_000
 
 const work = await mkdtemp(join(tmpdir(), 'pt-bench-'))
+// nginx workers run as an unprivileged user when started by root: they must read the files.
+await chmod(work, 0o755)
 const children: ChildProcess[] = []
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL')
@@ -179,7 +181,8 @@ async function load(
       ])
       let out = ''
       child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-      await once(child, 'exit')
+      // 'close', not 'exit': stdout may still hold the -w line when the process exits.
+      await once(child, 'close')
       const [size, status] = out.split(' ')
       if (status !== '200' || Number(size) !== expectBytes)
         throw new Error(`bad download of ${url}: ${out}`)
@@ -264,19 +267,26 @@ try {
     say(
       `| ${COLD_CLIENTS} concurrent cold GETs, verifyOnRead ${mode}: upstream GETs / total s | - | ${upstreamGets} / ${concurrent.seconds.toFixed(2)} | ${(concurrent.seconds / through.seconds).toFixed(2)}x one cold GET |`,
     )
-    // Fill the warm blob, then measure.
+    // Fill the warm blob, then measure in a fresh process so its peak RSS is the warm runs' alone.
     await load(`${pt.url}/bench/warm/${warm}`, 1, 1, WARM_BYTES)
+    await stop(pt.child)
+    const warmPt = await startPullthrough(nginx, verify, join(work, `store-${mode}`))
     for (const [concurrency, downloads] of WARM_RUNS) {
-      const result = await load(`${pt.url}/bench/warm/${warm}`, concurrency, downloads, WARM_BYTES)
+      const result = await load(
+        `${warmPt.url}/bench/warm/${warm}`,
+        concurrency,
+        downloads,
+        WARM_BYTES,
+      )
       const base = baseline.get(concurrency) ?? 1
       say(
         `| warm GET c=${concurrency}, verifyOnRead ${mode} (MB/s) | ${base.toFixed(0)} | ${result.mbps.toFixed(0)} | ${(result.mbps / base).toFixed(2)}x |`,
       )
     }
     say(
-      `| peak RSS of pullthrough after the 32-way run, verifyOnRead ${mode} (MB) | - | ${(await peakRssMb(pt.child.pid ?? 0)).toFixed(0)} | - |`,
+      `| peak RSS of pullthrough during the warm runs, verifyOnRead ${mode} (MB) | - | ${(await peakRssMb(warmPt.child.pid ?? 0)).toFixed(0)} | - |`,
     )
-    await stop(pt.child)
+    await stop(warmPt.child)
   }
 } finally {
   for (const child of children) child.kill('SIGTERM')
