@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { stat } from 'node:fs/promises'
+import { stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { tempDir } from '../helpers/config.ts'
 import { CLI, cleanEnv, exitCode, runCli, spawnNode, waitListening } from '../helpers/cli.ts'
@@ -13,6 +13,23 @@ import { CLI, cleanEnv, exitCode, runCli, spawnNode, waitListening } from '../he
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const SLOW_CHILD = fileURLToPath(new URL('../helpers/slow-server-child.ts', import.meta.url))
 const run = promisify(execFile)
+
+/** Starts the slow-route server child in a temp dir; `chunks` of 64 KiB every 50 ms. */
+async function startSlowServer(t: Test, chunks: number, configYaml?: string) {
+  const dir = await tempDir(t)
+  const env: NodeJS.ProcessEnv = {
+    PULLTHROUGH_HOST: '127.0.0.1',
+    PULLTHROUGH_PORT: '0',
+    SLOW_CHUNKS: String(chunks),
+    SLOW_INTERVAL_MS: '50',
+  }
+  if (configYaml !== undefined) {
+    await writeFile(join(dir, 'config.yaml'), configYaml)
+    env.PULLTHROUGH_CONFIG = join(dir, 'config.yaml')
+  }
+  const child = spawnNode(t, SLOW_CHILD, [], { cwd: dir, env: cleanEnv(env) })
+  return { child, url: await waitListening(child) }
+}
 
 t.test('the built bin serves /healthz within 10 s with no config file and no Redis', async (t) => {
   await run('npm', ['run', '--silent', 'build'], { cwd: ROOT })
@@ -38,17 +55,7 @@ t.test('the built bin serves /healthz within 10 s with no config file and no Red
 t.test(
   'SIGTERM while a response is streaming: the response completes and the process exits 0',
   async (t) => {
-    const dir = await tempDir(t)
-    const child = spawnNode(t, SLOW_CHILD, [], {
-      cwd: dir,
-      env: cleanEnv({
-        PULLTHROUGH_HOST: '127.0.0.1',
-        PULLTHROUGH_PORT: '0',
-        SLOW_CHUNKS: '20',
-        SLOW_INTERVAL_MS: '50',
-      }),
-    })
-    const url = await waitListening(child)
+    const { child, url } = await startSlowServer(t, 20)
     const res = await request(`${url}/slow`)
     t.equal(res.statusCode, 200)
     const exited = exitCode(child)
@@ -68,17 +75,7 @@ t.test(
 )
 
 t.test('new connections are refused once shutdown has begun', async (t) => {
-  const dir = await tempDir(t)
-  const child = spawnNode(t, SLOW_CHILD, [], {
-    cwd: dir,
-    env: cleanEnv({
-      PULLTHROUGH_HOST: '127.0.0.1',
-      PULLTHROUGH_PORT: '0',
-      SLOW_CHUNKS: '30',
-      SLOW_INTERVAL_MS: '50',
-    }),
-  })
-  const url = await waitListening(child)
+  const { child, url } = await startSlowServer(t, 30)
   const res = await request(`${url}/slow`)
   const reader = res.body[Symbol.asyncIterator]()
   await reader.next()
@@ -100,20 +97,7 @@ t.test('new connections are refused once shutdown has begun', async (t) => {
 t.test(
   'a response that outlasts server.shutdownTimeout is cut and the process still exits 0 in time',
   async (t) => {
-    const dir = await tempDir(t)
-    const child = spawnNode(t, SLOW_CHILD, [], {
-      cwd: dir,
-      env: cleanEnv({
-        PULLTHROUGH_HOST: '127.0.0.1',
-        PULLTHROUGH_PORT: '0',
-        PULLTHROUGH_CONFIG: join(dir, 'config.yaml'),
-        SLOW_CHUNKS: '1000',
-        SLOW_INTERVAL_MS: '50',
-      }),
-    })
-    const { writeFile } = await import('node:fs/promises')
-    await writeFile(join(dir, 'config.yaml'), 'server: { shutdownTimeout: 500ms }\n')
-    const url = await waitListening(child)
+    const { child, url } = await startSlowServer(t, 1000, 'server: { shutdownTimeout: 500ms }\n')
     const res = await request(`${url}/slow`)
     const reader = res.body[Symbol.asyncIterator]()
     await reader.next()
