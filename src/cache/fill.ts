@@ -32,8 +32,6 @@ import { BlobUnknownUpstreamError, FillFailedError, TransferDiscardedError } fro
 import { DiskGeneration, MemoryGeneration, type Generation } from './generation.ts'
 import { TailReader } from './tail-reader.ts'
 
-export { READ_CHUNK_BYTES } from './tail-reader.ts'
-
 /** Interrupted transfers resumed per attempt before the fill gives up. */
 export const MAX_RESUMES = 10
 

@@ -46,8 +46,12 @@ export interface ReadOptions {
   readonly end?: number
 }
 
-/** Read size for serving: 1 MiB reads measured about 3.5x faster than the 64 KiB default here. */
-export const READ_HIGH_WATER_MARK = 1024 * 1024
+/**
+ * Read size for serving. Measured here with 32 clients of one warm 512 MiB blob:
+ * 256 KiB 1050 MB/s and 193 MB peak RSS, 512 KiB 1580-1640 MB/s and 190-200 MB,
+ * 1 MiB 1430-1460 MB/s and 295 MB (the 64 KiB default is far slower still).
+ */
+export const READ_HIGH_WATER_MARK = 512 * 1024
 
 const TMP = 'tmp'
 const BLOBS = join('blobs', 'sha256')
