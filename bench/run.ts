@@ -24,8 +24,12 @@ const { values } = parseArgs({
   options: {
     'warm-size': { type: 'string', default: '1GiB' },
     'cold-size': { type: 'string', default: '200MiB' },
+    // Per-connection rate of the upstream for the cold blobs (e.g. 100MB), to model a WAN link.
+    'upstream-rate': { type: 'string' },
   },
 })
+const UPSTREAM_RATE =
+  values['upstream-rate'] === undefined ? undefined : parseSize(values['upstream-rate'])
 const WARM_BYTES = parseSize(values['warm-size']) ?? 2 ** 30
 const COLD_BYTES = parseSize(values['cold-size']) ?? 200 * 2 ** 20
 /** Downloads per concurrency level for the warm runs (each downloads the whole blob). */
@@ -86,7 +90,11 @@ http {
   fastcgi_temp_path ${work}/nginx-tmp;
   uwsgi_temp_path ${work}/nginx-tmp;
   scgi_temp_path ${work}/nginx-tmp;
-  server { listen 127.0.0.1:${port}; root ${work}/files; }
+  server {
+    listen 127.0.0.1:${port};
+    root ${work}/files;
+    location /cold { limit_rate ${UPSTREAM_RATE ?? 0}; }
+  }
 }
 `,
   )
@@ -222,6 +230,11 @@ try {
   say(
     `warm blob ${(WARM_BYTES / 2 ** 20).toFixed(0)} MiB, cold blobs ${(COLD_BYTES / 2 ** 20).toFixed(0)} MiB`,
   )
+  const rate =
+    UPSTREAM_RATE === undefined
+      ? 'unlimited'
+      : `${(UPSTREAM_RATE / 1e6).toFixed(0)} MB/s per connection`
+  say(`upstream rate for cold blobs: ${rate}`)
   const warm = await makeBlob('warm', WARM_BYTES)
   const coldNames = ['cold-single-on', 'cold-50-on', 'cold-single-off', 'cold-50-off']
   const cold = Object.fromEntries(
