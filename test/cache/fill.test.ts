@@ -8,7 +8,7 @@ import { BlobUnknownUpstreamError } from '../../src/cache/errors.ts'
 import { fakeUpstream, serveBytes } from '../helpers/fake-upstream.ts'
 import { metricValue, poolConfig, testPool } from '../helpers/pool.ts'
 import { testCache } from '../helpers/read-through.ts'
-import { drain, randomBlob } from '../helpers/streams.ts'
+import { drain, randomBlob, readAll } from '../helpers/streams.ts'
 
 const MiB = 1024 * 1024
 
@@ -211,17 +211,13 @@ t.test('a range request on a miss gets exactly its bytes', async (t) => {
     { pool, path: 'blob' },
     { range: { start: 1000, end: 1999 } },
   )
-  const chunks: Buffer[] = []
-  for await (const chunk of served.stream) chunks.push(chunk as Buffer)
-  t.same(Buffer.concat(chunks), blob.data.subarray(1000, 2000))
+  t.same(await readAll(served.stream), blob.data.subarray(1000, 2000))
   const hit = await cache.serve(
     blob.digest,
     { pool, path: 'blob' },
     { range: { start: 5, end: 9 } },
   )
-  const hitChunks: Buffer[] = []
-  for await (const chunk of hit.stream) hitChunks.push(chunk as Buffer)
-  t.same(Buffer.concat(hitChunks), blob.data.subarray(5, 10))
+  t.same(await readAll(hit.stream), blob.data.subarray(5, 10))
 })
 
 t.test(

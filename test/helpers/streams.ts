@@ -28,3 +28,10 @@ export async function drain(stream: Readable): Promise<Drained> {
     return { bytes, digest: '', error: error as Error }
   }
 }
+
+/** Reads a small stream whole (for range responses and other short bodies). */
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
