@@ -316,8 +316,11 @@ export class Fill {
 
   async #copyBody(gen: Generation, res: UpstreamResponse, skip: number): Promise<void> {
     let toSkip = skip
+    let received = 0
+    const started = performance.now()
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        received += chunk.length
         let data = chunk
         if (toSkip > 0) {
           if (data.length <= toSkip) {
@@ -330,6 +333,8 @@ export class Fill {
         await gen.append(data)
       }
     } finally {
+      // Feeds the `fastest` selection policy (small bodies are ignored there).
+      res.mirror.stats.recordTransfer(received, performance.now() - started)
       // The resume offset must be the bytes really held, so wait for every write.
       await gen.settle()
     }

@@ -287,3 +287,14 @@ t.test(
     t.equal(await metricValue(metrics.bytesServed, { source: 'cache' }), blob.data.length)
   },
 )
+
+t.test('fills feed the throughput the fastest selection policy ranks mirrors by', async (t) => {
+  const blob = randomBlob(2 * MiB)
+  const up = await fakeUpstream(t, serveBytes(blob.data))
+  const { pool } = testPool(t, poolConfig([up.url], { selection: 'fastest' }))
+  const { cache } = await testCache(t)
+  await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+  const stats = pool.mirrors[0]?.stats
+  t.ok((stats?.bytesPerMs ?? 0) > 0, `measured ${Math.round(stats?.bytesPerMs ?? 0)} bytes/ms`)
+  t.ok((stats?.ttfbMs ?? -1) >= 0)
+})

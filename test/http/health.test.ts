@@ -46,3 +46,28 @@ t.test('unknown routes answer 404 with a JSON error', async (t) => {
   t.equal(res.status, 404)
   t.same(await res.json(), { error: 'PT_NOT_FOUND', message: 'no route for GET /nothing/here' })
 })
+
+t.test(
+  'closing the app while a fill is running stops the transfer and does not hang',
+  async (t) => {
+    const { fakeUpstream } = await import('../helpers/fake-upstream.ts')
+    const { drain, randomBlob } = await import('../helpers/streams.ts')
+    const blob = randomBlob(4 * 1024 * 1024)
+    const up = await fakeUpstream(t, (_req, res) => {
+      res.writeHead(200, { 'content-length': String(blob.data.length) })
+      res.write(blob.data.subarray(0, 1024 * 1024))
+      // and stalls
+    })
+    const { app } = await startApp(t, {
+      yaml: `docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${up.url}" }] }] }\n`,
+    })
+    const pool = app.transfer.registries.get('docker.io')
+    if (!pool) throw new Error('no pool')
+    const served = await app.transfer.cache.serve(blob.digest, { pool, path: 'blob' })
+    const started = Date.now()
+    const reading = drain(served.stream)
+    await app.close()
+    t.ok(Date.now() - started < 5000, `closed in ${Date.now() - started} ms`)
+    t.ok((await reading).error, 'the client of the unfinished fill is cut')
+  },
+)
