@@ -62,7 +62,10 @@ export class TailReader extends Readable {
           return
         }
         const end = this.#end ?? (fill.verified ? fill.size : undefined)
-        if (fill.verified && end !== undefined && this.#pos >= end) {
+        // A range that stops short of the blob's last byte never needs the verdict to end.
+        const shortRange =
+          this.#end !== undefined && fill.size !== undefined && this.#end < fill.size
+        if ((fill.verified || shortRange) && end !== undefined && this.#pos >= end) {
           this.push(null)
           return
         }

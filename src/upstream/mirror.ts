@@ -232,8 +232,9 @@ export class Mirror {
     )
   }
 
+  /** Drops every connection at once: by now fills were aborted, and nothing may hold shutdown. */
   async close(): Promise<void> {
-    if (this.#ownsDispatcher) await this.dispatcher.close()
+    if (this.#ownsDispatcher) await this.dispatcher.destroy()
   }
 }
 
