@@ -10,6 +10,7 @@ import { Evictor } from './cache/eviction.ts'
 import { ReadThrough } from './cache/read-through.ts'
 import { reconcileBlobs } from './cache/reconcile.ts'
 import { ConfigError } from './config/errors.ts'
+import { registerDockerRoutes, renderDockerError } from './docker/routes.ts'
 import type { Config } from './config/schema.ts'
 import { installErrorHandling } from './http/errors.ts'
 import { registerHealthRoutes } from './http/health.ts'
@@ -69,14 +70,18 @@ export async function buildApp(
     : fastify(options)
 
   metrics.cacheMaxSizeBytes.set(config.storage.maxSize)
-  installErrorHandling(app, new Map())
+  const transfer = createTransfer(config, deps)
+  installErrorHandling(app, new Map([['docker', renderDockerError]]))
   registerMetrics(app, metrics)
   registerHealthRoutes(app, {
     storage: () => deps.blobs.checkWritable(),
     metadata: () => deps.metadata.ping(),
   })
-
-  const transfer = createTransfer(config, deps)
+  registerDockerRoutes(app, {
+    registries: config.docker.registries,
+    pools: transfer.registries,
+    cache: transfer.cache,
+  })
   app.decorate('deps', deps)
   app.decorate('transfer', transfer)
   app.addHook('onClose', async () => {

@@ -11,6 +11,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import { logPullEvent, type PullEventFields } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { parseDigest } from '../storage/digest.ts'
+import { BlobUnknownUpstreamError, FillFailedError } from './errors.ts'
 import { Fill, type FillSource } from './fill.ts'
 import { InUse } from './in-use.ts'
 
@@ -112,6 +113,33 @@ export class ReadThrough {
       })
     })
     return { ...served, stream: counter }
+  }
+
+  /**
+   * Size of a blob without its bytes (HEAD): from the store when cached, else a
+   * HEAD to the mirrors (no fill; a 404 on one mirror is asked of the next).
+   */
+  async stat(
+    digestInput: string,
+    source: FillSource,
+  ): Promise<{ size: number | undefined; cache: 'hit' | 'miss'; upstream: string | undefined }> {
+    const digest = parseDigest(digestInput)
+    const stored = await this.deps.blobs.stat(digest)
+    if (stored) return { size: stored.size, cache: 'hit', upstream: undefined }
+    const res = await source.pool.request({
+      path: source.path,
+      method: 'HEAD',
+      kind: 'document',
+      tryNextOnNotFound: true,
+      authScope: source.authScope,
+      headers: source.headers,
+    })
+    await res.body.dump()
+    if (res.status === 404) throw new BlobUnknownUpstreamError(digest)
+    if (res.status !== 200) throw new FillFailedError(digest, `upstream answered ${res.status}`)
+    const length = res.headers['content-length']
+    const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined
+    return { size, cache: 'miss', upstream: res.mirror.name }
   }
 
   /** Stops the transfers of fills in progress (shutdown). */

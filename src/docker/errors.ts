@@ -17,6 +17,8 @@ export const OCI_ERRORS = {
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
   RANGE_INVALID: { status: 416, message: 'invalid content range' },
+  // Not in the OCI spec; Distribution answers it when its storage or upstream is unavailable.
+  UNAVAILABLE: { status: 503, message: 'service unavailable' },
 } as const
 
 export type OciErrorCode = keyof typeof OCI_ERRORS
@@ -46,5 +48,38 @@ export class OciError extends PullthroughError {
         },
       ],
     }
+  }
+}
+
+/**
+ * Maps any error from the layers below to what a Docker client sees. Only
+ * messages written for clients pass through; everything else is a generic 5xx.
+ */
+export function toOciError(error: unknown, registry: string | undefined): OciError {
+  if (error instanceof OciError) return error
+  const code = (error as { code?: string } | null)?.code
+  const where = registry === undefined ? {} : { registry }
+  switch (code) {
+    case 'PT_INVALID_DIGEST':
+      return new OciError('DIGEST_INVALID', undefined, { message: 'invalid digest' })
+    case 'PT_BLOB_UNKNOWN':
+    case 'PT_BLOB_NOT_FOUND':
+      return new OciError('BLOB_UNKNOWN')
+    case 'PT_UPSTREAM_UNAVAILABLE':
+      return new OciError('UNAVAILABLE', where, {
+        message: 'no upstream of this registry could answer',
+      })
+    case 'PT_UPSTREAM_AUTH':
+      return new OciError('UNAUTHORIZED', where, {
+        status: 502,
+        message: 'the upstream registry refused our credentials',
+      })
+    case 'PT_FILL_FAILED':
+      return new OciError('UNAVAILABLE', where, {
+        status: 502,
+        message: 'the upstream content could not be verified',
+      })
+    default:
+      return new OciError('UNAVAILABLE', undefined, { status: 500, message: 'internal error' })
   }
 }

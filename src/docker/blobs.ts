@@ -1,0 +1,79 @@
+/**
+ * GET/HEAD /v2/<name>/blobs/<digest>: content by digest through the read-through
+ * cache, with single-range requests (RFC 9110 §14) answered 206.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FillSource } from '../cache/fill.ts'
+import type { ReadThrough } from '../cache/read-through.ts'
+import { OciError } from './errors.ts'
+
+export interface ByteRange {
+  readonly start: number
+  /** Inclusive; undefined for "to the end". */
+  readonly end: number | undefined
+}
+
+/** `bytes=a-b` or `bytes=a-`; undefined for no Range; OciError RANGE_INVALID for anything else. */
+export function parseRange(header: string | undefined): ByteRange | undefined {
+  if (header === undefined) return undefined
+  const match = /^bytes=(\d+)-(\d*)$/.exec(header.trim())
+  if (!match)
+    throw new OciError('RANGE_INVALID', undefined, {
+      message: 'only one byte range "bytes=a-b" is supported',
+    })
+  const start = Number(match[1])
+  const end = match[2] === '' ? undefined : Number(match[2])
+  if (end !== undefined && end < start) throw new OciError('RANGE_INVALID')
+  return { start, end }
+}
+
+export interface BlobRequest {
+  readonly digest: string
+  readonly source: FillSource
+  readonly pull: { readonly registry: string; readonly repository: string }
+}
+
+export async function serveBlob(
+  cache: ReadThrough,
+  blob: BlobRequest,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  reply
+    .header('docker-content-digest', blob.digest)
+    .header('content-type', 'application/octet-stream')
+  if (request.method === 'HEAD') {
+    const stat = await cache.stat(blob.digest, blob.source)
+    if (stat.size !== undefined) reply.header('content-length', String(stat.size))
+    return reply.code(200).send()
+  }
+  const range = parseRange(request.headers.range)
+  const served = await cache.serve(blob.digest, blob.source, {
+    ...(range ? { range } : {}),
+    pull: {
+      protocol: 'docker',
+      pool: blob.pull.registry,
+      subject: blob.pull.repository,
+      reference: blob.digest,
+      action: 'get',
+      clientIp: request.ip,
+    },
+  })
+  reply.header('accept-ranges', 'bytes')
+  if (range && served.size !== undefined) {
+    if (range.start >= served.size) {
+      served.stream.destroy()
+      throw new OciError('RANGE_INVALID', undefined, {
+        message: 'range starts past the end of the blob',
+      })
+    }
+    const end = Math.min(range.end ?? served.size - 1, served.size - 1)
+    reply
+      .code(206)
+      .header('content-range', `bytes ${range.start}-${end}/${served.size}`)
+      .header('content-length', String(end - range.start + 1))
+  } else if (served.size !== undefined) {
+    reply.header('content-length', String(served.size))
+  }
+  return reply.send(served.stream)
+}

@@ -1,0 +1,140 @@
+import t, { type Test } from 'tap'
+import { request } from 'undici'
+import { startApp } from '../helpers/app.ts'
+import { closedPort, fakeUpstream } from '../helpers/fake-upstream.ts'
+import { startRegistry } from '../helpers/registry.ts'
+import { randomBlob } from '../helpers/streams.ts'
+
+const MiB = 1024 * 1024
+
+/** pullthrough with a real Distribution registry as docker.io and as ghcr.io. */
+async function setup(t: Test) {
+  const registry = await startRegistry(t)
+  const yaml = `docker:
+  registries:
+    - { name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }] }
+    - { name: ghcr.io, upstreams: [{ url: "${registry.url}" }] }
+`
+  const app = await startApp(t, { yaml })
+  return { registry, ...app }
+}
+
+async function get(
+  url: string,
+  headers: Record<string, string> = {},
+  method: 'GET' | 'HEAD' = 'GET',
+) {
+  const res = await request(url, { method, headers })
+  const body = await res.body.arrayBuffer()
+  return { status: res.statusCode, headers: res.headers, body: Buffer.from(body) }
+}
+
+t.test('GET /v2/ answers the API version header', async (t) => {
+  const { url } = await setup(t)
+  const res = await get(`${url}/v2/`)
+  t.equal(res.status, 200)
+  t.equal(res.headers['docker-distribution-api-version'], 'registry/2.0')
+})
+
+t.test('a blob of a real registry comes through byte for byte, then from the cache', async (t) => {
+  const { url, registry, logs, app } = await setup(t)
+  const blob = randomBlob(3 * MiB)
+  await registry.pushBlob('library/busybox', blob.digest, blob.data)
+  const first = await get(`${url}/v2/busybox/blobs/${blob.digest}`)
+  t.equal(first.status, 200)
+  t.ok(first.body.equals(blob.data))
+  t.equal(first.headers['docker-content-digest'], blob.digest)
+  t.equal(first.headers['content-length'], String(blob.data.length))
+  // The fill commits just after the client got its last byte; a request in between joins the fill.
+  await app.transfer.cache.settled()
+  const second = await get(`${url}/v2/library/busybox/blobs/${blob.digest}`)
+  t.ok(second.body.equals(blob.data))
+  const pulls = logs.lines.filter((l) => l.msg === 'pull')
+  t.match(pulls, [
+    {
+      registry: 'docker.io',
+      repository: 'library/busybox',
+      cache: 'miss',
+      bytes: blob.data.length,
+    },
+    { registry: 'docker.io', repository: 'library/busybox', cache: 'hit', bytes: blob.data.length },
+  ])
+})
+
+t.test(
+  'HEAD gives the size without fetching the blob; Range gives 206 with Content-Range',
+  async (t) => {
+    const { url, registry, storagePath } = await setup(t)
+    const blob = randomBlob(MiB)
+    await registry.pushBlob('org/app', blob.digest, blob.data)
+    const head = await get(`${url}/v2/org/app/blobs/${blob.digest}`, {}, 'HEAD')
+    t.equal(head.status, 200)
+    t.equal(head.headers['content-length'], String(blob.data.length))
+    const { readdir } = await import('node:fs/promises')
+    t.same(await readdir(`${storagePath}/blobs/sha256`), [], 'HEAD stored nothing')
+    const ranged = await get(`${url}/v2/org/app/blobs/${blob.digest}`, { range: 'bytes=100-199' })
+    t.equal(ranged.status, 206)
+    t.equal(ranged.headers['content-range'], `bytes 100-199/${blob.data.length}`)
+    t.ok(ranged.body.equals(blob.data.subarray(100, 200)))
+    const bad = await get(`${url}/v2/org/app/blobs/${blob.digest}`, { range: 'bytes=5-1' })
+    t.equal(bad.status, 416)
+  },
+)
+
+t.test('?ns= and a registry-name prefix route to that registry', async (t) => {
+  const { url, registry, logs } = await setup(t)
+  const blob = randomBlob(1000)
+  await registry.pushBlob('org/tool', blob.digest, blob.data)
+  t.ok((await get(`${url}/v2/org/tool/blobs/${blob.digest}?ns=ghcr.io`)).body.equals(blob.data))
+  t.ok((await get(`${url}/v2/ghcr.io/org/tool/blobs/${blob.digest}`)).body.equals(blob.data))
+  t.same(
+    logs.lines.filter((l) => l.msg === 'pull').map((l) => l.registry),
+    ['ghcr.io', 'ghcr.io'],
+  )
+  const unknown = await get(`${url}/v2/org/tool/blobs/${blob.digest}?ns=quay.io`)
+  t.equal(unknown.status, 404)
+  t.match(JSON.parse(unknown.body.toString()), { errors: [{ code: 'NAME_UNKNOWN' }] })
+})
+
+t.test('errors use OCI codes and bad input never reaches an upstream', async (t) => {
+  const upstream = await fakeUpstream(t)
+  const { url } = await startApp(t, {
+    yaml: `docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }\n`,
+  })
+  const digest = randomBlob(10).digest
+  const cases: [string, string, number, string][] = [
+    ['GET', `/v2/library/busybox/blobs/${digest}`, 404, 'BLOB_UNKNOWN'],
+    ['GET', `/v2/Library/BusyBox/blobs/${digest}`, 400, 'NAME_INVALID'],
+    ['GET', `/v2/a/..%2F..%2Fetc/blobs/${digest}`, 400, 'NAME_INVALID'],
+    ['GET', '/v2/library/busybox/blobs/sha256:..%2F..%2Fetc%2Fpasswd', 404, 'UNSUPPORTED'],
+    ['GET', '/v2/library/busybox/blobs/sha256:not-hex', 400, 'DIGEST_INVALID'],
+    ['GET', `/v2/library/busybox/blobs/sha512:${'a'.repeat(128)}`, 400, 'UNSUPPORTED'],
+    ['PUT', `/v2/library/busybox/manifests/latest`, 405, 'UNSUPPORTED'],
+    ['POST', '/v2/library/busybox/blobs/uploads/', 405, 'UNSUPPORTED'],
+    ['DELETE', `/v2/library/busybox/blobs/${digest}`, 405, 'UNSUPPORTED'],
+  ]
+  for (const [method, path, status, code] of cases) {
+    const res = await request(`${url}${path}`, { method })
+    const body = (await res.body.json()) as { errors: { code: string }[] }
+    t.equal(res.statusCode, status, `${method} ${path}`)
+    t.equal(body.errors[0]?.code, code, `${method} ${path}`)
+  }
+  t.equal(upstream.count(), 1, 'only the well-formed request asked the upstream')
+})
+
+t.test(
+  'every upstream down answers 503 UNAVAILABLE naming the registry, not the upstream',
+  async (t) => {
+    const port = await closedPort()
+    const { url } = await startApp(t, {
+      yaml: `docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "http://127.0.0.1:${port}", username: u, password: "hunter2-secret" }], retry: { attempts: 1 } }] }\n`,
+    })
+    const res = await request(`${url}/v2/library/busybox/blobs/${randomBlob(5).digest}`)
+    const text = await res.body.text()
+    t.equal(res.statusCode, 503)
+    t.match(JSON.parse(text), {
+      errors: [{ code: 'UNAVAILABLE', detail: { registry: 'docker.io' } }],
+    })
+    t.notMatch(text, /hunter2|127\.0\.0\.1/)
+  },
+)
