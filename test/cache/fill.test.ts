@@ -298,3 +298,25 @@ t.test('fills feed the throughput the fastest selection policy ranks mirrors by'
   t.ok((stats?.bytesPerMs ?? 0) > 0, `measured ${Math.round(stats?.bytesPerMs ?? 0)} bytes/ms`)
   t.ok((stats?.ttfbMs ?? -1) >= 0)
 })
+
+t.test(
+  'a range that stops before the last byte ends without waiting for the whole fill',
+  async (t) => {
+    const blob = randomBlob(2 * MiB)
+    const up = await fakeUpstream(t, (_req, res) => {
+      res.writeHead(200, { 'content-length': String(blob.data.length) })
+      res.write(blob.data.subarray(0, MiB))
+      // and stalls: the fill cannot finish while the range is read
+    })
+    const { pool } = testPool(t, poolConfig([up.url], { timeouts: { bodyIdle: 30_000 } }))
+    const { cache } = await testCache(t)
+    const served = await cache.serve(
+      blob.digest,
+      { pool, path: 'blob' },
+      { range: { start: 10, end: 1009 } },
+    )
+    const started = Date.now()
+    t.same(await readAll(served.stream), blob.data.subarray(10, 1010))
+    t.ok(Date.now() - started < 2000, `ended after ${Date.now() - started} ms`)
+  },
+)
