@@ -12,8 +12,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import * as nodeFs from 'node:fs/promises'
-import { join } from 'node:path'
-import { Writable, pipeline, type Readable } from 'node:stream'
+import { dirname, join } from 'node:path'
+import { Readable, Writable, pipeline } from 'node:stream'
 import { pipeline as pipelinePromise } from 'node:stream/promises'
 import {
   createSha256,
@@ -23,8 +23,15 @@ import {
   parseDigest,
   type Digest,
 } from './digest.ts'
-import { BlobNotFoundError, DigestMismatchError, StorageWriteError } from './errors.ts'
-import type { FileHasher } from './file-hasher.ts'
+import {
+  BlobChangedError,
+  BlobNotFoundError,
+  BlobWriterClosedError,
+  DigestMismatchError,
+  InvalidRangeError,
+  StorageWriteError,
+} from './errors.ts'
+import { fileIdentity, type FileHasher } from './file-hasher.ts'
 import { createDeferredVerifyStream, createVerifyStream } from './verify-stream.ts'
 
 /** The filesystem calls the store makes; tests pass a recording wrapper around node:fs/promises. */
@@ -39,10 +46,10 @@ export interface BlobStat {
 }
 
 export interface ReadOptions {
-  /** Hash the bytes on the way out and fail the stream on a mismatch (whole reads only). */
+  /** Hash the bytes on the way out and fail the stream on a mismatch (reads of the whole blob only). */
   readonly verify?: boolean
   readonly start?: number
-  /** Last byte to read, inclusive (as in fs.createReadStream). */
+  /** Last byte to read, inclusive (as in fs.createReadStream); below `start` reads nothing. */
   readonly end?: number
 }
 
@@ -63,7 +70,10 @@ export class BlobStore {
     private readonly hasher: FileHasher | undefined,
   ) {}
 
-  /** Opens (creating if needed) the store at `root` and removes leftovers from tmp/. */
+  /**
+   * Opens (creating if needed) the store at `root` and removes leftovers from tmp/.
+   * With a `hasher`, verified reads hash on its worker threads instead of inline.
+   */
   static async open(
     root: string,
     options: { fs?: BlobStoreFs; hasher?: FileHasher } = {},
@@ -103,10 +113,14 @@ export class BlobStore {
         cause: error,
       })
     }
-    return new BlobWriter(tempPath, fh, this)
+    return new BlobWriter(tempPath, fh, this.fs, join(this.root, BLOBS))
   }
 
-  /** Stores the content of `source` under `digest`, if and only if it hashes to it. */
+  /**
+   * Stores the content of `source` under `digest`, if and only if it hashes to it.
+   * On any failure (source error, abort, mismatch, disk) the temp file is removed
+   * and the error propagates; disk faults arrive as StorageWriteError.
+   */
   async put(
     digest: string,
     source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
@@ -115,21 +129,25 @@ export class BlobStore {
     const expected = parseDigest(digest)
     const writer = await this.createWriter()
     try {
-      await pipelinePromise(
-        source,
-        writer,
-        options.signal ? { signal: options.signal, end: false } : { end: false },
-      )
-      return await writer.commit(expected)
+      await pipelinePromise(source, writer, options.signal ? { signal: options.signal } : {})
     } catch (error) {
-      await writer.abort()
+      // The temp file is garbage either way (and tmp/ is emptied at the next start).
+      await writer.abort().catch(() => undefined)
       throw error
     }
+    return writer.commit(expected)
   }
 
-  /** Opens a committed blob for reading; rejects with BlobNotFoundError before streaming if absent. */
+  /**
+   * Opens a committed blob for reading; rejects with BlobNotFoundError before
+   * streaming if absent. With `verify`, a read that covers the whole blob errors
+   * with DigestMismatchError instead of delivering its last chunk when the content
+   * does not match (with a hasher, BlobChangedError if the file was replaced meanwhile).
+   */
   async createReadStream(digest: string, options: ReadOptions = {}): Promise<Readable> {
     const valid = parseDigest(digest)
+    const { start, end } = options
+    if (!isValidRange(start, end)) throw new InvalidRangeError(start, end)
     let fh: nodeFs.FileHandle
     try {
       fh = await this.fs.open(this.#path(valid), 'r')
@@ -137,25 +155,51 @@ export class BlobStore {
       if (isNotFound(error)) throw new BlobNotFoundError(valid)
       throw error
     }
-    const ranged = options.start !== undefined || options.end !== undefined
+    try {
+      return await this.#read(valid, fh, options)
+    } catch (error) {
+      await fh.close().catch(() => undefined)
+      throw error
+    }
+  }
+
+  async #read(digest: Digest, fh: nodeFs.FileHandle, options: ReadOptions): Promise<Readable> {
+    const { start = 0, end } = options
+    if (end !== undefined && end < start) {
+      // An empty range (say, `end: size - 1` of an empty blob): fs would throw on it.
+      await fh.close()
+      return Readable.from([], { objectMode: false })
+    }
+    // A range from 0 to the last byte or beyond is the whole blob and is verified like one.
+    const verified =
+      options.verify === true &&
+      start === 0 &&
+      (end === undefined || end >= (await fh.stat()).size - 1)
     const file = fh.createReadStream({
       highWaterMark: READ_HIGH_WATER_MARK,
-      ...(options.start !== undefined ? { start: options.start } : {}),
-      ...(options.end !== undefined ? { end: options.end } : {}),
+      start,
+      ...(end !== undefined ? { end } : {}),
     })
-    if (!options.verify || ranged) return file
-    // With a hasher the hash runs on a worker thread over the same immutable file,
-    // leaving the main thread to serve; without one it runs inline.
-    const hasher = this.hasher
-    const verify = hasher
-      ? createDeferredVerifyStream(
-          hasher.hash(this.#path(valid)).then(({ digest: actual, size }) => {
-            if (actual !== valid) throw new DigestMismatchError(valid, actual, size)
-          }),
-        )
-      : createVerifyStream(valid)
+    if (!verified) return file
+    const verify = this.hasher
+      ? createDeferredVerifyStream(this.#hashOnWorker(this.hasher, digest, fh))
+      : createVerifyStream(digest)
+    // Errors reach the reader through `verify`; destroying `verify` closes the file.
     pipeline(file, verify, () => undefined)
     return verify
+  }
+
+  /**
+   * Hashes the blob on a worker thread, which opens it by path: the check holds
+   * only if the worker hashed the very file (dev and inode) this reader has open.
+   */
+  async #hashOnWorker(hasher: FileHasher, digest: Digest, fh: nodeFs.FileHandle): Promise<void> {
+    const [served, hashed] = await Promise.all([
+      fh.stat({ bigint: true }),
+      hasher.hash(this.#path(digest)),
+    ])
+    if (hashed.identity !== fileIdentity(served)) throw new BlobChangedError(digest)
+    if (hashed.digest !== digest) throw new DigestMismatchError(digest, hashed.digest, hashed.size)
   }
 
   /** Removes a committed blob; false when it was not there. */
@@ -175,7 +219,15 @@ export class BlobStore {
     const base = join(this.root, BLOBS)
     for (const fan of (await this.fs.readdir(base)).sort()) {
       if (!/^[a-f0-9]{2}$/.test(fan)) continue
-      for (const name of (await this.fs.readdir(join(base, fan))).sort()) {
+      let names: string[]
+      try {
+        names = await this.fs.readdir(join(base, fan))
+      } catch (error) {
+        // Removed while we walked (an operator cleaning up): nothing in it to list.
+        if (isNotFound(error)) continue
+        throw error
+      }
+      for (const name of names.sort()) {
         const digest = `sha256:${name}`
         if (!isDigest(digest) || !name.startsWith(fan)) continue
         const stat = await this.stat(digest)
@@ -204,56 +256,40 @@ export class BlobStore {
       }
       await this.fs.unlink(probe)
     } catch (error) {
+      await this.fs.rm(probe, { force: true }).catch(() => undefined)
       throw new StorageWriteError(`storage is not writable (${errorCode(error)})`, { cause: error })
     }
   }
 
-  /** Moves a verified temp file into place. Internal to BlobWriter. */
-  async commitTemp(tempPath: string, digest: Digest): Promise<void> {
-    const target = this.#path(digest)
-    const dir = join(this.root, BLOBS, digestHex(digest).slice(0, 2))
-    try {
-      await this.fs.mkdir(dir, { recursive: true })
-      // Concurrent writers of one digest each rename identical content; the last one wins.
-      await this.fs.rename(tempPath, target)
-      const dh = await this.fs.open(dir, 'r')
-      try {
-        await dh.sync()
-      } finally {
-        await dh.close()
-      }
-    } catch (error) {
-      throw new StorageWriteError(`cannot commit a blob (${errorCode(error)})`, { cause: error })
-    }
-  }
-
-  /** Removes a temp file, ignoring one that is already gone. Internal to BlobWriter. */
-  async removeTemp(tempPath: string): Promise<void> {
-    await this.fs.rm(tempPath, { force: true })
-  }
-
   #path(digest: Digest): string {
-    const hex = digestHex(digest)
-    return join(this.root, BLOBS, hex.slice(0, 2), hex)
+    return blobPath(join(this.root, BLOBS), digest)
   }
 }
 
 /**
  * Writes a temp file while hashing it. `commit(digest)` makes it a blob if the
- * content matches; `abort()` throws it away. Honours backpressure like any Writable.
+ * content matches; `abort()` throws it away. Honours backpressure like any
+ * Writable. Created by BlobStore.createWriter.
  */
 export class BlobWriter extends Writable {
-  /** Bytes written to the file so far. */
-  bytesWritten = 0
   readonly #hash = createSha256()
-  #closed = false
+  #bytesWritten = 0
+  #state: 'open' | 'committing' | 'done' = 'open'
+  #closing: Promise<void> | undefined
 
   constructor(
+    /** Where the bytes are while they are written (readers may open it to follow the write). */
     readonly tempPath: string,
     private readonly fh: nodeFs.FileHandle,
-    private readonly store: BlobStore,
+    private readonly fs: BlobStoreFs,
+    private readonly blobsDir: string,
   ) {
     super({ highWaterMark: READ_HIGH_WATER_MARK })
+  }
+
+  /** Bytes written to the temp file (and hashed) so far. */
+  get bytesWritten(): number {
+    return this.#bytesWritten
   }
 
   override _write(
@@ -274,6 +310,23 @@ export class BlobWriter extends Writable {
     )
   }
 
+  /** fsync before 'finish', so a finished writer's bytes are on disk. */
+  override _final(callback: (error?: Error | null) => void): void {
+    this.fh.sync().then(
+      () => callback(),
+      (error: unknown) => {
+        callback(
+          new StorageWriteError(`cannot fsync a temp file (${errorCode(error)})`, { cause: error }),
+        )
+      },
+    )
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Runs after 'finish' too (autoDestroy); the temp file stays until commit or abort.
+    void this.#close().then(() => callback(error))
+  }
+
   async #append(chunk: Buffer): Promise<void> {
     try {
       let offset = 0
@@ -287,7 +340,7 @@ export class BlobWriter extends Writable {
       })
     }
     this.#hash.update(chunk)
-    this.bytesWritten += chunk.length
+    this.#bytesWritten += chunk.length
   }
 
   /** Digest of the bytes written so far (the hash keeps going). */
@@ -295,50 +348,94 @@ export class BlobWriter extends Writable {
     return `sha256:${this.#hash.copy().digest('hex')}`
   }
 
-  /** Ends the write, fsyncs, and renames into blobs/ if the content hashes to `expected`. */
+  /**
+   * Ends the write (if not ended yet), fsyncs, and renames into blobs/ if the
+   * content hashes to `expected`; otherwise removes the temp file and rejects with
+   * DigestMismatchError. `expected` is validated before anything touches the disk
+   * (an invalid one leaves the writer open).
+   */
   async commit(expected: string): Promise<{ size: number }> {
     const digest = parseDigest(expected)
+    if (this.#state !== 'open') throw new BlobWriterClosedError()
+    this.#state = 'committing'
     try {
-      if (this.errored) throw this.errored
-      if (!this.writableFinished) {
-        await new Promise<void>((resolve, reject) => {
-          this.once('error', reject)
-          this.end(() => {
-            this.off('error', reject)
-            resolve()
-          })
-        })
-      }
-      try {
-        await this.fh.sync()
-      } catch (error) {
-        throw new StorageWriteError(`cannot fsync a temp file (${errorCode(error)})`, {
-          cause: error,
-        })
-      }
+      await this.#finish()
       await this.#close()
       const actual = hashToDigest(this.#hash)
-      if (actual !== digest) throw new DigestMismatchError(digest, actual, this.bytesWritten)
-      await this.store.commitTemp(this.tempPath, digest)
-      return { size: this.bytesWritten }
+      if (actual !== digest) throw new DigestMismatchError(digest, actual, this.#bytesWritten)
+      await this.#rename(digest)
+      this.#state = 'done'
+      return { size: this.#bytesWritten }
     } catch (error) {
-      await this.abort()
+      await this.abort().catch(() => undefined)
       throw error
     }
   }
 
   /** Closes and removes the temp file. Safe to call more than once. */
   async abort(): Promise<void> {
+    this.#state = 'done'
     if (!this.destroyed) this.destroy()
     await this.#close()
-    await this.store.removeTemp(this.tempPath)
+    await this.fs.rm(this.tempPath, { force: true })
   }
 
-  async #close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await this.fh.close().catch(() => undefined)
+  /** Resolves once every byte is written and fsynced (see _final). */
+  async #finish(): Promise<void> {
+    if (this.errored) throw this.errored
+    if (this.writableFinished) return
+    await new Promise<void>((resolve, reject) => {
+      // A failed fsync in _final reaches the end callback first and is emitted as
+      // 'error' after it: the listener stays so that emission is never unhandled.
+      this.once('error', reject)
+      // The callback gets the stream's error, or ERR_STREAM_DESTROYED if it was destroyed.
+      this.end((error?: Error | null) => (error ? reject(error) : resolve()))
+    })
   }
+
+  async #rename(digest: Digest): Promise<void> {
+    const target = blobPath(this.blobsDir, digest)
+    const dir = dirname(target)
+    try {
+      const created = await this.fs.mkdir(dir, { recursive: true })
+      // Concurrent writers of one digest each rename identical content; rename is atomic.
+      await this.fs.rename(this.tempPath, target)
+      await syncDir(this.fs, dir)
+      // A new fan-out directory is durable only once its parent's entry is.
+      if (created !== undefined) await syncDir(this.fs, this.blobsDir)
+    } catch (error) {
+      throw new StorageWriteError(`cannot commit a blob (${errorCode(error)})`, { cause: error })
+    }
+  }
+
+  #close(): Promise<void> {
+    // FileHandle.close waits for the handle's pending writes. A close error after a
+    // successful fsync loses nothing, and before one the file is discarded anyway.
+    this.#closing ??= this.fh.close().catch(() => undefined)
+    return this.#closing
+  }
+}
+
+function blobPath(blobsDir: string, digest: Digest): string {
+  const hex = digestHex(digest)
+  return join(blobsDir, hex.slice(0, 2), hex)
+}
+
+async function syncDir(fs: BlobStoreFs, dir: string): Promise<void> {
+  const dh = await fs.open(dir, 'r')
+  try {
+    await dh.sync()
+  } finally {
+    await dh.close()
+  }
+}
+
+/** Offsets fs can read by: a non-negative integer start; an integer end (below start reads nothing). */
+function isValidRange(start: number | undefined, end: number | undefined): boolean {
+  return (
+    (start === undefined || (Number.isSafeInteger(start) && start >= 0)) &&
+    (end === undefined || Number.isSafeInteger(end))
+  )
 }
 
 function isNotFound(error: unknown): boolean {

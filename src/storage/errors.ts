@@ -33,3 +33,34 @@ export class BlobNotFoundError extends PullthroughError {
 export class StorageWriteError extends PullthroughError {
   readonly code = 'PT_STORAGE_WRITE'
 }
+
+/** A read range the store cannot serve (negative or fractional offsets). Raised before any filesystem call. */
+export class InvalidRangeError extends PullthroughError {
+  readonly code = 'PT_INVALID_RANGE'
+  constructor(
+    readonly start: number | undefined,
+    readonly end: number | undefined,
+  ) {
+    super(`invalid read range: start ${String(start)}, end ${String(end)}`)
+  }
+}
+
+/**
+ * The file at a blob's path was replaced while a verified read was under way, so
+ * the hash checked is not of the bytes served. Not a mismatch: the blob on disk
+ * may be fine, and must not be quarantined for it.
+ */
+export class BlobChangedError extends PullthroughError {
+  readonly code = 'PT_BLOB_CHANGED'
+  constructor(readonly digest: string) {
+    super(`blob was replaced during a verified read: ${digest}`)
+  }
+}
+
+/** commit() on a writer that was already committed or aborted. A caller bug, not a disk fault. */
+export class BlobWriterClosedError extends PullthroughError {
+  readonly code = 'PT_BLOB_WRITER_CLOSED'
+  constructor() {
+    super('blob writer is already committed or aborted')
+  }
+}

@@ -12,17 +12,18 @@ const WORKER_CHUNK_BYTES = 4 * 1024 * 1024
 /**
  * The worker body, run with `eval`: plain CommonJS needs no TypeScript loader
  * (workers do not inherit loader hooks) and no separate file to ship.
- * Messages: { id, path } -> { id, digest, size } | { id, error }.
+ * Messages: { id, path } -> { id, digest, size, identity } | { id, error }.
  */
 const WORKER_SOURCE = `
 const { createHash } = require('node:crypto')
-const { closeSync, openSync, readSync } = require('node:fs')
+const { closeSync, fstatSync, openSync, readSync } = require('node:fs')
 const { parentPort } = require('node:worker_threads')
 const buffer = Buffer.allocUnsafe(${WORKER_CHUNK_BYTES})
 parentPort.on('message', (job) => {
   let fd
   try {
     fd = openSync(job.path, 'r')
+    const stat = fstatSync(fd, { bigint: true })
     const hash = createHash('sha256')
     let size = 0
     for (;;) {
@@ -31,7 +32,12 @@ parentPort.on('message', (job) => {
       hash.update(buffer.subarray(0, read))
       size += read
     }
-    parentPort.postMessage({ id: job.id, digest: 'sha256:' + hash.digest('hex'), size })
+    parentPort.postMessage({
+      id: job.id,
+      digest: 'sha256:' + hash.digest('hex'),
+      size,
+      identity: stat.dev + ':' + stat.ino,
+    })
   } catch (error) {
     parentPort.postMessage({ id: job.id, error: String(error && error.message) })
   } finally {
@@ -43,6 +49,13 @@ parentPort.on('message', (job) => {
 export interface FileHash {
   readonly digest: string
   readonly size: number
+  /** `dev:ino` of the file hashed, to tell whether it is the one a reader has open (see fileIdentity). */
+  readonly identity: string
+}
+
+/** `dev:ino` of an open file, comparable with FileHash.identity. */
+export function fileIdentity(stat: { dev: bigint; ino: bigint }): string {
+  return `${String(stat.dev)}:${String(stat.ino)}`
 }
 
 interface Pending {
@@ -98,12 +111,22 @@ export class FileHasher {
     worker.unref()
     worker.on(
       'message',
-      (message: { id: number; digest?: string; size?: number; error?: string }) => {
+      (message: {
+        id: number
+        digest?: string
+        size?: number
+        identity?: string
+        error?: string
+      }) => {
         const pending = this.#pending.get(message.id)
         if (!pending) return
         this.#pending.delete(message.id)
         if (message.digest !== undefined)
-          pending.resolve({ digest: message.digest, size: message.size ?? 0 })
+          pending.resolve({
+            digest: message.digest,
+            size: message.size ?? 0,
+            identity: message.identity ?? '',
+          })
         else pending.reject(new Error(message.error ?? 'hash worker failed'))
       },
     )

@@ -8,27 +8,22 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { createSha256, hashToDigest, type Digest } from './digest.ts'
 import { DigestMismatchError } from './errors.ts'
 
+/** Passes bytes through, holding back the latest chunk until the hash of everything matched `expected`. */
 export function createVerifyStream(expected: Digest): Transform {
   const hash = createSha256()
-  let held: Buffer | undefined
   let size = 0
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+  return createHoldBackStream(
+    (chunk) => {
       hash.update(chunk)
       size += chunk.length
-      const previous = held
-      held = chunk
-      callback(null, previous)
     },
-    flush(callback: TransformCallback) {
+    () => {
       const actual = hashToDigest(hash)
-      if (actual !== expected) {
-        callback(new DigestMismatchError(expected, actual, size))
-        return
-      }
-      callback(null, held)
+      return actual === expected
+        ? Promise.resolve()
+        : Promise.reject(new DigestMismatchError(expected, actual, size))
     },
-  })
+  )
 }
 
 /**
@@ -37,17 +32,47 @@ export function createVerifyStream(expected: Digest): Transform {
  * chunk waits for `check`, which rejects on a mismatch.
  */
 export function createDeferredVerifyStream(check: Promise<void>): Transform {
-  let held: Buffer | undefined
   // Observed in flush; a rejection before then must not count as unhandled.
   check.catch(() => undefined)
+  return createHoldBackStream(
+    () => undefined,
+    () => check,
+  )
+}
+
+/** SHA-256 and length of everything `source` yields (checking stored blobs, tests). */
+export async function hashStream(
+  source: AsyncIterable<Uint8Array>,
+): Promise<{ digest: Digest; size: number }> {
+  const hash = createSha256()
+  let size = 0
+  for await (const chunk of source) {
+    hash.update(chunk)
+    size += chunk.length
+  }
+  return { digest: hashToDigest(hash), size }
+}
+
+function createHoldBackStream(
+  observe: (chunk: Buffer) => void,
+  verdict: () => Promise<void>,
+): Transform {
+  let held: Buffer | undefined
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      // An empty chunk must not take the held chunk's place: holding back nothing
+      // would release every byte before the verdict.
+      if (chunk.length === 0) {
+        callback()
+        return
+      }
+      observe(chunk)
       const previous = held
       held = chunk
       callback(null, previous)
     },
     flush(callback: TransformCallback) {
-      check.then(
+      verdict().then(
         () => callback(null, held),
         (error: unknown) => callback(error as Error),
       )
