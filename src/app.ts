@@ -6,10 +6,13 @@
 import { readFile } from 'node:fs/promises'
 import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
+import { CachedDocuments } from './cache/cached-documents.ts'
 import { Evictor } from './cache/eviction.ts'
+import { ManifestCache } from './cache/manifests.ts'
 import { ReadThrough } from './cache/read-through.ts'
 import { reconcileBlobs } from './cache/reconcile.ts'
 import { ConfigError } from './config/errors.ts'
+import { manifestMediaType } from './docker/media-types.ts'
 import { registerDockerRoutes, renderDockerError } from './docker/routes.ts'
 import type { Config } from './config/schema.ts'
 import { installErrorHandling } from './http/errors.ts'
@@ -35,6 +38,9 @@ export interface AppDeps {
 /** The transfer engine the protocol routes use: pools per registry/index and the read-through cache. */
 export interface Transfer {
   readonly cache: ReadThrough
+  readonly manifests: ManifestCache
+  /** Small upstream documents kept for a TTL (tag lists). */
+  readonly documents: CachedDocuments
   readonly evictor: Evictor
   readonly registries: ReadonlyMap<string, UpstreamPool>
   readonly indexes: ReadonlyMap<string, UpstreamPool>
@@ -81,6 +87,10 @@ export async function buildApp(
     registries: config.docker.registries,
     pools: transfer.registries,
     cache: transfer.cache,
+    manifests: transfer.manifests,
+    documents: transfer.documents,
+    logger,
+    metrics,
   })
   app.decorate('deps', deps)
   app.decorate('transfer', transfer)
@@ -116,6 +126,11 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     config.docker.registries.map((r) => [r.name, new UpstreamPool(r, poolDeps)]),
   )
   const indexes = new Map(config.pypi.indexes.map((i) => [i.name, new UpstreamPool(i, poolDeps)]))
+  const onStored = () => {
+    evictor.run().catch((error: unknown) => {
+      logger.warn({ err: error }, 'eviction failed')
+    })
+  }
   const cache: ReadThrough = new ReadThrough({
     blobs,
     metadata,
@@ -123,12 +138,18 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     logger,
     verifyOnRead: config.storage.verifyOnRead,
     now,
-    onStored: () => {
-      evictor.run().catch((error: unknown) => {
-        logger.warn({ err: error }, 'eviction failed')
-      })
-    },
+    onStored,
   })
+  const manifests = new ManifestCache({
+    blobs,
+    metadata,
+    metrics,
+    logger,
+    now,
+    mediaTypeOf: manifestMediaType,
+    onStored,
+  })
+  const documents = new CachedDocuments({ metadata, logger, now })
   const evictor = new Evictor({
     blobs,
     metadata,
@@ -138,7 +159,7 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     maxSize: config.storage.maxSize,
     lowWatermark: config.storage.lowWatermark,
   })
-  return { cache, evictor, registries, indexes }
+  return { cache, manifests, documents, evictor, registries, indexes }
 }
 
 async function readTls(

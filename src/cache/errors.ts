@@ -30,3 +30,57 @@ export class TransferDiscardedError extends PullthroughError {
     super(`transfer of ${digest} was discarded (${reason})`)
   }
 }
+
+/** An upstream document (manifest, tag list) is larger than pullthrough accepts. */
+export class DocumentTooLargeError extends PullthroughError {
+  readonly code = 'PT_DOCUMENT_TOO_LARGE'
+  constructor(
+    readonly pool: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(`an upstream document of ${pool} has ${size} bytes or more, over the ${maxBytes} allowed`)
+  }
+}
+
+/** Every mirror answered 404 for a manifest (by tag or digest). */
+export class ManifestUnknownError extends PullthroughError {
+  readonly code = 'PT_MANIFEST_UNKNOWN'
+  constructor(
+    readonly repository: string,
+    readonly reference: string,
+  ) {
+    super(`no upstream has ${repository}:${reference}`)
+  }
+}
+
+/** The upstream answered a manifest in a media type the client did not accept. */
+export class ManifestNotAcceptableError extends PullthroughError {
+  readonly code = 'PT_MANIFEST_NOT_ACCEPTABLE'
+  constructor(
+    readonly reference: string,
+    readonly mediaType: string,
+  ) {
+    super(`${reference} is only available as ${mediaType}, which the client does not accept`)
+  }
+}
+
+/** The upstream has no such repository (404 on its tag list). */
+export class RepositoryUnknownError extends PullthroughError {
+  readonly code = 'PT_REPOSITORY_UNKNOWN'
+  constructor(readonly repository: string) {
+    super(`no upstream has the repository ${repository}`)
+  }
+}
+
+/** Errors that mean the upstreams could not answer, as opposed to an answer such as 404. */
+const UPSTREAM_FAILURE_CODES = new Set([
+  'PT_UPSTREAM_UNAVAILABLE',
+  'PT_UPSTREAM_AUTH',
+  'PT_FILL_FAILED',
+])
+
+/** True when `error` says the upstreams failed, so a cached copy may be served stale instead. */
+export function isUpstreamFailure(error: unknown): boolean {
+  return UPSTREAM_FAILURE_CODES.has((error as { code?: string } | null)?.code ?? '')
+}

@@ -8,7 +8,7 @@ import { Transform, pipeline, type Readable } from 'node:stream'
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import { logPullEvent, type PullEventFields } from '../observability/pull-event.ts'
+import { recordPull, type PullEventFields } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { parseDigest } from '../storage/digest.ts'
 import { BlobUnknownUpstreamError, FillFailedError } from './errors.ts'
@@ -96,14 +96,7 @@ export class ReadThrough {
     pipeline(served.stream, counter, () => undefined)
     counter.once('close', () => {
       if (!pull) return
-      const source = served.cache === 'hit' ? 'cache' : 'upstream'
-      this.deps.metrics.cacheRequests.inc({
-        protocol: pull.protocol,
-        pool: pull.pool,
-        result: served.cache,
-      })
-      this.deps.metrics.bytesServed.inc({ protocol: pull.protocol, source }, bytes)
-      logPullEvent(this.deps.logger, {
+      recordPull(this.deps.logger, this.deps.metrics, {
         ...pull,
         digest,
         cache: served.cache,

@@ -3,9 +3,9 @@
  * cache, with single-range requests (RFC 9110 §14) answered 206.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { FillSource } from '../cache/fill.ts'
 import type { ReadThrough } from '../cache/read-through.ts'
 import { OciError } from './errors.ts'
+import type { DockerTarget } from './target.ts'
 
 export interface ByteRange {
   readonly start: number
@@ -27,18 +27,22 @@ export function parseRange(header: string | undefined): ByteRange | undefined {
   return { start, end }
 }
 
-export interface BlobRequest {
-  readonly digest: string
-  readonly source: FillSource
-  readonly pull: { readonly registry: string; readonly repository: string }
-}
-
 export async function serveBlob(
   cache: ReadThrough,
-  blob: BlobRequest,
+  target: DockerTarget,
+  digest: string,
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
+  const blob = {
+    digest,
+    source: {
+      pool: target.pool,
+      path: `v2/${target.repository}/blobs/${digest}`,
+      authScope: target.authScope,
+    },
+    pull: { registry: target.registry.name, repository: target.repository },
+  }
   reply
     .header('docker-content-digest', blob.digest)
     .header('content-type', 'application/octet-stream')

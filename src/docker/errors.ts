@@ -17,7 +17,8 @@ export const OCI_ERRORS = {
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
   RANGE_INVALID: { status: 416, message: 'invalid content range' },
-  // Not in the OCI spec; Distribution answers it when its storage or upstream is unavailable.
+  // Not in the OCI spec; Distribution's own codes for a bad `n` and for an unavailable backend.
+  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
 } as const
 
@@ -65,6 +66,20 @@ export function toOciError(error: unknown, registry: string | undefined): OciErr
     case 'PT_BLOB_UNKNOWN':
     case 'PT_BLOB_NOT_FOUND':
       return new OciError('BLOB_UNKNOWN')
+    case 'PT_MANIFEST_UNKNOWN':
+      return new OciError('MANIFEST_UNKNOWN')
+    case 'PT_MANIFEST_NOT_ACCEPTABLE':
+      // What Distribution answers when no representation fits the client's Accept.
+      return new OciError('MANIFEST_UNKNOWN', undefined, {
+        message: 'the manifest is not available in a media type the client accepts',
+      })
+    case 'PT_REPOSITORY_UNKNOWN':
+      return new OciError('NAME_UNKNOWN')
+    case 'PT_DOCUMENT_TOO_LARGE':
+      return new OciError('MANIFEST_INVALID', where, {
+        status: 502,
+        message: 'the upstream sent a document over the size limit (4 MiB)',
+      })
     case 'PT_UPSTREAM_UNAVAILABLE':
       return new OciError('UNAVAILABLE', where, {
         message: 'no upstream of this registry could answer',

@@ -60,3 +60,36 @@ export function accepts(accept: string | string[] | undefined, mediaType: string
     ranges.find((r) => r.type === '*/*')
   return match !== undefined && match.q > 0
 }
+
+/** Docker's signed schema1, still served by a few old registries; passed through, never converted. */
+const SCHEMA1_SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws'
+
+/**
+ * The media type of a manifest body. The body's own `mediaType` decides (it is
+ * part of what the digest covers); an OCI manifest or index may omit it, so
+ * then a known Content-Type from the upstream, then the shape, decide.
+ */
+export function manifestMediaType(body: Buffer, contentType: string | undefined): string {
+  const header = contentType?.split(';')[0]?.trim().toLowerCase()
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body.toString('utf8'))
+  } catch {
+    parsed = undefined
+  }
+  if (typeof parsed === 'object' && parsed !== null) {
+    const doc = parsed as Record<string, unknown>
+    if (typeof doc.mediaType === 'string' && doc.mediaType !== '') return doc.mediaType
+    if (header !== undefined && (isManifestMediaType(header) || header === SCHEMA1_SIGNED))
+      return header
+    if (doc.schemaVersion === 1) return SCHEMA1_SIGNED
+    if (Array.isArray(doc.manifests)) return MEDIA_TYPES.ociIndex
+    if (Array.isArray(doc.layers)) return MEDIA_TYPES.ociManifest
+  }
+  return header || 'application/octet-stream'
+}
+
+/** True when the client takes every current manifest type, so the upstream's answer is the canonical one. */
+export function acceptsEveryManifestType(accept: string | string[] | undefined): boolean {
+  return Object.values(MEDIA_TYPES).every((type) => accepts(accept, type))
+}

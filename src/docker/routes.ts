@@ -4,21 +4,30 @@
  * errors in the OCI format; refuses writes.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { FillSource } from '../cache/fill.ts'
+import type { CachedDocuments } from '../cache/cached-documents.ts'
+import type { ManifestCache } from '../cache/manifests.ts'
 import type { ReadThrough } from '../cache/read-through.ts'
 import type { ErrorRenderer } from '../http/errors.ts'
+import type { Logger } from '../observability/logger.ts'
+import type { Metrics } from '../observability/metrics.ts'
 import { serveBlob } from './blobs.ts'
+import { serveCatalog } from './catalog.ts'
 import { OciError, toOciError } from './errors.ts'
-import { isDigestShaped, isRepositoryName, parseV2Path } from './names.ts'
-import { routeRegistry, type RegistryRef } from './routing.ts'
-
-/** An upstream pool, as the cache layer takes it. */
-type Pool = FillSource['pool']
+import { serveManifest } from './manifests.ts'
+import { isDigestShaped, isRepositoryName, isTag, parseV2Path } from './names.ts'
+import { serveReferrers } from './referrers.ts'
+import { routeRegistry } from './routing.ts'
+import { serveTags } from './tags.ts'
+import type { DockerTarget, RegistryEntry } from './target.ts'
 
 export interface DockerRoutesDeps {
-  readonly registries: readonly RegistryRef[]
-  readonly pools: ReadonlyMap<string, Pool>
+  readonly registries: readonly RegistryEntry[]
+  readonly pools: ReadonlyMap<string, DockerTarget['pool']>
   readonly cache: ReadThrough
+  readonly manifests: ManifestCache
+  readonly documents: CachedDocuments
+  readonly logger: Logger
+  readonly metrics: Metrics
 }
 
 const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' }
@@ -43,6 +52,9 @@ export const renderDockerError: ErrorRenderer = (error, request, reply) => {
 export function registerDockerRoutes(app: FastifyInstance, deps: DockerRoutesDeps): void {
   const config = { protocol: 'docker' }
   app.get('/v2/', { config }, async (_request, reply) => reply.headers(API_VERSION).send({}))
+  app.get('/v2/_catalog', { config }, async (request, reply) =>
+    serveCatalog(deps.manifests, deps.registries, request, reply.headers(API_VERSION)),
+  )
   app.route({
     method: ['GET', 'HEAD'],
     url: '/v2/*',
@@ -72,12 +84,31 @@ async function handlePull(
   const parsed = parseV2Path(path)
   if (!parsed)
     throw new OciError('UNSUPPORTED', undefined, { status: 404, message: 'not a pull endpoint' })
+  const target = resolveTarget(deps, request, parsed.name)
+  switch (parsed.kind) {
+    case 'blob':
+      return serveBlob(deps.cache, target, checkDigest(parsed.digest), request, reply)
+    case 'manifest': {
+      const { reference } = parsed
+      if (isTag(reference)) return serveManifest(deps, target, { tag: reference }, request, reply)
+      const digest = checkDigest(reference)
+      return serveManifest(deps, target, { digest }, request, reply)
+    }
+    case 'tags':
+      return serveTags(deps.documents, target, request, reply)
+    case 'referrers':
+      return serveReferrers(target, checkDigest(parsed.digest), request, reply)
+  }
+}
+
+/** Which registry, repository and pool a request names; OCI errors for bad or unknown names. */
+function resolveTarget(
+  deps: DockerRoutesDeps,
+  request: FastifyRequest,
+  name: string,
+): DockerTarget {
   const ns = (request.query as { ns?: unknown }).ns
-  const routed = routeRegistry(
-    deps.registries,
-    parsed.name,
-    typeof ns === 'string' ? ns : undefined,
-  )
+  const routed = routeRegistry(deps.registries, name, typeof ns === 'string' ? ns : undefined)
   if (!routed)
     throw new OciError('NAME_UNKNOWN', undefined, {
       message: 'no configured registry serves this name',
@@ -86,37 +117,23 @@ async function handlePull(
   if (!isRepositoryName(routed.repository)) throw new OciError('NAME_INVALID')
   const pool = deps.pools.get(routed.registry.name)
   if (!pool) throw new OciError('NAME_UNKNOWN')
-  const scope = `repository:${routed.repository}:pull`
-  switch (parsed.kind) {
-    case 'blob': {
-      if (!isDigestShaped(parsed.digest))
-        throw new OciError('DIGEST_INVALID', undefined, { message: 'invalid digest' })
-      if (!parsed.digest.startsWith('sha256:')) {
-        throw new OciError('UNSUPPORTED', undefined, {
-          status: 400,
-          message: 'only sha256 digests are supported',
-        })
-      }
-      return serveBlob(
-        deps.cache,
-        {
-          digest: parsed.digest,
-          source: {
-            pool,
-            path: `v2/${routed.repository}/blobs/${parsed.digest}`,
-            authScope: scope,
-          },
-          pull: { registry: routed.registry.name, repository: routed.repository },
-        },
-        request,
-        reply,
-      )
-    }
-    default:
-      // Manifests, tags and referrers are the next part of the Docker adapter.
-      throw new OciError('UNSUPPORTED', undefined, {
-        status: 501,
-        message: `${parsed.kind} requests are not implemented yet`,
-      })
+  return {
+    registry: routed.registry,
+    repository: routed.repository,
+    clientName: name,
+    pool,
+    authScope: `repository:${routed.repository}:pull`,
   }
+}
+
+/** A `sha256:<64 hex>` digest; DIGEST_INVALID for malformed ones, UNSUPPORTED for other algorithms. */
+function checkDigest(reference: string): string {
+  if (!isDigestShaped(reference))
+    throw new OciError('DIGEST_INVALID', undefined, { message: 'invalid digest' })
+  if (!reference.startsWith('sha256:'))
+    throw new OciError('UNSUPPORTED', undefined, {
+      status: 400,
+      message: 'only sha256 digests are supported',
+    })
+  return reference
 }

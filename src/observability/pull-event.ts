@@ -4,6 +4,7 @@
  * Built here and nowhere else so every protocol logs the same fields.
  */
 import type { Logger } from 'pino'
+import type { Metrics } from './metrics.ts'
 
 export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidated'
 
@@ -47,4 +48,15 @@ export function buildPullEvent(fields: PullEventFields): Record<string, unknown>
 /** Logs the pull event at info level; `node` and `time` come from the logger's base fields. */
 export function logPullEvent(logger: Logger, fields: PullEventFields): void {
   logger.info(buildPullEvent(fields), 'pull')
+}
+
+/**
+ * Everything one served artifact reports: the pull event, the cache result
+ * counter and the bytes by source (cache for hits, upstream otherwise).
+ */
+export function recordPull(logger: Logger, metrics: Metrics, fields: PullEventFields): void {
+  metrics.cacheRequests.inc({ protocol: fields.protocol, pool: fields.pool, result: fields.cache })
+  const source = fields.cache === 'hit' || fields.cache === 'stale' ? 'cache' : 'upstream'
+  metrics.bytesServed.inc({ protocol: fields.protocol, source }, fields.bytes)
+  logPullEvent(logger, fields)
 }

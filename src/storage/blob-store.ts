@@ -17,6 +17,7 @@ import { Readable, Writable, pipeline } from 'node:stream'
 import { pipeline as pipelinePromise } from 'node:stream/promises'
 import {
   createSha256,
+  digestOf,
   digestHex,
   hashToDigest,
   isDigest,
@@ -26,6 +27,7 @@ import {
 import {
   BlobChangedError,
   BlobNotFoundError,
+  BlobTooLargeError,
   BlobWriterClosedError,
   DigestMismatchError,
   InvalidRangeError,
@@ -136,6 +138,32 @@ export class BlobStore {
       throw error
     }
     return writer.commit(expected)
+  }
+
+  /**
+   * Reads a small committed blob (a manifest) whole and checks it against its
+   * digest: DigestMismatchError when it rotted, BlobNotFoundError when absent,
+   * BlobTooLargeError over `maxBytes`, checked before the bytes are read.
+   */
+  async readSmall(digest: string, maxBytes: number): Promise<Buffer> {
+    const valid = parseDigest(digest)
+    let fh: nodeFs.FileHandle
+    try {
+      fh = await this.fs.open(this.#path(valid), 'r')
+    } catch (error) {
+      if (isNotFound(error)) throw new BlobNotFoundError(valid)
+      throw error
+    }
+    try {
+      const { size } = await fh.stat()
+      if (size > maxBytes) throw new BlobTooLargeError(valid, size, maxBytes)
+      const data = await fh.readFile()
+      const actual = digestOf(data)
+      if (actual !== valid) throw new DigestMismatchError(valid, actual, data.length)
+      return data
+    } finally {
+      await fh.close().catch(() => undefined)
+    }
   }
 
   /**

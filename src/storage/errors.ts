@@ -64,3 +64,15 @@ export class BlobWriterClosedError extends PullthroughError {
     super('blob writer is already committed or aborted')
   }
 }
+
+/** A blob read whole (readSmall) is larger than the caller allows. */
+export class BlobTooLargeError extends PullthroughError {
+  readonly code = 'PT_BLOB_TOO_LARGE'
+  constructor(
+    readonly digest: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(`blob ${digest} has ${size} bytes, more than the ${maxBytes} allowed`)
+  }
+}

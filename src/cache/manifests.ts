@@ -1,0 +1,307 @@
+/**
+ * Read-through for registry manifests. A manifest is a small document stored
+ * as a blob under its digest (and verified like one); a tag points at a digest
+ * through a TagRecord in the metadata store.
+ *
+ * By digest: immutable, served from the store until evicted.
+ * By tag: fresh for `tagTTL`; after that a HEAD upstream revalidates it (HEAD
+ * does not count against Docker Hub's pull limit) and an unchanged digest only
+ * renews the record. When every upstream fails, the last known manifest is
+ * served stale. Concurrent requests for one tag or digest share one upstream
+ * request.
+ *
+ * Every manifest from upstream is checked: by digest it must hash to the digest
+ * asked for; by tag to the upstream's Docker-Content-Digest when it sends one.
+ * A mismatch counts, and the next mirror is asked.
+ */
+import { Readable } from 'node:stream'
+import type { MetadataStore, TagRecord } from '../metadata/store.ts'
+import type { Logger } from '../observability/logger.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import type { CacheResult } from '../observability/pull-event.ts'
+import type { BlobStore } from '../storage/blob-store.ts'
+import { digestOf, isDigest, type Digest } from '../storage/digest.ts'
+import type { Mirror } from '../upstream/mirror.ts'
+import type { UpstreamPool } from '../upstream/pool.ts'
+import { fetchDocument, headerValue } from './documents.ts'
+import {
+  FillFailedError,
+  ManifestNotAcceptableError,
+  ManifestUnknownError,
+  isUpstreamFailure,
+} from './errors.ts'
+import { SingleFlight } from './single-flight.ts'
+
+/** Largest manifest accepted from an upstream (Distribution's own limit is 4 MiB too). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+/** Where a repository's manifests come from, and how the client asked. */
+export interface ManifestSource {
+  readonly pool: UpstreamPool
+  readonly registry: string
+  readonly repository: string
+  readonly authScope?: string | undefined
+  /** The Accept header sent upstream. */
+  readonly accept: string
+  readonly tagTTLMs: number
+}
+
+/** What the client can take. */
+export interface ManifestNeeds {
+  /** True when a manifest of this media type may be served to the client. */
+  readonly acceptable: (mediaType: string) => boolean
+  /**
+   * True when the client accepts every manifest type, so the upstream's answer
+   * is the tag's canonical one and may be recorded. A narrower client (say,
+   * schema2 only) may get a different manifest, which must not replace the
+   * multi-arch index other clients get.
+   */
+  readonly canonical: boolean
+}
+
+export interface ServedManifest {
+  readonly digest: string
+  readonly mediaType: string
+  readonly body: Buffer
+  readonly cache: CacheResult
+  /** The mirror asked, when one was. */
+  readonly upstream: string | undefined
+}
+
+export interface ManifestCacheDeps {
+  readonly blobs: BlobStore
+  readonly metadata: MetadataStore
+  readonly metrics: Metrics
+  readonly logger: Logger
+  readonly now: () => number
+  /** The media type of a manifest body; the protocol layer knows the formats. */
+  readonly mediaTypeOf: (body: Buffer, contentType: string | undefined) => string
+  /** Called after a manifest is newly stored (eviction checks). */
+  readonly onStored?: (size: number) => void
+}
+
+export class ManifestCache {
+  readonly #flights = new SingleFlight<ServedManifest>()
+  readonly #logger: Logger
+
+  constructor(private readonly deps: ManifestCacheDeps) {
+    this.#logger = deps.logger.child({ component: 'manifests' })
+  }
+
+  /** The manifest with this digest, from the store or the upstream. */
+  async byDigest(source: ManifestSource, digest: Digest): Promise<ServedManifest> {
+    const stored = await this.#readStored(digest)
+    if (stored) return this.#served(digest, stored, 'hit', undefined)
+    return this.#flights.run(`digest ${digest}`, () => this.#fetch(source, digest, digest))
+  }
+
+  /** The manifest a tag points at, fresh within tagTTL, revalidated after, stale when upstreams fail. */
+  async byTag(source: ManifestSource, tag: string, needs: ManifestNeeds): Promise<ServedManifest> {
+    const record = await this.#getTag(source, tag)
+    const usable = record && needs.acceptable(record.mediaType) ? record : undefined
+    const key = `tag ${source.registry}/${source.repository}:${tag}`
+    if (!usable) {
+      return this.#flights.run(`${key} ${source.accept}`, () =>
+        this.#fetchTag(source, tag, needs, undefined),
+      )
+    }
+    if (this.deps.now() - usable.fetchedAt < source.tagTTLMs) {
+      const body = await this.#readStored(usable.digest)
+      if (body) return this.#served(usable.digest, body, 'hit', undefined, usable.mediaType)
+    }
+    return this.#flights.run(`${key} revalidate`, () =>
+      this.#revalidate(source, tag, needs, usable),
+    )
+  }
+
+  /** Repositories of a registry with at least one cached tag, sorted. */
+  async repositories(registry: string): Promise<string[]> {
+    return this.deps.metadata.listRepositories(registry)
+  }
+
+  async #revalidate(
+    source: ManifestSource,
+    tag: string,
+    needs: ManifestNeeds,
+    record: TagRecord,
+  ): Promise<ServedManifest> {
+    let head
+    try {
+      head = await fetchDocument(this.#documentSource(source, tag), {
+        method: 'HEAD',
+        maxBytes: 0,
+      })
+    } catch (error) {
+      return this.#stale(source, tag, record, error)
+    }
+    if (head.status === 404) {
+      await this.deps.metadata.deleteTag(source.registry, source.repository, tag).catch(() => {})
+      throw new ManifestUnknownError(source.repository, tag)
+    }
+    const digest = headerValue(head.headers, 'docker-content-digest')
+    if (head.status === 200 && digest === record.digest) {
+      const body = await this.#readStored(record.digest)
+      if (body) {
+        await this.#putTag(source, tag, { ...record, fetchedAt: this.deps.now() })
+        return this.#served(record.digest, body, 'revalidated', head.mirror.name, record.mediaType)
+      }
+    }
+    // Moved to another digest, or the upstream does not say: fetch the manifest.
+    return this.#fetchTag(source, tag, needs, record)
+  }
+
+  async #fetchTag(
+    source: ManifestSource,
+    tag: string,
+    needs: ManifestNeeds,
+    record: TagRecord | undefined,
+  ): Promise<ServedManifest> {
+    let fetched: ServedManifest
+    try {
+      fetched = await this.#fetch(source, tag, undefined)
+    } catch (error) {
+      if (record) return this.#stale(source, tag, record, error)
+      throw error
+    }
+    if (!needs.acceptable(fetched.mediaType))
+      throw new ManifestNotAcceptableError(tag, fetched.mediaType)
+    if (needs.canonical) {
+      await this.#putTag(source, tag, {
+        digest: fetched.digest,
+        mediaType: fetched.mediaType,
+        size: fetched.body.length,
+        fetchedAt: this.deps.now(),
+      })
+    }
+    return fetched
+  }
+
+  /** The recorded manifest when every upstream failed; the upstream's error otherwise. */
+  async #stale(
+    source: ManifestSource,
+    tag: string,
+    record: TagRecord,
+    error: unknown,
+  ): Promise<ServedManifest> {
+    if (!isUpstreamFailure(error)) throw error
+    const body = await this.#readStored(record.digest)
+    if (!body) throw error
+    this.#logger.warn(
+      { registry: source.registry, repository: source.repository, tag, err: error },
+      'every upstream failed; serving the cached manifest stale',
+    )
+    return this.#served(record.digest, body, 'stale', undefined, record.mediaType)
+  }
+
+  /**
+   * GETs a manifest by tag or digest, checks it against `expected` (by digest)
+   * or the upstream's Docker-Content-Digest (by tag), and stores it. A mirror
+   * that sends a mismatch is not asked again for this manifest.
+   */
+  async #fetch(
+    source: ManifestSource,
+    reference: string,
+    expected: Digest | undefined,
+  ): Promise<ServedManifest> {
+    const exclude = new Set<Mirror>()
+    for (;;) {
+      const doc = await fetchDocument(
+        { ...this.#documentSource(source, reference), tryNextOnNotFound: expected !== undefined },
+        { maxBytes: MAX_MANIFEST_BYTES, exclude },
+      )
+      if (doc.status === 404) throw new ManifestUnknownError(source.repository, reference)
+      if (doc.status !== 200)
+        throw new FillFailedError(reference, `upstream answered ${doc.status}`)
+      const actual = digestOf(doc.body)
+      const claimed = expected ?? headerValue(doc.headers, 'docker-content-digest')
+      if (claimed === undefined || !isDigest(claimed) || claimed === actual) {
+        const mediaType = this.deps.mediaTypeOf(doc.body, headerValue(doc.headers, 'content-type'))
+        await this.#store(actual, doc.body)
+        return this.#served(actual, doc.body, 'miss', doc.mirror.name, mediaType)
+      }
+      this.deps.metrics.digestMismatches.inc({ pool: source.pool.name, upstream: doc.mirror.name })
+      source.pool.recordBodyFailure(doc.mirror, 'digest_mismatch')
+      this.#logger.warn(
+        { upstream: doc.mirror.name, reference, expected: claimed, actual },
+        'upstream manifest does not match its digest; trying another mirror',
+      )
+      exclude.add(doc.mirror)
+      if (exclude.size >= source.pool.mirrors.length)
+        throw new FillFailedError(reference, 'no upstream sent a manifest matching its digest')
+    }
+  }
+
+  #documentSource(source: ManifestSource, reference: string) {
+    return {
+      pool: source.pool,
+      path: `v2/${source.repository}/manifests/${reference}`,
+      authScope: source.authScope,
+      headers: { accept: source.accept },
+    }
+  }
+
+  #served(
+    digest: string,
+    body: Buffer,
+    cache: CacheResult,
+    upstream: string | undefined,
+    mediaType?: string,
+  ): ServedManifest {
+    return {
+      digest,
+      body,
+      cache,
+      upstream,
+      mediaType: mediaType ?? this.deps.mediaTypeOf(body, undefined),
+    }
+  }
+
+  /** The stored manifest, verified; undefined when absent or rotten (then removed). */
+  async #readStored(digest: string): Promise<Buffer | undefined> {
+    try {
+      const body = await this.deps.blobs.readSmall(digest, MAX_MANIFEST_BYTES)
+      this.deps.metadata.touchBlob(digest, this.deps.now()).catch(() => undefined)
+      return body
+    } catch (error) {
+      const code = (error as { code?: string } | null)?.code
+      if (code === 'PT_BLOB_NOT_FOUND') return undefined
+      if (code !== 'PT_DIGEST_MISMATCH' && code !== 'PT_BLOB_TOO_LARGE') throw error
+      this.deps.metrics.digestMismatches.inc({ pool: 'storage', upstream: 'disk' })
+      this.#logger.error({ digest }, 'stored manifest does not match its digest; removed')
+      await this.deps.blobs.delete(digest).catch(() => undefined)
+      await this.deps.metadata.deleteBlob(digest).catch(() => undefined)
+      return undefined
+    }
+  }
+
+  async #store(digest: Digest, body: Buffer): Promise<void> {
+    try {
+      if (await this.deps.blobs.has(digest)) return
+      await this.deps.blobs.put(digest, Readable.from([body]))
+      await this.deps.metadata.putBlob(digest, body.length, this.deps.now())
+      this.deps.onStored?.(body.length)
+    } catch (error) {
+      // The client still gets the verified manifest; it is fetched again next time.
+      this.deps.metrics.storageWriteErrors.inc()
+      this.#logger.warn({ err: error, digest }, 'could not store a manifest')
+    }
+  }
+
+  async #getTag(source: ManifestSource, tag: string): Promise<TagRecord | undefined> {
+    try {
+      return await this.deps.metadata.getTag(source.registry, source.repository, tag)
+    } catch (error) {
+      // Without the metadata store the upstream still answers; only staleness is lost.
+      this.#logger.warn({ err: error }, 'could not read a tag record')
+      return undefined
+    }
+  }
+
+  async #putTag(source: ManifestSource, tag: string, record: TagRecord): Promise<void> {
+    await this.deps.metadata
+      .putTag(source.registry, source.repository, tag, record)
+      .catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'could not record a tag')
+      })
+  }
+}

@@ -1,0 +1,19 @@
+/** What a validated Docker pull request is for: the registry, the upstream name, the pool. */
+import type { DocumentSource } from '../cache/documents.ts'
+import type { RegistryRef } from './routing.ts'
+
+export interface RegistryEntry extends RegistryRef {
+  /** How long a tag's manifest is served without asking the upstream (ms). */
+  readonly tagTTL: number
+}
+
+export interface DockerTarget {
+  readonly registry: RegistryEntry
+  /** The repository as the upstream knows it (`library/busybox`). */
+  readonly repository: string
+  /** The repository as the client named it, for links back to pullthrough. */
+  readonly clientName: string
+  readonly pool: DocumentSource['pool']
+  /** Bearer scope for token-protected upstreams. */
+  readonly authScope: string
+}
