@@ -345,3 +345,33 @@ t.test('referrers are passed through from an upstream that has them, 404 otherwi
   const missing = await get(`${url}/v2/library/x/referrers/${digest}`)
   t.equal(missing.status, 404)
 })
+
+t.test('concurrent requests for one cold tag share one upstream request', async (t) => {
+  const manifest = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: {}, layers: [] }),
+  )
+  let release: () => void = () => undefined
+  const released = new Promise<void>((resolve) => (release = resolve))
+  // Fault injection: a slow upstream, so every request arrives while the first is in flight.
+  const slow = await fakeUpstream(t, async (_req, res) => {
+    await released
+    res.writeHead(200, {
+      'content-type': OCI_MANIFEST,
+      'docker-content-digest': digestOf(manifest),
+    })
+    res.end(manifest)
+  })
+  const { url, app } = await setup(t, { before: [slow] })
+  const requests = Array.from({ length: 20 }, () => get(`${url}/v2/library/slow/manifests/v1`))
+  // Hold the upstream until all 20 clients are connected and their requests parsed.
+  const connections = () =>
+    new Promise<number>((resolve, reject) =>
+      app.app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+    )
+  while (slow.count() < 1 || (await connections()) < 20) await new Promise((r) => setTimeout(r, 10))
+  await new Promise((r) => setTimeout(r, 100))
+  release()
+  const answers = await Promise.all(requests)
+  t.ok(answers.every((a) => a.status === 200 && a.body.equals(manifest)))
+  t.equal(slow.count('/v2/library/slow/manifests/v1'), 1)
+})
