@@ -7,10 +7,14 @@ import { request } from 'undici'
 import { digestOf } from '../../src/storage/digest.ts'
 import { randomBlob } from './streams.ts'
 
-export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
-export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
-export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json'
-export const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json'
+import {
+  DOCKER_MANIFEST,
+  DOCKER_MANIFEST_LIST as DOCKER_LIST,
+  OCI_INDEX,
+  OCI_MANIFEST,
+} from './images.ts'
+
+export { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST }
 
 export interface BlobPusher {
   readonly url: string
