@@ -3,6 +3,8 @@
 # mocks) when they are missing. As root it runs apt-get; otherwise it prints the
 # one command to run and stops.
 set -euo pipefail
+# dockerd lives in sbin, which a non-root or non-login PATH may lack.
+PATH="$PATH:/usr/sbin:/sbin"
 
 # command on PATH -> Debian package that provides it
 declare -A needed=(
@@ -10,11 +12,19 @@ declare -A needed=(
   [skopeo]=skopeo
   [docker-registry]=docker-registry
   [openssl]=openssl
+  # docker.io also brings Debian's client as /usr/bin/docker, which the harness
+  # runs by that path: another `docker` may come first on PATH (this image has a
+  # newer static CLI in /usr/local/bin that no package owns).
+  [dockerd]=docker.io
+  [containerd]=containerd
+  [ctr]=containerd
 )
 
 missing=()
 for cmd in "${!needed[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
+  command -v "$cmd" >/dev/null 2>&1 && continue
+  # one package can provide several commands (containerd, ctr): name it once
+  [[ " ${missing[*]} " == *" ${needed[$cmd]} "* ]] || missing+=("${needed[$cmd]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
