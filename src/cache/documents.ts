@@ -4,6 +4,7 @@
  * first. Anything larger than the bound is refused before or while it is read.
  */
 import type { IncomingHttpHeaders } from 'node:http'
+import { UpstreamAuthError } from '../upstream/errors.ts'
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import { DocumentTooLargeError } from './errors.ts'
@@ -48,6 +49,11 @@ export async function fetchDocument(
     exclude: options.exclude,
     signal: options.signal,
   })
+  if (res.status === 401 || res.status === 403) {
+    // A 403 after the token dance (or a 401 with no way to authenticate): access is refused.
+    await res.body.dump()
+    throw new UpstreamAuthError(source.pool.name, res.mirror.name, res.status)
+  }
   const declared = Number(res.headers['content-length'])
   if (Number.isFinite(declared) && declared > options.maxBytes && options.method !== 'HEAD') {
     res.body.destroy()

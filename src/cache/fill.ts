@@ -26,6 +26,7 @@ import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { DigestMismatchError } from '../storage/errors.ts'
+import { UpstreamAuthError } from '../upstream/errors.ts'
 import { classify, type Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool, UpstreamResponse } from '../upstream/pool.ts'
 import { BlobUnknownUpstreamError, FillFailedError, TransferDiscardedError } from './errors.ts'
@@ -305,6 +306,8 @@ export class Fill {
       }
     }
     await res.body.dump()
+    if (res.status === 401 || res.status === 403)
+      throw new UpstreamAuthError(this.source.pool.name, res.mirror.name, res.status)
     if (res.status >= 400) throw new FillFailedError(this.digest, `upstream answered ${res.status}`)
     this.source.pool.recordBodyFailure(res.mirror, 'bad_response')
     this.#logger.warn(

@@ -81,10 +81,19 @@ export function toOciError(error: unknown, registry: string | undefined): OciErr
         message: 'the upstream sent a document over the size limit (4 MiB)',
       })
     case 'PT_UPSTREAM_UNAVAILABLE':
+      if (isRateLimited(error as UpstreamFailureFields))
+        return new OciError('TOOMANYREQUESTS', where, {
+          message: 'the upstream registry is rate-limiting pulls; try again later',
+        })
       return new OciError('UNAVAILABLE', where, {
         message: 'no upstream of this registry could answer',
       })
     case 'PT_UPSTREAM_AUTH':
+      // Not a 401: that would send the client to authenticate with pullthrough.
+      if ((error as UpstreamFailureFields).status === 403)
+        return new OciError('DENIED', where, {
+          message: 'the upstream registry denied access to this repository',
+        })
       return new OciError('UNAUTHORIZED', where, {
         status: 502,
         message: 'the upstream registry refused our credentials',
@@ -97,4 +106,16 @@ export function toOciError(error: unknown, registry: string | undefined): OciErr
     default:
       return new OciError('UNAVAILABLE', undefined, { status: 500, message: 'internal error' })
   }
+}
+
+/** The fields of the upstream layer's errors that decide the OCI code (read, not imported). */
+interface UpstreamFailureFields {
+  readonly status?: number
+  readonly attempts?: readonly { readonly reason: string }[]
+}
+
+/** Every mirror that was asked answered 429 (open circuits aside). */
+function isRateLimited(error: UpstreamFailureFields): boolean {
+  const asked = (error.attempts ?? []).filter((a) => a.reason !== 'circuit_open')
+  return asked.length > 0 && asked.every((a) => a.reason === 'status_429')
 }
