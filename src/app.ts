@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
+import { AccessLog } from './cache/access-log.ts'
 import { CachedDocuments } from './cache/cached-documents.ts'
 import { Evictor } from './cache/eviction.ts'
 import { ManifestCache } from './cache/manifests.ts'
@@ -39,6 +40,8 @@ export interface AppDeps {
 export interface Transfer {
   readonly cache: ReadThrough
   readonly manifests: ManifestCache
+  /** Blob hits waiting to be written to the metadata store. */
+  readonly accesses: AccessLog
   /** Small upstream documents kept for a TTL (tag lists). */
   readonly documents: CachedDocuments
   readonly evictor: Evictor
@@ -98,6 +101,7 @@ export async function buildApp(
     // Stop transfers, but let verified fills finish storing before the metadata store closes.
     transfer.cache.abortFills()
     await transfer.cache.settled()
+    await transfer.accesses.flush()
     await Promise.all(
       [...transfer.registries.values(), ...transfer.indexes.values()].map((p) => p.close()),
     )
@@ -131,7 +135,9 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
       logger.warn({ err: error }, 'eviction failed')
     })
   }
+  const accesses = new AccessLog(metadata, logger)
   const cache: ReadThrough = new ReadThrough({
+    accesses,
     blobs,
     metadata,
     metrics,
@@ -141,6 +147,7 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     onStored,
   })
   const manifests = new ManifestCache({
+    accesses,
     blobs,
     metadata,
     metrics,
@@ -159,7 +166,7 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     maxSize: config.storage.maxSize,
     lowWatermark: config.storage.lowWatermark,
   })
-  return { cache, manifests, documents, evictor, registries, indexes }
+  return { cache, manifests, documents, accesses, evictor, registries, indexes }
 }
 
 async function readTls(

@@ -23,6 +23,7 @@ import type { BlobStore } from '../storage/blob-store.ts'
 import { digestOf, isDigest, type Digest } from '../storage/digest.ts'
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
+import type { AccessLog } from './access-log.ts'
 import { fetchDocument, headerValue } from './documents.ts'
 import {
   FillFailedError,
@@ -74,6 +75,8 @@ export interface ManifestCacheDeps {
   readonly metrics: Metrics
   readonly logger: Logger
   readonly now: () => number
+  /** Where hits are recorded for LRU eviction (batched). */
+  readonly accesses: AccessLog
   /** The media type of a manifest body; the protocol layer knows the formats. */
   readonly mediaTypeOf: (body: Buffer, contentType: string | undefined) => string
   /** Called after a manifest is newly stored (eviction checks). */
@@ -260,7 +263,7 @@ export class ManifestCache {
   async #readStored(digest: string): Promise<Buffer | undefined> {
     try {
       const body = await this.deps.blobs.readSmall(digest, MAX_MANIFEST_BYTES)
-      this.deps.metadata.touchBlob(digest, this.deps.now()).catch(() => undefined)
+      this.deps.accesses.record(digest, this.deps.now())
       return body
     } catch (error) {
       const code = (error as { code?: string } | null)?.code

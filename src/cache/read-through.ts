@@ -11,6 +11,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import { recordPull, type PullEventFields } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { parseDigest } from '../storage/digest.ts'
+import type { AccessLog } from './access-log.ts'
 import { BlobUnknownUpstreamError, FillFailedError } from './errors.ts'
 import { Fill, type FillSource } from './fill.ts'
 import { InUse } from './in-use.ts'
@@ -24,6 +25,8 @@ export interface ReadThroughDeps {
   readonly metrics: Metrics
   readonly logger: Logger
   readonly verifyOnRead: boolean
+  /** Where hits are recorded for LRU eviction (batched). */
+  readonly accesses: AccessLog
   readonly now: () => number
   /** Called after each committed fill (eviction checks). */
   readonly onStored?: (size: number) => void
@@ -163,9 +166,7 @@ export class ReadThrough {
       this.deps.blobs.delete(digest).catch(() => undefined)
       this.deps.metadata.deleteBlob(digest).catch(() => undefined)
     })
-    this.deps.metadata.touchBlob(digest, this.deps.now()).catch((error: unknown) => {
-      this.deps.logger.debug({ err: error, digest }, 'could not record blob access')
-    })
+    this.deps.accesses.record(digest, this.deps.now())
     return { cache: 'hit', size: stat.size, stream, upstream: undefined }
   }
 

@@ -38,7 +38,7 @@ type Change =
   | { op: 'tag'; k: [string, string, string]; v: TagRecord }
   | { op: 'untag'; k: [string, string, string] }
   | { op: 'blob'; d: string; size: number; now: number }
-  | { op: 'touch'; d: string; now: number }
+  | { op: 'touch'; d: string; now: number; hits?: number }
   | { op: 'unblob'; d: string }
   | { op: 'count'; n: string; by: number }
 
@@ -165,10 +165,13 @@ export class FsMetadataStore implements MetadataStore {
     await this.#change({ op: 'blob', d: digest, size, now })
   }
 
-  async touchBlob(digest: string, now: number): Promise<void> {
+  async touchBlob(digest: string, now: number, hits = 1): Promise<void> {
     this.#check()
     if (!this.#blobs.has(digest)) return
-    await this.#change({ op: 'touch', d: digest, now })
+    // One hit, the common case, keeps the journal line as short as before.
+    await this.#change(
+      hits === 1 ? { op: 'touch', d: digest, now } : { op: 'touch', d: digest, now, hits },
+    )
   }
 
   async deleteBlob(digest: string): Promise<void> {
@@ -311,7 +314,11 @@ export class FsMetadataStore implements MetadataStore {
       case 'touch': {
         const record = this.#blobs.get(change.d)
         if (record)
-          this.#blobs.set(change.d, { ...record, lastAccess: change.now, hits: record.hits + 1 })
+          this.#blobs.set(change.d, {
+            ...record,
+            lastAccess: change.now,
+            hits: record.hits + (change.hits ?? 1),
+          })
         break
       }
       case 'unblob':

@@ -52,7 +52,7 @@ return 1`
 const TOUCH_BLOB = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'lastAccess', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'hits', 1)
+redis.call('HINCRBY', KEYS[1], 'hits', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1`
 const DELETE_BLOB = `
@@ -201,9 +201,9 @@ export class RedisMetadataStore implements MetadataStore {
     )
   }
 
-  async touchBlob(digest: string, now: number): Promise<void> {
+  async touchBlob(digest: string, now: number, hits = 1): Promise<void> {
     await this.#call('touchBlob', (r) =>
-      r.eval(TOUCH_BLOB, 2, this.#key(`blob:${digest}`), this.#key('lru'), digest, now),
+      r.eval(TOUCH_BLOB, 2, this.#key(`blob:${digest}`), this.#key('lru'), digest, now, hits),
     )
   }
 

@@ -61,8 +61,11 @@ export interface MetadataStore {
   getBlob(digest: string): Promise<BlobRecord | undefined>
   /** Records a newly stored blob (hits 0, lastAccess = createdAt = now); replaces an existing record. */
   putBlob(digest: string, size: number, now: number): Promise<void>
-  /** Marks a blob as served: lastAccess = now, hits + 1. No-op when the blob is unknown. */
-  touchBlob(digest: string, now: number): Promise<void>
+  /**
+   * Marks a blob as served `hits` times (default 1), the last at `now`:
+   * lastAccess = now, hits + `hits`. No-op when the blob is unknown.
+   */
+  touchBlob(digest: string, now: number, hits?: number): Promise<void>
   deleteBlob(digest: string): Promise<void>
   /** Up to `limit` blob records, least recently accessed first (eviction candidates). */
   leastRecentlyUsed(limit: number): Promise<BlobRecord[]>

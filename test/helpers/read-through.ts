@@ -2,6 +2,7 @@
 import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import type { Test } from 'tap'
+import { AccessLog } from '../../src/cache/access-log.ts'
 import { ReadThrough } from '../../src/cache/read-through.ts'
 import { FsMetadataStore } from '../../src/metadata/fs-store.ts'
 import { createLogger } from '../../src/observability/logger.ts'
@@ -30,11 +31,13 @@ export async function testCache(
   t.teardown(() => metadata.close())
   const logs = new LogCapture()
   const metrics = options.metrics ?? createMetrics(new Registry(), { defaultMetrics: false })
+  const logger = createLogger({ level: 'debug', destination: logs })
   const cache = new ReadThrough({
+    accesses: new AccessLog(metadata, logger),
     blobs,
     metadata,
     metrics,
-    logger: createLogger({ level: 'debug', destination: logs }),
+    logger,
     verifyOnRead: options.verifyOnRead ?? true,
     now: Date.now,
   })

@@ -107,6 +107,12 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
       lastAccess: 5000,
       hits: 2,
     })
+    await store.touchBlob(DIGEST_A, 5500, 40)
+    t.match(
+      await store.getBlob(DIGEST_A),
+      { lastAccess: 5500, hits: 42 },
+      'hits batched into one touch',
+    )
     await store.touchBlob(`sha256:${'d'.repeat(64)}`, 6000)
     t.equal(
       await store.getBlob(`sha256:${'d'.repeat(64)}`),
