@@ -31,10 +31,14 @@ import {
   ManifestUnknownError,
   isUpstreamFailure,
 } from './errors.ts'
+import { MemoryLru } from './memory-lru.ts'
 import { SingleFlight } from './single-flight.ts'
 
 /** Largest manifest accepted from an upstream (Distribution's own limit is 4 MiB too). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+/** Verified manifests kept in memory (a typical manifest or index is 0.5 to 10 KB). */
+export const MANIFEST_MEMORY_BYTES = 32 * 1024 * 1024
 
 /** Where a repository's manifests come from, and how the client asked. */
 export interface ManifestSource {
@@ -85,6 +89,7 @@ export interface ManifestCacheDeps {
 
 export class ManifestCache {
   readonly #flights = new SingleFlight<ServedManifest>()
+  readonly #memory = new MemoryLru(MANIFEST_MEMORY_BYTES)
   readonly #logger: Logger
 
   constructor(private readonly deps: ManifestCacheDeps) {
@@ -259,10 +264,20 @@ export class ManifestCache {
     }
   }
 
-  /** The stored manifest, verified; undefined when absent or rotten (then removed). */
+  /**
+   * The stored manifest, verified; undefined when absent or rotten (then
+   * removed). Verified bytes stay in memory, so a busy tag is not read from
+   * disk and hashed on every request.
+   */
   async #readStored(digest: string): Promise<Buffer | undefined> {
+    const held = this.#memory.get(digest)
+    if (held) {
+      this.deps.accesses.record(digest, this.deps.now())
+      return held
+    }
     try {
       const body = await this.deps.blobs.readSmall(digest, MAX_MANIFEST_BYTES)
+      this.#memory.set(digest, body)
       this.deps.accesses.record(digest, this.deps.now())
       return body
     } catch (error) {
@@ -278,6 +293,7 @@ export class ManifestCache {
   }
 
   async #store(digest: Digest, body: Buffer): Promise<void> {
+    this.#memory.set(digest, body)
     try {
       if (await this.deps.blobs.has(digest)) return
       await this.deps.blobs.put(digest, Readable.from([body]))

@@ -10,7 +10,12 @@ import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { recordPull } from '../observability/pull-event.ts'
 import { parseDigest } from '../storage/digest.ts'
-import { DEFAULT_ACCEPT, accepts, acceptsEveryManifestType } from './media-types.ts'
+import {
+  DEFAULT_ACCEPT,
+  acceptsEveryManifestType,
+  acceptsRanges,
+  parseAccept,
+} from './media-types.ts'
 import type { DockerTarget } from './target.ts'
 
 export interface ManifestDeps {
@@ -28,7 +33,8 @@ export async function serveManifest(
 ): Promise<FastifyReply> {
   const started = performance.now()
   const accept = request.headers.accept
-  const canonical = acceptsEveryManifestType(accept)
+  const ranges = parseAccept(accept)
+  const canonical = acceptsEveryManifestType(ranges)
   const source: ManifestSource = {
     pool: target.pool,
     registry: target.registry.name,
@@ -41,7 +47,7 @@ export async function serveManifest(
   const manifest =
     'tag' in reference
       ? await deps.manifests.byTag(source, reference.tag, {
-          acceptable: (mediaType) => accepts(accept, mediaType),
+          acceptable: (mediaType) => acceptsRanges(ranges, mediaType),
           canonical,
         })
       : await deps.manifests.byDigest(source, parseDigest(reference.digest))

@@ -26,7 +26,7 @@ export function isManifestMediaType(mediaType: string): boolean {
   return KNOWN.has(mediaType)
 }
 
-interface AcceptRange {
+export interface AcceptRange {
   readonly type: string
   readonly q: number
 }
@@ -50,7 +50,11 @@ export function parseAccept(header: string | string[] | undefined): AcceptRange[
  * Accept, or one with a wildcard, accepts anything; q=0 refuses.
  */
 export function accepts(accept: string | string[] | undefined, mediaType: string): boolean {
-  const ranges = parseAccept(accept)
+  return acceptsRanges(parseAccept(accept), mediaType)
+}
+
+/** `accepts` for an Accept header parsed once with parseAccept (the hot path asks several times). */
+export function acceptsRanges(ranges: readonly AcceptRange[], mediaType: string): boolean {
   if (ranges.length === 0) return true
   const type = mediaType.toLowerCase()
   const [major] = type.split('/')
@@ -90,6 +94,6 @@ export function manifestMediaType(body: Buffer, contentType: string | undefined)
 }
 
 /** True when the client takes every current manifest type, so the upstream's answer is the canonical one. */
-export function acceptsEveryManifestType(accept: string | string[] | undefined): boolean {
-  return Object.values(MEDIA_TYPES).every((type) => accepts(accept, type))
+export function acceptsEveryManifestType(ranges: readonly AcceptRange[]): boolean {
+  return Object.values(MEDIA_TYPES).every((type) => acceptsRanges(ranges, type))
 }

@@ -1,3 +1,5 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { startApp } from '../helpers/app.ts'
@@ -374,4 +376,27 @@ t.test('concurrent requests for one cold tag share one upstream request', async 
   const answers = await Promise.all(requests)
   t.ok(answers.every((a) => a.status === 200 && a.body.equals(manifest)))
   t.equal(slow.count('/v2/library/slow/manifests/v1'), 1)
+})
+
+t.test('a stored manifest that rotted on disk is refetched after a restart', async (t) => {
+  const first = await setup(t)
+  const pushed = await pushManifest(first.registry, 'library/rot', 'latest')
+  await get(`${first.url}/v2/rot/manifests/latest`)
+  await first.app.app.close()
+  const hex = pushed.digest.slice('sha256:'.length)
+  const file = join(first.app.storagePath, 'blobs', 'sha256', hex.slice(0, 2), hex)
+  await writeFile(file, Buffer.from(pushed.body.toString().replace('2', '3')))
+  const second = await startApp(t, {
+    yaml: `docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${first.registry.url}" }] }] }\n`,
+    env: { PULLTHROUGH_STORAGE_PATH: first.app.storagePath },
+  })
+  const res = await get(`${second.url}/v2/rot/manifests/${pushed.digest}`)
+  t.equal(res.status, 200)
+  t.ok(res.body.equals(pushed.body), 'the good bytes, from the upstream')
+  t.equal(
+    await metricValue(second.app.deps.metrics.digestMismatches, { pool: 'storage' }),
+    1,
+    'the rotten copy was counted',
+  )
+  t.ok((await readFile(file)).equals(pushed.body), 'and replaced on disk')
 })
