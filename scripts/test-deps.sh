@@ -20,11 +20,35 @@ declare -A needed=(
   [ctr]=containerd
 )
 
+# Python module -> Debian package that lets /usr/bin/python3 import it. The PyPI
+# tests build wheels and sdists offline with Debian's python, whose modules
+# apt manages; the `python3` first on PATH may be another one (a pyenv shim).
+declare -A python_modules=(
+  [pip]=python3-pip
+  [setuptools]=python3-setuptools
+  [wheel]=python3-wheel
+)
+
+# file -> Debian package that ships it: a real, not generated, wheel the PyPI
+# fixtures serve next to the ones they build.
+declare -A files=(
+  [/usr/share/python-wheels/setuptools-*-py3-none-any.whl]=python3-setuptools-whl
+)
+
 missing=()
-for cmd in "${!needed[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 && continue
+need() {
   # one package can provide several commands (containerd, ctr): name it once
-  [[ " ${missing[*]} " == *" ${needed[$cmd]} "* ]] || missing+=("${needed[$cmd]}")
+  [[ " ${missing[*]} " == *" $1 "* ]] || missing+=("$1")
+}
+for cmd in "${!needed[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || need "${needed[$cmd]}"
+done
+for module in "${!python_modules[@]}"; do
+  /usr/bin/python3 -c "import $module" >/dev/null 2>&1 || need "${python_modules[$module]}"
+done
+for pattern in "${!files[@]}"; do
+  # compgen -G succeeds when the glob matches at least one file
+  compgen -G "$pattern" >/dev/null || need "${files[$pattern]}"
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
