@@ -9,6 +9,7 @@ import { Registry } from 'prom-client'
 import { AccessLog } from './cache/access-log.ts'
 import { CachedDocuments } from './cache/cached-documents.ts'
 import { Evictor } from './cache/eviction.ts'
+import { IndexPages } from './cache/index-pages.ts'
 import { ManifestCache } from './cache/manifests.ts'
 import { ReadThrough } from './cache/read-through.ts'
 import { reconcileBlobs } from './cache/reconcile.ts'
@@ -19,12 +20,15 @@ import type { Config } from './config/schema.ts'
 import { installErrorHandling } from './http/errors.ts'
 import { registerHealthRoutes } from './http/health.ts'
 import { registerMetrics } from './http/metrics.ts'
+import { renderPypiError } from './pypi/http-errors.ts'
+import { registerPypiRoutes } from './pypi/routes.ts'
 import { openMetadataStore } from './metadata/open.ts'
 import type { MetadataStore } from './metadata/store.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
 import { createMetrics, type Metrics } from './observability/metrics.ts'
 import { BlobStore } from './storage/blob-store.ts'
 import { FileHasher } from './storage/file-hasher.ts'
+import { FileHosts } from './upstream/file-hosts.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
 export interface AppDeps {
@@ -47,6 +51,9 @@ export interface Transfer {
   readonly evictor: Evictor
   readonly registries: ReadonlyMap<string, UpstreamPool>
   readonly indexes: ReadonlyMap<string, UpstreamPool>
+  /** Per index: the origins its files may be fetched from. */
+  readonly fileHosts: ReadonlyMap<string, FileHosts>
+  readonly pages: IndexPages
 }
 
 /** Builds the app; call `listen` on the result, and `close` to release everything it created. */
@@ -80,7 +87,13 @@ export async function buildApp(
 
   metrics.cacheMaxSizeBytes.set(config.storage.maxSize)
   const transfer = createTransfer(config, deps)
-  installErrorHandling(app, new Map([['docker', renderDockerError]]))
+  installErrorHandling(
+    app,
+    new Map([
+      ['docker', renderDockerError],
+      ['pypi', renderPypiError],
+    ]),
+  )
   registerMetrics(app, metrics)
   registerHealthRoutes(app, {
     storage: () => deps.blobs.checkWritable(),
@@ -95,6 +108,15 @@ export async function buildApp(
     logger,
     metrics,
   })
+  registerPypiRoutes(app, {
+    indexes: config.pypi.indexes,
+    pools: transfer.indexes,
+    fileHosts: transfer.fileHosts,
+    pages: transfer.pages,
+    cache: transfer.cache,
+    logger,
+    metrics,
+  })
   app.decorate('deps', deps)
   app.decorate('transfer', transfer)
   app.addHook('onClose', async () => {
@@ -103,7 +125,11 @@ export async function buildApp(
     await transfer.cache.settled()
     await transfer.accesses.flush()
     await Promise.all(
-      [...transfer.registries.values(), ...transfer.indexes.values()].map((p) => p.close()),
+      [
+        ...transfer.registries.values(),
+        ...transfer.indexes.values(),
+        ...transfer.fileHosts.values(),
+      ].map((p) => p.close()),
     )
     for (const part of owned.reverse()) await part.close()
   })
@@ -157,6 +183,8 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     onStored,
   })
   const documents = new CachedDocuments({ metadata, logger, now })
+  const pages = new IndexPages({ metadata, logger, now })
+  const fileHosts = new Map(config.pypi.indexes.map((i) => [i.name, new FileHosts(i, poolDeps)]))
   const evictor = new Evictor({
     blobs,
     metadata,
@@ -166,7 +194,17 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     maxSize: config.storage.maxSize,
     lowWatermark: config.storage.lowWatermark,
   })
-  return { cache, manifests, documents, accesses, evictor, registries, indexes }
+  return {
+    cache,
+    manifests,
+    documents,
+    accesses,
+    evictor,
+    registries,
+    indexes,
+    fileHosts,
+    pages,
+  }
 }
 
 async function readTls(

@@ -24,6 +24,8 @@ export interface FetchedDocument {
   readonly headers: IncomingHttpHeaders
   readonly body: Buffer
   readonly mirror: Mirror
+  /** The final URL, after redirects (never with credentials). */
+  readonly url: string
 }
 
 export interface FetchOptions {
@@ -31,6 +33,8 @@ export interface FetchOptions {
   readonly maxBytes: number
   /** Mirrors not to ask (one that just sent bytes that failed verification). */
   readonly exclude?: ReadonlySet<Mirror>
+  /** Mirror to ask first (the one whose ETag is being revalidated). */
+  readonly prefer?: Mirror
   readonly signal?: AbortSignal
 }
 
@@ -47,6 +51,7 @@ export async function fetchDocument(
     headers: source.headers,
     tryNextOnNotFound: source.tryNextOnNotFound,
     exclude: options.exclude,
+    prefer: options.prefer,
     signal: options.signal,
   })
   if (res.status === 401 || res.status === 403) {
@@ -74,6 +79,7 @@ export async function fetchDocument(
     headers: res.headers,
     body: Buffer.concat(chunks),
     mirror: res.mirror,
+    url: res.url,
   }
 }
 

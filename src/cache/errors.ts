@@ -84,3 +84,14 @@ const UPSTREAM_FAILURE_CODES = new Set([
 export function isUpstreamFailure(error: unknown): boolean {
   return UPSTREAM_FAILURE_CODES.has((error as { code?: string } | null)?.code ?? '')
 }
+
+/** No upstream of a package index has the project (404), or it was looked up and not found recently. */
+export class ProjectUnknownError extends PullthroughError {
+  readonly code = 'PT_PROJECT_UNKNOWN'
+  constructor(
+    readonly index: string,
+    readonly project: string,
+  ) {
+    super(`no upstream of ${index} has the project ${project}`)
+  }
+}

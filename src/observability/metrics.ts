@@ -29,6 +29,7 @@ export interface Metrics {
   readonly evictions: Counter
   readonly evictedBytes: Counter
   readonly metadataErrors: Counter<'store'>
+  readonly indexLinksDropped: Counter<'pool' | 'reason'>
 }
 
 /** Registers all metrics (and Node's default metrics) on `registry`. */
@@ -136,6 +137,12 @@ export function createMetrics(
       name: `${PREFIX}metadata_errors_total`,
       help: 'Metadata store calls that failed (store unavailable or timed out).',
       labelNames: ['store'],
+      registers,
+    }),
+    indexLinksDropped: new Counter({
+      name: `${PREFIX}index_links_dropped_total`,
+      help: 'File links of upstream index pages left out of served pages (invalid, or host not allowed).',
+      labelNames: ['pool', 'reason'],
       registers,
     }),
   }

@@ -1,0 +1,140 @@
+/**
+ * GET /pypi/<index>/files/<project>/<sha256>/<filename>[.metadata]: a
+ * distribution file (or its PEP 658 metadata) through the read-through cache,
+ * keyed by the sha256 the index gave. The URL only names the file: where it
+ * comes from is looked up in the project's page, so a request can never make
+ * pullthrough fetch a URL the index did not list.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { isUpstreamFailure } from '../cache/errors.ts'
+import type { Logger } from '../observability/logger.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import type { ReadThrough } from '../cache/read-through.ts'
+import { PypiHttpError } from './http-errors.ts'
+import type { ProjectFile, ProjectPage } from './model.ts'
+import { METADATA_SUFFIX, isDistFilename, isProjectName, normalizeProjectName } from './names.ts'
+import type { ProjectPages } from './pages.ts'
+import type { IndexTarget } from './routes.ts'
+
+const SHA256_HEX = /^[a-f0-9]{64}$/
+
+export interface FileDeps {
+  readonly cache: ReadThrough
+  readonly logger: Logger
+  readonly metrics: Metrics
+}
+
+export async function serveFile(
+  deps: FileDeps,
+  where: IndexTarget,
+  params: { readonly project: string; readonly hash: string; readonly filename: string },
+  request: FastifyRequest,
+  reply: FastifyReply,
+  pages: ProjectPages,
+): Promise<FastifyReply> {
+  const { project, hash, filename } = params
+  const metadata = filename.endsWith(METADATA_SUFFIX)
+  const distName = metadata ? filename.slice(0, -METADATA_SUFFIX.length) : filename
+  if (
+    !isProjectName(project) ||
+    normalizeProjectName(project) !== project ||
+    !SHA256_HEX.test(hash) ||
+    !isDistFilename(distName)
+  )
+    throw new PypiHttpError(404, 'not a file of this index')
+  const same = (page: ProjectPage) =>
+    page.files.find((f) => f.filename === distName && f.hashes.sha256 === hash)
+  const listed = await pages.load(project)
+  const file = same(listed.page)
+  if (!file) throw new PypiHttpError(404, 'the index lists no such file')
+  const pull = {
+    protocol: 'pypi' as const,
+    pool: where.index.name,
+    subject: project,
+    reference: filename,
+    action: 'get' as const,
+    clientIp: request.ip,
+  }
+  let served
+  try {
+    served = await serveFrom(deps, where, file, metadata, pull)
+  } catch (error) {
+    if (!isUpstreamSide(error)) throw error
+    // The listed source failed: another upstream of the index may list the very same file.
+    served = await fromOtherMirrors(
+      deps,
+      where,
+      pages,
+      project,
+      listed.upstream,
+      same,
+      metadata,
+      pull,
+      error,
+    )
+  }
+  reply.header('content-type', metadata ? 'text/plain; charset=utf-8' : 'application/octet-stream')
+  if (served.size !== undefined) reply.header('content-length', String(served.size))
+  return reply.send(served.stream)
+}
+
+type PullContext = NonNullable<Parameters<ReadThrough['serve']>[2]>['pull']
+
+async function serveFrom(
+  deps: FileDeps,
+  where: IndexTarget,
+  file: ProjectFile,
+  metadata: boolean,
+  pull: PullContext,
+) {
+  const sha256 = file.hashes.sha256 ?? ''
+  const wanted = metadata ? metadataOf(file) : { url: file.url, sha256 }
+  if (!wanted) throw new PypiHttpError(404, 'the index has no metadata file for this file')
+  const location = where.files.locate(wanted.url)
+  if (!location) throw new PypiHttpError(404, 'the file is on a host that is not allowed')
+  return deps.cache.serve(
+    `sha256:${wanted.sha256}`,
+    { pool: location.pool, path: location.path },
+    pull ? { pull } : {},
+  )
+}
+
+async function fromOtherMirrors(
+  deps: FileDeps,
+  where: IndexTarget,
+  pages: ProjectPages,
+  project: string,
+  except: string | undefined,
+  same: (page: ProjectPage) => ProjectFile | undefined,
+  metadata: boolean,
+  pull: PullContext,
+  first: unknown,
+) {
+  for (const { page, upstream } of await pages.elsewhere(project, except)) {
+    const file = same(page)
+    if (!file) continue
+    try {
+      const served = await serveFrom(deps, where, file, metadata, pull)
+      deps.logger.info(
+        { project, file: file.filename, upstream },
+        'file served from another mirror',
+      )
+      return served
+    } catch (error) {
+      if (!isUpstreamSide(error)) throw error
+    }
+  }
+  throw first
+}
+
+/** Failures of the file's source, after which another mirror's copy is worth trying. */
+function isUpstreamSide(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code
+  return code === 'PT_BLOB_UNKNOWN' || isUpstreamFailure(error)
+}
+/** The PEP 658 metadata file of `file`: its URL and sha256, when the index gave both. */
+function metadataOf(file: ProjectFile): { url: string; sha256: string } | undefined {
+  const meta = file.coreMetadata
+  if (meta === undefined || meta === true || meta.sha256 === undefined) return undefined
+  return { url: `${file.url}${METADATA_SUFFIX}`, sha256: meta.sha256 }
+}

@@ -1,0 +1,60 @@
+/**
+ * A project's page of one index: from the cache (fresh, revalidated, stale) or
+ * its upstreams, parsed into the neutral model with the host allowlist applied;
+ * and, when a listed file cannot be had, the page as the index's other mirrors
+ * have it, to find another copy of the same file.
+ */
+import type { CachedPage, IndexPageSource, UpstreamPage } from '../cache/index-pages.ts'
+import type { ProjectPage } from './model.ts'
+import type { IndexTarget, PypiRoutesDeps } from './routes.ts'
+import { UPSTREAM_PAGE_ACCEPT, parseUpstreamPage } from './upstream-page.ts'
+
+/** How long "no such project" is remembered (a typo retried should not hit upstreams each time). */
+export const NEGATIVE_TTL_MS = 60_000
+
+export interface ProjectPages {
+  load(project: string): Promise<CachedPage<ProjectPage>>
+  /** The project's page on every mirror but `except` (uncached), with the mirror's name. */
+  elsewhere(
+    project: string,
+    except: string | undefined,
+  ): Promise<{ page: ProjectPage; upstream: string }[]>
+}
+
+export function projectPages(deps: PypiRoutesDeps, where: IndexTarget): ProjectPages {
+  const source = (project: string): IndexPageSource => ({
+    pool: where.pool,
+    index: where.index.name,
+    project,
+    path: `${encodeURIComponent(project)}/`,
+    accept: UPSTREAM_PAGE_ACCEPT,
+    ttlMs: where.index.indexTTL,
+    negativeTtlMs: NEGATIVE_TTL_MS,
+  })
+  const parse = (project: string) => (upstream: UpstreamPage) =>
+    parseUpstreamPage(
+      {
+        body: upstream.body,
+        contentType: headerString(upstream.headers['content-type']),
+        url: upstream.url,
+      },
+      {
+        index: where.index.name,
+        project,
+        allows: (url) => where.files.allows(url),
+        logger: deps.logger,
+        onDropped: (reason, count) => {
+          deps.metrics.indexLinksDropped.inc({ pool: where.index.name, reason }, count)
+        },
+      },
+    )
+  return {
+    load: (project) => deps.pages.get(source(project), parse(project)),
+    elsewhere: (project, except) =>
+      deps.pages.fromOtherMirrors(source(project), except, parse(project)),
+  }
+}
+
+function headerString(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}

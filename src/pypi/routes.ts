@@ -1,0 +1,132 @@
+/**
+ * The PyPI simple API (PEP 503, PEP 691) of every configured index:
+ * `/simple/<project>/` for the default index, `/pypi/<index>/simple/<project>/`
+ * for any index, and the file URLs the served pages link to,
+ * `/pypi/<index>/files/<project>/<sha256>/<filename>` (PEP 658 metadata at the
+ * same URL plus `.metadata`). Names are validated before anything touches the
+ * cache or an upstream; a name that is not normalized redirects (301).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { IndexPages } from '../cache/index-pages.ts'
+import type { ReadThrough } from '../cache/read-through.ts'
+import type { Logger } from '../observability/logger.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import { recordPull } from '../observability/pull-event.ts'
+import { serveFile } from './files.ts'
+import { projectPages } from './pages.ts'
+import { PypiHttpError } from './http-errors.ts'
+import type { ProjectPage } from './model.ts'
+import { isProjectName, normalizeProjectName } from './names.ts'
+import { negotiateSimple } from './negotiate.ts'
+import { renderProjectHtml } from './render-html.ts'
+import { renderProjectJson } from './render-json.ts'
+
+export interface IndexEntry {
+  readonly name: string
+  readonly default: boolean
+  /** How long a project page is served without asking the upstream (ms). */
+  readonly indexTTL: number
+}
+
+/** Where an index's files may come from (upstream/file-hosts.ts). */
+export interface FileHostsLike {
+  allows(url: string): boolean
+  locate(url: string): { readonly pool: IndexPool; readonly path: string } | undefined
+}
+
+type IndexPool = Parameters<IndexPages['get']>[0]['pool']
+
+export interface PypiRoutesDeps {
+  readonly indexes: readonly IndexEntry[]
+  readonly pools: ReadonlyMap<string, IndexPool>
+  readonly fileHosts: ReadonlyMap<string, FileHostsLike>
+  readonly pages: IndexPages
+  readonly cache: ReadThrough
+  readonly logger: Logger
+  readonly metrics: Metrics
+}
+
+/** An index a request is for, with what serving it needs. */
+export interface IndexTarget {
+  readonly index: IndexEntry
+  readonly pool: IndexPool
+  readonly files: FileHostsLike
+  /** URL prefix of this index's routes: `/pypi/<index>`. */
+  readonly prefix: string
+}
+
+export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): void {
+  const config = { protocol: 'pypi' }
+  const defaultIndex = deps.indexes.find((i) => i.default)?.name
+  const page = async (request: FastifyRequest, reply: FastifyReply) => {
+    const { index, project } = request.params as { index?: string; project: string }
+    return servePage(deps, target(deps, request, index ?? defaultIndex), project, request, reply)
+  }
+  app.get('/simple/:project/', { config }, page)
+  app.get('/simple/:project', { config }, page)
+  app.get('/pypi/:index/simple/:project/', { config }, page)
+  app.get('/pypi/:index/simple/:project', { config }, page)
+  app.get('/pypi/:index/files/:project/:hash/:filename', { config }, async (request, reply) => {
+    const params = request.params as Record<'index' | 'project' | 'hash' | 'filename', string>
+    const where = target(deps, request, params.index)
+    return serveFile(deps, where, params, request, reply, projectPages(deps, where))
+  })
+}
+
+function target(
+  deps: PypiRoutesDeps,
+  request: FastifyRequest,
+  name: string | undefined,
+): IndexTarget {
+  const index = deps.indexes.find((i) => i.name === name)
+  const pool = index && deps.pools.get(index.name)
+  const files = index && deps.fileHosts.get(index.name)
+  if (!index || !pool || !files) throw new PypiHttpError(404, 'no such index')
+  request.pypiIndex = index.name
+  return { index, pool, files, prefix: `/pypi/${index.name}` }
+}
+
+async function servePage(
+  deps: PypiRoutesDeps,
+  where: IndexTarget,
+  raw: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const started = performance.now()
+  if (!isProjectName(raw)) throw new PypiHttpError(404, 'not a valid project name')
+  const project = normalizeProjectName(raw)
+  const path = request.url.split('?')[0] ?? ''
+  if (project !== raw || !path.endsWith('/')) {
+    // PEP 503: the normalized URL, with its trailing slash, is the page's one name.
+    const base = path.slice(0, path.lastIndexOf(`/${raw}`))
+    return reply.redirect(`${base}/${project}/`, 301)
+  }
+  const format = (request.query as { format?: unknown }).format
+  const negotiated = negotiateSimple(
+    request.headers.accept,
+    typeof format === 'string' ? format : undefined,
+  )
+  if (!negotiated.acceptable)
+    throw new PypiHttpError(406, `acceptable types: ${negotiated.offered.join(', ')}`)
+  const { page, cache, upstream } = await projectPages(deps, where).load(project)
+  const fileUrl = (file: ProjectPage['files'][number]) =>
+    `${where.prefix}/files/${project}/${file.hashes.sha256 ?? '_'}/${encodeURIComponent(file.filename)}`
+  const body =
+    negotiated.format === 'json'
+      ? renderProjectJson(page, fileUrl)
+      : renderProjectHtml(page, fileUrl)
+  recordPull(deps.logger, deps.metrics, {
+    protocol: 'pypi',
+    pool: where.index.name,
+    subject: project,
+    reference: '/simple/',
+    action: request.method === 'HEAD' ? 'head' : 'get',
+    cache,
+    bytes: Buffer.byteLength(body),
+    durationMs: performance.now() - started,
+    upstream,
+    clientIp: request.ip,
+  })
+  return reply.header('content-type', negotiated.contentType).header('vary', 'Accept').send(body)
+}
