@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { recordPull } from '../observability/pull-event.ts'
 import { serveFile } from './files.ts'
+import { serveLegacyJson } from './legacy-json.ts'
 import { projectPages } from './pages.ts'
 import { PypiHttpError } from './http-errors.ts'
 import type { ProjectPage } from './model.ts'
@@ -66,6 +67,12 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   app.get('/simple/:project', { config }, page)
   app.get('/pypi/:index/simple/:project/', { config }, page)
   app.get('/pypi/:index/simple/:project', { config }, page)
+  const legacy = async (request: FastifyRequest, reply: FastifyReply) => {
+    const params = request.params as { project: string; version?: string }
+    return serveLegacyJson(target(deps, request, defaultIndex), params, request, reply)
+  }
+  app.get('/pypi/:project/json', { config }, legacy)
+  app.get('/pypi/:project/:version/json', { config }, legacy)
   app.get('/pypi/:index/files/:project/:hash/:filename', { config }, async (request, reply) => {
     const params = request.params as Record<'index' | 'project' | 'hash' | 'filename', string>
     const where = target(deps, request, params.index)

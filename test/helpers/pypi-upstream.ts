@@ -570,6 +570,16 @@ export async function startPypiUpstream(
             ),
       )
     }
+    const legacy = /^\/pypi\/([^/]+)\/json$/.exec(path)
+    if (legacy) {
+      const project = findProject(listing, normalizeName(legacy[1] ?? ''))
+      if (!project) return text(404, 'Not Found\n')
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+        body: Buffer.from(legacyJson(listing, project, fileUrl)),
+      }
+    }
     const target = projectTarget(path)
     if (target?.kind === 'redirect') return target.reply
     const project = target && findProject(listing, target.normalized)
@@ -581,6 +591,33 @@ export async function startPypiUpstream(
     )
   })
   return withPypiApi(index, filesHost, listing, fileUrl)
+}
+
+/** pypi.org's legacy JSON API (`/pypi/<project>/json`): the latest version's files and all releases. */
+function legacyJson(
+  listing: Listing,
+  project: PypiProject,
+  fileUrl: (file: PypiFile) => string,
+): string {
+  const files = listedFiles(listing, project)
+  const entry = (file: PypiFile) => ({
+    filename: file.filename,
+    url: fileUrl(file),
+    digests: { sha256: file.sha256 },
+    packagetype: file.kind === 'wheel' ? 'bdist_wheel' : 'sdist',
+    requires_python: file.requiresPython ?? null,
+    size: file.size,
+    yanked: file.yanked !== undefined,
+    yanked_reason: file.yanked || null,
+  })
+  const latest = files.at(-1)?.version
+  const releases: Record<string, unknown[]> = {}
+  for (const file of files) (releases[file.version] ??= []).push(entry(file))
+  return JSON.stringify({
+    info: { name: project.name, version: latest },
+    urls: files.filter((f) => f.version === latest).map(entry),
+    releases,
+  })
 }
 
 function withPypiApi(

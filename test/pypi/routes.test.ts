@@ -296,3 +296,25 @@ t.test('a corrupt file is never completed for the client, and not cached', async
   t.equal(digestOf(good.body), `sha256:${wheel.sha256}`)
   t.equal(await metricValue(app.app.deps.metrics.digestMismatches, { pool: 'pypi' }), 1)
 })
+
+t.test('the legacy JSON API is proxied with file URLs on pullthrough', async (t) => {
+  const { app, upstream } = await setup(t)
+  const res = await get(`${app.url}/pypi/LIB/json`)
+  t.equal(res.status, 200)
+  const doc = JSON.parse(res.text) as {
+    info: { name: string }
+    urls: { url: string; filename: string }[]
+    releases: Record<string, { url: string; filename: string }[]>
+  }
+  t.equal(doc.info.name, 'lib')
+  const all = Object.values(doc.releases).flat()
+  t.equal(all.length, upstream.packages.project('lib').files.length)
+  t.ok(all.every((f) => f.url.startsWith(`${app.url}/pypi/pypi/files/lib/`)))
+  t.ok(doc.urls.length > 0)
+  // The rewritten URL serves the file.
+  const first = all[0]!
+  const file = await get(first.url)
+  t.equal(file.status, 200)
+  t.equal(digestOf(file.body), `sha256:${upstream.packages.file(first.filename).sha256}`)
+  t.equal((await get(`${app.url}/pypi/no-such/json`)).status, 404)
+})
