@@ -2,57 +2,88 @@
  * A real pip installs through pullthrough, which fills from test-owned
  * indexes built from real distributions: a pypi.org-like index (PEP 691 JSON,
  * files on a separate host) and a TUNA-like mirror (HTML, relative links).
+ * Then the upstreams fail one by one, and pullthrough restarts with all down.
  */
 import t, { type Test } from 'tap'
 import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
-import { pip } from '../helpers/pypi-packages.ts'
-import { startMirrorUpstream, startPypiUpstream } from '../helpers/pypi-upstream.ts'
+import { pip, YANKED_REASON } from '../helpers/pypi-packages.ts'
+import {
+  startMirrorUpstream,
+  startPypiUpstream,
+  type PypiUpstream,
+} from '../helpers/pypi-upstream.ts'
 
-async function pipInstall(t: Test, app: TestApp, args: readonly string[], index = '/simple/') {
+async function pipInstall(t: Test, app: TestApp, args: readonly string[]) {
   const target = await tempDir(t, 'pt-site-')
   const host = new URL(app.url).host
-  return pip(t, [
-    'install',
-    '--index-url',
-    `${app.url}${index}`,
-    '--trusted-host',
-    host,
-    '--target',
-    target,
-    ...args,
-  ])
+  const index = ['--index-url', `${app.url}/simple/`, '--trusted-host', host]
+  return pip(t, ['install', ...index, '--target', target, ...args])
 }
 
-t.test('pip installs app and its dependency through pullthrough from a JSON index', async (t) => {
-  const upstream = await startPypiUpstream(t)
-  const app = await startApp(t, {
-    yaml: `pypi:
+/** The index config: `upstreams` in order, files allowed from each one's files host. */
+function indexYaml(upstreams: readonly PypiUpstream[], extra = ''): string {
+  const urls = upstreams.map((u) => `{ url: "${u.index}" }`).join(', ')
+  const hosts = upstreams.map((u) => `"${u.files.origin}"`).join(', ')
+  return `pypi:
   indexes:
     - name: pypi
       default: true
-      upstreams: [{ url: "${upstream.index}" }]
-      fileHosts: ["${upstream.files.origin}"]
-`,
-  })
-  const run = await pipInstall(t, app, ['app'])
-  t.equal(run.code, 0, run.stderr)
-  t.match(run.stdout, /Successfully installed app-1\.0 lib-1\.1/)
-  const pulls = app.logs.lines.filter((l) => l.msg === 'pull')
-  t.ok(pulls.some((p) => p.project === 'lib' && p.cache === 'miss'))
-})
+      upstreams: [${urls}]
+      fileHosts: [${hosts}]
+      retry: { attempts: 1 }
+${extra}`
+}
+
+t.test(
+  'pip installs app and its dependency from a JSON index, yanked and too-new skipped',
+  async (t) => {
+    const upstream = await startPypiUpstream(t)
+    const app = await startApp(t, { yaml: indexYaml([upstream]) })
+    const run = await pipInstall(t, app, ['app'])
+    t.equal(run.code, 0, run.stderr)
+    // lib 2.0 is yanked and lib 3.0 needs Python >= 3.99: pip settles on 1.1.
+    t.match(run.stdout, /Successfully installed app-1\.0 lib-1\.1/)
+    const pulls = app.logs.lines.filter((l) => l.msg === 'pull')
+    t.ok(pulls.some((p) => p.project === 'lib' && p.cache === 'miss'))
+
+    const pinned = await pipInstall(t, app, ['lib==2.0'])
+    t.equal(pinned.code, 0, pinned.stderr)
+    t.match(pinned.stdout + pinned.stderr, YANKED_REASON, 'pip shows the yank reason')
+
+    const fancy = await pipInstall(t, app, ['Fancy_Name.Pkg'])
+    t.equal(fancy.code, 0, fancy.stderr)
+    t.match(fancy.stdout, /Successfully installed Fancy[-_.]Name[-_.]Pkg-0\.1/i)
+  },
+)
 
 t.test('pip installs through pullthrough from an HTML mirror with relative links', async (t) => {
   const mirror = await startMirrorUpstream(t)
-  const app = await startApp(t, {
-    yaml: `pypi:
-  indexes:
-    - name: pypi
-      default: true
-      upstreams: [{ url: "${mirror.index}" }]
-`,
-  })
+  const app = await startApp(t, { yaml: indexYaml([mirror]) })
   const run = await pipInstall(t, app, ['app'])
   t.equal(run.code, 0, run.stderr)
   t.match(run.stdout, /Successfully installed app-1\.0 lib-1\.1/)
+})
+
+t.test('failover, then every upstream down, then a restart with every upstream down', async (t) => {
+  const first = await startPypiUpstream(t)
+  const second = await startMirrorUpstream(t)
+  const yaml = indexYaml([first, second], '      indexTTL: 1ms\n')
+  const app = await startApp(t, { yaml })
+  await first.stop()
+  const failover = await pipInstall(t, app, ['app'])
+  t.equal(failover.code, 0, failover.stderr)
+  t.ok(
+    app.logs.lines.some((l) => l.msg === 'pull' && l.upstream === second.index.replace(/\/$/, '')),
+    'the mirror answered',
+  )
+  await second.stop()
+  const stale = await pipInstall(t, app, ['app'])
+  t.equal(stale.code, 0, stale.stderr)
+  t.ok(app.logs.lines.some((l) => l.msg === 'pull' && l.cache === 'stale'))
+  await app.app.close()
+  const again = await startApp(t, { yaml, env: { PULLTHROUGH_STORAGE_PATH: app.storagePath } })
+  const restarted = await pipInstall(t, again, ['app'])
+  t.equal(restarted.code, 0, restarted.stderr)
+  t.match(restarted.stdout, /Successfully installed app-1\.0 lib-1\.1/)
 })
