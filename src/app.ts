@@ -11,6 +11,7 @@ import { CachedDocuments } from './cache/cached-documents.ts'
 import { Evictor } from './cache/eviction.ts'
 import { IndexPages } from './cache/index-pages.ts'
 import { ManifestCache } from './cache/manifests.ts'
+import { StreamedDocuments } from './cache/streamed-documents.ts'
 import { ReadThrough } from './cache/read-through.ts'
 import { reconcileBlobs } from './cache/reconcile.ts'
 import { ConfigError } from './config/errors.ts'
@@ -113,6 +114,7 @@ export async function buildApp(
     pools: transfer.indexes,
     fileHosts: transfer.fileHosts,
     pages: transfer.pages,
+    lists: new StreamedDocuments({ blobs, metadata, logger, now: deps.now }),
     cache: transfer.cache,
     logger,
     metrics,

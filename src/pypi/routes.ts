@@ -9,11 +9,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IndexPages } from '../cache/index-pages.ts'
 import type { ReadThrough } from '../cache/read-through.ts'
+import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { recordPull } from '../observability/pull-event.ts'
 import { serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
+import { serveProjectList } from './project-list.ts'
 import { projectPages } from './pages.ts'
 import { PypiHttpError } from './http-errors.ts'
 import type { ProjectPage } from './model.ts'
@@ -42,6 +44,8 @@ export interface PypiRoutesDeps {
   readonly pools: ReadonlyMap<string, IndexPool>
   readonly fileHosts: ReadonlyMap<string, FileHostsLike>
   readonly pages: IndexPages
+  /** Project lists: large, streamed, cached whole. */
+  readonly lists: StreamedDocuments
   readonly cache: ReadThrough
   readonly logger: Logger
   readonly metrics: Metrics
@@ -63,6 +67,17 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
     const { index, project } = request.params as { index?: string; project: string }
     return servePage(deps, target(deps, request, index ?? defaultIndex), project, request, reply)
   }
+  const list = async (request: FastifyRequest, reply: FastifyReply) => {
+    const { index } = request.params as { index?: string }
+    return serveProjectList(
+      deps.lists,
+      target(deps, request, index ?? defaultIndex),
+      request,
+      reply,
+    )
+  }
+  app.get('/simple/', { config }, list)
+  app.get('/pypi/:index/simple/', { config }, list)
   app.get('/simple/:project/', { config }, page)
   app.get('/simple/:project', { config }, page)
   app.get('/pypi/:index/simple/:project/', { config }, page)

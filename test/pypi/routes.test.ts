@@ -318,3 +318,45 @@ t.test('the legacy JSON API is proxied with file URLs on pullthrough', async (t)
   t.equal(digestOf(file.body), `sha256:${upstream.packages.file(first.filename).sha256}`)
   t.equal((await get(`${app.url}/pypi/no-such/json`)).status, 404)
 })
+
+t.test(
+  'the project list streams from the upstream, is cached, and links stay on pullthrough',
+  async (t) => {
+    const { app, upstream, clock } = await setup(t)
+    const html = await get(`${app.url}/simple/`)
+    t.equal(html.status, 200)
+    t.match(html.headers['content-type'], /html/)
+    t.match(html.text, 'href="fancy-name-pkg/"')
+    t.notMatch(html.text, 'href="/simple/', 'links are relative, so they work under any index URL')
+    const json = await get(`${app.url}/pypi/pypi/simple/`, { accept: SIMPLE_JSON })
+    t.match(json.headers['content-type'], /json/)
+    t.match(JSON.parse(json.text), { projects: [{ name: 'lib' }] })
+    // The copy is committed just after the last byte went out.
+    const metadata = app.app.deps.metadata
+    for (let i = 0; i < 100 && !(await metadata.getIndexPage('pypi', 'list:html')); i++)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    await get(`${app.url}/simple/`)
+    t.equal(upstream.count('/simple/'), 2, 'one upstream fetch per format; the repeat was a hit')
+    await upstream.stop()
+    clock.now += 2 * 60 * 60_000
+    const stale = await get(`${app.url}/simple/`)
+    t.equal(stale.status, 200)
+    t.match(stale.text, 'href="lib/"')
+  },
+)
+
+t.test('project list links are rewritten across chunk boundaries', async (t) => {
+  const { relativeProjectLinks } = await import('../../src/pypi/project-list.ts')
+  const transform = relativeProjectLinks()
+  const parts: Buffer[] = []
+  transform.on('data', (chunk: Buffer) => parts.push(chunk))
+  for (const piece of [
+    '<a hr',
+    'ef="/simple/Foo_Bar/">Foo_Bar</a><a href="https://x.example/simple/b',
+    'az/">baz</a>',
+  ])
+    transform.write(piece)
+  transform.end()
+  await new Promise((resolve) => transform.on('end', resolve))
+  t.equal(Buffer.concat(parts).toString(), '<a href="foo-bar/">Foo_Bar</a><a href="baz/">baz</a>')
+})
