@@ -10,6 +10,7 @@ import { isUpstreamFailure } from '../cache/errors.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { ReadThrough } from '../cache/read-through.ts'
+import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import { PypiHttpError } from './http-errors.ts'
 import type { ProjectFile, ProjectPage } from './model.ts'
 import { METADATA_SUFFIX, isDistFilename, isProjectName, normalizeProjectName } from './names.ts'
@@ -17,9 +18,13 @@ import type { ProjectPages } from './pages.ts'
 import type { IndexTarget } from './routes.ts'
 
 const SHA256_HEX = /^[a-f0-9]{64}$/
+/** Stands for the sha256 in the URL of a file whose index gave none. */
+export const NO_HASH = '_'
 
 export interface FileDeps {
   readonly cache: ReadThrough
+  /** Files without a sha256 in their index: streamed, then kept under the digest they had. */
+  readonly files: StreamedDocuments
   readonly logger: Logger
   readonly metrics: Metrics
 }
@@ -38,10 +43,11 @@ export async function serveFile(
   if (
     !isProjectName(project) ||
     normalizeProjectName(project) !== project ||
-    !SHA256_HEX.test(hash) ||
+    !(SHA256_HEX.test(hash) || (hash === NO_HASH && !metadata)) ||
     !isDistFilename(distName)
   )
     throw new PypiHttpError(404, 'not a file of this index')
+  if (hash === NO_HASH) return serveUnhashed(deps, where, project, distName, reply, pages)
   const same = (page: ProjectPage) =>
     page.files.find((f) => f.filename === distName && f.hashes.sha256 === hash)
   const listed = await pages.load(project)
@@ -132,6 +138,32 @@ function isUpstreamSide(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code
   return code === 'PT_BLOB_UNKNOWN' || isUpstreamFailure(error)
 }
+/**
+ * A file the index lists without a sha256 cannot be checked on the way in. It
+ * is streamed through, hashed and kept under the digest it turned out to have,
+ * and flagged in the log, so an operator can see which index lacks hashes.
+ */
+async function serveUnhashed(
+  deps: FileDeps,
+  where: IndexTarget,
+  project: string,
+  filename: string,
+  reply: FastifyReply,
+  pages: ProjectPages,
+): Promise<FastifyReply> {
+  const { page } = await pages.load(project)
+  const file = page.files.find((f) => f.filename === filename && f.hashes.sha256 === undefined)
+  const location = file && where.files.locate(file.url)
+  if (!location) throw new PypiHttpError(404, 'the index lists no such file')
+  deps.logger.warn(
+    { index: where.index.name, project, file: filename },
+    'the index gives no sha256 for this file; served as fetched, unverified',
+  )
+  const served = await deps.files.get(where.index.name, `file:${filename}`, Infinity, location)
+  reply.header('content-type', 'application/octet-stream')
+  return reply.send(served.stream)
+}
+
 /** The PEP 658 metadata file of `file`: its URL and sha256, when the index gave both. */
 function metadataOf(file: ProjectFile): { url: string; sha256: string } | undefined {
   const meta = file.coreMetadata

@@ -13,7 +13,7 @@ import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { recordPull } from '../observability/pull-event.ts'
-import { serveFile } from './files.ts'
+import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
 import { serveProjectList } from './project-list.ts'
 import { projectPages } from './pages.ts'
@@ -44,7 +44,7 @@ export interface PypiRoutesDeps {
   readonly pools: ReadonlyMap<string, IndexPool>
   readonly fileHosts: ReadonlyMap<string, FileHostsLike>
   readonly pages: IndexPages
-  /** Project lists: large, streamed, cached whole. */
+  /** Project lists and files without a sha256: streamed, cached whole. */
   readonly lists: StreamedDocuments
   readonly cache: ReadThrough
   readonly logger: Logger
@@ -91,7 +91,8 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   app.get('/pypi/:index/files/:project/:hash/:filename', { config }, async (request, reply) => {
     const params = request.params as Record<'index' | 'project' | 'hash' | 'filename', string>
     const where = target(deps, request, params.index)
-    return serveFile(deps, where, params, request, reply, projectPages(deps, where))
+    const fileDeps = { ...deps, files: deps.lists }
+    return serveFile(fileDeps, where, params, request, reply, projectPages(deps, where))
   })
 }
 
@@ -133,7 +134,7 @@ async function servePage(
     throw new PypiHttpError(406, `acceptable types: ${negotiated.offered.join(', ')}`)
   const { page, cache, upstream } = await projectPages(deps, where).load(project)
   const fileUrl = (file: ProjectPage['files'][number]) =>
-    `${where.prefix}/files/${project}/${file.hashes.sha256 ?? '_'}/${encodeURIComponent(file.filename)}`
+    `${where.prefix}/files/${project}/${file.hashes.sha256 ?? NO_HASH}/${encodeURIComponent(file.filename)}`
   const body =
     negotiated.format === 'json'
       ? renderProjectJson(page, fileUrl)

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { digestOf } from '../../src/storage/digest.ts'
 import { startApp, type TestApp } from '../helpers/app.ts'
+import { fakeUpstream } from '../helpers/fake-upstream.ts'
 import { metricValue } from '../helpers/pool.ts'
 import { YANKED_REASON } from '../helpers/pypi-packages.ts'
 import {
@@ -359,4 +360,34 @@ t.test('project list links are rewritten across chunk boundaries', async (t) => 
   transform.end()
   await new Promise((resolve) => transform.on('end', resolve))
   t.equal(Buffer.concat(parts).toString(), '<a href="foo-bar/">Foo_Bar</a><a href="baz/">baz</a>')
+})
+
+t.test('a file the index lists without a sha256 is streamed, kept, and flagged', async (t) => {
+  const wheel = Buffer.from('not really a wheel, but bytes all the same')
+  // Fault injection: an index page that gives no hash for its file.
+  const bare = await fakeUpstream(t, (req, res) => {
+    if (req.url === '/simple/nohash/') {
+      res.writeHead(200, { 'content-type': 'text/html' })
+      res.end('<a href="/files/nohash-1.0-py3-none-any.whl">nohash-1.0-py3-none-any.whl</a>')
+    } else if (req.url === '/files/nohash-1.0-py3-none-any.whl') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      res.end(wheel)
+    } else res.writeHead(404).end()
+  })
+  const app = await startApp(t, {
+    yaml: `pypi: { indexes: [{ name: pypi, default: true, upstreams: [{ url: "${bare.url}/simple/" }] }] }\n`,
+  })
+  const page = await get(`${app.url}/simple/nohash/`)
+  t.match(page.text, '/pypi/pypi/files/nohash/_/nohash-1.0-py3-none-any.whl')
+  t.notMatch(page.text, '#sha256=')
+  for (let i = 0; i < 2; i++) {
+    const file = await get(`${app.url}/pypi/pypi/files/nohash/_/nohash-1.0-py3-none-any.whl`)
+    t.equal(file.status, 200)
+    t.ok(file.body.equals(wheel))
+    for (let j = 0; j < 100 && !(await app.app.deps.metadata.getBlob(digestOf(wheel))); j++)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.equal(bare.count('/files/'), 1, 'kept after the first fetch')
+  t.ok(await app.app.deps.blobs.has(digestOf(wheel)), 'under the digest it turned out to have')
+  t.match(app.logs.raw.join('\n'), /gives no sha256 for this file/)
 })
