@@ -8,17 +8,17 @@
  * peak RSS of the pullthrough process. Bounded: every load is a fixed number
  * of downloads. Usage: npm run bench [-- --warm-size 1GiB --cold-size 200MiB]
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { parseSize } from '../src/config/units.ts'
+import { startNginx, type Nginx } from './nginx.ts'
 
 const { values } = parseArgs({
   options: {
@@ -49,14 +49,6 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL')
 })
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
-
 async function makeBlob(name: string, size: number): Promise<string> {
   const out = createWriteStream(join(work, 'files', name))
   const hash = createHash('sha256')
@@ -69,48 +61,6 @@ async function makeBlob(name: string, size: number): Promise<string> {
   out.end()
   await once(out, 'finish')
   return `sha256:${hash.digest('hex')}`
-}
-
-async function startNginx(port: number): Promise<string> {
-  const conf = join(work, 'nginx.conf')
-  await writeFile(
-    conf,
-    `worker_processes 2;
-daemon off;
-pid ${work}/nginx.pid;
-error_log ${work}/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log ${work}/access.log;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_timeout 30;
-  client_body_temp_path ${work}/nginx-tmp;
-  proxy_temp_path ${work}/nginx-tmp;
-  fastcgi_temp_path ${work}/nginx-tmp;
-  uwsgi_temp_path ${work}/nginx-tmp;
-  scgi_temp_path ${work}/nginx-tmp;
-  server {
-    listen 127.0.0.1:${port};
-    root ${work}/files;
-    location /cold { limit_rate ${UPSTREAM_RATE ?? 0}; }
-  }
-}
-`,
-  )
-  const child = spawn('/usr/sbin/nginx', ['-c', conf, '-p', work], { stdio: 'ignore' })
-  children.push(child)
-  for (let i = 0; i < 100; i++) {
-    try {
-      execFileSync('curl', ['-sf', '-o', '/dev/null', `http://127.0.0.1:${port}/`], {
-        stdio: 'ignore',
-      })
-      break
-    } catch {
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-  return `http://127.0.0.1:${port}`
 }
 
 interface Pullthrough {
@@ -218,11 +168,11 @@ const say = (line: string) => {
   process.stdout.write(`${line}\n`)
 }
 
+let nginxServer: Nginx | undefined
 try {
   await rm(join(work, 'files'), { recursive: true, force: true })
   const { mkdir } = await import('node:fs/promises')
   await mkdir(join(work, 'files'), { recursive: true })
-  await mkdir(join(work, 'nginx-tmp'), { recursive: true })
   say(`# pullthrough blob benchmark, ${new Date().toISOString()}`)
   say(
     `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
@@ -240,7 +190,14 @@ try {
   const cold = Object.fromEntries(
     await Promise.all(coldNames.map(async (n) => [n, await makeBlob(n, COLD_BYTES)] as const)),
   )
-  const nginx = await startNginx(await freePort())
+  nginxServer = await startNginx({
+    http: `  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 30;`,
+    server: `    root ${work}/files;
+    location /cold { limit_rate ${UPSTREAM_RATE ?? 0}; }`,
+  })
+  const nginx = nginxServer.url
 
   const baseline = new Map<number, number>()
   for (const [concurrency, downloads] of WARM_RUNS) {
@@ -274,7 +231,7 @@ try {
       COLD_BYTES,
     )
     const upstreamGets = accessCount(
-      await readFile(join(work, 'access.log'), 'utf8'),
+      await readFile(nginxServer.accessLog, 'utf8'),
       `cold-50-${mode}`,
     )
     say(
@@ -302,6 +259,7 @@ try {
     await stop(warmPt.child)
   }
 } finally {
+  await nginxServer?.stop()
   for (const child of children) child.kill('SIGTERM')
   await rm(work, { recursive: true, force: true })
 }

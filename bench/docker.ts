@@ -1,0 +1,523 @@
+/**
+ * Docker pull benchmark. In one run, on loopback, side by side:
+ *   - the upstream: Debian's docker-registry (CNCF Distribution) holding a
+ *     multi-layer image of random, incompressible data;
+ *   - pullthrough: the real CLI (`src/cli.ts serve`) as its own process, its
+ *     docker.io registry pointing at that upstream.
+ * Measures `skopeo copy` of the image cold (fresh pullthrough store) and warm
+ * through pullthrough against copying it straight from the upstream, then warm
+ * tag-manifest GETs with wrk against both. Prints medians and ratios as a
+ * markdown table. Every copy goes to a fresh `oci:` (or `dir:`) destination so
+ * skopeo skips nothing. Bounded: fixed run counts, fixed wrk duration, timeouts on
+ * every wait.
+ *
+ * With `--upstream-rate` the upstream is across a modelled WAN link: Debian's
+ * nginx as a reverse proxy in front of the registry (bench/nginx.ts) sends each
+ * response at no more than that rate per connection, and its address is the
+ * upstream of everything: the direct copies, pullthrough's docker.io registry
+ * and the direct side of the manifest GETs. pullthrough itself stays local.
+ *
+ * pullthrough runs as a child process, not in this one: skopeo, wrk and the
+ * registry are separate processes too, so each server has its own event loop
+ * and nothing the benchmark does competes with pullthrough's.
+ *
+ * Usage: npm run bench:docker [-- --layers 5 --layer-size 30MiB --runs 3 --wrk-seconds 10
+ *        --connections 32 --threads 2 --verify-on-read on|off --dest oci|dir
+ *        --upstream-rate 100MB]
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { parseSize } from '../src/config/units.ts'
+import { buildImage, skopeo, type BuiltLayer } from '../test/helpers/images.ts'
+import { startRegistry } from '../test/helpers/registry.ts'
+import { registryFlags } from '../test/helpers/skopeo.ts'
+import { nginxVersion, startRegistryProxy } from './nginx.ts'
+import { Teardowns } from './teardowns.ts'
+import { runWrk, type WrkResult } from './wrk.ts'
+
+const { values } = parseArgs({
+  options: {
+    layers: { type: 'string', default: '5' },
+    'layer-size': { type: 'string', default: '30MiB' },
+    runs: { type: 'string', default: '3' },
+    'wrk-seconds': { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    threads: { type: 'string', default: '2' },
+    // storage.verifyOnRead of pullthrough; the built-in default is on.
+    'verify-on-read': { type: 'string', default: 'on' },
+    // skopeo's destination transport: oci copies the layers in parallel (as docker and
+    // containerd pull), dir one after the other.
+    dest: { type: 'string', default: 'oci' },
+    // Bytes per second per connection of the upstream (e.g. 100MB), to model a WAN link;
+    // unset, the registry is the upstream itself, on loopback.
+    'upstream-rate': { type: 'string' },
+  },
+})
+
+function positiveInt(name: string, text: string): number {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`)
+  return n
+}
+
+const LAYERS = positiveInt('layers', values.layers)
+const LAYER_BYTES = parseSize(values['layer-size']) ?? 30 * 2 ** 20
+const RUNS = positiveInt('runs', values.runs)
+const WRK_SECONDS = positiveInt('wrk-seconds', values['wrk-seconds'])
+const CONNECTIONS = positiveInt('connections', values.connections)
+const THREADS = positiveInt('threads', values.threads)
+const UPSTREAM_RATE =
+  values['upstream-rate'] === undefined ? undefined : parseSize(values['upstream-rate'])
+if (UPSTREAM_RATE === 0 || (values['upstream-rate'] !== undefined && UPSTREAM_RATE === undefined))
+  throw new Error('--upstream-rate must be a size per second above 0, e.g. 100MB')
+
+function oneOf<T extends string>(name: string, text: string, allowed: readonly T[]): T {
+  const found = allowed.find((value) => value === text)
+  if (found === undefined) throw new Error(`--${name} must be one of ${allowed.join(', ')}`)
+  return found
+}
+
+const VERIFY_ON_READ = oneOf('verify-on-read', values['verify-on-read'], ['on', 'off']) === 'on'
+const DEST = oneOf('dest', values.dest, ['oci', 'dir'])
+/** The file of a copy that names the manifest: the same bytes from both sides when they agree. */
+const DEST_INDEX = DEST === 'dir' ? 'manifest.json' : 'index.json'
+
+const REPOSITORY = 'library/bench'
+const TAG = 'latest'
+/** What containerd (and so dockerd) sends when it resolves a tag: every manifest type. */
+const DOCKER_ACCEPT = [
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  '*/*',
+].join(', ')
+/** Long enough that every warm request of the run is within it. */
+const TAG_TTL = '1h'
+/** Resolved here, so the child finds tsx whatever its working directory. */
+const TSX = import.meta.resolve('tsx')
+const START_TIMEOUT_MS = 30_000
+const START_POLL_MS = 50
+const STOP_TIMEOUT_MS = 10_000
+const HTTP_TIMEOUT_MS = 10_000
+/** Bound on one whole layer GET through the rate-limited upstream. */
+const LAYER_TIMEOUT_MS = 120_000
+/** How much of pullthrough's output is kept for error messages. */
+const LOG_TAIL_CHARS = 8192
+
+const teardowns = new Teardowns()
+const t = teardowns.asTest()
+const work = await mkdtemp(join(tmpdir(), 'pt-bench-docker-'))
+teardowns.teardown(() => rm(work, { recursive: true, force: true }))
+await mkdir(join(work, 'dest'))
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void cleanUp().finally(() => process.exit(130))
+  })
+}
+
+async function cleanUp(): Promise<void> {
+  await Promise.all([...children].map(stop))
+  const errors = await teardowns.run()
+  for (const error of errors) process.stderr.write(`cleanup: ${String(error)}\n`)
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+interface Pullthrough {
+  readonly url: string
+  readonly host: string
+  readonly child: ChildProcess
+}
+
+/** Starts `src/cli.ts serve` with a fresh store in `storage`; resolves when /v2/ answers. */
+async function startPullthrough(upstream: string, storage: string): Promise<Pullthrough> {
+  const port = await freePort()
+  const config = join(work, `pullthrough-${port}.yaml`)
+  await writeFile(
+    config,
+    `server: { host: 127.0.0.1, port: ${port} }
+storage: { path: "${storage}", verifyOnRead: ${String(VERIFY_ON_READ)}, maxSize: 100GiB }
+log: { level: warn }
+docker:
+  registries:
+    - { name: docker.io, default: true, tagTTL: ${TAG_TTL}, upstreams: [{ url: "${upstream}" }] }
+pypi: { indexes: [] }
+`,
+  )
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env))
+    if (!key.startsWith('PULLTHROUGH_')) env[key] = value
+  const child = spawn(
+    process.execPath,
+    ['--import', TSX, join(import.meta.dirname, '..', 'src', 'cli.ts'), 'serve', '-c', config],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  children.add(child)
+  let tail = ''
+  const keep = (d: Buffer) => (tail = (tail + d.toString()).slice(-LOG_TAIL_CHARS))
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + START_TIMEOUT_MS
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`pullthrough exited: ${tail}`)
+    if (Date.now() >= deadline) throw new Error(`pullthrough did not start: ${tail}`)
+    const status = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
+      .then((res) => res.status)
+      .catch(() => 0)
+    if (status === 200) break
+    await new Promise((resolve) => setTimeout(resolve, START_POLL_MS))
+  }
+  return { url, host: `127.0.0.1:${port}`, child }
+}
+
+/** SIGTERM by PID, SIGKILL if it has not exited within STOP_TIMEOUT_MS. */
+async function stop(child: ChildProcess): Promise<void> {
+  children.delete(child)
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Upstream requests pullthrough has made so far (every outcome), from its /metrics. */
+async function upstreamRequests(pt: Pullthrough): Promise<number> {
+  const res = await fetch(`${pt.url}/metrics`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
+  const text = await res.text()
+  let total = 0
+  for (const line of text.split('\n'))
+    if (line.startsWith('pullthrough_upstream_request_duration_seconds_count'))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1))
+  return total
+}
+
+/** Every manifest a copy produced: one entry when both sides served the same bytes. */
+const copiedManifests = new Set<string>()
+
+/** Clock ticks per second of /proc/<pid>/stat's CPU times. */
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+
+/** User + system CPU seconds a process (all its threads) has used so far; NaN if unreadable. */
+async function cpuSeconds(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return NaN
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (proc(5)).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+interface Copy {
+  readonly seconds: number
+  /** CPU seconds the serving process used meanwhile. */
+  readonly serverCpu: number
+}
+
+/** Copies the image from `host` into a fresh destination; `server` is the PID of what serves it. */
+async function copy(host: string, label: string, server: number | undefined): Promise<Copy> {
+  const dest = join(work, 'dest', label)
+  const flags = await registryFlags(t, 'src', undefined)
+  const cpuBefore = await cpuSeconds(server)
+  const started = process.hrtime.bigint()
+  await skopeo(t, [
+    'copy',
+    '--quiet',
+    ...flags,
+    `docker://${host}/${REPOSITORY}:${TAG}`,
+    DEST === 'oci' ? `oci:${dest}:${TAG}` : `dir:${dest}`,
+  ])
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const serverCpu = (await cpuSeconds(server)) - cpuBefore
+  copiedManifests.add((await readFile(join(dest, DEST_INDEX))).toString('base64'))
+  await rm(dest, { recursive: true, force: true })
+  return { seconds, serverCpu }
+}
+
+/** The PID of the docker-registry the registry helper started as a child of this process. */
+function registryPid(): number | undefined {
+  try {
+    const out = execFileSync('pgrep', ['-x', '-P', String(process.pid), 'docker-registry'], {
+      encoding: 'utf8',
+    })
+    const pid = Number(out.trim().split('\n')[0])
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+async function manifestGet(url: string): Promise<void> {
+  const res = await fetch(`${url}/v2/${REPOSITORY}/manifests/${TAG}`, {
+    headers: { accept: DOCKER_ACCEPT },
+    signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+  })
+  await res.arrayBuffer()
+  if (res.status !== 200) throw new Error(`manifest GET ${url} answered ${res.status}`)
+}
+
+async function wrk(url: string): Promise<WrkResult> {
+  const result = await runWrk({
+    url: `${url}/v2/${REPOSITORY}/manifests/${TAG}`,
+    threads: THREADS,
+    connections: CONNECTIONS,
+    durationS: WRK_SECONDS,
+    headers: { Accept: DOCKER_ACCEPT },
+  })
+  if (result.non2xx > 0 || result.socketErrors > 0)
+    throw new Error(
+      `wrk against ${url}: ${result.non2xx} non-2xx responses, ${result.socketErrors} socket errors`,
+    )
+  return result
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? NaN)
+    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2
+}
+
+interface Upstream {
+  readonly url: string
+  readonly host: string
+}
+
+/**
+ * Fails unless the proxy at `proxy` answers as the registry at `registry` does
+ * where pulls need it: HEAD of the tag (status, Docker-Content-Digest,
+ * Content-Length), a Range GET of a layer (206, Content-Range, the same bytes),
+ * and an upload session's Location (naming the proxy). Resolves to the seconds
+ * a whole GET of the layer took through the proxy.
+ */
+async function checkProxy(proxy: string, registry: string, layer: BuiltLayer): Promise<number> {
+  const signal = () => AbortSignal.timeout(HTTP_TIMEOUT_MS)
+  const head = async (base: string) => {
+    const res = await fetch(`${base}/v2/${REPOSITORY}/manifests/${TAG}`, {
+      method: 'HEAD',
+      headers: { accept: DOCKER_ACCEPT },
+      signal: signal(),
+    })
+    const digest = res.headers.get('docker-content-digest') ?? ''
+    return `${res.status} ${digest} ${res.headers.get('content-length') ?? ''}`
+  }
+  const [viaProxy, direct] = [await head(proxy), await head(registry)]
+  if (viaProxy !== direct || !direct.startsWith('200 sha256:'))
+    throw new Error(`HEAD of the tag: proxy answered "${viaProxy}", registry "${direct}"`)
+
+  const blob = `/v2/${REPOSITORY}/blobs/${layer.digest}`
+  const range = async (base: string) => {
+    const res = await fetch(`${base}${blob}`, {
+      headers: { range: 'bytes=100-199' },
+      signal: signal(),
+    })
+    const body = Buffer.from(await res.arrayBuffer()).toString('base64')
+    return `${res.status} ${res.headers.get('content-range') ?? ''} ${body}`
+  }
+  const [rangeProxy, rangeDirect] = [await range(proxy), await range(registry)]
+  if (rangeProxy !== rangeDirect || !rangeDirect.startsWith(`206 bytes 100-199/${layer.size} `))
+    throw new Error(`Range GET of a layer: proxy answered "${rangeProxy.slice(0, 60)}"`)
+
+  const upload = await fetch(`${proxy}/v2/${REPOSITORY}/blobs/uploads/`, {
+    method: 'POST',
+    signal: signal(),
+  })
+  await upload.arrayBuffer()
+  const location = upload.headers.get('location') ?? ''
+  if (upload.status !== 202 || new URL(location, proxy).origin !== new URL(proxy).origin)
+    throw new Error(`upload through the proxy: ${upload.status}, Location "${location}"`)
+  const cancel = await fetch(new URL(location, proxy), { method: 'DELETE', signal: signal() })
+  await cancel.arrayBuffer()
+
+  const started = process.hrtime.bigint()
+  const whole = await fetch(`${proxy}${blob}`, { signal: AbortSignal.timeout(LAYER_TIMEOUT_MS) })
+  const bytes = (await whole.arrayBuffer()).byteLength
+  if (whole.status !== 200 || bytes !== layer.size)
+    throw new Error(`GET of a layer through the proxy: ${whole.status}, ${bytes} bytes`)
+  return Number(process.hrtime.bigint() - started) / 1e9
+}
+
+/** The version number `command args` prints, e.g. `1.9.3`. */
+function version(command: string, args: string[]): string {
+  let out: string
+  try {
+    out = execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch (error) {
+    // wrk prints its version with the usage text and exits 1.
+    out = (error as { stdout?: string }).stdout ?? ''
+  }
+  return /\d+\.\d+(\.\d+)?\S*/.exec(out)?.[0] ?? 'unknown'
+}
+
+const say = (line: string) => process.stdout.write(`${line}\n`)
+/** `median (run 1, run 2, ...)`. */
+const seconds = (values: readonly number[]) =>
+  `${median(values).toFixed(2)} (${values.map((v) => v.toFixed(2)).join(', ')})`
+const verdict = (met: boolean) => (met ? 'yes' : '**no**')
+
+try {
+  const registry = await startRegistry(t)
+  const image = await buildImage(join(work, 'image'), {
+    layers: Array.from({ length: LAYERS }, () => LAYER_BYTES),
+  })
+  // Docker schema 2, as Docker Hub serves most images.
+  await registry.pushImage(image, `${REPOSITORY}:${TAG}`, { format: 'v2s2' })
+  const imageBytes = image.manifests[0]?.layers.reduce((sum, l) => sum + l.size, 0) ?? 0
+  const firstLayer = image.manifests[0]?.layers[0]
+  if (!firstLayer) throw new Error('the image has no layer')
+
+  // The upstream every client uses: the registry itself, or the rate-limited proxy in front of it.
+  let upstream: Upstream = registry
+  let upstreamLine = 'upstream: docker-registry itself on loopback, unthrottled'
+  if (UPSTREAM_RATE !== undefined) {
+    const proxy = await startRegistryProxy(registry.url, UPSTREAM_RATE)
+    teardowns.teardown(() => proxy.stop())
+    const layerSeconds = await checkProxy(proxy.url, registry.url, firstLayer)
+    upstream = proxy
+    upstreamLine = `upstream: nginx ${nginxVersion()} reverse proxy in front of docker-registry, limit_rate ${(UPSTREAM_RATE / 1e6).toFixed(0)} MB/s per connection (one ${(firstLayer.size / 2 ** 20).toFixed(0)} MiB layer through it alone: ${layerSeconds.toFixed(2)} s, ${(firstLayer.size / 1e6 / layerSeconds).toFixed(0)} MB/s); it is the upstream of the direct copies, of pullthrough and of the direct wrk; CPU columns count the registry, not the proxy`
+  }
+
+  say(`# pullthrough Docker pull benchmark, ${new Date().toISOString()}`)
+  say(
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
+  )
+  say(
+    `tools: skopeo ${version('skopeo', ['--version'])}, wrk ${version('wrk', ['--version'])}, docker-registry ${version('docker-registry', ['--version'])}`,
+  )
+  say(
+    `image: ${LAYERS} layers of ${(LAYER_BYTES / 2 ** 20).toFixed(0)} MiB random data, ${(imageBytes / 2 ** 20).toFixed(1)} MiB of gzip layers; pullthrough verifyOnRead ${VERIFY_ON_READ ? 'on' : 'off'}, log level warn, tagTTL ${TAG_TTL}`,
+  )
+  say(
+    `copies: skopeo copy docker://... ${DEST}:<fresh dir>, ${RUNS} runs, median (each run); a cold copy starts a new pullthrough process with an empty store`,
+  )
+  say(upstreamLine)
+
+  const serverPid = registryPid()
+  const direct: Copy[] = []
+  const cold: Copy[] = []
+  const warm: Copy[] = []
+  let warmUpstream = 0
+  let pt: Pullthrough | undefined
+  for (let run = 0; run < RUNS; run++) {
+    direct.push(await copy(upstream.host, `direct-${run}`, serverPid))
+    if (pt) await stop(pt.child)
+    pt = await startPullthrough(upstream.url, join(work, `store-${run}`))
+    cold.push(await copy(pt.host, `cold-${run}`, pt.child.pid))
+    const before = await upstreamRequests(pt)
+    warm.push(await copy(pt.host, `warm-${run}`, pt.child.pid))
+    warmUpstream += (await upstreamRequests(pt)) - before
+  }
+  if (!pt) throw new Error('no run')
+  if (copiedManifests.size !== 1)
+    throw new Error('pullthrough and the upstream gave skopeo different manifests')
+
+  // Warm tag-manifest GETs: one GET each first (pullthrough's tag record is there from
+  // the copies, well within tagTTL), then wrk against each server in turn.
+  await manifestGet(pt.url)
+  await manifestGet(upstream.url)
+  const wrkUpstream = await wrk(upstream.url)
+  const before = await upstreamRequests(pt)
+  const wrkPt = await wrk(pt.url)
+  const wrkPtUpstream = (await upstreamRequests(pt)) - before
+
+  const wall = (copies: readonly Copy[]) => copies.map((c) => c.seconds)
+  const cpu = (copies: readonly Copy[]) => median(copies.map((c) => c.serverCpu))
+  const coldRatio = median(wall(cold)) / median(wall(direct))
+  const warmRatio = median(wall(warm)) / median(wall(direct))
+  const rpsRatio = wrkPt.requestsPerSec / wrkUpstream.requestsPerSec
+  const row = (cells: readonly (string | number)[]) => say(`| ${cells.join(' | ')} |`)
+  say('')
+  row(['measurement', 'upstream (direct)', 'pullthrough', 'ratio', 'target', 'met'])
+  row(['---', '---', '---', '---', '---', '---'])
+  row([
+    'cold skopeo copy, s: median (runs)',
+    seconds(wall(direct)),
+    seconds(wall(cold)),
+    `${coldRatio.toFixed(2)}x`,
+    '<= 1.2x',
+    verdict(coldRatio <= 1.2),
+  ])
+  row([
+    'warm skopeo copy, s: median (runs)',
+    seconds(wall(direct)),
+    seconds(wall(warm)),
+    `${warmRatio.toFixed(2)}x`,
+    '<= 1.0x',
+    verdict(warmRatio <= 1.0),
+  ])
+  row([
+    'CPU s of the serving process per cold copy (median)',
+    cpu(direct).toFixed(2),
+    cpu(cold).toFixed(2),
+    `${(cpu(cold) / cpu(direct)).toFixed(1)}x`,
+    '-',
+    '-',
+  ])
+  row([
+    'CPU s of the serving process per warm copy (median)',
+    cpu(direct).toFixed(2),
+    cpu(warm).toFixed(2),
+    `${(cpu(warm) / cpu(direct)).toFixed(1)}x`,
+    '-',
+    '-',
+  ])
+  row([
+    `upstream requests during the ${RUNS} warm copies`,
+    '-',
+    warmUpstream,
+    '-',
+    '0',
+    verdict(warmUpstream === 0),
+  ])
+  row([
+    `warm tag-manifest GET, wrk -t${THREADS} -c${CONNECTIONS} ${WRK_SECONDS} s, requests/s`,
+    wrkUpstream.requestsPerSec.toFixed(0),
+    wrkPt.requestsPerSec.toFixed(0),
+    `${rpsRatio.toFixed(2)}x`,
+    '>= 4x',
+    verdict(rpsRatio >= 4),
+  ])
+  row([
+    'warm tag-manifest GET, p50 latency, ms',
+    wrkUpstream.p50Ms.toFixed(2),
+    wrkPt.p50Ms.toFixed(2),
+    `${(wrkPt.p50Ms / wrkUpstream.p50Ms).toFixed(2)}x`,
+    '-',
+    '-',
+  ])
+  row([
+    'warm tag-manifest GET, p99 latency, ms',
+    wrkUpstream.p99Ms.toFixed(2),
+    wrkPt.p99Ms.toFixed(2),
+    `${(wrkPt.p99Ms / wrkUpstream.p99Ms).toFixed(2)}x`,
+    '< 20 ms',
+    verdict(wrkPt.p99Ms < 20),
+  ])
+  row([
+    'upstream requests during the wrk run',
+    '-',
+    wrkPtUpstream,
+    '-',
+    '0',
+    verdict(wrkPtUpstream === 0),
+  ])
+} finally {
+  await cleanUp()
+}
