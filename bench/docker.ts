@@ -28,7 +28,6 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -39,6 +38,7 @@ import { registryFlags } from '../test/helpers/skopeo.ts'
 import { nginxVersion, startRegistryProxy } from './nginx.ts'
 import { Teardowns } from './teardowns.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
+import { freePort } from '../test/helpers/free-port.ts'
 
 const { values } = parseArgs({
   options: {
@@ -129,14 +129,6 @@ async function cleanUp(): Promise<void> {
   await Promise.all([...children].map(stop))
   const errors = await teardowns.run()
   for (const error of errors) process.stderr.write(`cleanup: ${String(error)}\n`)
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 interface Pullthrough {

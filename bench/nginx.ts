@@ -14,9 +14,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { rmSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from '../test/helpers/free-port.ts'
 
 const NGINX = '/usr/sbin/nginx'
 const START_TIMEOUT_MS = 15_000
@@ -63,14 +63,6 @@ process.on('exit', () => {
     rmSync(prefix, { recursive: true, force: true })
   }
 })
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
 /** nginx's version, e.g. `1.22.1` (`nginx -v` prints it on stderr). */
 export function nginxVersion(): string {

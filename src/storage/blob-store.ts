@@ -147,13 +147,7 @@ export class BlobStore {
    */
   async readSmall(digest: string, maxBytes: number): Promise<Buffer> {
     const valid = parseDigest(digest)
-    let fh: nodeFs.FileHandle
-    try {
-      fh = await this.fs.open(this.#path(valid), 'r')
-    } catch (error) {
-      if (isNotFound(error)) throw new BlobNotFoundError(valid)
-      throw error
-    }
+    const fh = await this.#open(valid)
     try {
       const { size } = await fh.stat()
       if (size > maxBytes) throw new BlobTooLargeError(valid, size, maxBytes)
@@ -176,13 +170,7 @@ export class BlobStore {
     const valid = parseDigest(digest)
     const { start, end } = options
     if (!isValidRange(start, end)) throw new InvalidRangeError(start, end)
-    let fh: nodeFs.FileHandle
-    try {
-      fh = await this.fs.open(this.#path(valid), 'r')
-    } catch (error) {
-      if (isNotFound(error)) throw new BlobNotFoundError(valid)
-      throw error
-    }
+    const fh = await this.#open(valid)
     try {
       return await this.#read(valid, fh, options)
     } catch (error) {
@@ -286,6 +274,16 @@ export class BlobStore {
     } catch (error) {
       await this.fs.rm(probe, { force: true }).catch(() => undefined)
       throw new StorageWriteError(`storage is not writable (${errorCode(error)})`, { cause: error })
+    }
+  }
+
+  /** Opens a committed blob's file; BlobNotFoundError when there is none. */
+  async #open(digest: Digest): Promise<nodeFs.FileHandle> {
+    try {
+      return await this.fs.open(this.#path(digest), 'r')
+    } catch (error) {
+      if (isNotFound(error)) throw new BlobNotFoundError(digest)
+      throw error
     }
   }
 

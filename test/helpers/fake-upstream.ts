@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Test } from 'tap'
+import { freePort } from './free-port.ts'
 
 export interface RecordedRequest {
   readonly method: string
@@ -94,10 +95,5 @@ export function serveBytes(
 
 /** A free loopback port with nothing listening on it (connection refused). */
 export async function closedPort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  return freePort()
 }

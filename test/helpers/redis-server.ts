@@ -5,9 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import type { Test } from 'tap'
 import { tempDir } from './config.ts'
+import { freePort } from './free-port.ts'
 
 /** How long redis-server may take to accept connections. */
 const START_TIMEOUT_MS = 10_000
@@ -22,14 +22,6 @@ export interface RedisServer {
   /** SIGSTOP / SIGCONT: a server that still holds connections but answers nothing. */
   pause(): void
   resume(): void
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 export async function startRedis(t: Test): Promise<RedisServer> {

@@ -9,13 +9,13 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { request } from 'undici'
 import { tempDir } from './config.ts'
 import { pushImage, type ImageSource, type PushedImage, type PushOptions } from './images.ts'
 import { startTokenServer, type TokenServer } from './token-server.ts'
+import { freePort } from './free-port.ts'
 
 /** How long the registry may take to listen. */
 const START_TIMEOUT_MS = 15_000
@@ -52,14 +52,6 @@ export interface TestRegistry {
   stop(): Promise<void>
   /** Starts it again on the same port with the same data; a no-op while running. */
   start(): Promise<void>
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 async function startAuth(
