@@ -174,10 +174,10 @@ export interface PythonRun {
 /** Runs `/usr/bin/python3 <args>`; resolves whatever the exit code, rejects on timeout. */
 function runPython(
   args: readonly string[],
-  options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number },
+  options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number; python?: string },
 ): Promise<PythonRun> {
   const started = performance.now()
-  const child = spawn(PYTHON, args, {
+  const child = spawn(options.python ?? PYTHON, args, {
     env: options.env,
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -231,14 +231,44 @@ ${run.stdout}${run.stderr}`)
 export async function pip(
   t: Test,
   args: readonly string[],
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; python?: string } = {},
 ): Promise<PythonRun> {
   const home = await tempDir(t, 'pt-pip-')
   return runPython(['-m', 'pip', ...args], {
     env: pythonEnv(home),
     cwd: home,
     timeoutMs: options.timeoutMs ?? PIP_TIMEOUT_MS,
+    ...(options.python ? { python: options.python } : {}),
   })
+}
+
+/** Where other Pythons may be: this machine image ships several under pyenv. */
+const OTHER_PYTHONS = '/root/.pyenv/versions'
+/** pip reads PEP 714's `core-metadata` from JSON pages from version 24 on (Debian's is 23.0). */
+const PEP714_PIP_MAJOR = 24
+
+/**
+ * A Python whose pip reads PEP 658 metadata from PEP 691 JSON pages, or
+ * undefined when this machine has none (Debian 12's pip is too old for it).
+ */
+export async function pythonWithPep714Pip(): Promise<string | undefined> {
+  let versions: string[]
+  try {
+    versions = await readdir(OTHER_PYTHONS)
+  } catch {
+    return undefined
+  }
+  for (const version of versions.sort().reverse()) {
+    const python = join(OTHER_PYTHONS, version, 'bin', 'python')
+    const run = await runPython(['-m', 'pip', '--version'], {
+      env: pythonEnv(tmpdir()),
+      timeoutMs: PIP_TIMEOUT_MS,
+      python,
+    }).catch(() => undefined)
+    const major = Number(/^pip (\d+)\./.exec(run?.stdout ?? '')?.[1] ?? 0)
+    if (run?.code === 0 && major >= PEP714_PIP_MAJOR) return python
+  }
+  return undefined
 }
 
 function pyprojectToml(project: ProjectSpec, spec: VersionSpec): string {
