@@ -391,3 +391,40 @@ t.test('a file the index lists without a sha256 is streamed, kept, and flagged',
   t.ok(await app.app.deps.blobs.has(digestOf(wheel)), 'under the digest it turned out to have')
   t.match(app.logs.raw.join('\n'), /gives no sha256 for this file/)
 })
+
+t.test(
+  'a JSON upstream and an HTML upstream of the same files render the same HTML page',
+  async (t) => {
+    const json = await startPypiUpstream(t)
+    const html = await startMirrorUpstream(t)
+    const app = await startApp(t, {
+      yaml: `pypi:
+  indexes:
+    - { name: a, default: true, upstreams: [{ url: "${json.index}" }], fileHosts: ["${json.files.origin}"] }
+    - { name: b, upstreams: [{ url: "${html.index}" }] }
+`,
+    })
+    for (const project of ['lib', 'app', 'fancy-name-pkg']) {
+      const fromJson = await get(`${app.url}/pypi/a/simple/${project}/`)
+      const fromHtml = await get(`${app.url}/pypi/b/simple/${project}/`)
+      t.equal(fromJson.status, 200)
+      t.equal(
+        fromJson.text
+          .replaceAll('/pypi/a/', '/pypi/x/')
+          .replace(/<!--SERIAL \d+-->/, '')
+          .trimEnd(),
+        fromHtml.text
+          .replaceAll('/pypi/b/', '/pypi/x/')
+          .replace(/<!--SERIAL \d+-->/, '')
+          .trimEnd(),
+        project,
+      )
+      // Every file link carries its hash, as PEP 503 recommends and pip checks.
+      const links = fromJson.text.match(/<a [^>]*>/g) ?? []
+      t.ok(
+        links.length > 0 && links.every((a) => /#sha256=[a-f0-9]{64}"/.test(a)),
+        `${project}: hashes`,
+      )
+    }
+  },
+)
