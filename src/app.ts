@@ -67,8 +67,9 @@ export async function buildApp(
   const owned: { close: () => Promise<void> }[] = []
   const logger = given.logger ?? createLogger({ level: config.log.level })
   const metrics = given.metrics ?? createMetrics(new Registry())
-  const blobs = given.blobs ?? (await openOwnedBlobStore(config, owned))
+  // Metadata first: the embedded store's lock must be held before tmp/ is cleaned.
   const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, owned))
+  const blobs = given.blobs ?? (await openOwnedBlobStore(config, owned))
   const deps: AppDeps = { logger, metrics, blobs, metadata, now: given.now ?? Date.now }
 
   const options = {
@@ -252,5 +253,9 @@ async function openOwnedBlobStore(
   // Verified reads hash on worker threads so the main thread keeps serving.
   const hasher = config.storage.verifyOnRead ? new FileHasher() : undefined
   if (hasher) owned.push(hasher)
-  return BlobStore.open(config.storage.path, { hasher })
+  // With Redis, replicas may share the volume: leave their downloads in tmp/ alone.
+  return BlobStore.open(config.storage.path, {
+    hasher,
+    shared: config.metadata.redis !== undefined,
+  })
 }

@@ -35,9 +35,12 @@ export class MetadataClosedError extends PullthroughError {
 /** Another process already uses this embedded store directory. */
 export class MetadataLockedError extends PullthroughError {
   readonly code = 'PT_METADATA_LOCKED'
-  constructor(readonly pid: number) {
+  constructor(
+    readonly pid: number,
+    readonly host?: string,
+  ) {
     super(
-      `embedded metadata store is in use by process ${pid}; use Redis to share metadata between processes`,
+      `embedded metadata store is in use by process ${pid}${host ? ` on ${host}` : ''}; use Redis to share metadata between processes`,
     )
   }
 }

@@ -13,14 +13,10 @@
  * memory: they only coordinate this one process.
  */
 import { createHash } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import {
-  MetadataClosedError,
-  MetadataCorruptError,
-  MetadataLockedError,
-  MetadataUnavailableError,
-} from './errors.ts'
+import { DirLock } from './dir-lock.ts'
+import { MetadataClosedError, MetadataCorruptError, MetadataUnavailableError } from './errors.ts'
 import type {
   BlobRecord,
   IndexPageRecord,
@@ -73,22 +69,31 @@ export class FsMetadataStore implements MetadataStore {
   #syncTimer: NodeJS.Timeout | undefined
   #closed = false
   readonly #now: () => number
+  readonly #lock: DirLock
 
   private constructor(
     private readonly dir: string,
     journal: FileHandle,
+    lock: DirLock,
     options: FsStoreOptions,
   ) {
     this.#journal = journal
+    this.#lock = lock
     this.#now = options.now ?? Date.now
   }
 
   /** Opens (creating) the store in `dir`; fails with MetadataLockedError if another live process uses it. */
   static async open(dir: string, options: FsStoreOptions = {}): Promise<FsMetadataStore> {
     await mkdir(join(dir, 'pages'), { recursive: true })
-    await takeLock(join(dir, 'lock'))
-    const journal = await open(join(dir, 'journal.jsonl'), 'a+')
-    const store = new FsMetadataStore(dir, journal, options)
+    const lock = await DirLock.take(join(dir, 'lock'))
+    let journal: FileHandle
+    try {
+      journal = await open(join(dir, 'journal.jsonl'), 'a+')
+    } catch (error) {
+      await lock.release()
+      throw error
+    }
+    const store = new FsMetadataStore(dir, journal, lock, options)
     await store.#load(options.logger)
     return store
   }
@@ -244,7 +249,7 @@ export class FsMetadataStore implements MetadataStore {
     await this.#enqueue(() => this.#compact(), 'close')
     this.#closed = true
     await this.#journal.close()
-    await rm(join(this.dir, 'lock'), { force: true })
+    await this.#lock.release()
   }
 
   #check(): void {
@@ -387,29 +392,4 @@ export class FsMetadataStore implements MetadataStore {
 
 function tagKey(registry: string, repository: string, tag: string): string {
   return `${registry}${SEP}${repository}${SEP}${tag}`
-}
-
-/** Creates the lock file with our PID; takes over a lock whose process is gone. */
-async function takeLock(path: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(path, String(process.pid), { flag: 'wx' })
-      return
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    }
-    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) throw new MetadataLockedError(pid)
-    await rm(path, { force: true })
-  }
-  throw new MetadataLockedError(0)
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }

@@ -63,6 +63,12 @@ export interface ReadOptions {
 export const READ_HIGH_WATER_MARK = 512 * 1024
 
 const TMP = 'tmp'
+/**
+ * A temp file untouched this long is abandoned (its process died): a live
+ * download writes continuously, and one that stalls is given up within
+ * seconds (`timeouts.bodyIdle`).
+ */
+export const STALE_TEMP_MS = 10 * 60_000
 const BLOBS = join('blobs', 'sha256')
 
 export class BlobStore {
@@ -75,15 +81,21 @@ export class BlobStore {
   /**
    * Opens (creating if needed) the store at `root` and removes leftovers from tmp/.
    * With a `hasher`, verified reads hash on its worker threads instead of inline.
+   * With `shared` (replicas on one volume) only temp files untouched for
+   * STALE_TEMP_MS are removed: the others are other replicas' downloads.
    */
   static async open(
     root: string,
-    options: { fs?: BlobStoreFs; hasher?: FileHasher } = {},
+    options: { fs?: BlobStoreFs; hasher?: FileHasher; shared?: boolean; now?: () => number } = {},
   ): Promise<BlobStore> {
     const fs = options.fs ?? nodeFs
     await fs.mkdir(join(root, BLOBS), { recursive: true })
-    // Anything in tmp/ belongs to a process that is gone: never committed, never valid.
-    await fs.rm(join(root, TMP), { recursive: true, force: true })
+    if (options.shared) {
+      await removeStaleTemps(fs, join(root, TMP), (options.now ?? Date.now)() - STALE_TEMP_MS)
+    } else {
+      // Only this process uses the store: anything in tmp/ is from one that is gone.
+      await fs.rm(join(root, TMP), { recursive: true, force: true })
+    }
     await fs.mkdir(join(root, TMP), { recursive: true })
     return new BlobStore(root, fs, options.hasher)
   }
@@ -439,6 +451,22 @@ export class BlobWriter extends Writable {
     // successful fsync loses nothing, and before one the file is discarded anyway.
     this.#closing ??= this.fh.close().catch(() => undefined)
     return this.#closing
+  }
+}
+
+/** Removes the files in `dir` last modified before `before` (ms since the epoch). */
+async function removeStaleTemps(fs: BlobStoreFs, dir: string, before: number): Promise<void> {
+  let names: string[]
+  try {
+    names = await fs.readdir(dir)
+  } catch (error) {
+    if (isNotFound(error)) return
+    throw error
+  }
+  for (const name of names) {
+    const path = join(dir, name)
+    const stat = await fs.stat(path).catch(() => undefined)
+    if (stat && stat.mtimeMs < before) await fs.rm(path, { force: true, recursive: true })
   }
 }
 

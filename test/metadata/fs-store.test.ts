@@ -1,7 +1,9 @@
-import { appendFile, readFile, writeFile } from 'node:fs/promises'
+import { appendFile, readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { hostname } from 'node:os'
 import t from 'tap'
+import { LOCK_STALE_MS } from '../../src/metadata/dir-lock.ts'
 import { MetadataLockedError } from '../../src/metadata/errors.ts'
 import { FsMetadataStore } from '../../src/metadata/fs-store.ts'
 import { exitCode, spawnNode } from '../helpers/cli.ts'
@@ -117,9 +119,45 @@ t.test('the lock refuses a second live user and takes over from a dead one', asy
   const store = await FsMetadataStore.open(dir)
   await t.rejects(FsMetadataStore.open(dir), MetadataLockedError)
   await store.close()
-  // A lock left by a process that no longer exists.
+  // A lock left by a process that no longer exists (the old format: a bare PID).
   await writeFile(join(dir, 'lock'), '2147483646')
   const taken = await FsMetadataStore.open(dir)
-  t.equal(await readFile(join(dir, 'lock'), 'utf8'), String(process.pid))
+  t.same(JSON.parse(await readFile(join(dir, 'lock'), 'utf8')), {
+    pid: process.pid,
+    host: hostname(),
+  })
   await taken.close()
 })
+
+t.test(
+  'a lock naming our own PID is a previous incarnation (a container restarted as PID 1)',
+  async (t) => {
+    const dir = join(await tempDir(t), 'meta')
+    const first = await FsMetadataStore.open(dir)
+    await first.close()
+    await writeFile(join(dir, 'lock'), JSON.stringify({ pid: process.pid, host: hostname() }))
+    const store = await FsMetadataStore.open(dir)
+    t.teardown(() => store.close())
+    t.pass('taken over')
+  },
+)
+
+t.test(
+  'a lock from another host is refused while it is fresh, taken over once abandoned',
+  async (t) => {
+    const dir = join(await tempDir(t), 'meta')
+    const first = await FsMetadataStore.open(dir)
+    await first.close()
+    const lock = join(dir, 'lock')
+    await writeFile(lock, JSON.stringify({ pid: 1, host: 'other-pod-7f9c' }))
+    await t.rejects(FsMetadataStore.open(dir), {
+      code: 'PT_METADATA_LOCKED',
+      host: 'other-pod-7f9c',
+    })
+    const old = new Date(Date.now() - LOCK_STALE_MS - 1000)
+    await utimes(lock, old, old)
+    const store = await FsMetadataStore.open(dir)
+    t.teardown(() => store.close())
+    t.pass('an untouched lock is abandoned')
+  },
+)

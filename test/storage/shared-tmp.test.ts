@@ -1,0 +1,55 @@
+import { readdir, utimes } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { BlobStore, STALE_TEMP_MS } from '../../src/storage/blob-store.ts'
+import { tempDir } from '../helpers/config.ts'
+import { randomBlob } from '../helpers/streams.ts'
+
+t.test(
+  'a replica starting on a shared volume leaves the others downloads in tmp/ alone',
+  async (t) => {
+    const root = await tempDir(t)
+    const running = await BlobStore.open(root, { shared: true })
+    const blob = randomBlob(64 * 1024)
+    const writer = await running.createWriter()
+    writer.write(blob.data.subarray(0, 1000))
+    // Another replica starts meanwhile.
+    await BlobStore.open(root, { shared: true })
+    writer.end(blob.data.subarray(1000))
+    t.same(
+      await writer.commit(blob.digest),
+      { size: blob.data.length },
+      'its download still commits',
+    )
+    t.ok(await running.has(blob.digest))
+  },
+)
+
+t.test(
+  'on a shared volume, temp files untouched for STALE_TEMP_MS are removed at start-up',
+  async (t) => {
+    const root = await tempDir(t)
+    const store = await BlobStore.open(root, { shared: true })
+    const abandoned = await store.createWriter()
+    abandoned.write(Buffer.alloc(10))
+    const live = await store.createWriter()
+    live.write(Buffer.alloc(10))
+    await new Promise((resolve) => setImmediate(resolve))
+    const old = new Date(Date.now() - STALE_TEMP_MS - 60_000)
+    await utimes(abandoned.tempPath, old, old)
+    await BlobStore.open(root, { shared: true })
+    t.same(await readdir(join(root, 'tmp')), [live.tempPath.split('/').at(-1)])
+    await live.abort()
+    await abandoned.abort()
+  },
+)
+
+t.test('an exclusive store empties tmp/ at start-up', async (t) => {
+  const root = await tempDir(t)
+  const store = await BlobStore.open(root)
+  const writer = await store.createWriter()
+  writer.write(Buffer.alloc(10))
+  await BlobStore.open(root)
+  t.same(await readdir(join(root, 'tmp')), [])
+  await writer.abort()
+})
