@@ -18,6 +18,9 @@ declare -A needed=(
   [dockerd]=docker.io
   [containerd]=containerd
   [ctr]=containerd
+  # linters the deploy tests run on shell scripts and static YAML
+  [shellcheck]=shellcheck
+  [yamllint]=yamllint
 )
 
 # Python module -> Debian package that lets /usr/bin/python3 import it. The PyPI
