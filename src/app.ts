@@ -252,7 +252,10 @@ async function openOwnedBlobStore(
 ): Promise<BlobStore> {
   // Verified reads hash on worker threads so the main thread keeps serving.
   const hasher = config.storage.verifyOnRead ? new FileHasher() : undefined
-  if (hasher) owned.push(hasher)
+  if (hasher) {
+    owned.push(hasher)
+    hasher.warmUp()
+  }
   // With Redis, replicas may share the volume: leave their downloads in tmp/ alone.
   return BlobStore.open(config.storage.path, {
     hasher,

@@ -18,6 +18,9 @@ import { fetchDocument, headerValue } from './documents.ts'
 import { FillFailedError, ProjectUnknownError, isUpstreamFailure } from './errors.ts'
 import { SingleFlight } from './single-flight.ts'
 
+/** Parsed pages kept in memory (a big project's page is a few MB parsed; most are KB). */
+export const MAX_PAGES_IN_MEMORY = 256
+
 /** Largest index page accepted (the biggest projects' pages on pypi.org are a few MB). */
 export const MAX_INDEX_PAGE_BYTES = 64 * 1024 * 1024
 
@@ -59,6 +62,8 @@ export interface IndexPagesDeps {
 
 export class IndexPages {
   readonly #flights = new SingleFlight<CachedPage<unknown>>()
+  /** Recently used pages, most recent last (Map order). */
+  readonly #recent = new Map<string, IndexPageRecord>()
   readonly #logger: Logger
 
   constructor(private readonly deps: IndexPagesDeps) {
@@ -67,12 +72,22 @@ export class IndexPages {
 
   /** The parsed page; ProjectUnknownError when the upstreams do not have the project. */
   async get<T>(source: IndexPageSource, parse: (page: UpstreamPage) => T): Promise<CachedPage<T>> {
-    const record = await this.deps.metadata
-      .getIndexPage(source.index, source.project)
-      .catch((error: unknown) => {
-        this.#logger.warn({ err: error }, 'could not read a cached index page')
-        return undefined
-      })
+    const key = `${source.index} ${source.project}`
+    // A page in memory that is still fresh saves reading and parsing it from the
+    // store on every file request; a stale one is looked up again (another
+    // replica may have renewed it).
+    const held = this.#recent.get(key)
+    const heldFresh = held !== undefined && this.deps.now() - held.fetchedAt < source.ttlMs
+    const record =
+      heldFresh && held.page !== null
+        ? held
+        : await this.deps.metadata
+            .getIndexPage(source.index, source.project)
+            .catch((error: unknown) => {
+              this.#logger.warn({ err: error }, 'could not read a cached index page')
+              return undefined
+            })
+    if (record && record !== held) this.#hold(key, record)
     if (record) {
       const age = this.deps.now() - record.fetchedAt
       if (record.page === null && age < source.negativeTtlMs)
@@ -189,7 +204,18 @@ export class IndexPages {
     return { page: record.page, cache: 'stale', upstream: record.upstream }
   }
 
+  /** Keeps `record` among the recently used pages, dropping the least recently used. */
+  #hold(key: string, record: IndexPageRecord): void {
+    this.#recent.delete(key)
+    this.#recent.set(key, record)
+    for (const oldest of this.#recent.keys()) {
+      if (this.#recent.size <= MAX_PAGES_IN_MEMORY) break
+      this.#recent.delete(oldest)
+    }
+  }
+
   async #put(source: IndexPageSource, record: IndexPageRecord): Promise<void> {
+    this.#hold(`${source.index} ${source.project}`, record)
     await this.deps.metadata
       .putIndexPage(source.index, source.project, record)
       .catch((error: unknown) => {

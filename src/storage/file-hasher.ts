@@ -85,6 +85,14 @@ export class FileHasher {
     return job
   }
 
+  /**
+   * Starts the worker threads now rather than on the first verified read,
+   * which would otherwise wait tens of milliseconds for a thread to boot.
+   */
+  warmUp(): void {
+    for (let i = 0; i < this.#threads; i++) this.#worker(i)
+  }
+
   async close(): Promise<void> {
     this.#closed = true
     const workers = this.#workers.filter((worker): worker is Worker => worker !== undefined)
