@@ -25,10 +25,9 @@
  *        --connections 32 --threads 2 --verify-on-read on|off --dest oci|dir
  *        --upstream-rate 100MB]
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { cpus, tmpdir, totalmem } from 'node:os'
+import { execFileSync } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseSize } from '../src/config/units.ts'
@@ -36,9 +35,27 @@ import { buildImage, skopeo, type BuiltLayer } from '../test/helpers/images.ts'
 import { startRegistry } from '../test/helpers/registry.ts'
 import { registryFlags } from '../test/helpers/skopeo.ts'
 import { nginxVersion, startRegistryProxy } from './nginx.ts'
+import {
+  cleanUp as cleanUpAll,
+  cleanUpOnSignals,
+  cpuSeconds,
+  machineLine,
+  median,
+  oneOf,
+  positiveInt,
+  row,
+  say,
+  seconds,
+  startPullthrough as startServe,
+  stop,
+  toolVersion,
+  upstreamRate,
+  upstreamRequests,
+  verdict,
+  type Pullthrough,
+} from './shared.ts'
 import { Teardowns } from './teardowns.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
-import { freePort } from '../test/helpers/free-port.ts'
 
 const { values } = parseArgs({
   options: {
@@ -59,28 +76,13 @@ const { values } = parseArgs({
   },
 })
 
-function positiveInt(name: string, text: string): number {
-  const n = Number(text)
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`)
-  return n
-}
-
 const LAYERS = positiveInt('layers', values.layers)
 const LAYER_BYTES = parseSize(values['layer-size']) ?? 30 * 2 ** 20
 const RUNS = positiveInt('runs', values.runs)
 const WRK_SECONDS = positiveInt('wrk-seconds', values['wrk-seconds'])
 const CONNECTIONS = positiveInt('connections', values.connections)
 const THREADS = positiveInt('threads', values.threads)
-const UPSTREAM_RATE =
-  values['upstream-rate'] === undefined ? undefined : parseSize(values['upstream-rate'])
-if (UPSTREAM_RATE === 0 || (values['upstream-rate'] !== undefined && UPSTREAM_RATE === undefined))
-  throw new Error('--upstream-rate must be a size per second above 0, e.g. 100MB')
-
-function oneOf<T extends string>(name: string, text: string, allowed: readonly T[]): T {
-  const found = allowed.find((value) => value === text)
-  if (found === undefined) throw new Error(`--${name} must be one of ${allowed.join(', ')}`)
-  return found
-}
+const UPSTREAM_RATE = upstreamRate(values['upstream-rate'])
 
 const VERIFY_ON_READ = oneOf('verify-on-read', values['verify-on-read'], ['on', 'off']) === 'on'
 const DEST = oneOf('dest', values.dest, ['oci', 'dir'])
@@ -99,122 +101,34 @@ const DOCKER_ACCEPT = [
 ].join(', ')
 /** Long enough that every warm request of the run is within it. */
 const TAG_TTL = '1h'
-/** Resolved here, so the child finds tsx whatever its working directory. */
-const TSX = import.meta.resolve('tsx')
-const START_TIMEOUT_MS = 30_000
-const START_POLL_MS = 50
-const STOP_TIMEOUT_MS = 10_000
 const HTTP_TIMEOUT_MS = 10_000
 /** Bound on one whole layer GET through the rate-limited upstream. */
 const LAYER_TIMEOUT_MS = 120_000
-/** How much of pullthrough's output is kept for error messages. */
-const LOG_TAIL_CHARS = 8192
 
 const teardowns = new Teardowns()
 const t = teardowns.asTest()
 const work = await mkdtemp(join(tmpdir(), 'pt-bench-docker-'))
 teardowns.teardown(() => rm(work, { recursive: true, force: true }))
 await mkdir(join(work, 'dest'))
-const children = new Set<ChildProcess>()
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL')
-})
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    void cleanUp().finally(() => process.exit(130))
-  })
-}
+cleanUpOnSignals(teardowns)
+const cleanUp = () => cleanUpAll(teardowns)
 
-async function cleanUp(): Promise<void> {
-  await Promise.all([...children].map(stop))
-  const errors = await teardowns.run()
-  for (const error of errors) process.stderr.write(`cleanup: ${String(error)}\n`)
-}
-
-interface Pullthrough {
-  readonly url: string
-  readonly host: string
-  readonly child: ChildProcess
-}
-
-/** Starts `src/cli.ts serve` with a fresh store in `storage`; resolves when /v2/ answers. */
-async function startPullthrough(upstream: string, storage: string): Promise<Pullthrough> {
-  const port = await freePort()
-  const config = join(work, `pullthrough-${port}.yaml`)
-  await writeFile(
-    config,
-    `server: { host: 127.0.0.1, port: ${port} }
-storage: { path: "${storage}", verifyOnRead: ${String(VERIFY_ON_READ)}, maxSize: 100GiB }
-log: { level: warn }
-docker:
+/** Starts pullthrough with a fresh store in `storage`, its docker.io registry on `upstream`. */
+function startPullthrough(upstream: string, storage: string): Promise<Pullthrough> {
+  return startServe({
+    dir: work,
+    storage,
+    verifyOnRead: VERIFY_ON_READ,
+    sections: `docker:
   registries:
     - { name: docker.io, default: true, tagTTL: ${TAG_TTL}, upstreams: [{ url: "${upstream}" }] }
 pypi: { indexes: [] }
 `,
-  )
-  const env: NodeJS.ProcessEnv = {}
-  for (const [key, value] of Object.entries(process.env))
-    if (!key.startsWith('PULLTHROUGH_')) env[key] = value
-  const child = spawn(
-    process.execPath,
-    ['--import', TSX, join(import.meta.dirname, '..', 'src', 'cli.ts'), 'serve', '-c', config],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  children.add(child)
-  let tail = ''
-  const keep = (d: Buffer) => (tail = (tail + d.toString()).slice(-LOG_TAIL_CHARS))
-  child.stdout.on('data', keep)
-  child.stderr.on('data', keep)
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + START_TIMEOUT_MS
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`pullthrough exited: ${tail}`)
-    if (Date.now() >= deadline) throw new Error(`pullthrough did not start: ${tail}`)
-    const status = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
-      .then((res) => res.status)
-      .catch(() => 0)
-    if (status === 200) break
-    await new Promise((resolve) => setTimeout(resolve, START_POLL_MS))
-  }
-  return { url, host: `127.0.0.1:${port}`, child }
-}
-
-/** SIGTERM by PID, SIGKILL if it has not exited within STOP_TIMEOUT_MS. */
-async function stop(child: ChildProcess): Promise<void> {
-  children.delete(child)
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, 'exit')
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS)
-  await exited
-  clearTimeout(timer)
-}
-
-/** Upstream requests pullthrough has made so far (every outcome), from its /metrics. */
-async function upstreamRequests(pt: Pullthrough): Promise<number> {
-  const res = await fetch(`${pt.url}/metrics`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
-  const text = await res.text()
-  let total = 0
-  for (const line of text.split('\n'))
-    if (line.startsWith('pullthrough_upstream_request_duration_seconds_count'))
-      total += Number(line.slice(line.lastIndexOf(' ') + 1))
-  return total
+  })
 }
 
 /** Every manifest a copy produced: one entry when both sides served the same bytes. */
 const copiedManifests = new Set<string>()
-
-/** Clock ticks per second of /proc/<pid>/stat's CPU times. */
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
-
-/** User + system CPU seconds a process (all its threads) has used so far; NaN if unreadable. */
-async function cpuSeconds(pid: number | undefined): Promise<number> {
-  if (pid === undefined) return NaN
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (proc(5)).
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
-}
 
 interface Copy {
   readonly seconds: number
@@ -279,14 +193,6 @@ async function wrk(url: string): Promise<WrkResult> {
   return result
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1
-    ? (sorted[mid] ?? NaN)
-    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2
-}
-
 interface Upstream {
   readonly url: string
   readonly host: string
@@ -346,24 +252,6 @@ async function checkProxy(proxy: string, registry: string, layer: BuiltLayer): P
   return Number(process.hrtime.bigint() - started) / 1e9
 }
 
-/** The version number `command args` prints, e.g. `1.9.3`. */
-function version(command: string, args: string[]): string {
-  let out: string
-  try {
-    out = execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-  } catch (error) {
-    // wrk prints its version with the usage text and exits 1.
-    out = (error as { stdout?: string }).stdout ?? ''
-  }
-  return /\d+\.\d+(\.\d+)?\S*/.exec(out)?.[0] ?? 'unknown'
-}
-
-const say = (line: string) => process.stdout.write(`${line}\n`)
-/** `median (run 1, run 2, ...)`. */
-const seconds = (values: readonly number[]) =>
-  `${median(values).toFixed(2)} (${values.map((v) => v.toFixed(2)).join(', ')})`
-const verdict = (met: boolean) => (met ? 'yes' : '**no**')
-
 try {
   const registry = await startRegistry(t)
   const image = await buildImage(join(work, 'image'), {
@@ -387,11 +275,9 @@ try {
   }
 
   say(`# pullthrough Docker pull benchmark, ${new Date().toISOString()}`)
+  say(machineLine())
   say(
-    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
-  )
-  say(
-    `tools: skopeo ${version('skopeo', ['--version'])}, wrk ${version('wrk', ['--version'])}, docker-registry ${version('docker-registry', ['--version'])}`,
+    `tools: skopeo ${toolVersion('skopeo', ['--version'])}, wrk ${toolVersion('wrk', ['--version'])}, docker-registry ${toolVersion('docker-registry', ['--version'])}`,
   )
   say(
     `image: ${LAYERS} layers of ${(LAYER_BYTES / 2 ** 20).toFixed(0)} MiB random data, ${(imageBytes / 2 ** 20).toFixed(1)} MiB of gzip layers; pullthrough verifyOnRead ${VERIFY_ON_READ ? 'on' : 'off'}, log level warn, tagTTL ${TAG_TTL}`,
@@ -434,7 +320,6 @@ try {
   const coldRatio = median(wall(cold)) / median(wall(direct))
   const warmRatio = median(wall(warm)) / median(wall(direct))
   const rpsRatio = wrkPt.requestsPerSec / wrkUpstream.requestsPerSec
-  const row = (cells: readonly (string | number)[]) => say(`| ${cells.join(' | ')} |`)
   say('')
   row(['measurement', 'upstream (direct)', 'pullthrough', 'ratio', 'target', 'met'])
   row(['---', '---', '---', '---', '---', '---'])

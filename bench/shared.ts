@@ -1,0 +1,200 @@
+/**
+ * What the benchmarks that run pullthrough as its own process share: starting
+ * the real CLI (`src/cli.ts serve`) with a temp config and stopping it by PID,
+ * its upstream request count from /metrics, CPU seconds of a process, option
+ * parsing, and the printed report (machine line, tool versions, markdown rows,
+ * medians with each run).
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { readFile, writeFile } from 'node:fs/promises'
+import { cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseSize } from '../src/config/units.ts'
+import { freePort } from '../test/helpers/free-port.ts'
+import type { Teardowns } from './teardowns.ts'
+
+/** Resolved here, so the child finds tsx whatever its working directory. */
+const TSX = import.meta.resolve('tsx')
+const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts')
+const START_TIMEOUT_MS = 30_000
+const START_POLL_MS = 50
+const STOP_TIMEOUT_MS = 10_000
+const HTTP_TIMEOUT_MS = 10_000
+/** How much of pullthrough's output is kept for error messages. */
+const LOG_TAIL_CHARS = 8192
+
+export const say = (line: string) => process.stdout.write(`${line}\n`)
+
+/** One markdown table row. */
+export const row = (cells: readonly (string | number)[]) => say(`| ${cells.join(' | ')} |`)
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? NaN)
+    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2
+}
+
+/** `median (run 1, run 2, ...)`, in seconds with two decimals. */
+export const seconds = (values: readonly number[]) =>
+  `${median(values).toFixed(2)} (${values.map((v) => v.toFixed(2)).join(', ')})`
+
+export const verdict = (met: boolean) => (met ? 'yes' : '**no**')
+
+export function positiveInt(name: string, text: string): number {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`)
+  return n
+}
+
+export function oneOf<T extends string>(name: string, text: string, allowed: readonly T[]): T {
+  const found = allowed.find((value) => value === text)
+  if (found === undefined) throw new Error(`--${name} must be one of ${allowed.join(', ')}`)
+  return found
+}
+
+/** `--upstream-rate` in bytes per second; undefined when not given. */
+export function upstreamRate(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const rate = parseSize(text)
+  if (rate === undefined || rate === 0)
+    throw new Error('--upstream-rate must be a size per second above 0, e.g. 100MB')
+  return rate
+}
+
+/** `machine: 2 cores (model), 24 GiB, node v20...`. */
+export function machineLine(): string {
+  return `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`
+}
+
+/** The version number `command args` prints, e.g. `1.9.3`. */
+export function toolVersion(command: string, args: string[]): string {
+  let out: string
+  try {
+    out = execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch (error) {
+    // wrk prints its version with the usage text and exits 1.
+    out = (error as { stdout?: string }).stdout ?? ''
+  }
+  return /\d+\.\d+(\.\d+)?\S*/.exec(out)?.[0] ?? 'unknown'
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's CPU times. */
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+
+/** User + system CPU seconds a process (all its threads) has used so far; NaN if unreadable. */
+export async function cpuSeconds(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return NaN
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (proc(5)).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+export interface Pullthrough {
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string
+  /** `127.0.0.1:PORT` */
+  readonly host: string
+  readonly child: ChildProcess
+}
+
+export interface PullthroughOptions {
+  /** Where the config file is written. */
+  readonly dir: string
+  /** storage.path: a fresh directory gives an empty store. */
+  readonly storage: string
+  readonly verifyOnRead: boolean
+  /** The `docker:` and `pypi:` sections of the config, as YAML. */
+  readonly sections: string
+}
+
+/** Every pullthrough started and not stopped yet: SIGKILLed if this process exits first. */
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+})
+
+/**
+ * Starts `src/cli.ts serve` on a free 127.0.0.1 port with log level warn and
+ * `options`; resolves when /healthz answers. Its environment has no PULLTHROUGH_*
+ * variables, so only the config file counts.
+ */
+export async function startPullthrough(options: PullthroughOptions): Promise<Pullthrough> {
+  const port = await freePort()
+  const config = join(options.dir, `pullthrough-${port}.yaml`)
+  await writeFile(
+    config,
+    `server: { host: 127.0.0.1, port: ${port} }
+storage: { path: "${options.storage}", verifyOnRead: ${String(options.verifyOnRead)}, maxSize: 100GiB }
+log: { level: warn }
+${options.sections}`,
+  )
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env))
+    if (!key.startsWith('PULLTHROUGH_')) env[key] = value
+  const child = spawn(process.execPath, ['--import', TSX, CLI, 'serve', '-c', config], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  let tail = ''
+  const keep = (d: Buffer) => (tail = (tail + d.toString()).slice(-LOG_TAIL_CHARS))
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + START_TIMEOUT_MS
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`pullthrough exited: ${tail}`)
+    if (Date.now() >= deadline) throw new Error(`pullthrough did not start: ${tail}`)
+    const status = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
+      .then(async (res) => {
+        await res.arrayBuffer()
+        return res.status
+      })
+      .catch(() => 0)
+    if (status === 200) break
+    await new Promise((resolve) => setTimeout(resolve, START_POLL_MS))
+  }
+  return { url, host: `127.0.0.1:${port}`, child }
+}
+
+/** SIGTERM by PID, SIGKILL if it has not exited within STOP_TIMEOUT_MS. */
+export async function stop(child: ChildProcess): Promise<void> {
+  children.delete(child)
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Upstream requests pullthrough has made so far (every outcome), from its /metrics. */
+export async function upstreamRequests(pt: Pullthrough): Promise<number> {
+  const res = await fetch(`${pt.url}/metrics`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
+  const text = await res.text()
+  let total = 0
+  for (const line of text.split('\n'))
+    if (line.startsWith('pullthrough_upstream_request_duration_seconds_count'))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1))
+  return total
+}
+
+/** Stops every pullthrough still running, then runs the teardowns; reports their errors. */
+export async function cleanUp(teardowns: Teardowns): Promise<void> {
+  await Promise.all([...children].map(stop))
+  const errors = await teardowns.run()
+  for (const error of errors) process.stderr.write(`cleanup: ${String(error)}\n`)
+}
+
+/** On SIGINT or SIGTERM: clean up, then exit 130. */
+export function cleanUpOnSignals(teardowns: Teardowns): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void cleanUp(teardowns).finally(() => process.exit(130))
+    })
+  }
+}
