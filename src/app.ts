@@ -55,6 +55,8 @@ export interface Transfer {
   /** Per index: the origins its files may be fetched from. */
   readonly fileHosts: ReadonlyMap<string, FileHosts>
   readonly pages: IndexPages
+  /** Large documents streamed and cached whole (project lists, files without a hash). */
+  readonly streamed: StreamedDocuments
 }
 
 /** Builds the app; call `listen` on the result, and `close` to release everything it created. */
@@ -115,7 +117,7 @@ export async function buildApp(
     pools: transfer.indexes,
     fileHosts: transfer.fileHosts,
     pages: transfer.pages,
-    lists: new StreamedDocuments({ blobs, metadata, logger, now: deps.now }),
+    lists: transfer.streamed,
     cache: transfer.cache,
     logger,
     metrics,
@@ -187,6 +189,7 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
   })
   const documents = new CachedDocuments({ metadata, logger, now })
   const pages = new IndexPages({ metadata, logger, now })
+  const streamed = new StreamedDocuments({ blobs, metadata, logger, now })
   const fileHosts = new Map(config.pypi.indexes.map((i) => [i.name, new FileHosts(i, poolDeps)]))
   const evictor = new Evictor({
     blobs,
@@ -207,6 +210,7 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     indexes,
     fileHosts,
     pages,
+    streamed,
   }
 }
 

@@ -16,6 +16,7 @@ import type { CacheResult } from '../observability/pull-event.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import { fetchDocument, headerValue } from './documents.ts'
 import { FillFailedError, ProjectUnknownError, isUpstreamFailure } from './errors.ts'
+import { Lru } from './lru.ts'
 import { SingleFlight } from './single-flight.ts'
 
 /** Parsed pages kept in memory (a big project's page is a few MB parsed; most are KB). */
@@ -43,8 +44,6 @@ export interface UpstreamPage {
   readonly headers: IncomingHttpHeaders
   /** The final URL, after redirects: relative links resolve against it. */
   readonly url: string
-  /** The mirror's base URL (its origin decides which file links are its own). */
-  readonly mirrorUrl: string
 }
 
 export interface CachedPage<T> {
@@ -62,8 +61,8 @@ export interface IndexPagesDeps {
 
 export class IndexPages {
   readonly #flights = new SingleFlight<CachedPage<unknown>>()
-  /** Recently used pages, most recent last (Map order). */
-  readonly #recent = new Map<string, IndexPageRecord>()
+  /** Recently used pages. */
+  readonly #recent = new Lru<IndexPageRecord>(MAX_PAGES_IN_MEMORY, () => 1)
   readonly #logger: Logger
 
   constructor(private readonly deps: IndexPagesDeps) {
@@ -87,7 +86,7 @@ export class IndexPages {
               this.#logger.warn({ err: error }, 'could not read a cached index page')
               return undefined
             })
-    if (record && record !== held) this.#hold(key, record)
+    if (record && record !== held) this.#recent.set(key, record)
     if (record) {
       const age = this.deps.now() - record.fetchedAt
       if (record.page === null && age < source.negativeTtlMs)
@@ -95,7 +94,7 @@ export class IndexPages {
       if (record.page !== null && age < source.ttlMs)
         return { page: record.page as T, cache: 'hit', upstream: record.upstream }
     }
-    const loaded = await this.#flights.run(`${source.index} ${source.project}`, () =>
+    const loaded = await this.#flights.run(key, () =>
       this.#load(source, parse, record?.page === null ? undefined : record),
     )
     return loaded as CachedPage<T>
@@ -138,12 +137,7 @@ export class IndexPages {
         record,
         new FillFailedError(source.project, `upstream answered ${doc.status}`),
       )
-    const page = parse({
-      body: doc.body,
-      headers: doc.headers,
-      url: doc.url,
-      mirrorUrl: doc.mirror.base.href,
-    })
+    const page = parse(doc)
     const etag = headerValue(doc.headers, 'etag')
     await this.#put(source, {
       fetchedAt: this.deps.now(),
@@ -174,12 +168,7 @@ export class IndexPages {
           { maxBytes: MAX_INDEX_PAGE_BYTES, exclude: others },
         )
         if (doc.status !== 200) continue
-        const page = parse({
-          body: doc.body,
-          headers: doc.headers,
-          url: doc.url,
-          mirrorUrl: doc.mirror.base.href,
-        })
+        const page = parse(doc)
         pages.push({ page, upstream: mirror.name })
       } catch (error) {
         this.#logger.info(
@@ -204,18 +193,8 @@ export class IndexPages {
     return { page: record.page, cache: 'stale', upstream: record.upstream }
   }
 
-  /** Keeps `record` among the recently used pages, dropping the least recently used. */
-  #hold(key: string, record: IndexPageRecord): void {
-    this.#recent.delete(key)
-    this.#recent.set(key, record)
-    for (const oldest of this.#recent.keys()) {
-      if (this.#recent.size <= MAX_PAGES_IN_MEMORY) break
-      this.#recent.delete(oldest)
-    }
-  }
-
   async #put(source: IndexPageSource, record: IndexPageRecord): Promise<void> {
-    this.#hold(`${source.index} ${source.project}`, record)
+    this.#recent.set(`${source.index} ${source.project}`, record)
     await this.deps.metadata
       .putIndexPage(source.index, source.project, record)
       .catch((error: unknown) => {

@@ -20,7 +20,7 @@ import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
-import { digestOf, isDigest, type Digest } from '../storage/digest.ts'
+import { digestOf, isDigest, parseDigest, type Digest } from '../storage/digest.ts'
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import type { AccessLog } from './access-log.ts'
@@ -31,7 +31,8 @@ import {
   ManifestUnknownError,
   isUpstreamFailure,
 } from './errors.ts'
-import { MemoryLru } from './memory-lru.ts'
+import { Lru } from './lru.ts'
+import { quarantine } from './quarantine.ts'
 import { SingleFlight } from './single-flight.ts'
 
 /** Largest manifest accepted from an upstream (Distribution's own limit is 4 MiB too). */
@@ -89,7 +90,7 @@ export interface ManifestCacheDeps {
 
 export class ManifestCache {
   readonly #flights = new SingleFlight<ServedManifest>()
-  readonly #memory = new MemoryLru(MANIFEST_MEMORY_BYTES)
+  readonly #memory = new Lru<Buffer>(MANIFEST_MEMORY_BYTES, (body) => body.length)
   readonly #logger: Logger
 
   constructor(private readonly deps: ManifestCacheDeps) {
@@ -97,7 +98,8 @@ export class ManifestCache {
   }
 
   /** The manifest with this digest, from the store or the upstream. */
-  async byDigest(source: ManifestSource, digest: Digest): Promise<ServedManifest> {
+  async byDigest(source: ManifestSource, digestInput: string): Promise<ServedManifest> {
+    const digest = parseDigest(digestInput)
     const stored = await this.#readStored(digest)
     if (stored) return this.#served(digest, stored, 'hit', undefined)
     return this.#flights.run(`digest ${digest}`, () => this.#fetch(source, digest, digest))
@@ -284,10 +286,7 @@ export class ManifestCache {
       const code = (error as { code?: string } | null)?.code
       if (code === 'PT_BLOB_NOT_FOUND') return undefined
       if (code !== 'PT_DIGEST_MISMATCH' && code !== 'PT_BLOB_TOO_LARGE') throw error
-      this.deps.metrics.digestMismatches.inc({ pool: 'storage', upstream: 'disk' })
-      this.#logger.error({ digest }, 'stored manifest does not match its digest; removed')
-      await this.deps.blobs.delete(digest).catch(() => undefined)
-      await this.deps.metadata.deleteBlob(digest).catch(() => undefined)
+      await quarantine(this.deps, digest)
       return undefined
     }
   }

@@ -15,6 +15,7 @@ import type { AccessLog } from './access-log.ts'
 import { BlobUnknownUpstreamError, FillFailedError } from './errors.ts'
 import { Fill, type FillSource } from './fill.ts'
 import { InUse } from './in-use.ts'
+import { quarantine } from './quarantine.ts'
 
 /** After a storage write failure, fills stream through without trying the disk for this long. */
 export const STORAGE_RETRY_AFTER_MS = 30_000
@@ -160,11 +161,7 @@ export class ReadThrough {
     })
     stream.once('error', (error: Error & { code?: string }) => {
       if (error.code !== 'PT_DIGEST_MISMATCH') return
-      // The file rotted on disk: drop it so the next request refetches it.
-      this.deps.metrics.digestMismatches.inc({ pool: 'storage', upstream: 'disk' })
-      this.deps.logger.error({ digest }, 'stored blob does not match its digest; removed')
-      this.deps.blobs.delete(digest).catch(() => undefined)
-      this.deps.metadata.deleteBlob(digest).catch(() => undefined)
+      void quarantine(this.deps, digest)
     })
     this.deps.accesses.record(digest, this.deps.now())
     return { cache: 'hit', size: stat.size, stream, upstream: undefined }

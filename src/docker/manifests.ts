@@ -9,7 +9,6 @@ import type { ManifestCache, ManifestSource } from '../cache/manifests.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { recordPull } from '../observability/pull-event.ts'
-import { parseDigest } from '../storage/digest.ts'
 import {
   DEFAULT_ACCEPT,
   acceptsEveryManifestType,
@@ -50,7 +49,7 @@ export async function serveManifest(
           acceptable: (mediaType) => acceptsRanges(ranges, mediaType),
           canonical,
         })
-      : await deps.manifests.byDigest(source, parseDigest(reference.digest))
+      : await deps.manifests.byDigest(source, reference.digest)
   const head = request.method === 'HEAD'
   reply
     .header('content-type', manifest.mediaType)

@@ -9,7 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { isUpstreamFailure } from '../cache/errors.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { ReadThrough } from '../cache/read-through.ts'
+import type { PullContext, ReadThrough } from '../cache/read-through.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import { PypiHttpError } from './http-errors.ts'
 import type { ProjectFile, ProjectPage } from './model.ts'
@@ -53,38 +53,28 @@ export async function serveFile(
   const listed = await pages.load(project)
   const file = same(listed.page)
   if (!file) throw new PypiHttpError(404, 'the index lists no such file')
-  const pull = {
-    protocol: 'pypi' as const,
+  const pull: PullContext = {
+    protocol: 'pypi',
     pool: where.index.name,
     subject: project,
     reference: filename,
-    action: 'get' as const,
+    action: 'get',
     clientIp: request.ip,
   }
+  const serve = (f: ProjectFile) => serveFrom(deps, where, f, metadata, pull)
   let served
   try {
-    served = await serveFrom(deps, where, file, metadata, pull)
+    served = await serve(file)
   } catch (error) {
     if (!isUpstreamSide(error)) throw error
     // The listed source failed: another upstream of the index may list the very same file.
-    served = await fromOtherMirrors(
-      deps,
-      where,
-      pages,
-      project,
-      listed.upstream,
-      same,
-      metadata,
-      pull,
-      error,
-    )
+    const elsewhere = await pages.elsewhere(project, listed.upstream)
+    served = await fromOtherMirrors(elsewhere, same, serve, deps.logger, error)
   }
   reply.header('content-type', metadata ? 'text/plain; charset=utf-8' : 'application/octet-stream')
   if (served.size !== undefined) reply.header('content-length', String(served.size))
   return reply.send(served.stream)
 }
-
-type PullContext = NonNullable<Parameters<ReadThrough['serve']>[2]>['pull']
 
 async function serveFrom(
   deps: FileDeps,
@@ -101,28 +91,25 @@ async function serveFrom(
   return deps.cache.serve(
     `sha256:${wanted.sha256}`,
     { pool: location.pool, path: location.path },
-    pull ? { pull } : {},
+    { pull },
   )
 }
 
+/** The first of the other mirrors' copies of the file that can be served; else `first` is thrown. */
 async function fromOtherMirrors(
-  deps: FileDeps,
-  where: IndexTarget,
-  pages: ProjectPages,
-  project: string,
-  except: string | undefined,
+  elsewhere: readonly { page: ProjectPage; upstream: string }[],
   same: (page: ProjectPage) => ProjectFile | undefined,
-  metadata: boolean,
-  pull: PullContext,
+  serve: (file: ProjectFile) => ReturnType<typeof serveFrom>,
+  logger: Logger,
   first: unknown,
 ) {
-  for (const { page, upstream } of await pages.elsewhere(project, except)) {
+  for (const { page, upstream } of elsewhere) {
     const file = same(page)
     if (!file) continue
     try {
-      const served = await serveFrom(deps, where, file, metadata, pull)
-      deps.logger.info(
-        { project, file: file.filename, upstream },
+      const served = await serve(file)
+      logger.info(
+        { project: page.name, file: file.filename, upstream },
         'file served from another mirror',
       )
       return served

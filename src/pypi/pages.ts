@@ -4,6 +4,7 @@
  * and, when a listed file cannot be had, the page as the index's other mirrors
  * have it, to find another copy of the same file.
  */
+import { headerValue } from '../cache/documents.ts'
 import type { CachedPage, IndexPageSource, UpstreamPage } from '../cache/index-pages.ts'
 import type { ProjectPage } from './model.ts'
 import type { IndexTarget, PypiRoutesDeps } from './routes.ts'
@@ -35,7 +36,7 @@ export function projectPages(deps: PypiRoutesDeps, where: IndexTarget): ProjectP
     parseUpstreamPage(
       {
         body: upstream.body,
-        contentType: headerString(upstream.headers['content-type']),
+        contentType: headerValue(upstream.headers, 'content-type'),
         url: upstream.url,
       },
       {
@@ -53,8 +54,4 @@ export function projectPages(deps: PypiRoutesDeps, where: IndexTarget): ProjectP
     elsewhere: (project, except) =>
       deps.pages.fromOtherMirrors(source(project), except, parse(project)),
   }
-}
-
-function headerString(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
 }
