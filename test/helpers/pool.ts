@@ -46,7 +46,7 @@ export interface TestPool {
 export function testPool(
   t: Test,
   config: PoolConfig,
-  options: { fakeClock?: boolean } = {},
+  options: { fakeClock?: boolean; random?: () => number } = {},
 ): TestPool {
   const logs = new LogCapture()
   const metrics = createMetrics(new Registry(), { defaultMetrics: false })
@@ -56,6 +56,7 @@ export function testPool(
     logger: createLogger({ level: 'debug', destination: logs }),
     metrics,
     now,
+    ...(options.random ? { random: options.random } : {}),
   })
   t.teardown(() => pool.close())
   return {
@@ -65,6 +66,21 @@ export function testPool(
     advance: (ms) => {
       offset += ms
     },
+  }
+}
+
+/**
+ * A seeded pseudo-random source (mulberry32), so a test of a randomised policy
+ * gives the same sequence on every run instead of failing once in a while.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let x = state
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
   }
 }
 
