@@ -124,11 +124,14 @@ export class Fill {
     return Math.max(0, Math.min(available, lastByte, target ?? Number.POSITIVE_INFINITY))
   }
 
-  /** Readers report progress so a pass-through window can free what all of them passed. */
+  /** Readers report progress so the attempt's memory can free what all of them passed. */
   consumed(): void {
     const gen = this.#gen
-    if (gen?.kind !== 'memory') return
-    gen.consumed([...this.#readers].filter((r) => r.generation === gen).map((r) => r.position))
+    if (!gen) return
+    const positions: number[] = []
+    for (const reader of this.#readers)
+      if (reader.generation === gen) positions.push(reader.position)
+    gen.consumed(positions)
   }
 
   /** Resolves at the next change a reader may care about (bytes, verification, failure). */

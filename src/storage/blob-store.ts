@@ -342,14 +342,15 @@ export class BlobWriter extends Writable {
     _encoding: BufferEncoding,
     callback: (error?: Error | null) => void,
   ): void {
-    this.#append(chunk).then(
+    this.#append([chunk]).then(
       () => callback(),
       (error: unknown) => callback(error as Error),
     )
   }
 
+  /** Buffered (or corked) chunks go out in one writev, without being copied together first. */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.#append(Buffer.concat(chunks.map((c) => c.chunk))).then(
+    this.#append(chunks.map((c) => c.chunk)).then(
       () => callback(),
       (error: unknown) => callback(error as Error),
     )
@@ -372,20 +373,24 @@ export class BlobWriter extends Writable {
     void this.#close().then(() => callback(error))
   }
 
-  async #append(chunk: Buffer): Promise<void> {
+  async #append(chunks: readonly Buffer[]): Promise<void> {
     try {
-      let offset = 0
-      while (offset < chunk.length) {
-        const { bytesWritten } = await this.fh.write(chunk, offset, chunk.length - offset)
-        offset += bytesWritten
+      let rest = chunks
+      while (rest.length > 0) {
+        const { bytesWritten } = await this.fh.writev(rest)
+        const next = afterBytes(rest, bytesWritten)
+        if (bytesWritten === 0 && next.length > 0) throw new Error('a write made no progress')
+        rest = next
       }
     } catch (error) {
       throw new StorageWriteError(`cannot write a temp file (${errorCode(error)})`, {
         cause: error,
       })
     }
-    this.#hash.update(chunk)
-    this.#bytesWritten += chunk.length
+    for (const chunk of chunks) {
+      this.#hash.update(chunk)
+      this.#bytesWritten += chunk.length
+    }
   }
 
   /** Digest of the bytes written so far (the hash keeps going). */
@@ -505,4 +510,15 @@ function isNotFound(error: unknown): boolean {
 
 function errorCode(error: unknown): string {
   return (error as { code?: string } | null)?.code ?? 'error'
+}
+
+/** What remains of `chunks` after its first `bytes` bytes (a short write). */
+function afterBytes(chunks: readonly Buffer[], bytes: number): readonly Buffer[] {
+  let skip = bytes
+  let i = 0
+  while (i < chunks.length && skip >= (chunks[i]?.length ?? 0)) skip -= chunks[i++]?.length ?? 0
+  const rest = chunks.slice(i)
+  const first = rest[0]
+  if (first && skip > 0) rest[0] = first.subarray(skip)
+  return rest
 }
