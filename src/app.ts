@@ -29,6 +29,7 @@ import { createLogger, type Logger } from './observability/logger.ts'
 import { createMetrics, type Metrics } from './observability/metrics.ts'
 import { BlobStore } from './storage/blob-store.ts'
 import { FileHasher } from './storage/file-hasher.ts'
+import { sweepStaleTemps } from './storage/temp-sweeper.ts'
 import { FileHosts } from './upstream/file-hosts.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
@@ -71,7 +72,7 @@ export async function buildApp(
   const metrics = given.metrics ?? createMetrics(new Registry())
   // Metadata first: the embedded store's lock must be held before tmp/ is cleaned.
   const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, owned))
-  const blobs = given.blobs ?? (await openOwnedBlobStore(config, owned))
+  const blobs = given.blobs ?? (await openOwnedBlobStore(config, logger, owned))
   const deps: AppDeps = { logger, metrics, blobs, metadata, now: given.now ?? Date.now }
 
   const options = {
@@ -252,6 +253,7 @@ async function openOwnedMetadata(
 
 async function openOwnedBlobStore(
   config: Config,
+  logger: Logger,
   owned: { close: () => Promise<void> }[],
 ): Promise<BlobStore> {
   // Verified reads hash on worker threads so the main thread keeps serving.
@@ -260,9 +262,10 @@ async function openOwnedBlobStore(
     owned.push(hasher)
     hasher.warmUp()
   }
-  // With Redis, replicas may share the volume: leave their downloads in tmp/ alone.
-  return BlobStore.open(config.storage.path, {
-    hasher,
-    shared: config.metadata.redis !== undefined,
-  })
+  // With Redis, replicas may share the volume: leave their downloads in tmp/ alone,
+  // and clear up after replicas that died.
+  const shared = config.metadata.redis !== undefined
+  const blobs = await BlobStore.open(config.storage.path, { hasher, shared })
+  if (shared) owned.push(sweepStaleTemps(blobs, logger))
+  return blobs
 }

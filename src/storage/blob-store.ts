@@ -76,6 +76,11 @@ const TMP = 'tmp'
  * seconds (`timeouts.bodyIdle`).
  */
 export const STALE_TEMP_MS = 10 * 60_000
+/**
+ * How often a replica on a shared volume looks for abandoned temp files
+ * (a crashed replica's), so they do not wait for the next restart.
+ */
+export const STALE_TEMP_SWEEP_MS = 5 * 60_000
 const BLOBS = join('blobs', 'sha256')
 
 export class BlobStore {
@@ -105,6 +110,14 @@ export class BlobStore {
     }
     await fs.mkdir(join(root, TMP), { recursive: true })
     return new BlobStore(root, fs, options.hasher)
+  }
+
+  /**
+   * Removes temp files untouched for STALE_TEMP_MS (downloads of a process that
+   * died) and returns how many. Live downloads write continuously.
+   */
+  async removeStaleTemps(now = Date.now()): Promise<number> {
+    return removeStaleTemps(this.fs, join(this.root, TMP), now - STALE_TEMP_MS)
   }
 
   /** Size and modification time of a committed blob, or undefined. */
@@ -467,19 +480,24 @@ export class BlobWriter extends Writable {
 }
 
 /** Removes the files in `dir` last modified before `before` (ms since the epoch). */
-async function removeStaleTemps(fs: BlobStoreFs, dir: string, before: number): Promise<void> {
+async function removeStaleTemps(fs: BlobStoreFs, dir: string, before: number): Promise<number> {
   let names: string[]
   try {
     names = await fs.readdir(dir)
   } catch (error) {
-    if (isNotFound(error)) return
+    if (isNotFound(error)) return 0
     throw error
   }
+  let removed = 0
   for (const name of names) {
     const path = join(dir, name)
     const stat = await fs.stat(path).catch(() => undefined)
-    if (stat && stat.mtimeMs < before) await fs.rm(path, { force: true, recursive: true })
+    if (stat && stat.mtimeMs < before) {
+      await fs.rm(path, { force: true, recursive: true })
+      removed++
+    }
   }
+  return removed
 }
 
 function blobPath(blobsDir: string, digest: Digest): string {

@@ -1,8 +1,11 @@
 import { readdir, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { createLogger } from '../../src/observability/logger.ts'
 import { BlobStore, STALE_TEMP_MS } from '../../src/storage/blob-store.ts'
+import { sweepStaleTemps } from '../../src/storage/temp-sweeper.ts'
 import { tempDir } from '../helpers/config.ts'
+import { LogCapture } from '../helpers/log-capture.ts'
 import { randomBlob } from '../helpers/streams.ts'
 
 t.test(
@@ -53,3 +56,29 @@ t.test('an exclusive store empties tmp/ at start-up', async (t) => {
   t.same(await readdir(join(root, 'tmp')), [])
   await writer.abort()
 })
+
+t.test(
+  'a running replica removes temp files abandoned by a replica that died, and keeps live ones',
+  async (t) => {
+    const root = await tempDir(t)
+    const store = await BlobStore.open(root, { shared: true })
+    const logs = new LogCapture()
+    const sweeper = sweepStaleTemps(store, createLogger({ level: 'info', destination: logs }), 20)
+    t.teardown(() => sweeper.close())
+    // The dead replica's download, last written long ago.
+    const abandoned = await store.createWriter()
+    abandoned.write(Buffer.alloc(10))
+    const live = await store.createWriter()
+    live.write(Buffer.alloc(10))
+    await new Promise((resolve) => setImmediate(resolve))
+    const old = new Date(Date.now() - STALE_TEMP_MS - 60_000)
+    await utimes(abandoned.tempPath, old, old)
+    const deadline = Date.now() + 5000
+    while ((await readdir(join(root, 'tmp'))).length > 1 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    t.same(await readdir(join(root, 'tmp')), [live.tempPath.split('/').at(-1)])
+    t.match(logs.raw.join('\n'), /"removed":1,.*removed abandoned temp files/)
+    await live.abort()
+    await abandoned.abort()
+  },
+)

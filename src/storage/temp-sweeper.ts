@@ -1,0 +1,32 @@
+/**
+ * On a volume shared by replicas, a replica that dies leaves its downloads in
+ * tmp/. Every replica removes temp files untouched for STALE_TEMP_MS at start;
+ * this sweep does the same while running, so they do not wait for a restart.
+ */
+import type { Logger } from '../observability/logger.ts'
+import { STALE_TEMP_SWEEP_MS, type BlobStore } from './blob-store.ts'
+
+export function sweepStaleTemps(
+  blobs: BlobStore,
+  logger: Logger,
+  intervalMs = STALE_TEMP_SWEEP_MS,
+): { close: () => Promise<void> } {
+  let running: Promise<void> | undefined
+  const timer = setInterval(() => {
+    // A slow sweep (a huge tmp/ on a network volume) is never run twice at once.
+    running ??= blobs
+      .removeStaleTemps()
+      .then((removed) => {
+        if (removed > 0) logger.info({ removed }, 'removed abandoned temp files')
+      })
+      .catch((error: unknown) => logger.warn({ err: error }, 'cannot sweep abandoned temp files'))
+      .finally(() => (running = undefined))
+  }, intervalMs)
+  timer.unref()
+  return {
+    close: async () => {
+      clearInterval(timer)
+      await running
+    },
+  }
+}
