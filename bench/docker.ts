@@ -342,61 +342,38 @@ try {
 
   const wall = (copies: readonly Copy[]) => copies.map((c) => c.seconds)
   const cpu = (copies: readonly Copy[]) => median(copies.map((c) => c.serverCpu))
-  const coldRatio = median(wall(cold)) / median(wall(direct))
-  const coldNewRatio = median(wall(coldNew)) / median(wall(direct))
-  const warmRatio = median(wall(warm)) / median(wall(direct))
   const rpsRatio = wrkPt.requestsPerSec / wrkUpstream.requestsPerSec
+  /** Wall time of `copies` against the direct copies, with its target ratio. */
+  const copyRow = (label: string, copies: readonly Copy[], target: number) => {
+    const ratio = median(wall(copies)) / median(wall(direct))
+    row([
+      `${label}, s: median (runs)`,
+      seconds(wall(direct)),
+      seconds(wall(copies)),
+      `${ratio.toFixed(2)}x`,
+      `<= ${target.toFixed(1)}x`,
+      verdict(ratio <= target),
+    ])
+  }
+  /** CPU seconds the serving process used per copy, against the registry's. */
+  const cpuRow = (label: string, copies: readonly Copy[]) =>
+    row([
+      `CPU s of the serving process per ${label} (median)`,
+      cpu(direct).toFixed(2),
+      cpu(copies).toFixed(2),
+      `${(cpu(copies) / cpu(direct)).toFixed(1)}x`,
+      '-',
+      '-',
+    ])
   say('')
   row(['measurement', 'upstream (direct)', 'pullthrough', 'ratio', 'target', 'met'])
   row(['---', '---', '---', '---', '---', '---'])
-  row([
-    'cold skopeo copy, new process, s: median (runs)',
-    seconds(wall(direct)),
-    seconds(wall(coldNew)),
-    `${coldNewRatio.toFixed(2)}x`,
-    '<= 1.2x',
-    verdict(coldNewRatio <= 1.2),
-  ])
-  row([
-    'cold skopeo copy, running process, s: median (runs)',
-    seconds(wall(direct)),
-    seconds(wall(cold)),
-    `${coldRatio.toFixed(2)}x`,
-    '<= 1.2x',
-    verdict(coldRatio <= 1.2),
-  ])
-  row([
-    'warm skopeo copy, s: median (runs)',
-    seconds(wall(direct)),
-    seconds(wall(warm)),
-    `${warmRatio.toFixed(2)}x`,
-    '<= 1.0x',
-    verdict(warmRatio <= 1.0),
-  ])
-  row([
-    'CPU s of the serving process per cold copy, new process (median)',
-    cpu(direct).toFixed(2),
-    cpu(coldNew).toFixed(2),
-    `${(cpu(coldNew) / cpu(direct)).toFixed(1)}x`,
-    '-',
-    '-',
-  ])
-  row([
-    'CPU s of the serving process per cold copy, running process (median)',
-    cpu(direct).toFixed(2),
-    cpu(cold).toFixed(2),
-    `${(cpu(cold) / cpu(direct)).toFixed(1)}x`,
-    '-',
-    '-',
-  ])
-  row([
-    'CPU s of the serving process per warm copy (median)',
-    cpu(direct).toFixed(2),
-    cpu(warm).toFixed(2),
-    `${(cpu(warm) / cpu(direct)).toFixed(1)}x`,
-    '-',
-    '-',
-  ])
+  copyRow('cold skopeo copy, new process', coldNew, 1.2)
+  copyRow('cold skopeo copy, running process', cold, 1.2)
+  copyRow('warm skopeo copy', warm, 1.0)
+  cpuRow('cold copy, new process', coldNew)
+  cpuRow('cold copy, running process', cold)
+  cpuRow('warm copy', warm)
   row([
     `upstream requests during the ${RUNS} warm copies`,
     '-',

@@ -574,24 +574,17 @@ try {
     single.directPages.push(await timedGet(`${urls.index}${project.normalized}/`, PIP_ACCEPT))
     single.ptPages.push(await timedGet(`${freshIndex}${project.normalized}/`, PIP_ACCEPT))
   }
-  for (const file of allFiles) {
-    // The URLs as the pages list them; the pages are cached by now, the files are not.
-    const [directUrl, ptUrl] = [
-      await listedUrl(urls.index, file),
-      await listedUrl(freshIndex, file),
-    ]
-    single.directFiles.push(await timedGet(directUrl))
-    single.ptFiles.push(await timedGet(ptUrl))
+  /** One GET of every file from each side, by the URLs the pages list. */
+  const getFiles = async (direct: number[], pt: number[]) => {
+    for (const file of allFiles) {
+      direct.push(await timedGet(await listedUrl(urls.index, file)))
+      pt.push(await timedGet(await listedUrl(freshIndex, file)))
+    }
   }
+  // The pages are cached by now, the files are not.
+  await getFiles(single.directFiles, single.ptFiles)
   // The same files again from the same process: now warm (verifyOnRead hashes them on reading).
-  for (const file of allFiles) {
-    const [directUrl, ptUrl] = [
-      await listedUrl(urls.index, file),
-      await listedUrl(freshIndex, file),
-    ]
-    single.directFilesAgain.push(await timedGet(directUrl))
-    single.ptFilesAgain.push(await timedGet(ptUrl))
-  }
+  await getFiles(single.directFilesAgain, single.ptFilesAgain)
   await stop(fresh.child)
 
   say('')

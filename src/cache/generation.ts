@@ -111,8 +111,7 @@ export class DiskGeneration implements Generation {
     this.#throwIfFailed()
     this.#unwritten.push(data)
     this.#unwrittenBytes += data.length
-    if (this.#unwrittenBytes >= WRITE_BATCH_BYTES) this.#startWrite()
-    else this.#scheduleWrite()
+    this.#writeSoon()
     // The disk sets the pace once it falls behind.
     while (this.#unwrittenBytes >= MAX_UNWRITTEN_BYTES && this.#startWrite()) {
       await this.#nextWrite()
@@ -126,11 +125,16 @@ export class DiskGeneration implements Generation {
   }
 
   /**
-   * A write of what arrived in this turn of the event loop: the network reads
-   * that land together (up to dozens of chunks) go to disk together.
+   * Writes what waits: at once when a batch is full, else at the end of this
+   * turn of the event loop, so the network reads that land together (up to
+   * dozens of chunks) go to disk together.
    */
-  #scheduleWrite(): void {
-    if (this.#writeScheduled || this.#writing) return
+  #writeSoon(): void {
+    if (this.#unwrittenBytes >= WRITE_BATCH_BYTES) {
+      this.#startWrite()
+      return
+    }
+    if (this.#unwrittenBytes === 0 || this.#writeScheduled || this.#writing) return
     this.#writeScheduled = true
     setImmediate(() => {
       this.#writeScheduled = false
@@ -171,8 +175,7 @@ export class DiskGeneration implements Generation {
       this.#recent.dropBefore(this.available - RECENT_WINDOW_BYTES)
       this.onAvailable()
       // What arrived meanwhile goes next, in one write (group commit).
-      if (this.#unwrittenBytes >= WRITE_BATCH_BYTES) this.#startWrite()
-      else if (this.#unwrittenBytes > 0) this.#scheduleWrite()
+      this.#writeSoon()
     }
     const waiters = this.#wakeWaiters
     this.#wakeWaiters = []

@@ -76,11 +76,6 @@ const TMP = 'tmp'
  * seconds (`timeouts.bodyIdle`).
  */
 export const STALE_TEMP_MS = 10 * 60_000
-/**
- * How often a replica on a shared volume looks for abandoned temp files
- * (a crashed replica's), so they do not wait for the next restart.
- */
-export const STALE_TEMP_SWEEP_MS = 5 * 60_000
 const BLOBS = join('blobs', 'sha256')
 
 export class BlobStore {

@@ -2,11 +2,25 @@ import { readdir, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { createLogger } from '../../src/observability/logger.ts'
-import { BlobStore, STALE_TEMP_MS } from '../../src/storage/blob-store.ts'
+import { BlobStore, STALE_TEMP_MS, type BlobWriter } from '../../src/storage/blob-store.ts'
 import { sweepStaleTemps } from '../../src/storage/temp-sweeper.ts'
 import { tempDir } from '../helpers/config.ts'
 import { LogCapture } from '../helpers/log-capture.ts'
 import { randomBlob } from '../helpers/streams.ts'
+
+/** Two downloads in tmp/: one of a replica that died (untouched for longer than STALE_TEMP_MS), one live. */
+async function abandonedAndLive(
+  store: BlobStore,
+): Promise<{ abandoned: BlobWriter; live: BlobWriter }> {
+  const abandoned = await store.createWriter()
+  abandoned.write(Buffer.alloc(10))
+  const live = await store.createWriter()
+  live.write(Buffer.alloc(10))
+  await new Promise((resolve) => setImmediate(resolve))
+  const old = new Date(Date.now() - STALE_TEMP_MS - 60_000)
+  await utimes(abandoned.tempPath, old, old)
+  return { abandoned, live }
+}
 
 t.test(
   'a replica starting on a shared volume leaves the others downloads in tmp/ alone',
@@ -33,13 +47,7 @@ t.test(
   async (t) => {
     const root = await tempDir(t)
     const store = await BlobStore.open(root, { shared: true })
-    const abandoned = await store.createWriter()
-    abandoned.write(Buffer.alloc(10))
-    const live = await store.createWriter()
-    live.write(Buffer.alloc(10))
-    await new Promise((resolve) => setImmediate(resolve))
-    const old = new Date(Date.now() - STALE_TEMP_MS - 60_000)
-    await utimes(abandoned.tempPath, old, old)
+    const { abandoned, live } = await abandonedAndLive(store)
     await BlobStore.open(root, { shared: true })
     t.same(await readdir(join(root, 'tmp')), [live.tempPath.split('/').at(-1)])
     await live.abort()
@@ -65,14 +73,7 @@ t.test(
     const logs = new LogCapture()
     const sweeper = sweepStaleTemps(store, createLogger({ level: 'info', destination: logs }), 20)
     t.teardown(() => sweeper.close())
-    // The dead replica's download, last written long ago.
-    const abandoned = await store.createWriter()
-    abandoned.write(Buffer.alloc(10))
-    const live = await store.createWriter()
-    live.write(Buffer.alloc(10))
-    await new Promise((resolve) => setImmediate(resolve))
-    const old = new Date(Date.now() - STALE_TEMP_MS - 60_000)
-    await utimes(abandoned.tempPath, old, old)
+    const { abandoned, live } = await abandonedAndLive(store)
     const deadline = Date.now() + 5000
     while ((await readdir(join(root, 'tmp'))).length > 1 && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 20))
