@@ -87,6 +87,25 @@ const origin = z.string().superRefine((value, ctx) => {
 
 const positiveInt = (fallback: number) => z.number().int().min(1).default(fallback)
 
+/**
+ * A host a cross-origin redirect may go to: `cdn.example.com`, or
+ * `*.example.com` for any host under example.com (not example.com itself).
+ */
+const hostPattern = z
+  .string()
+  .regex(
+    /^(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/,
+    'must be a lowercase host name like cdn.example.com or *.example.com',
+  )
+
+/** The URL clients reach pullthrough at (behind a proxy or ingress): absolute, no query. */
+const publicUrl = httpUrl.superRefine((value, ctx) => {
+  const url = parsedUrl(value)
+  if (url && (url.search !== '' || url.hash !== '')) {
+    ctx.addIssue({ code: 'custom', message: 'must not have a query or fragment' })
+  }
+})
+
 const upstreamSchema = z
   .strictObject({
     url: httpUrl,
@@ -97,6 +116,12 @@ const upstreamSchema = z
       .string()
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
       .optional(),
+    /**
+     * When set, cross-origin redirects are followed only to these hosts (blob
+     * CDNs, file hosts); when absent, to any https host that passes the
+     * address checks.
+     */
+    redirectHosts: z.array(hostPattern).optional(),
   })
   .superRefine((upstream, ctx) => {
     const sources = (['password', 'passwordFile', 'passwordEnv'] as const).filter(
@@ -224,6 +249,12 @@ export const configSchema = z.strictObject({
       /** Trust X-Forwarded-For (behind an ingress or load balancer) for client IPs. */
       trustProxy: z.boolean().default(false),
       tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      /** Where clients reach pullthrough; absolute URLs in responses use it (else they are relative). */
+      publicUrl: publicUrl.optional(),
+      /** Open client connections at most; beyond it new connections get a quick 503. */
+      maxConnections: positiveInt(4096),
+      /** A connection that moves no byte either way for this long is closed. */
+      idleTimeout: duration('2m'),
     })
     .prefault({}),
   storage: z
@@ -233,6 +264,8 @@ export const configSchema = z.strictObject({
       /** Eviction stops once the cache is at or below maxSize * lowWatermark. */
       lowWatermark: z.number().gt(0).max(1).default(0.9),
       verifyOnRead: z.boolean().default(true),
+      /** Largest blob accepted from an upstream; larger ones are refused or cut. */
+      maxBlobSize: size('32GiB'),
     })
     .prefault({}),
   metadata: z
