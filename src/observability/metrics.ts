@@ -30,6 +30,7 @@ export interface Metrics {
   readonly evictedBytes: Counter
   readonly metadataErrors: Counter<'store'>
   readonly indexLinksDropped: Counter<'pool' | 'reason'>
+  readonly upstreamRedirectsRefused: Counter<'pool' | 'upstream' | 'reason'>
 }
 
 /** Registers all metrics (and Node's default metrics) on `registry`. */
@@ -143,6 +144,12 @@ export function createMetrics(
       name: `${PREFIX}index_links_dropped_total`,
       help: 'File links of upstream index pages left out of served pages (invalid, or host not allowed).',
       labelNames: ['pool', 'reason'],
+      registers,
+    }),
+    upstreamRedirectsRefused: new Counter({
+      name: `${PREFIX}upstream_redirects_refused_total`,
+      help: 'Redirects, token realms and upstream-given URLs refused by the trust policy, by reason (downgrade, address, host_not_allowed, foreign_challenge, ...).',
+      labelNames: ['pool', 'upstream', 'reason'],
       registers,
     }),
   }

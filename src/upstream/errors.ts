@@ -77,3 +77,26 @@ export class TokenError extends PullthroughError {
     super(message)
   }
 }
+
+/** A URL built from upstream data (a Link header, a path) would leave the mirror's origin. */
+export class ForeignUrlError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_FOREIGN_URL'
+  constructor(
+    /** The origin the URL pointed at (never its path or query). */
+    readonly target: string,
+  ) {
+    super(`refused a URL on ${target}: not the upstream's origin`)
+  }
+}
+
+/**
+ * Every address of a redirect or token-realm host is of a class the upstream
+ * is not on (loopback, link-local, private, ...). Raised at connect time, so a
+ * name that resolves differently the second time (DNS rebinding) is caught too.
+ */
+export class AddressRefusedError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_ADDRESS_REFUSED'
+  constructor(readonly hostname: string) {
+    super(`refused to connect to ${hostname}: its addresses are not allowed`)
+  }
+}

@@ -29,6 +29,9 @@ export class FileHosts {
               url: `${origin}/`,
               ...(upstream?.username !== undefined ? { username: upstream.username } : {}),
               ...(upstream?.password !== undefined ? { password: upstream.password } : {}),
+              ...(upstream?.redirectHosts !== undefined
+                ? { redirectHosts: upstream.redirectHosts }
+                : {}),
             },
           ],
         },

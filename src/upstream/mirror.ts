@@ -2,16 +2,30 @@
  * One upstream mirror: its own undici Agent (keep-alive, no pipelining, named
  * timeouts), its credentials and token cache, its circuit breaker and its speed
  * statistics. `send` makes one attempt: auth (Basic, or the Bearer token dance
- * with one retry on 401) and redirects (bounded; credentials never leave the
- * mirror's own origin). Failures come back as AttemptError with a reason.
+ * with one retry on 401) and redirects (bounded, and judged by the mirror's
+ * RedirectPolicy). Failures come back as AttemptError with a reason.
+ *
+ * Credentials (Basic, or a Bearer token) go only to the mirror's own origin,
+ * compared with `URL.origin`, and Basic credentials to a token realm only when
+ * the challenge naming it came from that origin. Requests to any other origin
+ * (redirect hops, realms) carry no Authorization and go through a second Agent
+ * whose DNS lookup refuses addresses the policy does not allow.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { Agent, request, type Dispatcher } from 'undici'
 import type { Logger } from '../observability/logger.ts'
+import { systemResolveHost, type ResolveHost } from './addresses.ts'
 import { bearerChallenge, type Challenge } from './auth/challenge.ts'
 import { TokenProvider, basicAuth, type Credentials } from './auth/token.ts'
 import { CircuitBreaker, type BreakerState } from './breaker.ts'
-import { AttemptError, TokenError, type FailureReason } from './errors.ts'
+import {
+  AddressRefusedError,
+  AttemptError,
+  ForeignUrlError,
+  TokenError,
+  type FailureReason,
+} from './errors.ts'
+import { RedirectPolicy, type Refusal, type RefusalReason } from './redirect-policy.ts'
 import { parseRetryAfterMs } from './retry.ts'
 import { MirrorStats } from './selection.ts'
 
@@ -19,8 +33,12 @@ import { MirrorStats } from './selection.ts'
 export const MAX_REDIRECTS = 5
 /** Keep-alive connections per origin; beyond it requests queue in the Agent. */
 const CONNECTIONS_PER_ORIGIN = 32
+/** Keep-alive connections per other origin (CDN, realm); these are rarer than the mirror's own. */
+const OTHER_ORIGIN_CONNECTIONS = 8
 /** Idle keep-alive sockets are closed after this. */
 const KEEP_ALIVE_TIMEOUT_MS = 30_000
+/** The statuses that redirect (RFC 9110 §15.4) when they carry a Location. */
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
 
 export interface MirrorTimeouts {
   readonly connectMs: number
@@ -37,8 +55,21 @@ export interface MirrorOptions {
   readonly now: () => number
   readonly logger: Logger
   readonly onBreakerChange?: (mirror: Mirror, state: BreakerState) => void
-  /** Replaces the Agent (tests pass one with other limits). */
+  /** Config `redirectHosts`: when set, the only hosts cross-origin redirects may go to. */
+  readonly redirectHosts?: readonly string[] | undefined
+  /** Told about every redirect, realm or URL the policy refused (the pool logs and counts it). */
+  readonly onRefused?: (mirror: Mirror, refusal: Refusal) => void
+  /** Replaces the Agent for the mirror's own origin (tests pass one with other limits). */
   readonly dispatcher?: Dispatcher
+  readonly network?: MirrorNetwork
+}
+
+/** How hosts are found and trusted; the system's DNS and CA store unless given. */
+export interface MirrorNetwork {
+  /** Resolves host names (tests inject hostile DNS answers). */
+  readonly resolveHost?: ResolveHost
+  /** Extra trusted CA certificates, PEM (tests' own CA; TLS is always verified). */
+  readonly ca?: string | Buffer
 }
 
 export interface SendOptions {
@@ -53,7 +84,10 @@ export interface MirrorResponse {
   readonly status: number
   readonly headers: IncomingHttpHeaders
   readonly body: Dispatcher.ResponseData['body']
-  /** Final URL after redirects (never with credentials). */
+  /**
+   * Final URL after redirects, without userinfo. It keeps its query (relative
+   * links resolve against it): log it only through `logUrl`.
+   */
   readonly url: string
 }
 
@@ -68,6 +102,9 @@ export class Mirror {
   readonly #credentials: Credentials | undefined
   readonly #tokens: TokenProvider
   readonly #ownsDispatcher: boolean
+  readonly #policy: RedirectPolicy
+  /** For every other origin: connects only to addresses the policy allows. */
+  readonly #elsewhere: Agent
   /** The last Bearer challenge this mirror sent; lets later requests send a cached token up front. */
   #challenge: Challenge | undefined
 
@@ -77,20 +114,34 @@ export class Mirror {
     this.timeouts = options.timeouts
     this.#credentials = options.credentials
     this.#ownsDispatcher = options.dispatcher === undefined
+    const ca = options.network?.ca === undefined ? {} : { ca: options.network.ca }
+    const agentOptions = {
+      headersTimeout: options.timeouts.headersMs,
+      bodyTimeout: options.timeouts.bodyIdleMs,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      pipelining: 1,
+    }
     this.dispatcher =
       options.dispatcher ??
       new Agent({
-        connect: { timeout: options.timeouts.connectMs },
-        headersTimeout: options.timeouts.headersMs,
-        bodyTimeout: options.timeouts.bodyIdleMs,
-        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-        pipelining: 1,
+        ...agentOptions,
+        connect: { timeout: options.timeouts.connectMs, ...ca },
         connections: CONNECTIONS_PER_ORIGIN,
       })
+    this.#policy = new RedirectPolicy({
+      base: this.base,
+      redirectHosts: options.redirectHosts,
+      resolveHost: options.network?.resolveHost ?? systemResolveHost,
+    })
+    this.#elsewhere = new Agent({
+      ...agentOptions,
+      connect: { timeout: options.timeouts.connectMs, lookup: this.#policy.lookup, ...ca },
+      connections: OTHER_ORIGIN_CONNECTIONS,
+    })
     this.#tokens = new TokenProvider({
       upstreamOrigin: this.base.origin,
       credentials: options.credentials,
-      dispatcher: this.dispatcher,
+      dispatcher: (realm) => this.#dispatcherFor(realm),
       timeoutMs: options.timeouts.documentMs,
       now: options.now,
     })
@@ -106,9 +157,15 @@ export class Mirror {
     return this.breaker.isAvailable()
   }
 
-  /** Resolves a path relative to the mirror's base URL (`v2/...`, `requests/`). */
+  /**
+   * Resolves a path relative to the mirror's base URL (`v2/...`, `requests/`).
+   * Throws ForeignUrlError when the result is on another origin (`\\/host/`,
+   * `//host/`, an absolute URL): paths may come from upstream data.
+   */
   resolve(path: string): URL {
-    return new URL(path.replace(/^\/+/, ''), this.base)
+    const url = new URL(path.replace(/^\/+/, ''), this.base)
+    if (url.origin !== this.base.origin) throw new ForeignUrlError(url.origin)
+    return withoutUserinfo(url)
   }
 
   /**
@@ -116,10 +173,18 @@ export class Mirror {
    * without Location, 4xx), or AttemptError for a failure that should move on.
    */
   async send(path: string, options: SendOptions): Promise<MirrorResponse> {
-    const url = this.resolve(path)
+    const url = this.#resolveOwn(path)
     const first = await this.#follow(url, options, this.#authorization(options.authScope))
     if (first.status !== 401) return first
     await first.body.dump()
+    if (new URL(first.url).origin !== this.base.origin) {
+      // A 401 from a hop on another origin (a CDN) names a realm the upstream did
+      // not vouch for: neither our credentials nor a token dance go there. It is
+      // `auth` (the download needs authorization we will not give), not a sign
+      // that the mirror is unhealthy, and a retry would meet the same hop.
+      this.#refuse('foreign_challenge', first.url)
+      throw this.#failure('auth', 401)
+    }
     // A 401 names the token service (first contact, or the token expired early or
     // lacks the scope): fetch a fresh token and retry exactly once.
     const challenge = bearerChallenge(first.headers['www-authenticate'])
@@ -134,6 +199,16 @@ export class Mirror {
       throw this.#failure('auth', second.status)
     }
     return second
+  }
+
+  #resolveOwn(path: string): URL {
+    try {
+      return this.resolve(path)
+    } catch (error) {
+      if (!(error instanceof ForeignUrlError)) throw error
+      this.#refuse('foreign_url', error.target)
+      throw this.#failure('redirect', undefined, error)
+    }
   }
 
   /** What to send up front: a cached Bearer token, else Basic credentials, else nothing. */
@@ -156,10 +231,20 @@ export class Mirror {
     scope: string | undefined,
     signal?: AbortSignal,
   ): Promise<string> {
+    const realm = parseUrl(challenge.params.realm ?? '')
+    const refused = realm ? await this.#policy.checkRealm(realm) : 'realm_scheme'
+    if (refused !== undefined) {
+      this.#refuse(refused, realm?.origin ?? 'invalid')
+      throw this.#failure('redirect')
+    }
     try {
       return await this.#tokens.fetch(challenge, scope, signal)
     } catch (error) {
       if (signal?.aborted) throw error
+      if (error instanceof AddressRefusedError) {
+        this.#refuse('realm_address', realm?.origin ?? 'invalid')
+        throw this.#failure('redirect', undefined, error)
+      }
       const status = error instanceof TokenError ? error.status : undefined
       const reason: FailureReason = status === 401 || status === 403 ? 'auth' : 'bad_response'
       this.options.logger.warn({ upstream: this.name, err: error }, 'token request failed')
@@ -167,7 +252,11 @@ export class Mirror {
     }
   }
 
-  /** Sends and follows redirects; Authorization is dropped when a hop leaves the mirror's origin. */
+  /**
+   * Sends and follows redirects. Same-origin hops keep `auth`; the first hop to
+   * another origin drops it for the rest of the chain, and every cross-origin
+   * hop must pass the redirect policy.
+   */
   async #follow(
     start: URL,
     options: SendOptions,
@@ -178,19 +267,30 @@ export class Mirror {
     for (let hop = 0; ; hop++) {
       const res = await this.#request(url, options, hopHeaders)
       const location = res.headers.location
-      if (![301, 302, 303, 307, 308].includes(res.status) || typeof location !== 'string') {
+      if (!REDIRECT_STATUSES.has(res.status) || typeof location !== 'string') {
         return { ...res, url: url.href }
       }
       await res.body.dump()
-      if (hop >= MAX_REDIRECTS) throw this.#failure('redirect', res.status)
-      url = new URL(location, url)
-      if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      const next = parseUrl(location, url)
+      if (!next) {
+        this.#refuse('scheme', 'invalid')
         throw this.#failure('redirect', res.status)
-      if (url.origin !== this.base.origin) {
+      }
+      if (hop >= MAX_REDIRECTS) {
+        this.#refuse('hops', next.origin)
+        throw this.#failure('redirect', res.status)
+      }
+      if (next.origin !== this.base.origin) {
+        const refused = await this.#policy.checkRedirect(url, next)
+        if (refused !== undefined) {
+          this.#refuse(refused, next.origin)
+          throw this.#failure('redirect', res.status)
+        }
         hopHeaders = Object.fromEntries(
           Object.entries(hopHeaders).filter(([name]) => name !== 'authorization'),
         )
       }
+      url = next
     }
   }
 
@@ -203,14 +303,27 @@ export class Mirror {
       const res = await request(url, {
         method: options.method,
         headers,
-        dispatcher: this.dispatcher,
+        dispatcher: this.#dispatcherFor(url),
         signal: options.signal,
       })
       return { status: res.statusCode, headers: res.headers, body: res.body }
     } catch (error) {
       if (options.signal?.aborted) throw error
+      if (error instanceof AddressRefusedError) {
+        this.#refuse('address', url.origin)
+        throw this.#failure('redirect', undefined, error)
+      }
       throw this.#failure(classify(error), undefined, error)
     }
+  }
+
+  /** The mirror's own Agent for its origin; the address-checking one for any other. */
+  #dispatcherFor(url: URL): Dispatcher {
+    return url.origin === this.base.origin ? this.dispatcher : this.#elsewhere
+  }
+
+  #refuse(reason: RefusalReason, target: string): void {
+    this.options.onRefused?.(this, { reason, target: originOf(target) })
   }
 
   /** Builds the AttemptError for a failure of this mirror. */
@@ -234,8 +347,34 @@ export class Mirror {
 
   /** Drops every connection at once: by now fills were aborted, and nothing may hold shutdown. */
   async close(): Promise<void> {
-    if (this.#ownsDispatcher) await this.dispatcher.destroy()
+    await Promise.all([
+      this.#ownsDispatcher ? this.dispatcher.destroy() : undefined,
+      this.#elsewhere.destroy(),
+    ])
   }
+}
+
+/** `new URL(value, base)`, with userinfo removed; undefined when it does not parse. */
+function parseUrl(value: string, base?: URL): URL | undefined {
+  try {
+    return withoutUserinfo(new URL(value, base))
+  } catch {
+    return undefined
+  }
+}
+
+/** Userinfo in a URL from upstream data is never sent (undici would make it Basic auth) nor kept. */
+function withoutUserinfo(url: URL): URL {
+  if (url.username === '' && url.password === '') return url
+  const copy = new URL(url)
+  copy.username = ''
+  copy.password = ''
+  return copy
+}
+
+/** The origin of a URL string, for logs; `invalid` when it does not parse. */
+function originOf(value: string): string {
+  return parseUrl(value)?.origin ?? 'invalid'
 }
 
 /** Maps undici and socket errors to a failure reason. */

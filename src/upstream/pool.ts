@@ -16,7 +16,7 @@ import {
   UpstreamUnavailableError,
   type AttemptFailure,
 } from './errors.ts'
-import { Mirror, type MirrorResponse } from './mirror.ts'
+import { Mirror, type MirrorNetwork, type MirrorResponse } from './mirror.ts'
 import { backoffDelayMs } from './retry.ts'
 import { rankMirrors, type SelectionPolicy } from './selection.ts'
 
@@ -56,6 +56,8 @@ export interface PoolDeps {
   readonly metrics: Metrics
   readonly now?: () => number
   readonly random?: () => number
+  /** DNS and TLS trust for every mirror (tests inject their CA and DNS answers). */
+  readonly network?: MirrorNetwork
 }
 
 export class UpstreamPool {
@@ -91,8 +93,21 @@ export class UpstreamPool {
             documentMs: config.timeouts.document,
           },
           breaker: { failures: config.breaker.failures, cooldownMs: config.breaker.cooldown },
+          redirectHosts: upstream.redirectHosts,
+          ...(deps.network ? { network: deps.network } : {}),
           now: this.#now,
           logger: this.#logger,
+          onRefused: (mirror, refusal) => {
+            this.#metrics.upstreamRedirectsRefused.inc({
+              pool: this.name,
+              upstream: mirror.name,
+              reason: refusal.reason,
+            })
+            this.#logger.warn(
+              { upstream: mirror.name, reason: refusal.reason, target: refusal.target },
+              'upstream redirect refused',
+            )
+          },
           onBreakerChange: (mirror, state) => {
             this.#metrics.upstreamCircuitOpen.set(
               { pool: this.name, upstream: mirror.name },

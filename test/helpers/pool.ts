@@ -4,6 +4,7 @@ import type { Test } from 'tap'
 import type { PoolConfig, UpstreamConfig } from '../../src/config/schema.ts'
 import { createLogger } from '../../src/observability/logger.ts'
 import { createMetrics, type Metrics } from '../../src/observability/metrics.ts'
+import type { MirrorNetwork } from '../../src/upstream/mirror.ts'
 import { UpstreamPool } from '../../src/upstream/pool.ts'
 import { LogCapture } from './log-capture.ts'
 
@@ -46,7 +47,7 @@ export interface TestPool {
 export function testPool(
   t: Test,
   config: PoolConfig,
-  options: { fakeClock?: boolean; random?: () => number } = {},
+  options: { fakeClock?: boolean; random?: () => number; network?: MirrorNetwork } = {},
 ): TestPool {
   const logs = new LogCapture()
   const metrics = createMetrics(new Registry(), { defaultMetrics: false })
@@ -57,6 +58,7 @@ export function testPool(
     metrics,
     now,
     ...(options.random ? { random: options.random } : {}),
+    ...(options.network ? { network: options.network } : {}),
   })
   t.teardown(() => pool.close())
   return {

@@ -31,7 +31,8 @@ export interface TokenProviderOptions {
   /** Origin of the upstream; an HTTPS upstream's credentials go only to an HTTPS realm. */
   readonly upstreamOrigin: string
   readonly credentials?: Credentials | undefined
-  readonly dispatcher: Dispatcher
+  /** The Agent for a realm: the upstream's own, or the address-checking one for other origins. */
+  readonly dispatcher: (realm: URL) => Dispatcher
   readonly timeoutMs: number
   readonly now: () => number
 }
@@ -80,11 +81,15 @@ export class TokenProvider {
     const realm = new URL(challenge.params.realm ?? '')
     if (realm.protocol !== 'https:' && realm.protocol !== 'http:')
       throw new TokenError('token realm is not http(s)')
+    // Userinfo in the realm would become a second Authorization: the upstream does not choose it.
+    realm.username = ''
+    realm.password = ''
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service)
     if (scope) realm.searchParams.set('scope', scope)
     const headers: Record<string, string> = { accept: 'application/json' }
     const { credentials } = this.options
-    // Never downgrade: credentials of an HTTPS upstream only go to an HTTPS realm.
+    // The mirror refuses such realms first; this is the last line: credentials of an
+    // HTTPS upstream only go to an HTTPS realm.
     const upstreamIsPlain = this.options.upstreamOrigin.startsWith('http:')
     if (credentials && (realm.protocol === 'https:' || upstreamIsPlain)) {
       headers.authorization = basicAuth(credentials)
@@ -93,7 +98,7 @@ export class TokenProvider {
     const res = await request(realm, {
       method: 'GET',
       headers,
-      dispatcher: this.options.dispatcher,
+      dispatcher: this.options.dispatcher(realm),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     })
     if (res.statusCode !== 200) {

@@ -1,0 +1,79 @@
+/**
+ * An HTTPS fake upstream for the redirect and realm policy tests (https -> http
+ * downgrades): a self-signed certificate for IP 127.0.0.1 made with openssl,
+ * which the test hands to the pool as its CA (TLS stays verified).
+ */
+import { execFile } from 'node:child_process'
+import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:https'
+import type { Socket } from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { Test } from 'tap'
+import { tempDir } from './config.ts'
+import { notFound, type Handler, type RecordedRequest } from './fake-upstream.ts'
+
+const run = promisify(execFile)
+
+export interface TlsUpstream {
+  /** `https://127.0.0.1:PORT`. */
+  readonly url: string
+  readonly requests: RecordedRequest[]
+  /** The certificate (PEM), to trust as a CA. */
+  readonly ca: Buffer
+  handle(handler: Handler): void
+}
+
+/** Starts an HTTPS server on 127.0.0.1:0; closed at test end. */
+export async function tlsUpstream(t: Test, handler: Handler = notFound): Promise<TlsUpstream> {
+  const dir = await tempDir(t, 'pt-tls-')
+  const certFile = join(dir, 'cert.pem')
+  const keyFile = join(dir, 'key.pem')
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+  ])
+  const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)])
+  let current = handler
+  const requests: RecordedRequest[] = []
+  const sockets = new Set<Socket>()
+  const server = createServer({ cert, key }, (req, res) => {
+    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
+    Promise.resolve(current(req, res)).catch(() => res.destroy())
+  })
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  t.teardown(async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return {
+    url: `https://127.0.0.1:${port}`,
+    requests,
+    ca: cert,
+    handle: (next) => {
+      current = next
+    },
+  }
+}
