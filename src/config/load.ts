@@ -22,7 +22,10 @@ export interface LoadedConfig {
   readonly config: Config
   /** The file the config came from, or undefined for built-in defaults. */
   readonly file: string | undefined
-  /** Secret values (passwords, Redis URL credentials) the logger must redact wherever they appear. */
+  /**
+   * Secret values the logger must redact wherever they appear: passwords, their
+   * Basic `base64(user:password)` form, Redis URL credentials.
+   */
   readonly secrets: readonly string[]
 }
 
@@ -202,13 +205,27 @@ async function resolveSecrets(
         }
         upstream.password = value
       }
-      if (upstream.password !== undefined) secrets.push(upstream.password)
+      if (upstream.password !== undefined) {
+        secrets.push(upstream.password)
+        // The form it travels in: `Authorization: Basic base64(user:password)`.
+        if (upstream.username !== undefined)
+          secrets.push(basicToken(upstream.username, upstream.password))
+      }
     }
   }
   const redisUrl = config.metadata.redis?.url
   const redisPassword = redisUrl === undefined ? '' : decodeURIComponent(new URL(redisUrl).password)
   if (redisPassword) secrets.push(redisPassword)
   return secrets
+}
+
+/**
+ * base64(`user:password`), as in a Basic Authorization header (RFC 7617),
+ * without its `=` padding, so it is also found where the padding was
+ * percent-encoded (`%3D`) or dropped.
+ */
+function basicToken(username: string, password: string): string {
+  return Buffer.from(`${username}:${password}`).toString('base64').replace(/=+$/, '')
 }
 
 async function readSecretFile(file: string, key: string): Promise<string> {

@@ -2,6 +2,8 @@
  * The process logger: pino, JSON lines on stdout. Secrets are removed twice: by
  * path (authorization headers, password/token fields) and by value (every
  * configured secret, wherever it appears in a line, e.g. inside an error message).
+ * Upstream URLs are logged through `logUrl`/`logUrlPath`: origin and path only,
+ * since queries carry signatures (presigned URLs) and userinfo carries passwords.
  */
 import { hostname } from 'node:os'
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
@@ -44,13 +46,18 @@ export function createLogger(settings: LoggerSettings): Logger {
   return settings.destination ? pino(options, settings.destination) : pino(options)
 }
 
-/** Replaces each secret (raw and JSON-escaped, as it would appear in a JSON line) with a marker. */
+/**
+ * Replaces each secret with a marker: raw, JSON-escaped (as it appears in a
+ * JSON line) and percent-encoded (as it appears inside a logged URL).
+ */
 function secretScrubber(secrets: readonly string[]): (line: string) => string {
   // Very short values would scrub ordinary words; config requires non-empty secrets,
   // and a 1-3 character password is not worth mangling every log line for.
   const needles = [
     ...new Set(
-      secrets.filter((s) => s.length >= 4).flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]),
+      secrets
+        .filter((s) => s.length >= 4)
+        .flatMap((s) => [s, JSON.stringify(s).slice(1, -1), encodeURIComponent(s)]),
     ),
   ]
   if (needles.length === 0) return (line) => line
@@ -59,4 +66,22 @@ function secretScrubber(secrets: readonly string[]): (line: string) => string {
     for (const needle of needles) if (out.includes(needle)) out = out.replaceAll(needle, REDACTED)
     return out
   }
+}
+
+/** A URL as a log line may show it: origin and path, never userinfo, query or fragment. */
+export function logUrl(url: string, base?: string): string {
+  let parsed: URL
+  try {
+    parsed = new URL(url, base)
+  } catch {
+    return '[invalid URL]'
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return `[${parsed.protocol} URL]`
+  return `${parsed.origin}${parsed.pathname}`
+}
+
+/** A path with its query and fragment cut off (`v2/x/blobs/y?sig=...` -> `v2/x/blobs/y`). */
+export function logUrlPath(path: string): string {
+  const end = path.search(/[?#]/)
+  return end === -1 ? path : path.slice(0, end)
 }

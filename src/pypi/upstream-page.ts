@@ -4,7 +4,7 @@
  * own origin or at an origin in the index's `fileHosts`. Other links are left
  * out of the served page (logged, counted) and can never be fetched.
  */
-import type { Logger } from '../observability/logger.ts'
+import { logUrl, type Logger } from '../observability/logger.ts'
 import type { ProjectFile, ProjectPage } from './model.ts'
 import { SIMPLE_MEDIA_TYPES } from './negotiate.ts'
 import { parseProjectHtml } from './parse-html.ts'
@@ -43,7 +43,13 @@ export function parseUpstreamPage(input: UpstreamPageInput, ctx: PageContext): P
   }
   if (parsed.dropped.length > 0) {
     ctx.logger.warn(
-      { index: ctx.index, project: ctx.project, dropped: parsed.dropped.slice(0, 10) },
+      {
+        index: ctx.index,
+        project: ctx.project,
+        dropped: parsed.dropped
+          .slice(0, 10)
+          .map((d) => ({ ...d, href: logUrl(d.href, input.url) })),
+      },
       'upstream page links left out: invalid',
     )
     for (const d of parsed.dropped) ctx.onDropped(d.reason, 1)
@@ -53,7 +59,8 @@ export function parseUpstreamPage(input: UpstreamPageInput, ctx: PageContext): P
       {
         index: ctx.index,
         project: ctx.project,
-        urls: disallowed.slice(0, 10),
+        // Origin and path only: a link's query may be a presigned signature.
+        urls: disallowed.slice(0, 10).map((url) => logUrl(url)),
         count: disallowed.length,
       },
       'upstream page links left out: host not allowed (see fileHosts)',

@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { PoolConfig } from '../config/schema.ts'
-import type { Logger } from '../observability/logger.ts'
+import { logUrlPath, type Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import {
   AttemptError,
@@ -239,7 +239,8 @@ export class UpstreamPool {
           upstream: mirror.name,
           reason: attempt.failure.reason,
           status: attempt.failure.status,
-          path: req.path,
+          // Never the query: presigned file URLs carry their signature there.
+          path: logUrlPath(req.path),
         },
         'upstream attempt failed',
       )

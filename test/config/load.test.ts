@@ -138,7 +138,20 @@ metadata: { redis: { url: "redis://:redis-pass@127.0.0.1:6379/0" } }
       config.docker.registries[0]?.upstreams.map((u) => u.password),
       ['inline-secret', 'from-the-file', 'from-the-env'],
     )
-    t.same([...secrets].sort(), ['from-the-env', 'from-the-file', 'inline-secret', 'redis-pass'])
+    // Each password, and the Basic form it travels in (base64 of `user:password`, unpadded).
+    const basic = (pw: string) => Buffer.from(`u:${pw}`).toString('base64').replace(/=+$/, '')
+    t.same(
+      [...secrets].sort(),
+      [
+        'from-the-env',
+        'from-the-file',
+        'inline-secret',
+        'redis-pass',
+        basic('inline-secret'),
+        basic('from-the-file'),
+        basic('from-the-env'),
+      ].sort(),
+    )
   },
 )
 

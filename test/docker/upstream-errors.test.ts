@@ -11,6 +11,8 @@ import { startRegistry } from '../helpers/registry.ts'
 import { randomBlob } from '../helpers/streams.ts'
 
 const SECRET = 'hunter2-upstream-secret'
+/** The Basic form of someone:SECRET (unpadded: found whatever became of its `=`). */
+const BASIC = Buffer.from(`someone:${SECRET}`).toString('base64').replace(/=+$/, '')
 
 async function appWith(t: Test, upstreamUrl: string) {
   return startApp(t, {
@@ -60,6 +62,7 @@ for (const [fault, handler, status, code] of [
       )
     }
     t.notMatch(logs.raw.join('\n'), SECRET, 'the password never reaches a log')
+    t.notMatch(logs.raw.join('\n'), BASIC, 'nor its Basic form')
   })
 }
 
@@ -74,6 +77,7 @@ t.test('credentials a real token-auth registry refuses answer 502 UNAUTHORIZED',
     t.notMatch(res.text, SECRET)
   }
   t.notMatch(logs.raw.join('\n'), SECRET)
+  t.notMatch(logs.raw.join('\n'), BASIC)
   const tokens = registry.auth?.tokenServer.tokenRequests ?? []
   t.ok(
     tokens.some((r) => r.withCredentials && r.status === 401),

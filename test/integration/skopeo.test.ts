@@ -138,6 +138,8 @@ t.test(
     t.equal(other.statusCode, 404)
     const logs = app.logs.raw.join('\n')
     t.notMatch(logs, /pull-secret-1/, 'the password never reaches a log')
+    const basic = Buffer.from('puller:pull-secret-1').toString('base64').replace(/=+$/, '')
+    t.notMatch(logs, basic, 'nor its Basic form')
   },
 )
 

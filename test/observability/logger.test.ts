@@ -2,6 +2,8 @@ import t from 'tap'
 import { createLogger } from '../../src/observability/logger.ts'
 import { buildPullEvent } from '../../src/observability/pull-event.ts'
 import { LogCapture, startApp } from '../helpers/app.ts'
+import { testConfig } from '../helpers/config.ts'
+import { fakeUpstream } from '../helpers/fake-upstream.ts'
 
 t.test('authorization headers and password fields are redacted by path', async (t) => {
   const out = new LogCapture()
@@ -31,21 +33,77 @@ t.test(
   },
 )
 
-t.test('request logging never shows the Authorization header or a configured secret', async (t) => {
-  const yaml = `
-docker:
-  registries:
-    - name: docker.io
-      upstreams: [{ url: "https://registry.example", username: bob, password: "sup3r-secret-value" }]
+t.test(
+  'request logging never shows the Authorization header or a configured secret, raw or in its Basic form',
+  async (t) => {
+    const password = 'sup3r-secret-value'
+    const basic = Buffer.from(`bob:${password}`).toString('base64')
+    // A hostile (or broken) index that echoes the Authorization header it received into
+    // its page: the links point at a host that is not allowed, so pullthrough leaves
+    // them out and logs them. Only the scrubber stands between the echo and the line.
+    const upstream = await fakeUpstream(t, (req, res) => {
+      const echo = encodeURIComponent(req.headers.authorization ?? 'none')
+      res.writeHead(200, { 'content-type': 'text/html' })
+      res.end(
+        `<a href="https://elsewhere.example/${echo}/pkg-1.0.tar.gz#sha256=${'a'.repeat(64)}">pkg-1.0.tar.gz</a>`,
+      )
+    })
+    const yaml = `
+pypi:
+  indexes:
+    - name: pypi
+      default: true
+      upstreams: [{ url: "${upstream.url}/simple/", username: bob, password: "${password}" }]
 `
-  const { url, logs } = await startApp(t, { yaml, logLevel: 'trace' })
-  await fetch(`${url}/nowhere?leak=sup3r-secret-value`, {
-    headers: { authorization: 'Basic Ym9iOnNlY3JldA==' },
+    const { url, logs } = await startApp(t, { yaml, logLevel: 'trace' })
+    // The client's request line carries its URL, query included.
+    const res = await fetch(`${url}/simple/pkg/?leak=${password}&basic=${basic}`, {
+      headers: { authorization: `Basic ${basic}` },
+    })
+    t.equal(res.status, 200)
+    await res.arrayBuffer()
+    t.equal(upstream.requests[0]?.headers.authorization, `Basic ${basic}`, 'the echo happened')
+    const all = logs.raw.join('\n')
+    t.match(all, /"msg":"request"/, 'the request was logged')
+    t.match(all, /host not allowed/, 'the echoed links were logged')
+    t.notMatch(all, password)
+    t.notMatch(all, basic)
+    t.notMatch(all, encodeURIComponent(basic))
+  },
+)
+
+t.test('links left out of an index page are logged with origin and path only', async (t) => {
+  const upstream = await fakeUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' })
+    res.end(
+      [
+        `<a href="https://files.elsewhere.example/p/pkg-1.0.tar.gz?X-Amz-Signature=sig-value#sha256=${'b'.repeat(64)}">pkg-1.0.tar.gz</a>`,
+        `<a href="https://user:pw-in-link@files.elsewhere.example/p/pkg-1.1.tar.gz#sha256=${'c'.repeat(64)}">pkg-1.1.tar.gz</a>`,
+      ].join(''),
+    )
   })
-  const all = logs.raw.join('\n')
-  t.match(all, /"msg":"request"/, 'the request was logged')
-  t.notMatch(all, 'sup3r-secret-value')
-  t.notMatch(all, 'Ym9iOnNlY3JldA==')
+  const yaml = `pypi: { indexes: [{ name: pypi, default: true, upstreams: [{ url: "${upstream.url}/simple/" }] }] }\n`
+  const { url, logs } = await startApp(t, { yaml })
+  await (await fetch(`${url}/simple/pkg/`)).arrayBuffer()
+  const line = logs.lines.find((l) => String(l.msg).includes('host not allowed'))
+  t.same((line as { urls?: unknown } | undefined)?.urls, [
+    'https://files.elsewhere.example/p/pkg-1.0.tar.gz',
+    'https://files.elsewhere.example/p/pkg-1.1.tar.gz',
+  ])
+  t.notMatch(logs.raw.join('\n'), /sig-value|pw-in-link/)
+})
+
+t.test('the Basic form of configured credentials is scrubbed from any line', async (t) => {
+  const { secrets } = await testConfig(
+    t,
+    `docker: { registries: [{ name: docker.io, upstreams: [{ url: "https://r.example", username: carol, password: "pw-for-carol" }] }] }\n`,
+  )
+  const out = new LogCapture()
+  const logger = createLogger({ level: 'info', secrets, destination: out })
+  const basic = Buffer.from('carol:pw-for-carol').toString('base64')
+  logger.warn({ err: new Error(`upstream echoed Authorization: Basic ${basic}`) }, 'odd answer')
+  t.notMatch(out.raw.join('\n'), basic)
+  t.match(out.raw.join('\n'), 'Basic [Redacted]')
 })
 
 t.test('the pull event carries the protocol-specific field names', async (t) => {

@@ -289,3 +289,18 @@ t.test(
     t.match(refusalLines(pool)[0], { target: other.url })
   },
 )
+
+t.test('a failed attempt is logged with the path, never its query', async (t) => {
+  const down = await fakeUpstream(t, (_req, res) => res.writeHead(503).end())
+  const pool = testPool(t, poolConfig([down.url]))
+  await t.rejects(
+    pool.pool.request({
+      path: 'packages/x-1.0.whl?X-Amz-Signature=presigned-s3cr3t&X-Amz-Credential=AKIA',
+      kind: 'blob',
+    }),
+    UpstreamUnavailableError,
+  )
+  const line = pool.logs.lines.find((l) => l.msg === 'upstream attempt failed')
+  t.match(line, { path: 'packages/x-1.0.whl' })
+  t.notMatch(pool.logs.raw.join('\n'), /presigned-s3cr3t|AKIA/)
+})
