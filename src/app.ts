@@ -200,6 +200,9 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     inUse: cache.inUse,
     maxSize: config.storage.maxSize,
     lowWatermark: config.storage.lowWatermark,
+    // With Redis, replicas share the volume and read blobs this process cannot see.
+    shared: config.metadata.redis !== undefined,
+    now,
   })
   return {
     cache,
