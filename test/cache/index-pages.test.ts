@@ -16,6 +16,7 @@ import { createLogger } from '../../src/observability/logger.ts'
 import { NEGATIVE_TTL_MS } from '../../src/pypi/pages.ts'
 import { startApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
+import { fakeUpstream, notFound, type FakeUpstream } from '../helpers/fake-upstream.ts'
 import { LogCapture } from '../helpers/log-capture.ts'
 import { poolConfig, testPool } from '../helpers/pool.ts'
 import { SIMPLE_JSON, startPypiUpstream, type PypiUpstream } from '../helpers/pypi-upstream.ts'
@@ -31,8 +32,8 @@ async function status(url: string): Promise<number> {
   return res.statusCode
 }
 
-/** The app in front of `upstreams` (in this order), with a clock the test moves. */
-async function pypiApp(t: Test, upstreams: PypiUpstream[], extra = '') {
+/** The app in front of `upstreams` (index URLs, in this order), with a clock the test moves. */
+async function pypiApp(t: Test, upstreams: { index: string }[], extra = '') {
   const clock = { now: Date.now() }
   const app = await startApp(t, {
     yaml: `pypi:
@@ -49,8 +50,14 @@ ${extra}`,
   return { app, clock }
 }
 
+/** An index that has no projects at all. */
+async function emptyIndex(t: Test) {
+  const upstream = await fakeUpstream(t, notFound)
+  return { upstream, index: `${upstream.url}/simple/` }
+}
+
 /** Asks for UNKNOWN_NAMES made-up projects twice; returns the names. */
-async function askForUnknownProjects(t: Test, url: string, upstream: PypiUpstream) {
+async function askForUnknownProjects(t: Test, url: string, upstream: FakeUpstream) {
   const names = Array.from(
     { length: UNKNOWN_NAMES },
     (_, i) => `nope-${i}-${Math.random().toString(36).slice(2, 10)}`,
@@ -72,8 +79,8 @@ async function askForUnknownProjects(t: Test, url: string, upstream: PypiUpstrea
 t.test(
   'random unknown projects leave no page records in the embedded store, and are remembered a minute',
   async (t) => {
-    const upstream = await startPypiUpstream(t)
-    const { app, clock } = await pypiApp(t, [upstream])
+    const { upstream, index } = await emptyIndex(t)
+    const { app, clock } = await pypiApp(t, [{ index }])
     const names = await askForUnknownProjects(t, app.url, upstream)
     t.same(await readdir(join(app.storagePath, 'meta', 'pages')), [], 'meta/pages is empty')
     const negatives = app.app.transfer.pages.negatives.size
@@ -87,10 +94,10 @@ t.test(
 
 t.test('random unknown projects leave no keys in Redis', async (t) => {
   const redis = await startRedis(t)
-  const upstream = await startPypiUpstream(t)
+  const { upstream, index } = await emptyIndex(t)
   const { app } = await pypiApp(
     t,
-    [upstream],
+    [{ index }],
     `metadata: { redis: { url: "${redis.url}", connectTimeout: 2s, commandTimeout: 2s } }\n`,
   )
   await askForUnknownProjects(t, app.url, upstream)
