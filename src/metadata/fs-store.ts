@@ -23,7 +23,11 @@ import { mkdir, open, opendir, readFile, rename, rm, stat, type FileHandle } fro
 import { join } from 'node:path'
 import { DirLock } from './dir-lock.ts'
 import { MetadataClosedError, MetadataCorruptError, MetadataUnavailableError } from './errors.ts'
-import { RECORD_RETENTION_FLOOR_MS, RECORD_TOUCH_FRACTION } from './retention.ts'
+import {
+  RECORD_RETENTION_FLOOR_MS,
+  RECORD_SWEEP_INTERVAL_MS,
+  RECORD_TOUCH_FRACTION,
+} from './retention.ts'
 import type {
   BlobRecord,
   IndexPageRecord,
@@ -37,8 +41,6 @@ import type {
 export const JOURNAL_SYNC_INTERVAL_MS = 100
 /** Compaction happens once the journal has this many lines and more than twice the live records. */
 const COMPACT_MIN_LINES = 10_000
-/** How often unused pages and tag records are swept. */
-export const RECORD_SWEEP_INTERVAL_MS = 60 * 60 * 1000
 
 type TagKey = [string, string, string]
 

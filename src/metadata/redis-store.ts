@@ -19,11 +19,11 @@
  *   counters                      hash name -> value
  *
  * A repository whose tags all expired may linger in its registry's set until
- * listRepositories or collectUnused meets it; both drop it.
+ * listRepositories or collectUnused (every RECORD_SWEEP_INTERVAL_MS) meets it.
  */
 import { Redis } from 'ioredis'
 import { MetadataClosedError, MetadataUnavailableError } from './errors.ts'
-import { RECORD_RETENTION_FLOOR_MS } from './retention.ts'
+import { RECORD_RETENTION_FLOOR_MS, RECORD_SWEEP_INTERVAL_MS } from './retention.ts'
 import type {
   BlobRecord,
   IndexPageRecord,
@@ -96,6 +96,7 @@ export class RedisMetadataStore implements MetadataStore {
   readonly #prefix: string
   /** Record retention as Redis wants it: whole milliseconds, at least 1. */
   readonly #retentionMs: number
+  #sweepTimer: NodeJS.Timeout | undefined
   #closed = false
   #down = false
 
@@ -147,6 +148,10 @@ export class RedisMetadataStore implements MetadataStore {
     } finally {
       clearTimeout(timer)
     }
+    store.#sweepTimer = setInterval(() => {
+      // A failure is counted through onError; the next round tries again.
+      store.collectUnused().catch(() => undefined)
+    }, RECORD_SWEEP_INTERVAL_MS).unref()
     return store
   }
 
@@ -338,6 +343,7 @@ export class RedisMetadataStore implements MetadataStore {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    clearInterval(this.#sweepTimer)
     if (this.#redis.status === 'ready') {
       try {
         await this.#call('close', (r) => r.quit(), true)

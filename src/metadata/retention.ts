@@ -27,6 +27,9 @@ export const RECORD_RETENTION_FLOOR_MS = 7 * 24 * 60 * 60 * 1000
  */
 export const RECORD_TOUCH_FRACTION = 8
 
+/** How often each store collects unused records on its own. */
+export const RECORD_SWEEP_INTERVAL_MS = 60 * 60 * 1000
+
 /** The retention for the longest TTL (ms) of the records kept. */
 export function recordRetentionMs(longestTtlMs: number): number {
   const multiple = Number.isFinite(longestTtlMs) ? RECORD_RETENTION_TTL_MULTIPLE * longestTtlMs : 0
