@@ -24,6 +24,7 @@ import { registerMetrics } from './http/metrics.ts'
 import { renderPypiError } from './pypi/http-errors.ts'
 import { registerPypiRoutes } from './pypi/routes.ts'
 import { openMetadataStore } from './metadata/open.ts'
+import { recordRetentionMs } from './metadata/retention.ts'
 import type { MetadataStore } from './metadata/store.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
 import { createMetrics, type Metrics } from './observability/metrics.ts'
@@ -71,7 +72,7 @@ export async function buildApp(
   const logger = given.logger ?? createLogger({ level: config.log.level })
   const metrics = given.metrics ?? createMetrics(new Registry())
   // Metadata first: the embedded store's lock must be held before tmp/ is cleaned.
-  const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, owned))
+  const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, metrics, owned))
   const blobs = given.blobs ?? (await openOwnedBlobStore(config, logger, owned))
   const deps: AppDeps = { logger, metrics, blobs, metadata, now: given.now ?? Date.now }
 
@@ -200,6 +201,9 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     inUse: cache.inUse,
     maxSize: config.storage.maxSize,
     lowWatermark: config.storage.lowWatermark,
+    // With Redis, replicas share the volume and read blobs this process cannot see.
+    shared: config.metadata.redis !== undefined,
+    now,
   })
   return {
     cache,
@@ -232,9 +236,14 @@ async function readTls(
 async function openOwnedMetadata(
   config: Config,
   logger: Logger,
+  metrics: Metrics,
   owned: { close: () => Promise<void> }[],
 ): Promise<MetadataStore> {
   const redis = config.metadata.redis
+  const ttls = [
+    ...config.docker.registries.map((r) => r.tagTTL),
+    ...config.pypi.indexes.map((i) => i.indexTTL),
+  ]
   const store = await openMetadataStore(
     {
       storagePath: config.storage.path,
@@ -243,6 +252,10 @@ async function openOwnedMetadata(
         keyPrefix: redis.keyPrefix,
         connectTimeoutMs: redis.connectTimeout,
         commandTimeoutMs: redis.commandTimeout,
+      },
+      recordRetentionMs: recordRetentionMs(Math.max(0, ...ttls)),
+      onError: (kind) => {
+        metrics.metadataErrors.inc({ store: kind })
       },
     },
     logger,

@@ -1,26 +1,39 @@
 /**
  * Read-through for package index pages (a PyPI project's `/simple/<project>/`).
- * A page is fresh for `indexTTL`; after that it is fetched again with
- * `If-None-Match` from the mirror that gave it, and a 304 only renews it. A 404
- * is remembered for a short negative TTL, so a typo'd or private name does not
- * hit the upstreams on every retry. When every upstream fails, the last page
- * is served stale. Concurrent requests for one page share one upstream request.
+ * A page is fresh for `indexTTL`; after that it is fetched again in the pool's
+ * order. `If-None-Match` goes only to the mirror that issued the ETag, and only
+ * when that mirror is the one asked first: a page fetched from a fallback
+ * mirror during an outage comes from the first mirror again once it is back,
+ * instead of staying pinned to the fallback. A 304 only renews the page.
+ *
+ * A 404 is remembered in memory (NegativeCache) for a short negative TTL, so a
+ * typo'd or private name does not hit the upstreams on every retry, and made-up
+ * names leave nothing in the metadata store. When every upstream fails, the
+ * last page is served stale. Concurrent requests for one page share one
+ * upstream request.
  *
  * The page is parsed by the caller (the protocol layer knows the formats) and
- * stored parsed, as JSON data, in the metadata store.
+ * stored parsed, as JSON data, in the metadata store. Recently used pages stay
+ * in memory too, up to a total of INDEX_PAGES_MEMORY_BYTES of their stored form.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import type { IndexPageRecord, MetadataStore } from '../metadata/store.ts'
+import type { IndexPageRecord, MetadataStore, SizedIndexPage } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
+import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
-import { fetchDocument, headerValue } from './documents.ts'
+import { fetchDocument, headerValue, type FetchedDocument } from './documents.ts'
 import { FillFailedError, ProjectUnknownError, isUpstreamFailure } from './errors.ts'
 import { Lru } from './lru.ts'
+import { NegativeCache } from './negative-cache.ts'
 import { SingleFlight } from './single-flight.ts'
 
-/** Parsed pages kept in memory (a big project's page is a few MB parsed; most are KB). */
-export const MAX_PAGES_IN_MEMORY = 256
+/**
+ * Pages kept in memory, by the bytes of their stored (JSON) form. A page with
+ * thousands of files is a few MB of JSON and takes two to three times that
+ * parsed, so this bounds the heap they hold to about 100 MB.
+ */
+export const INDEX_PAGES_MEMORY_BYTES = 32 * 1024 * 1024
 
 /** Largest index page accepted (the biggest projects' pages on pypi.org are a few MB). */
 export const MAX_INDEX_PAGE_BYTES = 64 * 1024 * 1024
@@ -57,46 +70,48 @@ export interface IndexPagesDeps {
   readonly metadata: MetadataStore
   readonly logger: Logger
   readonly now: () => number
+  /** Bytes of pages (their stored form) held in memory; default INDEX_PAGES_MEMORY_BYTES. */
+  readonly memoryBytes?: number
 }
 
 export class IndexPages {
   readonly #flights = new SingleFlight<CachedPage<unknown>>()
-  /** Recently used pages. */
-  readonly #recent = new Lru<IndexPageRecord>(MAX_PAGES_IN_MEMORY, () => 1)
+  /** Recently used pages, weighed by the bytes of their stored form. */
+  readonly #recent: Lru<SizedIndexPage>
+  /** Projects no upstream has, each for its source's negative TTL. */
+  readonly negatives: NegativeCache
   readonly #logger: Logger
 
   constructor(private readonly deps: IndexPagesDeps) {
     this.#logger = deps.logger.child({ component: 'index-pages' })
+    this.#recent = new Lru(deps.memoryBytes ?? INDEX_PAGES_MEMORY_BYTES, (held) => held.bytes)
+    this.negatives = new NegativeCache(deps.now)
   }
 
   /** The parsed page; ProjectUnknownError when the upstreams do not have the project. */
   async get<T>(source: IndexPageSource, parse: (page: UpstreamPage) => T): Promise<CachedPage<T>> {
-    const key = `${source.index} ${source.project}`
+    const key = pageKey(source)
+    if (this.negatives.has(key)) throw new ProjectUnknownError(source.index, source.project)
     // A page in memory that is still fresh saves reading and parsing it from the
     // store on every file request; a stale one is looked up again (another
     // replica may have renewed it).
     const held = this.#recent.get(key)
-    const heldFresh = held !== undefined && this.deps.now() - held.fetchedAt < source.ttlMs
-    const record =
-      heldFresh && held.page !== null
-        ? held
-        : await this.deps.metadata
-            .getIndexPage(source.index, source.project)
-            .catch((error: unknown) => {
-              this.#logger.warn({ err: error }, 'could not read a cached index page')
-              return undefined
-            })
-    if (record && record !== held) this.#recent.set(key, record)
-    if (record) {
-      const age = this.deps.now() - record.fetchedAt
-      if (record.page === null && age < source.negativeTtlMs)
-        throw new ProjectUnknownError(source.index, source.project)
-      if (record.page !== null && age < source.ttlMs)
-        return { page: record.page as T, cache: 'hit', upstream: record.upstream }
+    let record = held && this.#fresh(held.record, source) ? held.record : undefined
+    if (!record) {
+      const stored = await this.deps.metadata
+        .readIndexPage(source.index, source.project)
+        .catch((error: unknown) => {
+          this.#logger.warn({ err: error }, 'could not read a cached index page')
+          return undefined
+        })
+      // `page: null` is a negative answer stored by an older version: not a page.
+      const page = stored && stored.record.page !== null ? stored : undefined
+      if (page) this.#recent.set(key, page)
+      record = page?.record ?? held?.record
     }
-    const loaded = await this.#flights.run(key, () =>
-      this.#load(source, parse, record?.page === null ? undefined : record),
-    )
+    if (record && this.#fresh(record, source))
+      return { page: record.page as T, cache: 'hit', upstream: record.upstream }
+    const loaded = await this.#flights.run(key, () => this.#load(source, parse, record))
     return loaded as CachedPage<T>
   }
 
@@ -105,30 +120,24 @@ export class IndexPages {
     parse: (page: UpstreamPage) => unknown,
     record: IndexPageRecord | undefined,
   ): Promise<CachedPage<unknown>> {
-    const prefer = source.pool.mirrors.find((m) => m.name === record?.upstream)
-    const revalidate = record?.etag !== undefined && prefer !== undefined
-    let doc
+    const issuer = this.#conditionalMirror(source, record)
+    let doc: FetchedDocument
     try {
-      doc = await fetchDocument(
-        {
-          pool: source.pool,
-          path: source.path,
-          headers: {
-            accept: source.accept,
-            ...(revalidate ? { 'if-none-match': record.etag ?? '' } : {}),
-          },
-        },
-        { maxBytes: MAX_INDEX_PAGE_BYTES, ...(revalidate ? { prefer } : {}) },
-      )
+      const revalidated =
+        issuer && record?.etag !== undefined
+          ? await this.#fetchFrom(source, issuer, record.etag)
+          : undefined
+      // The issuer failed (then it is not asked again), or there was nothing to revalidate.
+      doc = revalidated ?? (await this.#fetchInOrder(source, issuer))
     } catch (error) {
       return this.#stale(source, record, error)
     }
-    if (doc.status === 304 && record && doc.mirror === prefer) {
-      await this.#put(source, { ...record, fetchedAt: this.deps.now() })
+    if (doc.status === 304 && record && doc.mirror === issuer) {
+      await this.#put(source, { ...record, fetchedAt: this.deps.now() }, undefined)
       return { page: record.page, cache: 'revalidated', upstream: doc.mirror.name }
     }
     if (doc.status === 404 || doc.status === 410) {
-      await this.#put(source, { fetchedAt: this.deps.now(), page: null })
+      await this.#forget(source, record)
       throw new ProjectUnknownError(source.index, source.project)
     }
     if (doc.status !== 200)
@@ -139,13 +148,84 @@ export class IndexPages {
       )
     const page = parse(doc)
     const etag = headerValue(doc.headers, 'etag')
-    await this.#put(source, {
-      fetchedAt: this.deps.now(),
-      upstream: doc.mirror.name,
-      page,
-      ...(etag ? { etag } : {}),
-    })
+    await this.#put(
+      source,
+      {
+        fetchedAt: this.deps.now(),
+        upstream: doc.mirror.name,
+        page,
+        ...(etag ? { etag } : {}),
+      },
+      doc.body.length,
+    )
     return { page, cache: 'miss', upstream: doc.mirror.name }
+  }
+
+  /**
+   * The mirror to revalidate the cached page with If-None-Match: the one that
+   * issued its ETag, when it is also the one asked first (the first mirror in
+   * the configured order whose circuit is closed). Otherwise a plain GET in the
+   * pool's order, so an ETag is never sent to another mirror and a fallback
+   * mirror does not keep the page once the first one is back.
+   */
+  #conditionalMirror(
+    source: IndexPageSource,
+    record: IndexPageRecord | undefined,
+  ): Mirror | undefined {
+    if (record?.etag === undefined) return undefined
+    const mirrors = source.pool.mirrors
+    const first = mirrors.find((m) => m.isAvailable()) ?? mirrors[0]
+    return first !== undefined && first.name === record.upstream ? first : undefined
+  }
+
+  /** A conditional GET from `mirror` alone; undefined when it failed and other mirrors remain. */
+  async #fetchFrom(
+    source: IndexPageSource,
+    mirror: Mirror,
+    etag: string,
+  ): Promise<FetchedDocument | undefined> {
+    const others = new Set(source.pool.mirrors.filter((m) => m !== mirror))
+    try {
+      return await fetchDocument(
+        {
+          pool: source.pool,
+          path: source.path,
+          headers: { accept: source.accept, 'if-none-match': etag },
+        },
+        { maxBytes: MAX_INDEX_PAGE_BYTES, exclude: others },
+      )
+    } catch (error) {
+      if (!isUpstreamFailure(error) || others.size === 0) throw error
+      return undefined
+    }
+  }
+
+  /** A plain GET in the pool's order, without `except` (a mirror that just failed). */
+  async #fetchInOrder(
+    source: IndexPageSource,
+    except: Mirror | undefined,
+  ): Promise<FetchedDocument> {
+    return fetchDocument(
+      { pool: source.pool, path: source.path, headers: { accept: source.accept } },
+      { maxBytes: MAX_INDEX_PAGE_BYTES, ...(except ? { exclude: new Set([except]) } : {}) },
+    )
+  }
+
+  #fresh(record: IndexPageRecord, source: IndexPageSource): boolean {
+    return this.deps.now() - record.fetchedAt < source.ttlMs
+  }
+
+  /** The project is gone upstream: remembered briefly, and no cached page of it is kept. */
+  async #forget(source: IndexPageSource, record: IndexPageRecord | undefined): Promise<void> {
+    const key = pageKey(source)
+    this.negatives.add(key, source.negativeTtlMs)
+    this.#recent.delete(key)
+    if (!record) return
+    await this.deps.metadata
+      .deleteIndexPage(source.index, source.project)
+      .catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'could not delete a cached index page')
+      })
   }
 
   /**
@@ -193,12 +273,26 @@ export class IndexPages {
     return { page: record.page, cache: 'stale', upstream: record.upstream }
   }
 
-  async #put(source: IndexPageSource, record: IndexPageRecord): Promise<void> {
-    this.#recent.set(`${source.index} ${source.project}`, record)
-    await this.deps.metadata
+  /**
+   * Stores the page and holds it in memory, weighed by its stored size (or,
+   * when the store failed, `bodyBytes`, the size of the upstream body it was
+   * parsed from, else its JSON size).
+   */
+  async #put(
+    source: IndexPageSource,
+    record: IndexPageRecord,
+    bodyBytes: number | undefined,
+  ): Promise<void> {
+    const bytes = await this.deps.metadata
       .putIndexPage(source.index, source.project, record)
       .catch((error: unknown) => {
         this.#logger.warn({ err: error }, 'could not store an index page')
+        return bodyBytes ?? Buffer.byteLength(JSON.stringify(record))
       })
+    this.#recent.set(pageKey(source), { record, bytes })
   }
+}
+
+function pageKey(source: IndexPageSource): string {
+  return `${source.index} ${source.project}`
 }

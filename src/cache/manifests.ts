@@ -3,12 +3,28 @@
  * as a blob under its digest (and verified like one); a tag points at a digest
  * through a TagRecord in the metadata store.
  *
- * By digest: immutable, served from the store until evicted.
+ * By digest: immutable, served from the store until evicted. Concurrent
+ * requests share one upstream request per registry, repository and digest, so
+ * a request routed to a registry that answers 404 slowly cannot fail another
+ * registry's (or repository's) pull of the same digest.
+ *
  * By tag: fresh for `tagTTL`; after that a HEAD upstream revalidates it (HEAD
  * does not count against Docker Hub's pull limit) and an unchanged digest only
  * renews the record. When every upstream fails, the last known manifest is
- * served stale. Concurrent requests for one tag or digest share one upstream
- * request.
+ * served stale. Concurrent requests for one tag share one upstream request. A
+ * tag no upstream has is remembered in memory (NegativeCache) for
+ * UNKNOWN_TAG_TTL_MS, never in the metadata store.
+ *
+ * The tag's record is the upstream's answer to an Accept of every manifest
+ * type (the canonical answer). A narrower client (schema2 only, say) is served
+ * from it while it is fresh and of a type the client accepts; otherwise it
+ * gets the upstream's answer to its own accepted types, which may be another
+ * manifest (Distribution, and Docker Hub, answer a Docker manifest list with
+ * its linux/amd64 image manifest, and an OCI index with 404 MANIFEST_UNKNOWN).
+ * That answer is recorded too, under the tag and the client's normalised
+ * accepted types, and follows the same freshness rules, so no Accept header
+ * makes more than one upstream manifest request per tag and type set per
+ * tagTTL, and narrow clients get stale answers during outages as well.
  *
  * Every manifest from upstream is checked: by digest it must hash to the digest
  * asked for; by tag to the upstream's Docker-Content-Digest when it sends one.
@@ -32,6 +48,7 @@ import {
   isUpstreamFailure,
 } from './errors.ts'
 import { Lru } from './lru.ts'
+import { NegativeCache } from './negative-cache.ts'
 import { quarantine } from './quarantine.ts'
 import { SingleFlight } from './single-flight.ts'
 
@@ -41,13 +58,16 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 /** Verified manifests kept in memory (a typical manifest or index is 0.5 to 10 KB). */
 export const MANIFEST_MEMORY_BYTES = 32 * 1024 * 1024
 
+/** How long "no such tag" is remembered (at most the registry's tagTTL). */
+export const UNKNOWN_TAG_TTL_MS = 60_000
+
 /** Where a repository's manifests come from, and how the client asked. */
 export interface ManifestSource {
   readonly pool: UpstreamPool
   readonly registry: string
   readonly repository: string
   readonly authScope?: string | undefined
-  /** The Accept header sent upstream. */
+  /** The Accept sent upstream for the canonical answer (every manifest type) and by digest. */
   readonly accept: string
   readonly tagTTLMs: number
 }
@@ -58,11 +78,26 @@ export interface ManifestNeeds {
   readonly acceptable: (mediaType: string) => boolean
   /**
    * True when the client accepts every manifest type, so the upstream's answer
-   * is the tag's canonical one and may be recorded. A narrower client (say,
-   * schema2 only) may get a different manifest, which must not replace the
-   * multi-arch index other clients get.
+   * is the tag's canonical one. A narrower client (say, schema2 only) may get a
+   * different manifest, which must not replace the multi-arch index other
+   * clients get.
    */
   readonly canonical: boolean
+  /**
+   * The manifest media types the client accepts, normalised (a fixed order,
+   * no parameters, no other types): the Accept sent upstream for a narrower
+   * client, and what its answer is recorded and single-flighted under.
+   */
+  readonly accept: string
+}
+
+/** How a tag is looked up: under which record name, asking upstream with which Accept. */
+interface TagView {
+  /** The tag, or for a narrower client the tag plus its accepted types. */
+  readonly name: string
+  readonly accept: string
+  /** Single-flight and negative-cache key. */
+  readonly key: string
 }
 
 export interface ServedManifest {
@@ -88,13 +123,23 @@ export interface ManifestCacheDeps {
   readonly onStored?: (size: number) => void
 }
 
+/**
+ * Between a tag and a narrower client's accepted types in the name of its
+ * record: no tag contains it (the distribution spec's tag grammar is
+ * `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`), so it never names a real tag.
+ */
+const NARROW_SEPARATOR = ';accept='
+
 export class ManifestCache {
   readonly #flights = new SingleFlight<ServedManifest>()
   readonly #memory = new Lru<Buffer>(MANIFEST_MEMORY_BYTES, (body) => body.length)
+  /** Tags (as one client view sees them) that no upstream has. */
+  readonly #unknown: NegativeCache
   readonly #logger: Logger
 
   constructor(private readonly deps: ManifestCacheDeps) {
     this.#logger = deps.logger.child({ component: 'manifests' })
+    this.#unknown = new NegativeCache(deps.now)
   }
 
   /** The manifest with this digest, from the store or the upstream. */
@@ -102,26 +147,23 @@ export class ManifestCache {
     const digest = parseDigest(digestInput)
     const stored = await this.#readStored(digest)
     if (stored) return this.#served(digest, stored, 'hit', undefined)
-    return this.#flights.run(`digest ${digest}`, () => this.#fetch(source, digest, digest))
+    // Keyed by where it is fetched from: another registry's (or repository's) 404 is not this one's.
+    const key = `digest ${source.registry}/${source.repository}@${digest}`
+    return this.#flights.run(key, () => this.#fetch(source, digest, digest, source.accept))
   }
 
   /** The manifest a tag points at, fresh within tagTTL, revalidated after, stale when upstreams fail. */
   async byTag(source: ManifestSource, tag: string, needs: ManifestNeeds): Promise<ServedManifest> {
-    const record = await this.#getTag(source, tag)
-    const usable = record && needs.acceptable(record.mediaType) ? record : undefined
-    const key = `tag ${source.registry}/${source.repository}:${tag}`
-    if (!usable) {
-      return this.#flights.run(`${key} ${source.accept}`, () =>
-        this.#fetchTag(source, tag, needs, undefined),
-      )
-    }
-    if (this.deps.now() - usable.fetchedAt < source.tagTTLMs) {
+    const canonical = await this.#getTag(source, tag)
+    const canonicalView = this.#view(source, tag, tag, source.accept)
+    if (needs.canonical) return this.#resolve(source, tag, canonicalView, needs, canonical)
+    const usable = canonical && needs.acceptable(canonical.mediaType) ? canonical : undefined
+    if (usable && this.#fresh(source, usable)) {
       const body = await this.#readStored(usable.digest)
       if (body) return this.#served(usable.digest, body, 'hit', undefined, usable.mediaType)
     }
-    return this.#flights.run(`${key} revalidate`, () =>
-      this.#revalidate(source, tag, needs, usable),
-    )
+    const view = this.#view(source, tag, `${tag}${NARROW_SEPARATOR}${needs.accept}`, needs.accept)
+    return this.#resolve(source, tag, view, needs, await this.#getTag(source, view.name), usable)
   }
 
   /** Repositories of a registry with at least one cached tag, sorted. */
@@ -129,71 +171,123 @@ export class ManifestCache {
     return this.deps.metadata.listRepositories(registry)
   }
 
+  /**
+   * The tag as `view` sees it: from its record while fresh, revalidated after,
+   * fetched when there is none. `fallback` is another record the client may be
+   * served stale (a narrower client's canonical record of a type it accepts).
+   */
+  async #resolve(
+    source: ManifestSource,
+    tag: string,
+    view: TagView,
+    needs: ManifestNeeds,
+    record: TagRecord | undefined,
+    fallback?: TagRecord,
+  ): Promise<ServedManifest> {
+    if (this.#unknown.has(view.key)) throw new ManifestUnknownError(source.repository, tag)
+    const stale = record && needs.acceptable(record.mediaType) ? record : fallback
+    if (!record)
+      return this.#flights.run(view.key, () => this.#fetchTag(source, tag, view, needs, stale))
+    if (this.#fresh(source, record)) {
+      // The upstream's answer for this view is of a type the client does not take: so it stays.
+      if (!needs.acceptable(record.mediaType))
+        throw new ManifestNotAcceptableError(tag, record.mediaType)
+      const body = await this.#readStored(record.digest)
+      if (body) return this.#served(record.digest, body, 'hit', undefined, record.mediaType)
+    }
+    return this.#flights.run(`${view.key} revalidate`, () =>
+      this.#revalidate(source, tag, view, needs, record, stale),
+    )
+  }
+
   async #revalidate(
     source: ManifestSource,
     tag: string,
+    view: TagView,
     needs: ManifestNeeds,
     record: TagRecord,
+    stale: TagRecord | undefined,
   ): Promise<ServedManifest> {
     let head
     try {
-      head = await fetchDocument(this.#documentSource(source, tag), {
+      head = await fetchDocument(this.#documentSource(source, tag, view.accept), {
         method: 'HEAD',
         maxBytes: 0,
       })
     } catch (error) {
-      return this.#stale(source, tag, record, error)
+      return this.#stale(source, tag, stale, error)
     }
     if (head.status === 404) {
-      await this.deps.metadata.deleteTag(source.registry, source.repository, tag).catch(() => {})
+      await this.#forget(source, view)
       throw new ManifestUnknownError(source.repository, tag)
     }
     const digest = headerValue(head.headers, 'docker-content-digest')
     if (head.status === 200 && digest === record.digest) {
+      const renewed = { ...record, fetchedAt: this.deps.now() }
+      if (!needs.acceptable(record.mediaType)) {
+        await this.#putTag(source, view.name, renewed)
+        throw new ManifestNotAcceptableError(tag, record.mediaType)
+      }
       const body = await this.#readStored(record.digest)
       if (body) {
-        await this.#putTag(source, tag, { ...record, fetchedAt: this.deps.now() })
+        await this.#putTag(source, view.name, renewed)
         return this.#served(record.digest, body, 'revalidated', head.mirror.name, record.mediaType)
       }
     }
     // Moved to another digest, or the upstream does not say: fetch the manifest.
-    return this.#fetchTag(source, tag, needs, record)
+    return this.#fetchTag(source, tag, view, needs, stale)
   }
 
+  /** GETs the tag with the view's Accept and records the answer under the view's name. */
   async #fetchTag(
     source: ManifestSource,
     tag: string,
+    view: TagView,
     needs: ManifestNeeds,
-    record: TagRecord | undefined,
+    stale: TagRecord | undefined,
   ): Promise<ServedManifest> {
     let fetched: ServedManifest
     try {
-      fetched = await this.#fetch(source, tag, undefined)
+      fetched = await this.#fetch(source, tag, undefined, view.accept)
     } catch (error) {
-      if (record) return this.#stale(source, tag, record, error)
-      throw error
+      if (error instanceof ManifestUnknownError) await this.#forget(source, view)
+      return this.#stale(source, tag, stale, error)
     }
+    await this.#putTag(source, view.name, {
+      digest: fetched.digest,
+      mediaType: fetched.mediaType,
+      size: fetched.body.length,
+      fetchedAt: this.deps.now(),
+    })
     if (!needs.acceptable(fetched.mediaType))
       throw new ManifestNotAcceptableError(tag, fetched.mediaType)
-    if (needs.canonical) {
-      await this.#putTag(source, tag, {
-        digest: fetched.digest,
-        mediaType: fetched.mediaType,
-        size: fetched.body.length,
-        fetchedAt: this.deps.now(),
-      })
-    }
     return fetched
+  }
+
+  /** The tag is not upstream (as `view` asks): remembered briefly in memory, its record dropped. */
+  async #forget(source: ManifestSource, view: TagView): Promise<void> {
+    this.#unknown.add(view.key, Math.min(UNKNOWN_TAG_TTL_MS, source.tagTTLMs))
+    await this.deps.metadata
+      .deleteTag(source.registry, source.repository, view.name)
+      .catch(() => undefined)
+  }
+
+  #view(source: ManifestSource, tag: string, name: string, accept: string): TagView {
+    return { name, accept, key: `tag ${source.registry}/${source.repository}:${tag} ${accept}` }
+  }
+
+  #fresh(source: ManifestSource, record: TagRecord): boolean {
+    return this.deps.now() - record.fetchedAt < source.tagTTLMs
   }
 
   /** The recorded manifest when every upstream failed; the upstream's error otherwise. */
   async #stale(
     source: ManifestSource,
     tag: string,
-    record: TagRecord,
+    record: TagRecord | undefined,
     error: unknown,
   ): Promise<ServedManifest> {
-    if (!isUpstreamFailure(error)) throw error
+    if (!record || !isUpstreamFailure(error)) throw error
     const body = await this.#readStored(record.digest)
     if (!body) throw error
     this.#logger.warn(
@@ -212,11 +306,15 @@ export class ManifestCache {
     source: ManifestSource,
     reference: string,
     expected: Digest | undefined,
+    accept: string,
   ): Promise<ServedManifest> {
     const exclude = new Set<Mirror>()
     for (;;) {
       const doc = await fetchDocument(
-        { ...this.#documentSource(source, reference), tryNextOnNotFound: expected !== undefined },
+        {
+          ...this.#documentSource(source, reference, accept),
+          tryNextOnNotFound: expected !== undefined,
+        },
         { maxBytes: MAX_MANIFEST_BYTES, exclude },
       )
       if (doc.status === 404) throw new ManifestUnknownError(source.repository, reference)
@@ -241,12 +339,12 @@ export class ManifestCache {
     }
   }
 
-  #documentSource(source: ManifestSource, reference: string) {
+  #documentSource(source: ManifestSource, reference: string, accept: string) {
     return {
       pool: source.pool,
       path: `v2/${source.repository}/manifests/${reference}`,
       authScope: source.authScope,
-      headers: { accept: source.accept },
+      headers: { accept },
     }
   }
 
@@ -305,9 +403,10 @@ export class ManifestCache {
     }
   }
 
-  async #getTag(source: ManifestSource, tag: string): Promise<TagRecord | undefined> {
+  /** The record kept under `name` (a tag, or a tag and a narrower client's types). */
+  async #getTag(source: ManifestSource, name: string): Promise<TagRecord | undefined> {
     try {
-      return await this.deps.metadata.getTag(source.registry, source.repository, tag)
+      return await this.deps.metadata.getTag(source.registry, source.repository, name)
     } catch (error) {
       // Without the metadata store the upstream still answers; only staleness is lost.
       this.#logger.warn({ err: error }, 'could not read a tag record')
@@ -315,9 +414,9 @@ export class ManifestCache {
     }
   }
 
-  async #putTag(source: ManifestSource, tag: string, record: TagRecord): Promise<void> {
+  async #putTag(source: ManifestSource, name: string, record: TagRecord): Promise<void> {
     await this.deps.metadata
-      .putTag(source.registry, source.repository, tag, record)
+      .putTag(source.registry, source.repository, name, record)
       .catch((error: unknown) => {
         this.#logger.warn({ err: error }, 'could not record a tag')
       })

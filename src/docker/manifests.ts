@@ -2,20 +2,36 @@
  * GET/HEAD /v2/<name>/manifests/<tag or digest> (OCI distribution-spec,
  * "Pulling manifests"). The client's Accept decides what may be served: a
  * cached manifest only when its media type is acceptable, otherwise the
- * upstream is asked with the client's own Accept.
+ * upstream's answer to the manifest types the client accepts. That Accept is
+ * normalised (the known manifest types it accepts, in a fixed order), so
+ * spellings of one Accept share one cached answer and one upstream request.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ManifestCache, ManifestSource } from '../cache/manifests.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { recordPull } from '../observability/pull-event.ts'
+import { OciError } from './errors.ts'
 import {
   DEFAULT_ACCEPT,
+  MEDIA_TYPES,
   acceptsEveryManifestType,
   acceptsRanges,
   parseAccept,
+  type AcceptRange,
 } from './media-types.ts'
 import type { DockerTarget } from './target.ts'
+
+/** Manifest types a narrower client may ask for (Docker's signed schema1 last), in the order sent upstream. */
+const NARROW_TYPES = [
+  ...Object.values(MEDIA_TYPES),
+  'application/vnd.docker.distribution.manifest.v1+prettyjws',
+]
+
+/** The manifest types `ranges` accept, as one Accept value in a fixed order. */
+function normalisedAccept(ranges: readonly AcceptRange[]): string {
+  return NARROW_TYPES.filter((type) => acceptsRanges(ranges, type)).join(', ')
+}
 
 export interface ManifestDeps {
   readonly manifests: ManifestCache
@@ -34,13 +50,19 @@ export async function serveManifest(
   const accept = request.headers.accept
   const ranges = parseAccept(accept)
   const canonical = acceptsEveryManifestType(ranges)
+  const narrow = canonical ? DEFAULT_ACCEPT : normalisedAccept(ranges)
+  // Nothing is asked upstream for a tag the client could not take in any form.
+  if ('tag' in reference && narrow === '')
+    throw new OciError('MANIFEST_UNKNOWN', undefined, {
+      message: 'the client accepts no manifest media type',
+    })
   const source: ManifestSource = {
     pool: target.pool,
     registry: target.registry.name,
     repository: target.repository,
     authScope: target.authScope,
-    // Clients that take every type share one upstream answer (and one single-flight key).
-    accept: canonical || accept === undefined ? DEFAULT_ACCEPT : accept,
+    // The canonical answer, and content by digest, are asked for with every type.
+    accept: DEFAULT_ACCEPT,
     tagTTLMs: target.registry.tagTTL,
   }
   const manifest =
@@ -48,6 +70,7 @@ export async function serveManifest(
       ? await deps.manifests.byTag(source, reference.tag, {
           acceptable: (mediaType) => acceptsRanges(ranges, mediaType),
           canonical,
+          accept: narrow,
         })
       : await deps.manifests.byDigest(source, reference.digest)
   const head = request.method === 'HEAD'

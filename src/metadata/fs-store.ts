@@ -11,17 +11,29 @@
  * journal, ignoring a torn last line left by a crash. Compaction rewrites the
  * snapshot (temp file, fsync, rename) and truncates the journal. Leases are in
  * memory: they only coordinate this one process.
+ *
+ * Unused records are collected (retention.ts): a page's last use is its file's
+ * mtime, a tag's is kept beside it (journalled when it moves by more than
+ * retention / RECORD_TOUCH_FRACTION). Every RECORD_SWEEP_INTERVAL_MS a sweep
+ * walks pages/ one entry at a time (a streamed directory read, one stat each)
+ * and the tag records in memory, and deletes what nobody used for the retention.
  */
 import { createHash } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, opendir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DirLock } from './dir-lock.ts'
 import { MetadataClosedError, MetadataCorruptError, MetadataUnavailableError } from './errors.ts'
+import {
+  RECORD_RETENTION_FLOOR_MS,
+  RECORD_SWEEP_INTERVAL_MS,
+  RECORD_TOUCH_FRACTION,
+} from './retention.ts'
 import type {
   BlobRecord,
   IndexPageRecord,
   LeaseOptions,
   MetadataStore,
+  SizedIndexPage,
   TagRecord,
 } from './store.ts'
 
@@ -30,9 +42,13 @@ export const JOURNAL_SYNC_INTERVAL_MS = 100
 /** Compaction happens once the journal has this many lines and more than twice the live records. */
 const COMPACT_MIN_LINES = 10_000
 
+type TagKey = [string, string, string]
+
 type Change =
-  | { op: 'tag'; k: [string, string, string]; v: TagRecord }
-  | { op: 'untag'; k: [string, string, string] }
+  // `at`: when the tag was written (its last use); journals from before it fall back to fetchedAt.
+  | { op: 'tag'; k: TagKey; v: TagRecord; at?: number }
+  | { op: 'untag'; k: TagKey }
+  | { op: 'used'; k: TagKey; at: number }
   | { op: 'blob'; d: string; size: number; now: number }
   | { op: 'touch'; d: string; now: number; hits?: number }
   | { op: 'unblob'; d: string }
@@ -41,6 +57,8 @@ type Change =
 interface Snapshot {
   version: 1
   tags: [string, TagRecord][]
+  /** Last use of each tag record (absent in snapshots from before collection: fetchedAt stands in). */
+  tagUse?: [string, number][]
   blobs: BlobRecord[]
   counters: Record<string, number>
 }
@@ -52,6 +70,18 @@ interface Warner {
 export interface FsStoreOptions {
   readonly logger?: Warner
   readonly now?: () => number
+  /** Records nobody used for this long are collected (default: RECORD_RETENTION_FLOOR_MS). */
+  readonly recordRetentionMs?: number
+  /** Called with the operation's name whenever the store fails (for the error metric). */
+  readonly onError?: (operation: string) => void
+  /** How often collectUnused runs on its own (default RECORD_SWEEP_INTERVAL_MS). */
+  readonly sweepIntervalMs?: number
+}
+
+/** A tag record's last use, and the last use the journal knows. */
+interface TagUse {
+  at: number
+  saved: number
 }
 
 const SEP = '\u0000'
@@ -59,6 +89,7 @@ const SEP = '\u0000'
 export class FsMetadataStore implements MetadataStore {
   readonly kind = 'fs'
   readonly #tags = new Map<string, TagRecord>()
+  readonly #tagUse = new Map<string, TagUse>()
   readonly #blobs = new Map<string, BlobRecord>()
   readonly #counters = new Map<string, number>()
   readonly #leases = new Map<string, { owner: string; expiresAt: number }>()
@@ -70,6 +101,13 @@ export class FsMetadataStore implements MetadataStore {
   #closed = false
   readonly #now: () => number
   readonly #lock: DirLock
+  readonly #retentionMs: number
+  readonly #onError: (operation: string) => void
+  readonly #logger: Warner | undefined
+  /** Per page file: the rename that replaces it, or the sweep deciding to delete it. */
+  readonly #pageLocks = new Map<string, Promise<void>>()
+  #sweeping: Promise<number> | undefined
+  #sweepTimer: NodeJS.Timeout | undefined
 
   private constructor(
     private readonly dir: string,
@@ -80,6 +118,9 @@ export class FsMetadataStore implements MetadataStore {
     this.#journal = journal
     this.#lock = lock
     this.#now = options.now ?? Date.now
+    this.#retentionMs = options.recordRetentionMs ?? RECORD_RETENTION_FLOOR_MS
+    this.#onError = options.onError ?? (() => undefined)
+    this.#logger = options.logger
   }
 
   /** Opens (creating) the store in `dir`; fails with MetadataLockedError if another live process uses it. */
@@ -95,12 +136,27 @@ export class FsMetadataStore implements MetadataStore {
     }
     const store = new FsMetadataStore(dir, journal, lock, options)
     await store.#load(options.logger)
+    store.#sweepTimer = setInterval(() => {
+      // Failures are counted and logged by collectUnused; the next round tries again.
+      store.collectUnused().catch(() => undefined)
+    }, options.sweepIntervalMs ?? RECORD_SWEEP_INTERVAL_MS).unref()
     return store
   }
 
   async getTag(registry: string, repository: string, tag: string): Promise<TagRecord | undefined> {
     this.#check()
-    return Promise.resolve(this.#tags.get(tagKey(registry, repository, tag)))
+    const key = tagKey(registry, repository, tag)
+    const record = this.#tags.get(key)
+    const use = this.#tagUse.get(key)
+    if (record && use) {
+      const now = this.#now()
+      use.at = Math.max(use.at, now)
+      if (now - use.saved >= this.#touchIntervalMs()) {
+        // Not awaited: the reader need not wait for the journal. A failure is counted in #enqueue.
+        this.#change({ op: 'used', k: [registry, repository, tag], at: now }).catch(() => undefined)
+      }
+    }
+    return Promise.resolve(record)
   }
 
   async putTag(
@@ -109,7 +165,7 @@ export class FsMetadataStore implements MetadataStore {
     tag: string,
     record: TagRecord,
   ): Promise<void> {
-    await this.#change({ op: 'tag', k: [registry, repository, tag], v: record })
+    await this.#change({ op: 'tag', k: [registry, repository, tag], v: record, at: this.#now() })
   }
 
   async deleteTag(registry: string, repository: string, tag: string): Promise<void> {
@@ -127,38 +183,79 @@ export class FsMetadataStore implements MetadataStore {
   }
 
   async getIndexPage(index: string, project: string): Promise<IndexPageRecord | undefined> {
+    return (await this.readIndexPage(index, project))?.record
+  }
+
+  async readIndexPage(index: string, project: string): Promise<SizedIndexPage | undefined> {
     this.#check()
+    const path = this.#pagePath(index, project)
     try {
-      return JSON.parse(await readFile(this.#pagePath(index, project), 'utf8')) as IndexPageRecord
+      const fh = await open(path, 'r')
+      try {
+        const { mtimeMs } = await fh.stat()
+        const text = await fh.readFile()
+        const record = JSON.parse(text.toString('utf8')) as IndexPageRecord
+        const now = this.#now()
+        // The mtime is the page's last use; refreshed under the page's lock so a sweep never
+        // deletes a page between deciding it is old and this read.
+        if (now - mtimeMs >= this.#touchIntervalMs()) {
+          await this.#withPage(path, () => fh.utimes(new Date(now), new Date(now)))
+        }
+        return { record, bytes: text.length }
+      } finally {
+        await fh.close()
+      }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       if (error instanceof SyntaxError) return undefined
+      this.#onError('getIndexPage')
       throw new MetadataUnavailableError('fs', 'getIndexPage', { cause: error })
     }
   }
 
-  async putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<void> {
+  async putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<number> {
     this.#check()
     const path = this.#pagePath(index, project)
     const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
+    const text = Buffer.from(JSON.stringify(record))
     try {
       const fh = await open(temp, 'w')
       try {
-        await fh.writeFile(JSON.stringify(record))
+        await fh.writeFile(text)
+        // The mtime is the last use; set from the store's clock (tests move it).
+        const now = new Date(this.#now())
+        await fh.utimes(now, now)
         await fh.sync()
       } finally {
         await fh.close()
       }
-      await rename(temp, path)
+      await this.#withPage(path, () => rename(temp, path))
+      return text.length
     } catch (error) {
-      await rm(temp, { force: true })
+      // The temp file may not exist, or its directory may be what failed.
+      await rm(temp, { force: true }).catch(() => undefined)
+      this.#onError('putIndexPage')
       throw new MetadataUnavailableError('fs', 'putIndexPage', { cause: error })
     }
   }
 
   async deleteIndexPage(index: string, project: string): Promise<void> {
     this.#check()
-    await rm(this.#pagePath(index, project), { force: true })
+    const path = this.#pagePath(index, project)
+    try {
+      await this.#withPage(path, () => rm(path, { force: true }))
+    } catch (error) {
+      this.#onError('deleteIndexPage')
+      throw new MetadataUnavailableError('fs', 'deleteIndexPage', { cause: error })
+    }
+  }
+
+  async collectUnused(): Promise<number> {
+    this.#check()
+    this.#sweeping ??= this.#sweep().finally(() => {
+      this.#sweeping = undefined
+    })
+    return this.#sweeping
   }
 
   async getBlob(digest: string): Promise<BlobRecord | undefined> {
@@ -244,6 +341,8 @@ export class FsMetadataStore implements MetadataStore {
 
   async close(): Promise<void> {
     if (this.#closed) return
+    clearInterval(this.#sweepTimer)
+    await this.#sweeping?.catch(() => undefined)
     clearTimeout(this.#syncTimer)
     await this.#queue
     await this.#enqueue(() => this.#compact(), 'close')
@@ -254,6 +353,58 @@ export class FsMetadataStore implements MetadataStore {
 
   #check(): void {
     if (this.#closed) throw new MetadataClosedError('fs')
+  }
+
+  #touchIntervalMs(): number {
+    return this.#retentionMs / RECORD_TOUCH_FRACTION
+  }
+
+  /** Runs `task` after any other task on the same page file (a rename, a sweep's decision). */
+  async #withPage<T>(path: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#pageLocks.get(path) ?? Promise.resolve()
+    const run = previous.then(task)
+    const done = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#pageLocks.set(path, done)
+    try {
+      return await run
+    } finally {
+      if (this.#pageLocks.get(path) === done) this.#pageLocks.delete(path)
+    }
+  }
+
+  /** One collection round: tag records in memory, then pages/ one entry at a time. */
+  async #sweep(): Promise<number> {
+    const cutoff = this.#now() - this.#retentionMs
+    let collected = 0
+    try {
+      for (const [key, use] of this.#tagUse) {
+        if (use.at >= cutoff) continue
+        await this.#change({ op: 'untag', k: key.split(SEP) as TagKey })
+        collected++
+      }
+      const dir = join(this.dir, 'pages')
+      // A streamed read: the directory is never listed into memory whole.
+      for await (const entry of await opendir(dir)) {
+        if (this.#closed) break
+        const path = join(dir, entry.name)
+        // Temp files left by a crash mid-write are collected as well.
+        const gone = await this.#withPage(path, async () => {
+          const info = await stat(path).catch(() => undefined)
+          if (!info?.isFile() || info.mtimeMs >= cutoff) return false
+          await rm(path, { force: true })
+          return true
+        })
+        if (gone) collected++
+      }
+    } catch (error) {
+      this.#onError('collectUnused')
+      this.#logger?.warn({ err: error }, 'could not collect unused metadata records')
+      throw new MetadataUnavailableError('fs', 'collectUnused', { cause: error })
+    }
+    return collected
   }
 
   #pagePath(index: string, project: string): string {
@@ -285,6 +436,7 @@ export class FsMetadataStore implements MetadataStore {
     try {
       await run
     } catch (error) {
+      this.#onError(operation)
       throw new MetadataUnavailableError('fs', operation, { cause: error })
     }
   }
@@ -301,12 +453,24 @@ export class FsMetadataStore implements MetadataStore {
 
   #apply(change: Change): void {
     switch (change.op) {
-      case 'tag':
+      case 'tag': {
+        const at = change.at ?? change.v.fetchedAt
         this.#tags.set(tagKey(...change.k), change.v)
+        this.#tagUse.set(tagKey(...change.k), { at, saved: at })
         break
+      }
       case 'untag':
         this.#tags.delete(tagKey(...change.k))
+        this.#tagUse.delete(tagKey(...change.k))
         break
+      case 'used': {
+        const use = this.#tagUse.get(tagKey(...change.k))
+        if (use) {
+          use.at = Math.max(use.at, change.at)
+          use.saved = Math.max(use.saved, change.at)
+        }
+        break
+      }
       case 'blob':
         this.#blobs.set(change.d, {
           digest: change.d,
@@ -340,7 +504,12 @@ export class FsMetadataStore implements MetadataStore {
       const snapshot = JSON.parse(
         await readFile(join(this.dir, 'snapshot.json'), 'utf8'),
       ) as Snapshot
-      for (const [key, record] of snapshot.tags) this.#tags.set(key, record)
+      const used = new Map(snapshot.tagUse ?? [])
+      for (const [key, record] of snapshot.tags) {
+        this.#tags.set(key, record)
+        const at = used.get(key) ?? record.fetchedAt
+        this.#tagUse.set(key, { at, saved: at })
+      }
       for (const record of snapshot.blobs) this.#blobs.set(record.digest, record)
       for (const [name, value] of Object.entries(snapshot.counters)) this.#counters.set(name, value)
     } catch (error) {
@@ -371,6 +540,7 @@ export class FsMetadataStore implements MetadataStore {
     const snapshot: Snapshot = {
       version: 1,
       tags: [...this.#tags.entries()],
+      tagUse: [...this.#tagUse.entries()].map(([key, use]) => [key, use.at]),
       blobs: [...this.#blobs.values()],
       counters: Object.fromEntries(this.#counters),
     }

@@ -15,6 +15,10 @@ export interface MetadataSettings {
         readonly commandTimeoutMs: number
       }
     | undefined
+  /** Unused pages and tag records are collected after this long (retention.ts); default its floor. */
+  readonly recordRetentionMs?: number
+  /** Called when a store call fails, with the store's kind ("fs", "redis") and the operation. */
+  readonly onError?: (store: string, operation: string) => void
 }
 
 export async function openMetadataStore(
@@ -22,6 +26,22 @@ export async function openMetadataStore(
   logger: Logger,
 ): Promise<MetadataStore> {
   const log = logger.child({ component: 'metadata' })
-  if (settings.redis) return RedisMetadataStore.connect({ ...settings.redis, logger: log })
-  return FsMetadataStore.open(join(settings.storagePath, 'meta'), { logger: log })
+  const { recordRetentionMs, onError } = settings
+  const report = (store: string) =>
+    onError &&
+    ((operation: string) => {
+      onError(store, operation)
+    })
+  if (settings.redis)
+    return RedisMetadataStore.connect({
+      ...settings.redis,
+      logger: log,
+      recordRetentionMs,
+      onError: report('redis'),
+    })
+  return FsMetadataStore.open(join(settings.storagePath, 'meta'), {
+    logger: log,
+    recordRetentionMs,
+    onError: report('fs'),
+  })
 }

@@ -8,23 +8,28 @@
  * failure surfaces as MetadataUnavailableError.
  *
  * Keys (after keyPrefix; names are URI-encoded so ':' cannot collide):
- *   tag:<registry>:<repo>:<tag>   JSON TagRecord
- *   tags:<registry>:<repo>        set of cached tags
- *   repos:<registry>              set of repositories with tags
- *   page:<index>:<project>        JSON IndexPageRecord
+ *   tag:<registry>:<repo>:<tag>   JSON TagRecord                 } expire after the record
+ *   tags:<registry>:<repo>        set of cached tags             } retention (retention.ts),
+ *   repos:<registry>              set of repositories with tags  } renewed by every read
+ *   page:<index>:<project>        JSON IndexPageRecord           } and write (GETEX / SET PX)
  *   blob:<digest>                 hash size, createdAt, lastAccess, hits
  *   lru                           sorted set digest -> lastAccess
  *   blobbytes                     sum of blob sizes
  *   lease:<name>                  owner, with a TTL
  *   counters                      hash name -> value
+ *
+ * A repository whose tags all expired may linger in its registry's set until
+ * listRepositories or collectUnused (every RECORD_SWEEP_INTERVAL_MS) meets it.
  */
 import { Redis } from 'ioredis'
 import { MetadataClosedError, MetadataUnavailableError } from './errors.ts'
+import { RECORD_RETENTION_FLOOR_MS, RECORD_SWEEP_INTERVAL_MS } from './retention.ts'
 import type {
   BlobRecord,
   IndexPageRecord,
   LeaseOptions,
   MetadataStore,
+  SizedIndexPage,
   TagRecord,
 } from './store.ts'
 
@@ -34,10 +39,16 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs: number
   readonly commandTimeoutMs: number
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
+  /** Pages and tag records nobody used for this long expire (default: RECORD_RETENTION_FLOOR_MS). */
+  readonly recordRetentionMs?: number
+  /** Called with the operation's name whenever a call fails (for the error metric). */
+  readonly onError?: (operation: string) => void
 }
 
 /** Longest pause between reconnection attempts. */
 const MAX_RECONNECT_DELAY_MS = 2000
+/** Keys looked at per SCAN step when pruning repository sets. */
+const SCAN_COUNT = 100
 
 const enc = encodeURIComponent
 
@@ -83,11 +94,18 @@ export class RedisMetadataStore implements MetadataStore {
   readonly kind = 'redis'
   readonly #redis: Redis
   readonly #prefix: string
+  /** Record retention as Redis wants it: whole milliseconds, at least 1. */
+  readonly #retentionMs: number
+  #sweepTimer: NodeJS.Timeout | undefined
   #closed = false
   #down = false
 
   private constructor(private readonly options: RedisStoreOptions) {
     this.#prefix = options.keyPrefix ?? 'pullthrough:'
+    this.#retentionMs = Math.max(
+      1,
+      Math.round(options.recordRetentionMs ?? RECORD_RETENTION_FLOOR_MS),
+    )
     this.#redis = new Redis(options.url, {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -130,12 +148,25 @@ export class RedisMetadataStore implements MetadataStore {
     } finally {
       clearTimeout(timer)
     }
+    store.#sweepTimer = setInterval(() => {
+      // A failure is counted through onError; the next round tries again.
+      store.collectUnused().catch(() => undefined)
+    }, RECORD_SWEEP_INTERVAL_MS).unref()
     return store
   }
 
   async getTag(registry: string, repository: string, tag: string): Promise<TagRecord | undefined> {
-    const value = await this.#call('getTag', (r) => r.get(this.#tagKey(registry, repository, tag)))
-    return value === null ? undefined : (JSON.parse(value) as TagRecord)
+    const ttl = this.#retentionMs
+    const results = await this.#call('getTag', (r) =>
+      r
+        .multi()
+        .getex(this.#tagKey(registry, repository, tag), 'PX', ttl)
+        .pexpire(this.#tagsKey(registry, repository), ttl)
+        .pexpire(this.#reposKey(registry), ttl)
+        .exec(),
+    )
+    const value = results?.[0]?.[1]
+    return typeof value === 'string' ? (JSON.parse(value) as TagRecord) : undefined
   }
 
   async putTag(
@@ -144,12 +175,15 @@ export class RedisMetadataStore implements MetadataStore {
     tag: string,
     record: TagRecord,
   ): Promise<void> {
+    const ttl = this.#retentionMs
     await this.#call('putTag', (r) =>
       r
         .multi()
-        .set(this.#tagKey(registry, repository, tag), JSON.stringify(record))
-        .sadd(this.#key(`tags:${enc(registry)}:${enc(repository)}`), tag)
-        .sadd(this.#key(`repos:${enc(registry)}`), repository)
+        .set(this.#tagKey(registry, repository, tag), JSON.stringify(record), 'PX', ttl)
+        .sadd(this.#tagsKey(registry, repository), tag)
+        .pexpire(this.#tagsKey(registry, repository), ttl)
+        .sadd(this.#reposKey(registry), repository)
+        .pexpire(this.#reposKey(registry), ttl)
         .exec(),
     )
   }
@@ -160,8 +194,8 @@ export class RedisMetadataStore implements MetadataStore {
         DELETE_TAG,
         3,
         this.#tagKey(registry, repository, tag),
-        this.#key(`tags:${enc(registry)}:${enc(repository)}`),
-        this.#key(`repos:${enc(registry)}`),
+        this.#tagsKey(registry, repository),
+        this.#reposKey(registry),
         tag,
         repository,
       ),
@@ -169,21 +203,45 @@ export class RedisMetadataStore implements MetadataStore {
   }
 
   async listRepositories(registry: string): Promise<string[]> {
-    const repos = await this.#call('listRepositories', (r) =>
-      r.smembers(this.#key(`repos:${enc(registry)}`)),
-    )
-    return repos.sort()
+    return (await this.#prune('listRepositories', this.#reposKey(registry))).sort()
   }
 
   async getIndexPage(index: string, project: string): Promise<IndexPageRecord | undefined> {
-    const value = await this.#call('getIndexPage', (r) => r.get(this.#pageKey(index, project)))
-    return value === null ? undefined : (JSON.parse(value) as IndexPageRecord)
+    return (await this.readIndexPage(index, project))?.record
   }
 
-  async putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<void> {
-    await this.#call('putIndexPage', (r) =>
-      r.set(this.#pageKey(index, project), JSON.stringify(record)),
+  async readIndexPage(index: string, project: string): Promise<SizedIndexPage | undefined> {
+    const value = await this.#call('getIndexPage', (r) =>
+      r.getex(this.#pageKey(index, project), 'PX', this.#retentionMs),
     )
+    if (value === null) return undefined
+    return { record: JSON.parse(value) as IndexPageRecord, bytes: Buffer.byteLength(value) }
+  }
+
+  async putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<number> {
+    const value = JSON.stringify(record)
+    await this.#call('putIndexPage', (r) =>
+      r.set(this.#pageKey(index, project), value, 'PX', this.#retentionMs),
+    )
+    return Buffer.byteLength(value)
+  }
+
+  async collectUnused(): Promise<number> {
+    // Expired records are gone already; what is left is repositories whose tags all expired.
+    const pattern = `${globEscape(this.#key('repos:'))}*`
+    let cursor = '0'
+    let pruned = 0
+    do {
+      const [next, keys] = await this.#call('collectUnused', (r) =>
+        r.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT),
+      )
+      cursor = next
+      for (const key of keys) {
+        const before = await this.#call('collectUnused', (r) => r.scard(key))
+        pruned += before - (await this.#prune('collectUnused', key)).length
+      }
+    } while (cursor !== '0')
+    return pruned
   }
 
   async deleteIndexPage(index: string, project: string): Promise<void> {
@@ -285,6 +343,7 @@ export class RedisMetadataStore implements MetadataStore {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    clearInterval(this.#sweepTimer)
     if (this.#redis.status === 'ready') {
       try {
         await this.#call('close', (r) => r.quit(), true)
@@ -301,6 +360,7 @@ export class RedisMetadataStore implements MetadataStore {
     try {
       return await fn(this.#redis)
     } catch (error) {
+      this.options.onError?.(operation)
       throw new MetadataUnavailableError('redis', operation, { cause: error })
     }
   }
@@ -313,6 +373,34 @@ export class RedisMetadataStore implements MetadataStore {
     return this.#key(`tag:${enc(registry)}:${enc(repository)}:${enc(tag)}`)
   }
 
+  #tagsKey(registry: string, repository: string): string {
+    return this.#key(`tags:${enc(registry)}:${enc(repository)}`)
+  }
+
+  #reposKey(registry: string): string {
+    return this.#key(`repos:${enc(registry)}`)
+  }
+
+  /**
+   * The members of a `repos:<registry>` set that still have tags; the others
+   * (all their tag records expired) are removed from the set.
+   */
+  async #prune(operation: string, reposKey: string): Promise<string[]> {
+    const repos = await this.#call(operation, (r) => r.smembers(reposKey))
+    if (repos.length === 0) return []
+    const registry = decodeURIComponent(reposKey.slice(this.#key('repos:').length))
+    const exists = await this.#call(operation, (r) => {
+      const pipeline = r.pipeline()
+      for (const repo of repos) pipeline.exists(this.#tagsKey(registry, repo))
+      return pipeline.exec()
+    })
+    // Only a definite 0 removes a member; a failed EXISTS keeps it.
+    const gone = repos.filter((_repo, i) => exists?.[i]?.[1] === 0)
+    const live = repos.filter((_repo, i) => exists?.[i]?.[1] !== 0)
+    if (gone.length > 0) await this.#call(operation, (r) => r.srem(reposKey, ...gone))
+    return live
+  }
+
   #pageKey(index: string, project: string): string {
     return this.#key(`page:${enc(index)}:${enc(project)}`)
   }
@@ -320,6 +408,11 @@ export class RedisMetadataStore implements MetadataStore {
   #blobKeys(digest: string): [string, string, string] {
     return [this.#key(`blob:${digest}`), this.#key('lru'), this.#key('blobbytes')]
   }
+}
+
+/** `text` as a literal in a SCAN MATCH pattern. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }
 
 function toBlobRecord(

@@ -7,6 +7,11 @@
  * FsMetadataStore (embedded, one process) and RedisMetadataStore (replicas).
  * Every method either resolves or rejects with a typed MetadataError within the
  * store's bounded timeouts: callers never hang on an unavailable store.
+ *
+ * Index pages (and other cached documents) and tag records that nobody read or
+ * wrote for the store's retention (retention.ts) are collected, so random or
+ * abandoned names cannot grow the store without bound. Blob records are not:
+ * eviction decides about them.
  */
 
 /** A Docker tag resolved to a manifest. */
@@ -28,6 +33,13 @@ export interface IndexPageRecord {
   readonly upstream?: string
   /** The parsed page; JSON-serialisable, opaque to the store. */
   readonly page: unknown
+}
+
+/** An index page as read back, with the size of its stored (serialised) form. */
+export interface SizedIndexPage {
+  readonly record: IndexPageRecord
+  /** Bytes of the record as the store holds it (its JSON). */
+  readonly bytes: number
 }
 
 /** What the cache knows about one stored blob, for eviction and stats. */
@@ -55,8 +67,18 @@ export interface MetadataStore {
   listRepositories(registry: string): Promise<string[]>
 
   getIndexPage(index: string, project: string): Promise<IndexPageRecord | undefined>
-  putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<void>
+  /** getIndexPage, with the size of the stored record (to weigh it in memory without serialising it again). */
+  readIndexPage(index: string, project: string): Promise<SizedIndexPage | undefined>
+  /** Stores the record; resolves with the bytes of its stored form. */
+  putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<number>
   deleteIndexPage(index: string, project: string): Promise<void>
+  /**
+   * Deletes the index pages and tag records nobody read or wrote for the
+   * retention. The embedded store also does this periodically on its own; Redis
+   * expires such keys itself, and here only drops repositories left without tags.
+   * Resolves with how many records (or repository entries) went.
+   */
+  collectUnused(): Promise<number>
 
   getBlob(digest: string): Promise<BlobRecord | undefined>
   /** Records a newly stored blob (hits 0, lastAccess = createdAt = now); replaces an existing record. */

@@ -1,11 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { Evictor } from '../../src/cache/eviction.ts'
+import { request } from 'undici'
+import { Evictor, SHARED_EVICTION_GRACE_MS } from '../../src/cache/eviction.ts'
 import { createLogger } from '../../src/observability/logger.ts'
+import { digestOf } from '../../src/storage/digest.ts'
+import { startApp } from '../helpers/app.ts'
 import { fakeUpstream } from '../helpers/fake-upstream.ts'
 import { LogCapture } from '../helpers/log-capture.ts'
 import { metricValue, poolConfig, testPool } from '../helpers/pool.ts'
 import { testCache } from '../helpers/read-through.ts'
+import { startRedis } from '../helpers/redis-server.ts'
+import { startRegistry } from '../helpers/registry.ts'
 import { drain, randomBlob } from '../helpers/streams.ts'
 
 const MiB = 1024 * 1024
@@ -88,3 +93,56 @@ t.test('blobs on disk unknown to the metadata store are recorded at start-up', a
   t.equal((await cache.metadata.getBlob(blob.digest))?.size, 1000)
   t.equal(await reconcileBlobs(cache.blobs, cache.metadata, logger), 0, 'idempotent')
 })
+
+t.test(
+  'with storage shared between replicas, blobs another replica read recently are spared',
+  async (t) => {
+    const redis = await startRedis(t)
+    const registry = await startRegistry(t)
+    const [old, read, fresh] = [randomBlob(MiB), randomBlob(MiB), randomBlob(MiB)]
+    for (const blob of [old, read, fresh])
+      await registry.pushBlob('library/data', blob.digest, blob.data)
+    const yaml = (maxSize: number) => `storage: { maxSize: ${maxSize}, lowWatermark: 0.5 }
+metadata: { redis: { url: "${redis.url}", connectTimeout: 2s, commandTimeout: 2s } }
+docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }] }] }
+`
+    // The evicting replica, and a serving one on the same volume and Redis (never over its cap).
+    const evictorClock = { now: Date.now() }
+    const evicting = await startApp(t, {
+      yaml: yaml(1.5 * MiB),
+      deps: { now: () => evictorClock.now },
+    })
+    const servingClock = { now: evictorClock.now - 2 * SHARED_EVICTION_GRACE_MS }
+    const serving = await startApp(t, {
+      yaml: yaml(100 * MiB),
+      env: { PULLTHROUGH_STORAGE_PATH: evicting.storagePath },
+      deps: { now: () => servingClock.now },
+    })
+    const metadata = serving.app.deps.metadata
+    const pull = async (blob: { digest: string }) => {
+      const res = await request(`${serving.url}/v2/library/data/blobs/${blob.digest}`)
+      t.equal(res.statusCode, 200)
+      t.equal(digestOf(Buffer.from(await res.body.arrayBuffer())), blob.digest)
+      for (let i = 0; i < 200 && !(await metadata.getBlob(blob.digest)); i++) await sleep(10)
+    }
+    // Stored long ago; one of them read again just now, and one stored just now.
+    await pull(old)
+    await pull(read)
+    servingClock.now = evictorClock.now
+    await pull(read)
+    await pull(fresh)
+    await serving.app.transfer.accesses.flush()
+
+    const evictor = evicting.app.transfer.evictor
+    t.equal(await evictor.run(), MiB, 'only the blob nobody read for long is evicted')
+    const blobs = evicting.app.deps.blobs
+    t.notOk(await blobs.has(old.digest))
+    t.ok(await blobs.has(read.digest), 'the blob read on the other replica stays')
+    t.ok(await blobs.has(fresh.digest), 'the blob stored on the other replica stays')
+    t.match(evicting.logs.raw.join('\n'), /the cache stays over its target/)
+
+    evictorClock.now += SHARED_EVICTION_GRACE_MS + 1
+    t.equal(await evictor.run(), 2 * MiB, 'after the grace period they go too')
+    t.notOk(await blobs.has(read.digest))
+  },
+)

@@ -1,14 +1,15 @@
 /**
  * docs/grafana-dashboard.json queries only metrics and labels the server
- * exports (src/observability/metrics.ts and Node's default metrics), and covers
- * what an operator watches. No Prometheus or Grafana runs here: queries are
- * checked by name, not executed.
+ * exports (src/observability/metrics.ts and Node's default metrics), each of
+ * them written somewhere in src/ (a declared metric nothing increments shows a
+ * flat line an operator would trust), and covers what an operator watches. No
+ * Prometheus or Grafana runs here: queries are checked by name, not executed.
  */
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client'
 import t from 'tap'
-import { createMetrics } from '../../src/observability/metrics.ts'
+import { createMetrics, type Metrics } from '../../src/observability/metrics.ts'
 import { isTree, ROOT, type Tree } from './files.ts'
 
 /** Labels Prometheus adds (target labels) or histograms have; not the server's. */
@@ -75,6 +76,47 @@ t.test('every metric the dashboard queries is exported, with the labels it uses'
       )
     }
   }
+})
+
+/** Every .ts file under src/, as text. */
+async function sources(): Promise<string[]> {
+  const files = await readdir(join(ROOT, 'src'), { recursive: true })
+  return Promise.all(
+    files.filter((f) => f.endsWith('.ts')).map((f) => readFile(join(ROOT, 'src', f), 'utf8')),
+  )
+}
+
+/** What prom-client calls write a sample: on the metric, or on its `.labels(...)` child. */
+const WRITES = '(?:inc|dec|set|observe|startTimer|setToCurrentTime|labels)'
+
+/**
+ * The dashboard metrics (of `names`) defined in metrics.ts that no source
+ * writes: no `<property>.inc(`, `.set(`, `.observe(`... for the Metrics
+ * property holding it. Others (Node's default metrics) are written by prom-client.
+ */
+function unwritten(names: Iterable<string>, metrics: Metrics, texts: string[]): string[] {
+  const property = (name: string) => {
+    const metric = metrics.registry.getSingleMetric(name)
+    return Object.entries(metrics).find(([, value]) => value === metric)?.[0]
+  }
+  return [...names].filter((name) => {
+    const key = property(name)
+    if (key === undefined) return false
+    const write = new RegExp(`\\b${key}\\s*(?:\\?\\.|\\.)\\s*${WRITES}\\s*\\(`)
+    return !texts.some((text) => write.test(text))
+  })
+}
+
+t.test('every metric the dashboard queries is written somewhere, not only declared', async (t) => {
+  const metrics = createMetrics(new Registry())
+  const names = new Set((await queries()).flatMap((expr) => [...usages(expr).keys()]))
+  const texts = await sources()
+  t.same(unwritten(names, metrics, texts), [], 'no dashboard metric is dead')
+
+  // The check can fail: without its writes (as on main before A4 was fixed), the
+  // metadata error counter is reported.
+  const withoutWrites = texts.map((text) => text.replace(/metadataErrors\s*\.\s*inc\(/g, 'x('))
+  t.same(unwritten(names, metrics, withoutWrites), ['pullthrough_metadata_errors_total'])
 })
 
 t.test('the dashboard shows what the operations guide promises', async (t) => {

@@ -7,7 +7,15 @@ import type { Test } from 'tap'
 import { MetadataClosedError } from '../../src/metadata/errors.ts'
 import type { MetadataStore, TagRecord } from '../../src/metadata/store.ts'
 
-export type StoreFactory = (t: Test) => Promise<MetadataStore>
+export interface StoreOptions {
+  /** Records nobody used for this long are collected. */
+  readonly recordRetentionMs?: number
+}
+
+export type StoreFactory = (t: Test, options?: StoreOptions) => Promise<MetadataStore>
+
+/** A retention short enough to wait out, long enough for a loaded machine's pauses. */
+const RETENTION_MS = 2000
 
 const DIGEST_A = `sha256:${'a'.repeat(64)}`
 const DIGEST_B = `sha256:${'b'.repeat(64)}`
@@ -79,11 +87,53 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
       page: { name: 'numpy', files },
     }
     t.ok(JSON.stringify(record).length > 3_000_000, 'several MB of JSON')
-    await store.putIndexPage('pypi', 'numpy', record)
+    const bytes = await store.putIndexPage('pypi', 'numpy', record)
+    t.equal(bytes, Buffer.byteLength(JSON.stringify(record)), 'put says how big the stored form is')
     t.same(await store.getIndexPage('pypi', 'numpy'), record)
+    const sized = await store.readIndexPage('pypi', 'numpy')
+    t.same(sized, { record, bytes }, 'and so does a sized read')
     await store.deleteIndexPage('pypi', 'numpy')
     t.equal(await store.getIndexPage('pypi', 'numpy'), undefined)
   })
+
+  t.test(
+    'pages and tag records nobody used for the retention are collected; ones read recently stay',
+    async (t) => {
+      const store = await makeStore(t, { recordRetentionMs: RETENTION_MS })
+      const page = (name: string) => ({ fetchedAt: 1, page: { name, files: [] } })
+      await store.putIndexPage('pypi', 'kept', page('kept'))
+      await store.putIndexPage('pypi', 'dropped', page('dropped'))
+      await store.putIndexPage('docker-tags:docker.io', 'library/dropped', page('tags'))
+      await store.putTag('docker.io', 'library/kept', 'latest', tag(DIGEST_A))
+      await store.putTag('docker.io', 'library/dropped', 'latest', tag(DIGEST_B))
+      await store.putBlob(DIGEST_C, 10, 1)
+      await sleep(RETENTION_MS * 0.6)
+      // Read, as a page or tag served (fresh or stale) is read: that is a use.
+      t.ok(await store.getIndexPage('pypi', 'kept'))
+      t.ok(await store.getTag('docker.io', 'library/kept', 'latest'))
+      await sleep(RETENTION_MS * 0.6)
+      await store.collectUnused()
+      t.same((await store.getIndexPage('pypi', 'kept'))?.page, { name: 'kept', files: [] })
+      t.equal((await store.getTag('docker.io', 'library/kept', 'latest'))?.digest, DIGEST_A)
+      t.equal(await store.getIndexPage('pypi', 'dropped'), undefined, 'an unused page is gone')
+      t.equal(
+        await store.getIndexPage('docker-tags:docker.io', 'library/dropped'),
+        undefined,
+        'an unused cached document is gone',
+      )
+      t.equal(
+        await store.getTag('docker.io', 'library/dropped', 'latest'),
+        undefined,
+        'an unused tag record is gone',
+      )
+      t.same(
+        await store.listRepositories('docker.io'),
+        ['library/kept'],
+        'a repository left without tags is no longer listed',
+      )
+      t.equal((await store.getBlob(DIGEST_C))?.size, 10, 'blob records are left to eviction')
+    },
+  )
 
   t.test('blob records: put, touch, delete, LRU order and totals', async (t) => {
     const store = await makeStore(t)

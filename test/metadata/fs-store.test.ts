@@ -1,4 +1,5 @@
-import { appendFile, readFile, utimes, writeFile } from 'node:fs/promises'
+import { appendFile, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { hostname } from 'node:os'
@@ -13,8 +14,8 @@ import { runContract } from './contract.ts'
 const WRITER = fileURLToPath(new URL('../helpers/fs-store-writer-child.ts', import.meta.url))
 
 t.test('contract', async (t) => {
-  runContract(t, async (t) => {
-    const store = await FsMetadataStore.open(join(await tempDir(t), 'meta'))
+  runContract(t, async (t, options = {}) => {
+    const store = await FsMetadataStore.open(join(await tempDir(t), 'meta'), options)
     t.teardown(() => store.close())
     return store
   })
@@ -161,3 +162,52 @@ t.test(
     t.pass('an untouched lock is abandoned')
   },
 )
+
+t.test(
+  'a tag read before a restart keeps its last use, so it is not collected early',
+  async (t) => {
+    const retention = 2000
+    const dir = join(await tempDir(t), 'meta')
+    const first = await FsMetadataStore.open(dir, { recordRetentionMs: retention })
+    const record = { digest: 'sha256:x', mediaType: 'm', size: 1, fetchedAt: 1 }
+    await first.putTag('docker.io', 'library/read', 'latest', record)
+    await first.putTag('docker.io', 'library/unread', 'latest', record)
+    await sleep(retention * 0.6)
+    t.ok(await first.getTag('docker.io', 'library/read', 'latest'))
+    await first.close()
+    const second = await FsMetadataStore.open(dir, { recordRetentionMs: retention })
+    t.teardown(() => second.close())
+    await sleep(retention * 0.6)
+    t.equal(await second.collectUnused(), 1)
+    t.ok(await second.getTag('docker.io', 'library/read', 'latest'), 'the read one stays')
+    t.equal(await second.getTag('docker.io', 'library/unread', 'latest'), undefined)
+  },
+)
+
+t.test('unused pages and temp files are swept on a timer, without a call', async (t) => {
+  const dir = join(await tempDir(t), 'meta')
+  const store = await FsMetadataStore.open(dir, { recordRetentionMs: 200, sweepIntervalMs: 100 })
+  t.teardown(() => store.close())
+  await store.putIndexPage('pypi', 'old', { fetchedAt: 1, page: {} })
+  await writeFile(join(dir, 'pages', 'left-by-a-crash.json.1.x.tmp'), '{')
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline && (await readdir(join(dir, 'pages'))).length > 0) await sleep(50)
+  t.same(await readdir(join(dir, 'pages')), [], 'pages/ is empty')
+})
+
+t.test('store failures are reported with the operation that failed', async (t) => {
+  const dir = join(await tempDir(t), 'meta')
+  const failed: string[] = []
+  const store = await FsMetadataStore.open(dir, { onError: (op) => failed.push(op) })
+  t.teardown(() => store.close())
+  await store.putIndexPage('pypi', 'one', { fetchedAt: 1, page: {} })
+  // Root ignores permissions: a file where the directory was fails for everyone.
+  await rm(join(dir, 'pages'), { recursive: true })
+  await writeFile(join(dir, 'pages'), 'not a directory')
+  await t.rejects(store.putIndexPage('pypi', 'two', { fetchedAt: 1, page: {} }), {
+    code: 'PT_METADATA_UNAVAILABLE',
+  })
+  await t.rejects(store.getIndexPage('pypi', 'one'), { code: 'PT_METADATA_UNAVAILABLE' })
+  await t.rejects(store.collectUnused(), { code: 'PT_METADATA_UNAVAILABLE' })
+  t.same(failed, ['putIndexPage', 'getIndexPage', 'collectUnused'])
+})

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { MetadataUnavailableError } from '../../src/metadata/errors.ts'
-import { RedisMetadataStore } from '../../src/metadata/redis-store.ts'
+import { RedisMetadataStore, type RedisStoreOptions } from '../../src/metadata/redis-store.ts'
 import { closedPort } from '../helpers/fake-upstream.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 import { runContract } from './contract.ts'
@@ -10,12 +10,17 @@ const CONNECT_TIMEOUT_MS = 500
 /** Slack for scheduling on a loaded 2-core machine. */
 const MARGIN_MS = 500
 
-async function connect(url: string, keyPrefix = `t${Math.random().toString(36).slice(2)}:`) {
+async function connect(
+  url: string,
+  options: Partial<RedisStoreOptions> = {},
+  keyPrefix = `t${Math.random().toString(36).slice(2)}:`,
+) {
   return RedisMetadataStore.connect({
     url,
     keyPrefix,
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    ...options,
   })
 }
 
@@ -28,9 +33,9 @@ async function timeToReject(t: Test, call: () => Promise<unknown>): Promise<numb
 
 t.test('contract against a real redis-server', async (t) => {
   const redis = await startRedis(t)
-  runContract(t, async (t) => {
+  runContract(t, async (t, options = {}) => {
     // A fresh key prefix per test gives each a clean store on one server.
-    const store = await connect(redis.url)
+    const store = await connect(redis.url, options)
     t.teardown(() => store.close())
     return store
   })
@@ -109,3 +114,16 @@ t.test(
     t.ok(Date.now() - closing < 1000, 'close does not hang')
   },
 )
+
+t.test('failed calls are reported with the operation that failed', async (t) => {
+  const redis = await startRedis(t)
+  const failed: string[] = []
+  const store = await connect(redis.url, { onError: (op) => failed.push(op) })
+  t.teardown(() => store.close())
+  await store.ping()
+  t.same(failed, [])
+  await redis.kill()
+  await t.rejects(store.getTag('docker.io', 'library/busybox', 'latest'), MetadataUnavailableError)
+  await t.rejects(store.putIndexPage('pypi', 'x', { fetchedAt: 1, page: {} }))
+  t.same(failed, ['getTag', 'putIndexPage'])
+})
