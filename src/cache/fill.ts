@@ -1,6 +1,7 @@
 /**
  * A fill: one upstream transfer of one blob into the store, shared by every
- * client that asks for that digest meanwhile (single flight).
+ * client that asks for that digest from the same source meanwhile (single
+ * flight).
  *
  * Bytes go upstream -> temp file (hashed as written) and clients read the temp
  * file as it grows, each at its own pace (TailReader). So a client that joins
@@ -82,7 +83,8 @@ export class Fill {
 
   constructor(
     digest: string,
-    private readonly source: FillSource,
+    /** Where the client that started the fill asked for the blob. */
+    readonly source: FillSource,
     private readonly deps: FillDeps,
   ) {
     this.digest = digest
