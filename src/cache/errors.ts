@@ -20,12 +20,16 @@ export class FillFailedError extends PullthroughError {
   }
 }
 
-/** The attempt a reader was receiving was discarded (failed verification, or the disk failed); the reader is cut. */
+/**
+ * The attempt a reader was receiving was discarded (failed verification, or
+ * the disk failed): the reader is cut. `no_readers`: a pass-through transfer
+ * stopped because no client read it any more.
+ */
 export class TransferDiscardedError extends PullthroughError {
   readonly code = 'PT_TRANSFER_DISCARDED'
   constructor(
     readonly digest: string,
-    readonly reason: 'digest_mismatch' | 'storage_failure',
+    readonly reason: 'digest_mismatch' | 'storage_failure' | 'no_readers',
   ) {
     super(`transfer of ${digest} was discarded (${reason})`)
   }

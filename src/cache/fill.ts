@@ -18,10 +18,14 @@
  * body that does not hash to its digest.
  *
  * When the disk cannot be written (full, read-only), the fill switches to a
- * pass-through attempt from byte 0 kept in a bounded memory window: clients
- * that had received nothing yet get the whole blob, verified the same way, and
- * nothing is cached. Clients that already held bytes from the failed disk
- * attempt are cut (their prefix is unverified); registry and pip clients retry.
+ * pass-through attempt from byte 0 kept in a memory window of at most
+ * PASSTHROUGH_WINDOW_BYTES ahead of the slowest reader: clients that had
+ * received nothing yet get the whole blob, verified the same way, and nothing
+ * is cached. Clients that already held bytes from the failed disk attempt are
+ * cut (their prefix is unverified); registry and pip clients retry. When the
+ * last reader of a pass-through attempt leaves, the transfer stops at once
+ * and the upstream connection is closed: nothing would be cached, and nobody
+ * else could join (a later client starts its own fill).
  */
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
@@ -31,7 +35,12 @@ import { UpstreamAuthError } from '../upstream/errors.ts'
 import { classify, type Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool, UpstreamResponse } from '../upstream/pool.ts'
 import { BlobUnknownUpstreamError, FillFailedError, TransferDiscardedError } from './errors.ts'
-import { DiskGeneration, MemoryGeneration, type Generation } from './generation.ts'
+import {
+  DiskGeneration,
+  MemoryGeneration,
+  PASSTHROUGH_WINDOW_BYTES,
+  type Generation,
+} from './generation.ts'
 import { TailReader } from './tail-reader.ts'
 
 /** Interrupted transfers resumed per attempt before the fill gives up. */
@@ -74,10 +83,14 @@ export class Fill {
 
   #gen: Generation | undefined
   readonly #readers = new Set<TailReader>()
+  /** A reader was created: from then on, a pass-through attempt without readers is pointless. */
+  #hadReader = false
   readonly #abort = new AbortController()
   #markReady: () => void = () => undefined
   #failReady: (error: Error) => void = () => undefined
   #wake: () => void = () => undefined
+  /** Wakes a pass-through transfer that waits for room in its window. */
+  #wakePacer: (() => void) | undefined
   #progress: Promise<void>
   readonly #logger: Logger
 
@@ -89,6 +102,7 @@ export class Fill {
   ) {
     this.digest = digest
     this.#logger = deps.logger.child({ component: 'fill', digest })
+    this.#abort.signal.addEventListener('abort', () => this.#pacerMayGo(), { once: true })
     this.#progress = this.#nextProgress()
     this.ready = new Promise<void>((resolve, reject) => {
       this.#markReady = resolve
@@ -109,9 +123,12 @@ export class Fill {
   createReader(start = 0, end?: number): TailReader {
     const reader = new TailReader(this, start, end)
     this.#readers.add(reader)
+    this.#hadReader = true
     reader.once('close', () => {
       this.#readers.delete(reader)
       this.consumed()
+      if (this.#readers.size === 0 && this.#gen?.kind === 'memory' && !this.verified)
+        this.#abandon()
     })
     return reader
   }
@@ -129,11 +146,18 @@ export class Fill {
   /** Readers report progress so the attempt's memory can free what all of them passed. */
   consumed(): void {
     const gen = this.#gen
-    if (!gen) return
-    const positions: number[] = []
-    for (const reader of this.#readers)
-      if (reader.generation === gen) positions.push(reader.position)
-    gen.consumed(positions)
+    if (gen) {
+      // In pass-through, a reader that has sent nothing yet will read this attempt too (it may
+      // wait for a range further on): its position counts before it is bound.
+      const pending = gen.kind === 'memory'
+      const positions: number[] = []
+      for (const reader of this.#readers) {
+        if (reader.generation === gen || (pending && reader.bytesSent === 0))
+          positions.push(reader.position)
+      }
+      gen.consumed(positions)
+    }
+    this.#pacerMayGo()
   }
 
   /** Resolves at the next change a reader may care about (bytes, verification, failure). */
@@ -187,6 +211,10 @@ export class Fill {
         } catch (error) {
           // Readers must not find the failed attempt while the next one is being set up.
           this.#gen = undefined
+          if (this.#abort.signal.aborted) {
+            await gen.discard()
+            throw abortReason(this.#abort.signal, error)
+          }
           if (error instanceof DigestMismatchError) {
             this.#onMismatch(gen, error, excluded)
           } else if (isStorageError(error) && gen.kind === 'disk') {
@@ -244,6 +272,38 @@ export class Fill {
       if (reader.bytesSent > 0)
         reader.destroy(new TransferDiscardedError(this.digest, 'storage_failure'))
     }
+  }
+
+  /**
+   * Pass-through pacing: the attempt holds at most PASSTHROUGH_WINDOW_BYTES
+   * ahead of its slowest reader, and stops once no reader is left.
+   */
+  async #pace(gen: MemoryGeneration): Promise<void> {
+    // Bounded: each pass waits for a reader to move on or leave, or for the abort.
+    for (;;) {
+      if (this.#abort.signal.aborted) throw abortReason(this.#abort.signal, undefined)
+      // The client that started the fill attaches once `ready` resolved; only then can all leave.
+      if (this.#hadReader && this.#readers.size === 0) {
+        this.#abandon()
+        throw new TransferDiscardedError(this.digest, 'no_readers')
+      }
+      this.consumed()
+      if (gen.held <= PASSTHROUGH_WINDOW_BYTES) return
+      await new Promise<void>((resolve) => (this.#wakePacer = resolve))
+    }
+  }
+
+  #pacerMayGo(): void {
+    const wake = this.#wakePacer
+    this.#wakePacer = undefined
+    wake?.()
+  }
+
+  /** A pass-through attempt nobody reads is stopped: nothing would be cached, and it would fill memory. */
+  #abandon(): void {
+    if (this.#abort.signal.aborted) return
+    this.#logger.info('no client reads the pass-through transfer any more; stopping it')
+    this.#abort.abort(new TransferDiscardedError(this.digest, 'no_readers'))
   }
 
   /** Moves bytes until the attempt holds the whole blob, resuming after cuts. */
@@ -339,6 +399,7 @@ export class Fill {
           toSkip = 0
         }
         await gen.append(data)
+        if (gen instanceof MemoryGeneration) await this.#pace(gen)
       }
     } finally {
       // Feeds the `fastest` selection policy (small bodies are ignored there).
@@ -378,7 +439,9 @@ export class Fill {
     this.failure = error
     this.#failReady(error)
     this.#tick()
-    this.#logger.warn({ err: error }, 'fill failed')
+    if (error instanceof TransferDiscardedError && error.reason === 'no_readers')
+      this.#logger.info('pass-through fill stopped')
+    else this.#logger.warn({ err: error }, 'fill failed')
   }
 }
 
@@ -389,4 +452,11 @@ function contentLength(res: UpstreamResponse): number | undefined {
 
 function isStorageError(error: unknown): boolean {
   return (error as { code?: string } | null)?.code === 'PT_STORAGE_WRITE'
+}
+
+/** Why the fill was aborted: the reason given (no readers), else what the abort caused. */
+function abortReason(signal: AbortSignal, error: unknown): Error {
+  const reason: unknown = signal.reason
+  if (reason instanceof TransferDiscardedError) return reason
+  return error instanceof Error ? error : new Error('fill aborted', { cause: reason })
 }
