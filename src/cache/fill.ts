@@ -8,7 +8,7 @@
  * late starts at byte 0, a slow client never slows the transfer or the other
  * clients, and memory stays bounded (each reader buffers at most one chunk).
  * The temp file is created only once an upstream answered with the content:
- * a 404 or a refusal never touches the disk.
+ * a 404, a refusal or an oversized blob never touches the disk.
  *
  * A transfer that breaks mid-way continues from the last byte written with
  * `Range: bytes=N-` on the next mirror that has the same bytes: the pool's
@@ -23,6 +23,14 @@
  * of the bad transfer, and starts over from a mirror that did not contribute.
  * Readers never receive the final byte of a blob before it is verified, so no
  * client ever sees a complete body that does not hash to its digest.
+ *
+ * storage.maxBlobSize: an answer that declares more (Content-Length, or the
+ * total of a Content-Range) is dropped unread and its mirror is not asked
+ * again for this fill, since a lying mirror must not deny content another
+ * mirror has; a body that grows past it (no declared size) is cut, its
+ * attempt discarded, and its mirror excluded the same way. So each mirror
+ * sends at most one oversized answer per fill, and when all did, the fill
+ * fails with BlobTooLargeError.
  *
  * When the disk cannot be written (full, read-only), the fill switches to a
  * pass-through attempt from byte 0 kept in a memory window of at most
@@ -41,7 +49,12 @@ import { DigestMismatchError } from '../storage/errors.ts'
 import { UpstreamAuthError } from '../upstream/errors.ts'
 import { classify, type Mirror } from '../upstream/mirror.ts'
 import type { UpstreamResponse } from '../upstream/pool.ts'
-import { BlobUnknownUpstreamError, FillFailedError, TransferDiscardedError } from './errors.ts'
+import {
+  BlobTooLargeError,
+  BlobUnknownUpstreamError,
+  FillFailedError,
+  TransferDiscardedError,
+} from './errors.ts'
 import { FillSources, type FillSource } from './fill-sources.ts'
 import {
   DiskGeneration,
@@ -70,6 +83,8 @@ export interface FillDeps {
   readonly blobs: BlobStore
   readonly metrics: Metrics
   readonly logger: Logger
+  /** storage.maxBlobSize: blobs declared or sent larger than this are refused. */
+  readonly maxBlobBytes: number
   /** Called once the blob is committed (records it for eviction and stats). */
   readonly onCommitted?: (digest: string, size: number) => Promise<void>
   /** Start as pass-through: the disk failed recently, so do not begin a write that will fail mid-way. */
@@ -89,6 +104,16 @@ interface Opened {
   readonly res: UpstreamResponse
   readonly source: FillSource
   readonly skip: number
+}
+
+/** A body grew past storage.maxBlobSize: the attempt is discarded and its mirror excluded. */
+class OversizeBody extends Error {
+  constructor(
+    readonly mirror: Mirror,
+    readonly bytes: number,
+  ) {
+    super('upstream body grew past storage.maxBlobSize')
+  }
 }
 
 export class Fill {
@@ -112,6 +137,8 @@ export class Fill {
   #hadReader = false
   readonly #abort = new AbortController()
   readonly #sources: FillSources
+  /** Why the last mirror that was asked could not be used because of storage.maxBlobSize. */
+  #tooLarge: BlobTooLargeError | undefined
   #markReady: () => void = () => undefined
   #failReady: (error: Error) => void = () => undefined
   #wake: () => void = () => undefined
@@ -216,8 +243,8 @@ export class Fill {
     if (passThrough) this.joinable = false
     metrics.fillsInFlight.inc()
     try {
-      // Each round after corrupt content uses other mirrors: at most one round per mirror, plus
-      // one for switching to pass-through when the disk fails.
+      // Each round after corrupt or oversized content uses other mirrors: at most one round per
+      // mirror, plus one for switching to pass-through when the disk fails.
       for (let round = 0; round <= this.#sources.mirrorCount + 1; round++) {
         const attempt: Attempt = { gen: undefined, passThrough }
         try {
@@ -242,6 +269,8 @@ export class Fill {
           }
           if (error instanceof DigestMismatchError && gen) {
             this.#onMismatch(gen, error, excluded)
+          } else if (error instanceof OversizeBody) {
+            this.#onOversize(error, excluded)
           } else if (isStorageError(error) && gen?.kind === 'disk') {
             this.#degrade(error)
             passThrough = true
@@ -249,7 +278,7 @@ export class Fill {
             await gen?.discard()
             throw error
           }
-          await gen.discard()
+          await gen?.discard()
         } finally {
           attempt.gen?.release()
         }
@@ -365,7 +394,8 @@ export class Fill {
           await this.#copyBody(gen, res, skip)
           return gen
         } catch (error) {
-          if (this.#abort.signal.aborted || isStorageError(error)) throw error
+          if (this.#abort.signal.aborted || isStorageError(error) || error instanceof OversizeBody)
+            throw error
           source.pool.recordBodyFailure(res.mirror, classify(error))
           this.deps.metrics.upstreamResumes.inc({
             pool: source.pool.name,
@@ -421,7 +451,9 @@ export class Fill {
       if (!source) {
         if (await this.#sources.expand()) continue
         throw (
-          refused ?? new FillFailedError(this.digest, 'no mirror sent content matching the digest')
+          this.#tooLarge ??
+          refused ??
+          new FillFailedError(this.digest, 'no mirror sent content matching the digest')
         )
       }
       i++
@@ -442,48 +474,56 @@ export class Fill {
     }
   }
 
-  /** One source's answer; undefined when every mirror of it was excluded (corrupt content). */
+  /** One source's answer; undefined when every mirror of it was excluded (too large, corrupt). */
   async #openOn(
     source: FillSource,
     offset: number,
     excluded: Set<Mirror>,
     avoid: Set<Mirror>,
   ): Promise<Opened | 'unusable' | undefined> {
-    if (FillSources.exhausted(source, excluded)) return undefined
-    const res = await source.pool.request({
-      path: source.path,
-      kind: 'blob',
-      rangeStart: offset,
-      tryNextOnNotFound: true,
-      exclude: excluded,
-      avoid,
-      authScope: source.authScope,
-      headers: source.headers,
-      signal: this.#abort.signal,
-    })
-    const skip = await this.#accept(res, offset, source)
-    if (skip === 'unusable') {
-      source.pool.recordBodyFailure(res.mirror, 'bad_response')
-      this.#logger.warn(
-        { upstream: res.mirror.name, status: res.status },
-        'unusable answer to a resume request',
-      )
-      await this.#setBack(res.mirror, source, avoid)
-      return 'unusable'
+    // Bounded: each pass excludes one mirror of this pool.
+    while (!FillSources.exhausted(source, excluded)) {
+      const res = await source.pool.request({
+        path: source.path,
+        kind: 'blob',
+        rangeStart: offset,
+        tryNextOnNotFound: true,
+        exclude: excluded,
+        avoid,
+        authScope: source.authScope,
+        headers: source.headers,
+        signal: this.#abort.signal,
+      })
+      const skip = await this.#accept(res, offset, source)
+      if (skip === 'too_large') {
+        excluded.add(res.mirror)
+        continue
+      }
+      if (skip === 'unusable') {
+        source.pool.recordBodyFailure(res.mirror, 'bad_response')
+        this.#logger.warn(
+          { upstream: res.mirror.name, status: res.status },
+          'unusable answer to a resume request',
+        )
+        await this.#setBack(res.mirror, source, avoid)
+        return 'unusable'
+      }
+      return { res, source, skip }
     }
-    return { res, source, skip }
+    return undefined
   }
 
   /**
-   * Checks an upstream answer against the byte we need next. Returns how many
-   * leading body bytes to skip, or `unusable` (another request is made);
-   * throws for an answer that says the source cannot give the blob.
+   * Checks an upstream answer against the byte we need next and the size
+   * limit. Returns how many leading body bytes to skip, `unusable` (another
+   * request is made) or `too_large` (the mirror is not asked again); throws
+   * for an answer that says the source cannot give the blob.
    */
   async #accept(
     res: UpstreamResponse,
     offset: number,
     source: FillSource,
-  ): Promise<number | 'unusable'> {
+  ): Promise<number | 'unusable' | 'too_large'> {
     if (res.status === 404) {
       await res.body.dump()
       throw new BlobUnknownUpstreamError(this.digest)
@@ -508,6 +548,11 @@ export class Fill {
       if (res.status >= 400)
         throw new FillFailedError(this.digest, `upstream answered ${res.status}`)
       return 'unusable'
+    }
+    if (total !== undefined && total > this.deps.maxBlobBytes) {
+      dropUnread(res)
+      this.#refuseTooLarge(source, res.mirror, total, 'declares')
+      return 'too_large'
     }
     if (total !== undefined && this.size !== undefined && total !== this.size) {
       // Content-addressed bytes have one size: a mirror that says otherwise has other content.
@@ -536,6 +581,7 @@ export class Fill {
           toSkip = 0
         }
         end += data.length
+        if (end > this.deps.maxBlobBytes) throw new OversizeBody(res.mirror, end)
         if (this.size !== undefined && end > this.size)
           throw new Error('upstream body is longer than the size it declared')
         await gen.append(data)
@@ -550,6 +596,28 @@ export class Fill {
     if (toSkip > 0 || (this.size !== undefined && gen.available < this.size)) {
       throw new Error('upstream body ended early')
     }
+  }
+
+  #refuseTooLarge(source: FillSource, mirror: Mirror, size: number, how: 'declares' | 'sent') {
+    const { maxBlobBytes } = this.deps
+    this.#tooLarge = new BlobTooLargeError(this.digest, size, maxBlobBytes)
+    this.deps.metrics.upstreamErrors.inc({
+      pool: source.pool.name,
+      upstream: mirror.name,
+      reason: 'too_large',
+    })
+    this.#logger.warn(
+      { upstream: mirror.name, size, maxBlobBytes, how },
+      'upstream blob is larger than storage.maxBlobSize; refused',
+    )
+  }
+
+  #onOversize(error: OversizeBody, excluded: Set<Mirror>): void {
+    excluded.add(error.mirror)
+    const source = this.#sources.list.find((s) => s.pool.mirrors.includes(error.mirror))
+    this.#refuseTooLarge(source ?? this.source, error.mirror, error.bytes, 'sent')
+    this.#cutReaders('too_large')
+    this.size = undefined
   }
 
   #onMismatch(gen: Generation, error: DigestMismatchError, excluded: Set<Mirror>): void {
@@ -610,6 +678,7 @@ const REFUSAL_CODES = new Set([
   'PT_UPSTREAM_UNAVAILABLE',
   'PT_UPSTREAM_AUTH',
   'PT_FILL_FAILED',
+  'PT_BLOB_TOO_LARGE',
 ])
 
 function isRefusal(error: unknown): error is Error {

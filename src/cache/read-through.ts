@@ -39,6 +39,8 @@ export interface ReadThroughDeps {
   readonly now: () => number
   /** Called after each committed fill (eviction checks). */
   readonly onStored?: (size: number) => void
+  /** storage.maxBlobSize in bytes; without it (tests) blobs of any size are fetched. */
+  readonly maxBlobBytes?: number
 }
 
 /** Who asked for what, for the pull event and metrics (the protocol layer knows these). */
@@ -226,6 +228,7 @@ export class ReadThrough {
       blobs: this.deps.blobs,
       metrics: this.deps.metrics,
       logger: this.deps.logger,
+      maxBlobBytes: this.deps.maxBlobBytes ?? Number.POSITIVE_INFINITY,
       onCommitted: async (committed, size) => {
         forget()
         this.deps.onStored?.(size)
