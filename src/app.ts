@@ -176,6 +176,7 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
     metrics,
     logger,
     verifyOnRead: config.storage.verifyOnRead,
+    maxBlobBytes: config.storage.maxBlobSize,
     now,
     onStored,
   })

@@ -20,14 +20,31 @@ export class FillFailedError extends PullthroughError {
   }
 }
 
-/** The attempt a reader was receiving was discarded (failed verification, or the disk failed); the reader is cut. */
+/**
+ * The attempt a reader was receiving was discarded (failed verification, the
+ * disk failed, or the body grew past storage.maxBlobSize): the reader is cut.
+ * `no_readers`: a pass-through transfer stopped because no client read it.
+ */
 export class TransferDiscardedError extends PullthroughError {
   readonly code = 'PT_TRANSFER_DISCARDED'
   constructor(
     readonly digest: string,
-    readonly reason: 'digest_mismatch' | 'storage_failure',
+    readonly reason: 'digest_mismatch' | 'storage_failure' | 'too_large' | 'no_readers',
   ) {
     super(`transfer of ${digest} was discarded (${reason})`)
+  }
+}
+
+/** Every upstream that had the blob declared or sent more bytes than storage.maxBlobSize allows. */
+export class BlobTooLargeError extends PullthroughError {
+  readonly code = 'PT_BLOB_TOO_LARGE'
+  constructor(
+    readonly digest: string,
+    /** The size an upstream declared, or the bytes it had sent when it was cut. */
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(`${digest} has ${size} bytes or more, over storage.maxBlobSize (${maxBytes} bytes)`)
   }
 }
 

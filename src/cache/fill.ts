@@ -1,26 +1,46 @@
 /**
  * A fill: one upstream transfer of one blob into the store, shared by every
- * client that asks for that digest meanwhile (single flight).
+ * client that asks for that digest from the same source meanwhile (single
+ * flight).
  *
  * Bytes go upstream -> temp file (hashed as written) and clients read the temp
  * file as it grows, each at its own pace (TailReader). So a client that joins
  * late starts at byte 0, a slow client never slows the transfer or the other
  * clients, and memory stays bounded (each reader buffers at most one chunk).
+ * The temp file is created only once an upstream answered with the content:
+ * a 404, a refusal or an oversized blob never touches the disk.
  *
- * A transfer that breaks mid-way is resumed from the last byte written with
- * `Range: bytes=N-`, on the same or another mirror; a mirror that ignores Range
- * and answers 200 has the bytes we already hold skipped. At the end the hash
- * decides: a match commits the blob; a mismatch discards the temp file, counts
- * the mismatch, cuts every reader that received bytes of the bad transfer, and
- * starts over from a mirror that did not contribute. Readers never receive the
- * final byte of a blob before it is verified, so no client ever sees a complete
- * body that does not hash to its digest.
+ * A transfer that breaks mid-way continues from the last byte written with
+ * `Range: bytes=N-` on the next mirror that has the same bytes: the pool's
+ * other mirrors, then the source's alternatives (the same Python file listed
+ * by another upstream of the index); the mirror that broke goes to the back.
+ * A mirror that ignores Range and answers 200 has the bytes we already hold
+ * skipped. The fill gives up only when MAX_RESUMES_WITHOUT_PROGRESS
+ * interruptions in a row brought no progress, or when no source can answer.
+ *
+ * At the end the hash decides: a match commits the blob; a mismatch discards
+ * the temp file, counts the mismatch, cuts every reader that received bytes
+ * of the bad transfer, and starts over from a mirror that did not contribute.
+ * Readers never receive the final byte of a blob before it is verified, so no
+ * client ever sees a complete body that does not hash to its digest.
+ *
+ * storage.maxBlobSize: an answer that declares more (Content-Length, or the
+ * total of a Content-Range) is dropped unread and its mirror is not asked
+ * again for this fill, since a lying mirror must not deny content another
+ * mirror has; a body that grows past it (no declared size) is cut, its
+ * attempt discarded, and its mirror excluded the same way. So each mirror
+ * sends at most one oversized answer per fill, and when all did, the fill
+ * fails with BlobTooLargeError.
  *
  * When the disk cannot be written (full, read-only), the fill switches to a
- * pass-through attempt from byte 0 kept in a bounded memory window: clients
- * that had received nothing yet get the whole blob, verified the same way, and
- * nothing is cached. Clients that already held bytes from the failed disk
- * attempt are cut (their prefix is unverified); registry and pip clients retry.
+ * pass-through attempt from byte 0 kept in a memory window of at most
+ * PASSTHROUGH_WINDOW_BYTES ahead of the slowest reader: clients that had
+ * received nothing yet get the whole blob, verified the same way, and nothing
+ * is cached. Clients that already held bytes from the failed disk attempt are
+ * cut (their prefix is unverified); registry and pip clients retry. When the
+ * last reader of a pass-through attempt leaves, the transfer stops at once
+ * and the upstream connection is closed: nothing would be cached, and nobody
+ * else could join (a later client starts its own fill).
  */
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
@@ -28,32 +48,72 @@ import type { BlobStore } from '../storage/blob-store.ts'
 import { DigestMismatchError } from '../storage/errors.ts'
 import { UpstreamAuthError } from '../upstream/errors.ts'
 import { classify, type Mirror } from '../upstream/mirror.ts'
-import type { UpstreamPool, UpstreamResponse } from '../upstream/pool.ts'
-import { BlobUnknownUpstreamError, FillFailedError, TransferDiscardedError } from './errors.ts'
-import { DiskGeneration, MemoryGeneration, type Generation } from './generation.ts'
+import type { UpstreamResponse } from '../upstream/pool.ts'
+import {
+  BlobTooLargeError,
+  BlobUnknownUpstreamError,
+  FillFailedError,
+  TransferDiscardedError,
+} from './errors.ts'
+import { FillSources, type FillSource } from './fill-sources.ts'
+import {
+  DiskGeneration,
+  MemoryGeneration,
+  PASSTHROUGH_WINDOW_BYTES,
+  type Generation,
+} from './generation.ts'
 import { TailReader } from './tail-reader.ts'
 
-/** Interrupted transfers resumed per attempt before the fill gives up. */
-export const MAX_RESUMES = 10
+export type { FillSource }
 
-export interface FillSource {
-  readonly pool: UpstreamPool
-  /** Path of the blob relative to each mirror's base URL. */
-  readonly path: string
-  readonly authScope?: string | undefined
-  readonly headers?: Readonly<Record<string, string>>
-}
+/** Interruptions in a row that brought no progress, after which the fill gives up. */
+export const MAX_RESUMES_WITHOUT_PROGRESS = 5
+
+/**
+ * New bytes an interrupted response must bring to count as progress, so a
+ * mirror that sends a few bytes per connection cannot keep a fill going for
+ * ever: the resumes of a fill stay below size / MIN_PROGRESS_BYTES plus the
+ * stalls allowed in a row.
+ */
+export const MIN_PROGRESS_BYTES = 64 * 1024
+
+const CONTENT_RANGE_RE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/
 
 export interface FillDeps {
   readonly blobs: BlobStore
   readonly metrics: Metrics
   readonly logger: Logger
+  /** storage.maxBlobSize: blobs declared or sent larger than this are refused. */
+  readonly maxBlobBytes: number
   /** Called once the blob is committed (records it for eviction and stats). */
   readonly onCommitted?: (digest: string, size: number) => Promise<void>
   /** Start as pass-through: the disk failed recently, so do not begin a write that will fail mid-way. */
   readonly passThrough?: boolean
   /** Called when a write to storage fails (the cache then starts fills as pass-through for a while). */
   readonly onStorageFailure?: () => void
+}
+
+/** One attempt at the whole blob; its generation exists from the first usable answer on. */
+interface Attempt {
+  gen: Generation | undefined
+  passThrough: boolean
+}
+
+/** An upstream answer that can feed the attempt, and how many leading body bytes to skip. */
+interface Opened {
+  readonly res: UpstreamResponse
+  readonly source: FillSource
+  readonly skip: number
+}
+
+/** A body grew past storage.maxBlobSize: the attempt is discarded and its mirror excluded. */
+class OversizeBody extends Error {
+  constructor(
+    readonly mirror: Mirror,
+    readonly bytes: number,
+  ) {
+    super('upstream body grew past storage.maxBlobSize')
+  }
 }
 
 export class Fill {
@@ -73,20 +133,30 @@ export class Fill {
 
   #gen: Generation | undefined
   readonly #readers = new Set<TailReader>()
+  /** A reader was created: from then on, a pass-through attempt without readers is pointless. */
+  #hadReader = false
   readonly #abort = new AbortController()
+  readonly #sources: FillSources
+  /** Why the last mirror that was asked could not be used because of storage.maxBlobSize. */
+  #tooLarge: BlobTooLargeError | undefined
   #markReady: () => void = () => undefined
   #failReady: (error: Error) => void = () => undefined
   #wake: () => void = () => undefined
+  /** Wakes a pass-through transfer that waits for room in its window. */
+  #wakePacer: (() => void) | undefined
   #progress: Promise<void>
   readonly #logger: Logger
 
   constructor(
     digest: string,
-    private readonly source: FillSource,
+    /** Where the client that started the fill asked for the blob. */
+    readonly source: FillSource,
     private readonly deps: FillDeps,
   ) {
     this.digest = digest
     this.#logger = deps.logger.child({ component: 'fill', digest })
+    this.#sources = new FillSources(source, this.#logger)
+    this.#abort.signal.addEventListener('abort', () => this.#pacerMayGo(), { once: true })
     this.#progress = this.#nextProgress()
     this.ready = new Promise<void>((resolve, reject) => {
       this.#markReady = resolve
@@ -107,9 +177,12 @@ export class Fill {
   createReader(start = 0, end?: number): TailReader {
     const reader = new TailReader(this, start, end)
     this.#readers.add(reader)
+    this.#hadReader = true
     reader.once('close', () => {
       this.#readers.delete(reader)
       this.consumed()
+      if (this.#readers.size === 0 && this.#gen?.kind === 'memory' && !this.verified)
+        this.#abandon()
     })
     return reader
   }
@@ -127,11 +200,18 @@ export class Fill {
   /** Readers report progress so the attempt's memory can free what all of them passed. */
   consumed(): void {
     const gen = this.#gen
-    if (!gen) return
-    const positions: number[] = []
-    for (const reader of this.#readers)
-      if (reader.generation === gen) positions.push(reader.position)
-    gen.consumed(positions)
+    if (gen) {
+      // In pass-through, a reader that has sent nothing yet will read this attempt too (it may
+      // wait for a range further on): its position counts before it is bound.
+      const pending = gen.kind === 'memory'
+      const positions: number[] = []
+      for (const reader of this.#readers) {
+        if (reader.generation === gen || (pending && reader.bytesSent === 0))
+          positions.push(reader.position)
+      }
+      gen.consumed(positions)
+    }
+    this.#pacerMayGo()
   }
 
   /** Resolves at the next change a reader may care about (bytes, verification, failure). */
@@ -163,16 +243,12 @@ export class Fill {
     if (passThrough) this.joinable = false
     metrics.fillsInFlight.inc()
     try {
-      // Each round after a mismatch uses other mirrors: at most one round per mirror, plus one
-      // for switching to pass-through when the disk fails.
-      for (let round = 0; round <= this.source.pool.mirrors.length + 1; round++) {
-        const gen: Generation = passThrough
-          ? new MemoryGeneration(this.#tick)
-          : await this.#diskOrMemory()
-        passThrough = gen.kind === 'memory'
-        this.#gen = gen
+      // Each round after corrupt or oversized content uses other mirrors: at most one round per
+      // mirror, plus one for switching to pass-through when the disk fails.
+      for (let round = 0; round <= this.#sources.mirrorCount + 1; round++) {
+        const attempt: Attempt = { gen: undefined, passThrough }
         try {
-          await this.#transfer(gen, excluded)
+          const gen = await this.#transfer(attempt, excluded)
           // Verified content may go out before it is durable: fsync and rename come after.
           await gen.verify(this.digest)
           this.size = gen.available
@@ -185,18 +261,26 @@ export class Fill {
         } catch (error) {
           // Readers must not find the failed attempt while the next one is being set up.
           this.#gen = undefined
-          if (error instanceof DigestMismatchError) {
+          const gen = attempt.gen
+          passThrough = attempt.passThrough
+          if (this.#abort.signal.aborted) {
+            await gen?.discard()
+            throw abortReason(this.#abort.signal, error)
+          }
+          if (error instanceof DigestMismatchError && gen) {
             this.#onMismatch(gen, error, excluded)
-          } else if (isStorageError(error) && gen.kind === 'disk') {
+          } else if (error instanceof OversizeBody) {
+            this.#onOversize(error, excluded)
+          } else if (isStorageError(error) && gen?.kind === 'disk') {
             this.#degrade(error)
             passThrough = true
           } else {
-            await gen.discard()
+            await gen?.discard()
             throw error
           }
-          await gen.discard()
+          await gen?.discard()
         } finally {
-          gen.release()
+          attempt.gen?.release()
         }
       }
       throw new FillFailedError(this.digest, 'no mirror sent content matching the digest')
@@ -222,6 +306,22 @@ export class Fill {
     }
   }
 
+  /** The attempt's generation, created on its first usable answer. */
+  async #generation(attempt: Attempt, res: UpstreamResponse): Promise<Generation> {
+    if (attempt.gen) return attempt.gen
+    try {
+      attempt.gen = attempt.passThrough
+        ? new MemoryGeneration(this.#tick)
+        : await this.#diskOrMemory()
+    } catch (error) {
+      dropUnread(res)
+      throw error
+    }
+    attempt.passThrough = attempt.gen.kind === 'memory'
+    this.#gen = attempt.gen
+    return attempt.gen
+  }
+
   async #diskOrMemory(): Promise<Generation> {
     try {
       return await DiskGeneration.create(this.deps.blobs, this.#tick)
@@ -238,91 +338,235 @@ export class Fill {
     this.deps.onStorageFailure?.()
     this.deps.metrics.storageWriteErrors.inc()
     this.#logger.warn({ err: error }, 'cannot write to storage; streaming through without caching')
-    for (const reader of this.#readers) {
-      if (reader.bytesSent > 0)
-        reader.destroy(new TransferDiscardedError(this.digest, 'storage_failure'))
+    this.#cutReaders('storage_failure')
+  }
+
+  /**
+   * Pass-through pacing: the attempt holds at most PASSTHROUGH_WINDOW_BYTES
+   * ahead of its slowest reader, and stops once no reader is left.
+   */
+  async #pace(gen: MemoryGeneration): Promise<void> {
+    // Bounded: each pass waits for a reader to move on or leave, or for the abort.
+    for (;;) {
+      if (this.#abort.signal.aborted) throw abortReason(this.#abort.signal, undefined)
+      // The client that started the fill attaches once `ready` resolved; only then can all leave.
+      if (this.#hadReader && this.#readers.size === 0) {
+        this.#abandon()
+        throw new TransferDiscardedError(this.digest, 'no_readers')
+      }
+      this.consumed()
+      if (gen.held <= PASSTHROUGH_WINDOW_BYTES) return
+      await new Promise<void>((resolve) => (this.#wakePacer = resolve))
     }
   }
 
-  /** Moves bytes until the attempt holds the whole blob, resuming after cuts. */
-  async #transfer(gen: Generation, excluded: Set<Mirror>): Promise<void> {
-    const { pool } = this.source
-    // Mirrors whose transfer broke go to the back of the line: resume on the next one if any.
+  #pacerMayGo(): void {
+    const wake = this.#wakePacer
+    this.#wakePacer = undefined
+    wake?.()
+  }
+
+  /** A pass-through attempt nobody reads is stopped: nothing would be cached, and it would fill memory. */
+  #abandon(): void {
+    if (this.#abort.signal.aborted) return
+    this.#logger.info('no client reads the pass-through transfer any more; stopping it')
+    this.#abort.abort(new TransferDiscardedError(this.digest, 'no_readers'))
+  }
+
+  /**
+   * Moves bytes until the attempt holds the whole blob. After a cut the next
+   * request goes to the next source or mirror, from the byte reached.
+   */
+  async #transfer(attempt: Attempt, excluded: Set<Mirror>): Promise<Generation> {
+    // Mirrors whose transfer broke lately: asked only after the others.
     const avoid = new Set<Mirror>()
-    for (let resumes = 0; ; resumes++) {
-      if (resumes > MAX_RESUMES) {
-        throw new FillFailedError(this.digest, `more than ${MAX_RESUMES} interrupted transfers`)
+    let stalls = 0
+    for (;;) {
+      const offset = attempt.gen?.available ?? 0
+      const opened = await this.#open(offset, excluded, avoid)
+      if (opened) {
+        const { res, source, skip } = opened
+        const gen = await this.#generation(attempt, res)
+        gen.contributors.add(res.mirror)
+        this.upstream = res.mirror.name
+        this.#markReady()
+        try {
+          await this.#copyBody(gen, res, skip)
+          return gen
+        } catch (error) {
+          if (this.#abort.signal.aborted || isStorageError(error) || error instanceof OversizeBody)
+            throw error
+          source.pool.recordBodyFailure(res.mirror, classify(error))
+          this.deps.metrics.upstreamResumes.inc({
+            pool: source.pool.name,
+            upstream: res.mirror.name,
+          })
+          this.#logger.warn(
+            { upstream: res.mirror.name, at: gen.available, err: error },
+            'transfer interrupted; continuing from the next mirror',
+          )
+          await this.#setBack(res.mirror, source, avoid)
+        }
       }
-      const offset = gen.available
-      const res = await pool.request({
-        path: this.source.path,
-        kind: 'blob',
-        rangeStart: offset,
-        tryNextOnNotFound: true,
-        exclude: excluded,
-        avoid,
-        authScope: this.source.authScope,
-        headers: this.source.headers,
-        signal: this.#abort.signal,
-      })
-      const skip = await this.#acceptResponse(res, offset)
-      if (skip === undefined) continue
-      gen.contributors.add(res.mirror)
-      this.upstream = res.mirror.name
-      this.#markReady()
-      try {
-        await this.#copyBody(gen, res, skip)
-        return
-      } catch (error) {
-        if (this.#abort.signal.aborted || isStorageError(error)) throw error
-        avoid.add(res.mirror)
-        pool.recordBodyFailure(res.mirror, classify(error))
-        this.deps.metrics.upstreamResumes.inc({ pool: pool.name, upstream: res.mirror.name })
-        this.#logger.warn(
-          { upstream: res.mirror.name, at: gen.available, err: error },
-          'transfer interrupted; resuming',
+      const progress = (attempt.gen?.available ?? 0) - offset
+      stalls = progress >= MIN_PROGRESS_BYTES ? 0 : stalls + 1
+      if (stalls >= MAX_RESUMES_WITHOUT_PROGRESS) {
+        throw new FillFailedError(
+          this.digest,
+          `${stalls} interrupted transfers in a row without progress`,
         )
       }
     }
   }
 
   /**
-   * Checks an upstream answer against the byte we need next. Returns how many
-   * leading body bytes to skip, or undefined when the answer is unusable (the
-   * mirror is marked and another request is made).
+   * The mirror goes to the back of its pool's line and its source to the back
+   * of the sources (loading the alternatives first, so they come before it).
+   * Once every mirror of a pool broke, the oldest break is forgiven first.
    */
-  async #acceptResponse(res: UpstreamResponse, offset: number): Promise<number | undefined> {
+  async #setBack(mirror: Mirror, source: FillSource, avoid: Set<Mirror>): Promise<void> {
+    const { mirrors } = source.pool
+    if (mirrors.every((m) => m === mirror || avoid.has(m))) for (const m of mirrors) avoid.delete(m)
+    avoid.add(mirror)
+    await this.#sources.expand()
+    this.#sources.demote(source)
+  }
+
+  /**
+   * The first usable answer for the bytes from `offset`: each source in turn
+   * (its pool tries its own mirrors), the alternatives once the known sources
+   * are used up. Undefined when a mirror answered with something unusable (it
+   * is set back; the caller counts that as no progress). Throws when no source
+   * can give the bytes.
+   */
+  async #open(
+    offset: number,
+    excluded: Set<Mirror>,
+    avoid: Set<Mirror>,
+  ): Promise<Opened | undefined> {
+    let refused: Error | undefined
+    // Bounded: each source is visited once, and the alternatives are added once.
+    for (let i = 0; ;) {
+      const source = this.#sources.list[i]
+      if (!source) {
+        if (await this.#sources.expand()) continue
+        throw (
+          this.#tooLarge ??
+          refused ??
+          new FillFailedError(this.digest, 'no mirror sent content matching the digest')
+        )
+      }
+      i++
+      try {
+        const opened = await this.#openOn(source, offset, excluded, avoid)
+        if (opened === 'unusable') return undefined
+        if (opened) return opened
+      } catch (error) {
+        if (this.#abort.signal.aborted || !isRefusal(error)) throw error
+        refused ??= error
+        if (i < this.#sources.list.length || this.#sources.canExpand) {
+          this.#logger.info(
+            { pool: source.pool.name, err: error },
+            'this source cannot give the content; trying the next one',
+          )
+        }
+      }
+    }
+  }
+
+  /** One source's answer; undefined when every mirror of it was excluded (too large, corrupt). */
+  async #openOn(
+    source: FillSource,
+    offset: number,
+    excluded: Set<Mirror>,
+    avoid: Set<Mirror>,
+  ): Promise<Opened | 'unusable' | undefined> {
+    // Bounded: each pass excludes one mirror of this pool.
+    while (!FillSources.exhausted(source, excluded)) {
+      const res = await source.pool.request({
+        path: source.path,
+        kind: 'blob',
+        rangeStart: offset,
+        tryNextOnNotFound: true,
+        exclude: excluded,
+        avoid,
+        authScope: source.authScope,
+        headers: source.headers,
+        signal: this.#abort.signal,
+      })
+      const skip = await this.#accept(res, offset, source)
+      if (skip === 'too_large') {
+        excluded.add(res.mirror)
+        continue
+      }
+      if (skip === 'unusable') {
+        source.pool.recordBodyFailure(res.mirror, 'bad_response')
+        this.#logger.warn(
+          { upstream: res.mirror.name, status: res.status },
+          'unusable answer to a resume request',
+        )
+        await this.#setBack(res.mirror, source, avoid)
+        return 'unusable'
+      }
+      return { res, source, skip }
+    }
+    return undefined
+  }
+
+  /**
+   * Checks an upstream answer against the byte we need next and the size
+   * limit. Returns how many leading body bytes to skip, `unusable` (another
+   * request is made) or `too_large` (the mirror is not asked again); throws
+   * for an answer that says the source cannot give the blob.
+   */
+  async #accept(
+    res: UpstreamResponse,
+    offset: number,
+    source: FillSource,
+  ): Promise<number | 'unusable' | 'too_large'> {
     if (res.status === 404) {
       await res.body.dump()
       throw new BlobUnknownUpstreamError(this.digest)
     }
+    let skip: number | undefined
+    let total: number | undefined
     if (res.status === 200) {
-      this.size ??= contentLength(res)
       // A 200 to a Range request is the whole body: skip what we already hold.
-      return offset
-    }
-    if (res.status === 206 && offset > 0) {
-      const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers['content-range'] ?? '')
+      skip = offset
+      total = contentLength(res)
+    } else if (res.status === 206 && offset > 0) {
+      const range = CONTENT_RANGE_RE.exec(res.headers['content-range'] ?? '')
       if (range && Number(range[1]) === offset) {
-        if (range[3] !== '*') this.size ??= Number(range[3])
-        return 0
+        skip = 0
+        total = range[3] === '*' ? undefined : Number(range[3])
       }
     }
-    await res.body.dump()
-    if (res.status === 401 || res.status === 403)
-      throw new UpstreamAuthError(this.source.pool.name, res.mirror.name, res.status)
-    if (res.status >= 400) throw new FillFailedError(this.digest, `upstream answered ${res.status}`)
-    this.source.pool.recordBodyFailure(res.mirror, 'bad_response')
-    this.#logger.warn(
-      { upstream: res.mirror.name, status: res.status },
-      'unusable answer to a resume request',
-    )
-    return undefined
+    if (skip === undefined) {
+      await res.body.dump()
+      if (res.status === 401 || res.status === 403)
+        throw new UpstreamAuthError(source.pool.name, res.mirror.name, res.status)
+      if (res.status >= 400)
+        throw new FillFailedError(this.digest, `upstream answered ${res.status}`)
+      return 'unusable'
+    }
+    if (total !== undefined && total > this.deps.maxBlobBytes) {
+      dropUnread(res)
+      this.#refuseTooLarge(source, res.mirror, total, 'declares')
+      return 'too_large'
+    }
+    if (total !== undefined && this.size !== undefined && total !== this.size) {
+      // Content-addressed bytes have one size: a mirror that says otherwise has other content.
+      dropUnread(res)
+      return 'unusable'
+    }
+    this.size ??= total
+    return skip
   }
 
   async #copyBody(gen: Generation, res: UpstreamResponse, skip: number): Promise<void> {
     let toSkip = skip
     let received = 0
+    let end = gen.available
     const started = performance.now()
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -336,7 +580,12 @@ export class Fill {
           data = data.subarray(toSkip)
           toSkip = 0
         }
+        end += data.length
+        if (end > this.deps.maxBlobBytes) throw new OversizeBody(res.mirror, end)
+        if (this.size !== undefined && end > this.size)
+          throw new Error('upstream body is longer than the size it declared')
         await gen.append(data)
+        if (gen instanceof MemoryGeneration) await this.#pace(gen)
       }
     } finally {
       // Feeds the `fastest` selection policy (small bodies are ignored there).
@@ -349,10 +598,33 @@ export class Fill {
     }
   }
 
+  #refuseTooLarge(source: FillSource, mirror: Mirror, size: number, how: 'declares' | 'sent') {
+    const { maxBlobBytes } = this.deps
+    this.#tooLarge = new BlobTooLargeError(this.digest, size, maxBlobBytes)
+    this.deps.metrics.upstreamErrors.inc({
+      pool: source.pool.name,
+      upstream: mirror.name,
+      reason: 'too_large',
+    })
+    this.#logger.warn(
+      { upstream: mirror.name, size, maxBlobBytes, how },
+      'upstream blob is larger than storage.maxBlobSize; refused',
+    )
+  }
+
+  #onOversize(error: OversizeBody, excluded: Set<Mirror>): void {
+    excluded.add(error.mirror)
+    const source = this.#sources.list.find((s) => s.pool.mirrors.includes(error.mirror))
+    this.#refuseTooLarge(source ?? this.source, error.mirror, error.bytes, 'sent')
+    this.#cutReaders('too_large')
+    this.size = undefined
+  }
+
   #onMismatch(gen: Generation, error: DigestMismatchError, excluded: Set<Mirror>): void {
-    const { pool } = this.source
     for (const mirror of gen.contributors) {
       excluded.add(mirror)
+      const pool =
+        this.#sources.list.find((s) => s.pool.mirrors.includes(mirror))?.pool ?? this.source.pool
       pool.recordBodyFailure(mirror, 'digest_mismatch')
       this.deps.metrics.digestMismatches.inc({ pool: pool.name, upstream: mirror.name })
     }
@@ -364,19 +636,24 @@ export class Fill {
       },
       'upstream content does not match its digest; discarded',
     )
-    // Readers that received bytes of the bad transfer are cut; the others wait for the next attempt.
-    for (const reader of this.#readers) {
-      if (reader.bytesSent > 0)
-        reader.destroy(new TransferDiscardedError(this.digest, 'digest_mismatch'))
-    }
+    this.#cutReaders('digest_mismatch')
     this.size = undefined
+  }
+
+  /** Readers that received bytes of a discarded attempt are cut; the others wait for the next one. */
+  #cutReaders(reason: TransferDiscardedError['reason']): void {
+    for (const reader of this.#readers) {
+      if (reader.bytesSent > 0) reader.destroy(new TransferDiscardedError(this.digest, reason))
+    }
   }
 
   #fail(error: Error): void {
     this.failure = error
     this.#failReady(error)
     this.#tick()
-    this.#logger.warn({ err: error }, 'fill failed')
+    if (error instanceof TransferDiscardedError && error.reason === 'no_readers')
+      this.#logger.info('pass-through fill stopped')
+    else this.#logger.warn({ err: error }, 'fill failed')
   }
 }
 
@@ -385,6 +662,32 @@ function contentLength(res: UpstreamResponse): number | undefined {
   return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined
 }
 
+/** Closes the connection without reading the body (its abort error has no reader to reach). */
+function dropUnread(res: UpstreamResponse): void {
+  res.body.on('error', () => undefined)
+  res.body.destroy()
+}
+
 function isStorageError(error: unknown): boolean {
   return (error as { code?: string } | null)?.code === 'PT_STORAGE_WRITE'
+}
+
+/** Answers after which another source of the same bytes is worth asking. */
+const REFUSAL_CODES = new Set([
+  'PT_BLOB_UNKNOWN',
+  'PT_UPSTREAM_UNAVAILABLE',
+  'PT_UPSTREAM_AUTH',
+  'PT_FILL_FAILED',
+  'PT_BLOB_TOO_LARGE',
+])
+
+function isRefusal(error: unknown): error is Error {
+  return error instanceof Error && REFUSAL_CODES.has((error as { code?: string }).code ?? '')
+}
+
+/** Why the fill was aborted: the reason given (no readers), else what the abort caused. */
+function abortReason(signal: AbortSignal, error: unknown): Error {
+  const reason: unknown = signal.reason
+  if (reason instanceof TransferDiscardedError) return reason
+  return error instanceof Error ? error : new Error('fill aborted', { cause: reason })
 }

@@ -9,9 +9,10 @@
  * their own pace.
  *
  * MemoryGeneration: the disk could not be written (full, read-only). Bytes are
- * hashed in memory and kept in a window that readers consume; the window is
- * bounded, so the transfer waits for the slowest reader instead of growing
- * without limit. Nothing is stored; clients still get their bytes.
+ * hashed in memory and kept in a window that readers consume. The fill paces
+ * the transfer by `held`, so the window never holds more than
+ * PASSTHROUGH_WINDOW_BYTES ahead of the slowest reader, and stops the transfer
+ * once no reader is left. Nothing is stored; clients still get their bytes.
  */
 import { open, type FileHandle } from 'node:fs/promises'
 import type { BlobStore, BlobWriter } from '../storage/blob-store.ts'
@@ -234,12 +235,15 @@ export class MemoryGeneration implements Generation {
   readonly contributors = new Set<Mirror>()
   available = 0
   readonly #hash = createSha256()
-  /** Received bytes not yet consumed by every reader. */
+  /** Received bytes not yet passed by every reader. */
   readonly #window = new ChunkWindow()
-  #refs = 1
-  #roomWaiter: (() => void) | undefined
 
   constructor(private readonly onAvailable: () => void) {}
+
+  /** Bytes held in memory: received and not yet passed by every reader. */
+  get held(): number {
+    return this.available - this.#window.start
+  }
 
   async read(position: number, length: number): Promise<Buffer> {
     if (position < this.#window.start) throw new Error('pass-through reader fell behind its window')
@@ -247,16 +251,12 @@ export class MemoryGeneration implements Generation {
   }
 
   async append(data: Buffer): Promise<void> {
+    // No waiting here: the fill paces the transfer by `held`, and can stop it while it waits.
     this.#hash.update(data)
     this.#window.push(data)
     this.available += data.length
     this.onAvailable()
-    // The slowest reader sets the pace: wait while the window is full.
-    while (this.available - this.#window.start > PASSTHROUGH_WINDOW_BYTES && this.#refs > 1) {
-      await new Promise<void>((resolve) => {
-        this.#roomWaiter = resolve
-      })
-    }
+    return Promise.resolve()
   }
 
   async settle(): Promise<void> {
@@ -280,24 +280,16 @@ export class MemoryGeneration implements Generation {
   }
 
   retain(): void {
-    this.#refs++
+    // Nothing to keep open: the window lives as long as the generation.
   }
 
   release(): void {
-    this.#refs--
-    this.#wakeWriter()
+    // Nothing to close; readers that leave report it through consumed().
   }
 
   consumed(readerPositions: Iterable<number>): void {
     let slowest = this.available
     for (const position of readerPositions) slowest = Math.min(slowest, position)
     this.#window.dropBefore(slowest)
-    this.#wakeWriter()
-  }
-
-  #wakeWriter(): void {
-    const waiter = this.#roomWaiter
-    this.#roomWaiter = undefined
-    waiter?.()
   }
 }

@@ -2,7 +2,14 @@
  * The read-through cache both protocols use for content addressed by digest:
  * a hit is served from the blob store (hashed on the way out when
  * storage.verifyOnRead is on); a miss starts a fill, or joins the one already
- * running for that digest, and streams from it as bytes arrive.
+ * running for that digest from the same source pool (registry, or index file
+ * host), and streams from it as bytes arrive.
+ *
+ * Fills are keyed by digest and pool, so one registry's slow 404 cannot fail a
+ * pull through another, and a Python file never joins a Docker blob's fill.
+ * Within a pool, repositories share fills; a client whose joined fill ended in
+ * not-found or an auth refusal asks once more with its own source, since the
+ * blob may be absent from or private to the other repository.
  */
 import { Transform, pipeline, type Readable } from 'node:stream'
 import type { MetadataStore } from '../metadata/store.ts'
@@ -11,6 +18,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import { recordPull, type PullEventFields } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { parseDigest } from '../storage/digest.ts'
+import type { UpstreamPool } from '../upstream/pool.ts'
 import type { AccessLog } from './access-log.ts'
 import { BlobUnknownUpstreamError, FillFailedError } from './errors.ts'
 import { Fill, type FillSource } from './fill.ts'
@@ -31,6 +39,8 @@ export interface ReadThroughDeps {
   readonly now: () => number
   /** Called after each committed fill (eviction checks). */
   readonly onStored?: (size: number) => void
+  /** storage.maxBlobSize in bytes; without it (tests) blobs of any size are fetched. */
+  readonly maxBlobBytes?: number
 }
 
 /** Who asked for what, for the pull event and metrics (the protocol layer knows these). */
@@ -56,7 +66,11 @@ export interface ServedBlob {
 }
 
 export class ReadThrough {
+  /** Running fills by `<pool id> <digest>`. */
   readonly #fills = new Map<string, Fill>()
+  /** A number per source pool, for the fill keys (pool names of the two protocols may coincide). */
+  readonly #poolIds = new WeakMap<UpstreamPool, number>()
+  #nextPoolId = 0
   #storageFailedAt = Number.NEGATIVE_INFINITY
   readonly inUse = new InUse()
 
@@ -168,40 +182,76 @@ export class ReadThrough {
   }
 
   async #fromFill(digest: string, source: FillSource, options: ServeOptions): Promise<ServedBlob> {
-    let fill = this.#fills.get(digest)
-    if (!fill?.joinable) {
-      fill = new Fill(digest, source, {
-        passThrough: this.deps.now() - this.#storageFailedAt < STORAGE_RETRY_AFTER_MS,
-        onStorageFailure: () => {
-          this.#storageFailedAt = this.deps.now()
-        },
-        blobs: this.deps.blobs,
-        metrics: this.deps.metrics,
-        logger: this.deps.logger,
-        onCommitted: async (committed, size) => {
-          this.#fills.delete(committed)
-          this.deps.onStored?.(size)
-          await this.deps.metadata
-            .putBlob(committed, size, this.deps.now())
-            .catch((error: unknown) => {
-              this.deps.logger.warn(
-                { err: error, digest: committed },
-                'could not record stored blob',
-              )
-            })
-        },
-      })
-      this.#fills.set(digest, fill)
-      const started = fill
-      const forget = () => {
-        if (this.#fills.get(digest) === started) this.#fills.delete(digest)
-      }
-      started.done.then(forget, forget)
+    const key = this.#key(digest, source)
+    const running = this.#fills.get(key)
+    let fill = running?.joinable && !running.failure ? running : this.#start(key, digest, source)
+    try {
+      await fill.ready
+    } catch (error) {
+      if (fill !== running || !isRefusal(error) || sameSource(fill.source, source)) throw error
+      // The joined fill asked for another repository of this registry, which may lack the blob
+      // or keep it private: ask once more, with our own source.
+      const again = this.#fills.get(key)
+      const join =
+        again !== undefined &&
+        again !== running &&
+        again.joinable &&
+        !again.failure &&
+        sameSource(again.source, source)
+      fill = join ? again : this.#start(key, digest, source)
+      await fill.ready
     }
-    await fill.ready
     const { range } = options
     const end = range?.end !== undefined ? range.end + 1 : undefined
     const stream = fill.createReader(range?.start ?? 0, end)
     return { cache: 'miss', size: fill.size, stream, upstream: fill.upstream }
   }
+
+  #key(digest: string, source: FillSource): string {
+    let id = this.#poolIds.get(source.pool)
+    if (id === undefined) {
+      id = this.#nextPoolId++
+      this.#poolIds.set(source.pool, id)
+    }
+    return `${id} ${digest}`
+  }
+
+  #start(key: string, digest: string, source: FillSource): Fill {
+    const forget = () => {
+      if (this.#fills.get(key) === fill) this.#fills.delete(key)
+    }
+    const fill: Fill = new Fill(digest, source, {
+      passThrough: this.deps.now() - this.#storageFailedAt < STORAGE_RETRY_AFTER_MS,
+      onStorageFailure: () => {
+        this.#storageFailedAt = this.deps.now()
+      },
+      blobs: this.deps.blobs,
+      metrics: this.deps.metrics,
+      logger: this.deps.logger,
+      maxBlobBytes: this.deps.maxBlobBytes ?? Number.POSITIVE_INFINITY,
+      onCommitted: async (committed, size) => {
+        forget()
+        this.deps.onStored?.(size)
+        await this.deps.metadata
+          .putBlob(committed, size, this.deps.now())
+          .catch((error: unknown) => {
+            this.deps.logger.warn({ err: error, digest: committed }, 'could not record stored blob')
+          })
+      },
+    })
+    this.#fills.set(key, fill)
+    fill.done.then(forget, forget)
+    return fill
+  }
+}
+
+/** Same pool (the fill key says so), same repository and token scope. */
+function sameSource(a: FillSource, b: FillSource): boolean {
+  return a.path === b.path && a.authScope === b.authScope
+}
+
+/** A fill's answer that may hold for its own source only: not found, or access refused. */
+function isRefusal(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code
+  return code === 'PT_BLOB_UNKNOWN' || code === 'PT_UPSTREAM_AUTH'
 }

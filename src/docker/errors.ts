@@ -98,6 +98,11 @@ export function toOciError(error: unknown, registry: string | undefined): OciErr
         status: 502,
         message: 'the upstream registry refused our credentials',
       })
+    case 'PT_BLOB_TOO_LARGE':
+      return new OciError('UNAVAILABLE', where, {
+        status: 502,
+        message: `the upstream blob is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,
+      })
     case 'PT_FILL_FAILED':
       return new OciError('UNAVAILABLE', where, {
         status: 502,

@@ -6,13 +6,13 @@
  * pullthrough fetch a URL the index did not list.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { isUpstreamFailure } from '../cache/errors.ts'
+import type { FillSource } from '../cache/fill.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { PullContext, ReadThrough } from '../cache/read-through.ts'
+import type { ReadThrough } from '../cache/read-through.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import { PypiHttpError } from './http-errors.ts'
-import type { ProjectFile, ProjectPage } from './model.ts'
+import type { ProjectFile } from './model.ts'
 import { METADATA_SUFFIX, isDistFilename, isProjectName, normalizeProjectName } from './names.ts'
 import type { ProjectPages } from './pages.ts'
 import type { IndexTarget } from './routes.ts'
@@ -48,83 +48,65 @@ export async function serveFile(
   )
     throw new PypiHttpError(404, 'not a file of this index')
   if (hash === NO_HASH) return serveUnhashed(deps, where, project, distName, reply, pages)
-  const same = (page: ProjectPage) =>
-    page.files.find((f) => f.filename === distName && f.hashes.sha256 === hash)
   const listed = await pages.load(project)
-  const file = same(listed.page)
+  const file = listed.page.files.find((f) => f.filename === distName && f.hashes.sha256 === hash)
   if (!file) throw new PypiHttpError(404, 'the index lists no such file')
-  const pull: PullContext = {
-    protocol: 'pypi',
-    pool: where.index.name,
-    subject: project,
-    reference: filename,
-    action: 'get',
-    clientIp: request.ip,
+  const wanted = metadata ? metadataOf(file) : { url: file.url, sha256: hash }
+  if (!wanted) throw new PypiHttpError(404, 'the index has no metadata file for this file')
+  const location = where.files.locate(wanted.url)
+  if (!location) throw new PypiHttpError(404, 'the file is on a host that is not allowed')
+  const digest = `sha256:${wanted.sha256}`
+  const source: FillSource = {
+    ...location,
+    // Asked for by the fill only when this source fails, before the first byte or mid-way.
+    alternatives: () =>
+      otherCopies(pages, where, project, listed.upstream, { distName, hash, metadata, digest }),
   }
-  const serve = (f: ProjectFile) => serveFrom(deps, where, f, metadata, pull)
-  let served
-  try {
-    served = await serve(file)
-  } catch (error) {
-    if (!isUpstreamSide(error)) throw error
-    // The listed source failed: another upstream of the index may list the very same file.
-    const elsewhere = await pages.elsewhere(project, listed.upstream)
-    served = await fromOtherMirrors(elsewhere, same, serve, deps.logger, error)
+  const served = await deps.cache.serve(digest, source, {
+    pull: {
+      protocol: 'pypi',
+      pool: where.index.name,
+      subject: project,
+      reference: filename,
+      action: 'get',
+      clientIp: request.ip,
+    },
+  })
+  if (served.upstream !== undefined && served.upstream !== location.pool.mirrors[0]?.name) {
+    deps.logger.info(
+      { project, file: filename, upstream: served.upstream },
+      'file served from another mirror',
+    )
   }
   reply.header('content-type', metadata ? 'text/plain; charset=utf-8' : 'application/octet-stream')
   if (served.size !== undefined) reply.header('content-length', String(served.size))
   return reply.send(served.stream)
 }
 
-async function serveFrom(
-  deps: FileDeps,
+/**
+ * The same file (filename and sha256; for metadata, the metadata's sha256 too)
+ * as the index's other upstreams list it, on hosts files may come from.
+ */
+async function otherCopies(
+  pages: ProjectPages,
   where: IndexTarget,
-  file: ProjectFile,
-  metadata: boolean,
-  pull: PullContext,
-) {
-  const sha256 = file.hashes.sha256 ?? ''
-  const wanted = metadata ? metadataOf(file) : { url: file.url, sha256 }
-  if (!wanted) throw new PypiHttpError(404, 'the index has no metadata file for this file')
-  const location = where.files.locate(wanted.url)
-  if (!location) throw new PypiHttpError(404, 'the file is on a host that is not allowed')
-  return deps.cache.serve(
-    `sha256:${wanted.sha256}`,
-    { pool: location.pool, path: location.path },
-    { pull },
-  )
-}
-
-/** The first of the other mirrors' copies of the file that can be served; else `first` is thrown. */
-async function fromOtherMirrors(
-  elsewhere: readonly { page: ProjectPage; upstream: string }[],
-  same: (page: ProjectPage) => ProjectFile | undefined,
-  serve: (file: ProjectFile) => ReturnType<typeof serveFrom>,
-  logger: Logger,
-  first: unknown,
-) {
-  for (const { page, upstream } of elsewhere) {
-    const file = same(page)
-    if (!file) continue
-    try {
-      const served = await serve(file)
-      logger.info(
-        { project: page.name, file: file.filename, upstream },
-        'file served from another mirror',
-      )
-      return served
-    } catch (error) {
-      if (!isUpstreamSide(error)) throw error
-    }
+  project: string,
+  except: string | undefined,
+  want: { distName: string; hash: string; metadata: boolean; digest: string },
+): Promise<FillSource[]> {
+  const sources: FillSource[] = []
+  for (const { page } of await pages.elsewhere(project, except)) {
+    const file = page.files.find(
+      (f) => f.filename === want.distName && f.hashes.sha256 === want.hash,
+    )
+    const copy = file && (want.metadata ? metadataOf(file) : { url: file.url, sha256: want.hash })
+    if (!copy || `sha256:${copy.sha256}` !== want.digest) continue
+    const location = where.files.locate(copy.url)
+    if (location) sources.push(location)
   }
-  throw first
+  return sources
 }
 
-/** Failures of the file's source, after which another mirror's copy is worth trying. */
-function isUpstreamSide(error: unknown): boolean {
-  const code = (error as { code?: string } | null)?.code
-  return code === 'PT_BLOB_UNKNOWN' || isUpstreamFailure(error)
-}
 /**
  * A file the index lists without a sha256 cannot be checked on the way in. It
  * is streamed through, hashed and kept under the digest it turned out to have,

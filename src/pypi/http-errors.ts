@@ -37,6 +37,11 @@ function describe(error: unknown, index: string): { status: number; message: str
       return { status: 503, message: `no upstream of index ${index} could answer` }
     case 'PT_UPSTREAM_AUTH':
       return { status: 502, message: `an upstream of index ${index} refused our credentials` }
+    case 'PT_BLOB_TOO_LARGE':
+      return {
+        status: 502,
+        message: `the file is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,
+      }
     case 'PT_FILL_FAILED':
     case 'PT_PYPI_PAGE_INVALID':
     case 'PT_DOCUMENT_TOO_LARGE':

@@ -4,7 +4,8 @@ import type { ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { BlobUnknownUpstreamError } from '../../src/cache/errors.ts'
+import { BlobUnknownUpstreamError, FillFailedError } from '../../src/cache/errors.ts'
+import { MAX_RESUMES_WITHOUT_PROGRESS } from '../../src/cache/fill.ts'
 import { fakeUpstream, serveBytes } from '../helpers/fake-upstream.ts'
 import { metricValue, poolConfig, testPool } from '../helpers/pool.ts'
 import { testCache } from '../helpers/read-through.ts'
@@ -20,6 +21,14 @@ function cutAfter(data: Buffer, cutAt: number) {
       ...(start > 0 ? { 'content-range': `bytes ${start}-${data.length - 1}/${data.length}` } : {}),
     })
     res.write(data.subarray(start, cutAt), () => res.destroy())
+  }
+}
+
+/** Serves `data` from the requested byte (Range honoured) and cuts the connection after `bytes` of it. */
+function cutEvery(data: Buffer, bytes: number) {
+  return (req: { headers: { range?: string } }, res: ServerResponse) => {
+    const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0)
+    cutAfter(data, Math.min(data.length, start + bytes))(res, start)
   }
 }
 
@@ -318,5 +327,49 @@ t.test(
     const started = Date.now()
     t.same(await readAll(served.stream), blob.data.subarray(10, 1010))
     t.ok(Date.now() - started < 2000, `ended after ${Date.now() - started} ms`)
+  },
+)
+
+t.test(
+  'mirrors that all keep cutting still complete the blob while each response makes progress',
+  async (t) => {
+    const blob = randomBlob(6 * MiB)
+    const a = await fakeUpstream(t, cutEvery(blob.data, 256 * 1024))
+    const b = await fakeUpstream(t, cutEvery(blob.data, 256 * 1024))
+    const { pool, metrics } = testPool(t, poolConfig([a.url, b.url]))
+    const { cache, blobs } = await testCache(t, { metrics })
+    const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    t.equal(got.error, undefined)
+    t.equal(got.digest, blob.digest)
+    const resumes = await metricValue(metrics.upstreamResumes)
+    t.ok(resumes > 20, `${resumes} interruptions, each continued`)
+    t.ok(
+      Math.abs(a.count() - b.count()) <= 1,
+      `the mirrors took turns (${a.count()} and ${b.count()} requests)`,
+    )
+    await cache.settled()
+    t.ok(await blobs.has(blob.digest))
+  },
+)
+
+t.test(
+  'a fill gives up after MAX_RESUMES_WITHOUT_PROGRESS interruptions in a row that bring nothing',
+  async (t) => {
+    const blob = randomBlob(2 * MiB)
+    let first = true
+    const up = await fakeUpstream(t, (req, res) => {
+      // The first answer brings 1 MiB; every later one cuts before a byte.
+      cutEvery(blob.data, first ? MiB : 0)(req, res)
+      first = false
+    })
+    const { pool } = testPool(t, poolConfig([up.url]))
+    const { cache, root } = await testCache(t)
+    const served = await cache.serve(blob.digest, { pool, path: 'blob' })
+    const got = await drain(served.stream)
+    t.type(got.error, FillFailedError, 'the client is cut')
+    t.ok(got.bytes < blob.data.length)
+    await cache.settled()
+    t.equal(up.count(), 1 + MAX_RESUMES_WITHOUT_PROGRESS, 'one answer with bytes, then the stalls')
+    t.same(await tempFiles(root), [])
   },
 )

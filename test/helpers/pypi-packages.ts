@@ -16,7 +16,7 @@
  * files live in a temp dir removed when the process exits.
  */
 import { spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -105,9 +105,11 @@ interface VersionSpec {
 
 interface ProjectSpec {
   readonly name: string
-  /** The one importable module the project contains. */
+  /** The one importable module the project contains (a package when it has data). */
   readonly module: string
   readonly versions: readonly VersionSpec[]
+  /** Ship a data file of this many random bytes in the package: a wheel of about this size. */
+  readonly dataBytes?: number
 }
 
 /** What gets built. `pip install app` must pick lib 1.1: 2.0 is yanked, 3.0 needs Python 3.99. */
@@ -133,6 +135,14 @@ const PROJECTS: readonly ProjectSpec[] = [
     versions: [{ version: '0.1', sdist: true }],
   },
 ]
+
+/** The project of bigPypiPackages(): one wheel of about 8 MB that does not compress. */
+export const BIG_PROJECT = 'big'
+const BIG_PROJECTS: readonly ProjectSpec[] = [
+  { name: BIG_PROJECT, module: 'big', versions: [{ version: '1.0' }], dataBytes: 8_000_000 },
+]
+/** The data file inside the big project's package. */
+const DATA_FILE = 'data.bin'
 
 /** PEP 503 normalized name: lowercase, runs of `-`, `_` and `.` become one `-`. */
 export function normalizeName(name: string): string {
@@ -286,7 +296,13 @@ function pyprojectToml(project: ProjectSpec, spec: VersionSpec): string {
   if (spec.requiresPython !== undefined) {
     lines.push(`requires-python = ${JSON.stringify(spec.requiresPython)}`)
   }
-  lines.push('', '[tool.setuptools]', `py-modules = [${JSON.stringify(project.module)}]`, '')
+  lines.push('', '[tool.setuptools]')
+  if (project.dataBytes === undefined) {
+    lines.push(`py-modules = [${JSON.stringify(project.module)}]`, '')
+  } else {
+    lines.push(`packages = [${JSON.stringify(project.module)}]`, '')
+    lines.push('[tool.setuptools.package-data]', `${project.module} = ["${DATA_FILE}"]`, '')
+  }
   return lines.join('\n')
 }
 
@@ -295,10 +311,14 @@ async function writeProject(dir: string, project: ProjectSpec, spec: VersionSpec
   await mkdir(dir, { recursive: true })
   await writeFile(join(dir, 'pyproject.toml'), pyprojectToml(project, spec))
   const imports = (spec.dependencies ?? []).map((d) => `import ${/^[A-Za-z0-9_]+/.exec(d)?.[0]}\n`)
-  await writeFile(
-    join(dir, `${project.module}.py`),
-    `${imports.join('')}NAME = ${JSON.stringify(project.name)}\nVERSION = ${JSON.stringify(spec.version)}\n`,
-  )
+  const source = `${imports.join('')}NAME = ${JSON.stringify(project.name)}\nVERSION = ${JSON.stringify(spec.version)}\n`
+  if (project.dataBytes === undefined) {
+    await writeFile(join(dir, `${project.module}.py`), source)
+    return
+  }
+  await mkdir(join(dir, project.module))
+  await writeFile(join(dir, project.module, '__init__.py'), source)
+  await writeFile(join(dir, project.module, DATA_FILE), randomBytes(project.dataBytes))
 }
 
 /** `<name>-<version>` of a wheel (`name-ver-tags.whl`) or sdist (`name-ver.tar.gz`) filename. */
@@ -352,12 +372,17 @@ interface Built {
 }
 
 /** Builds every wheel (one pip per version rank: pip refuses two versions of a name at once). */
-async function buildWheels(root: string, env: NodeJS.ProcessEnv, out: string): Promise<void> {
-  const ranks = Math.max(...PROJECTS.map((p) => p.versions.length))
+async function buildWheels(
+  projects: readonly ProjectSpec[],
+  root: string,
+  env: NodeJS.ProcessEnv,
+  out: string,
+): Promise<void> {
+  const ranks = Math.max(...projects.map((p) => p.versions.length))
   const runs: Promise<PythonRun>[] = []
   for (let rank = 0; rank < ranks; rank++) {
     const dirs: string[] = []
-    for (const project of PROJECTS) {
+    for (const project of projects) {
       const spec = project.versions[rank]
       if (!spec) continue
       const dir = join(root, 'src', `${normalizeName(project.name)}-${spec.version}`)
@@ -378,9 +403,14 @@ async function buildWheels(root: string, env: NodeJS.ProcessEnv, out: string): P
 }
 
 /** Builds the sdists from their own copies of the sources (builds write into the tree). */
-async function buildSdists(root: string, env: NodeJS.ProcessEnv, out: string): Promise<void> {
+async function buildSdists(
+  projects: readonly ProjectSpec[],
+  root: string,
+  env: NodeJS.ProcessEnv,
+  out: string,
+): Promise<void> {
   const dirs: string[] = []
-  for (const project of PROJECTS) {
+  for (const project of projects) {
     for (const spec of project.versions.filter((v) => v.sdist)) {
       const dir = join(root, 'sdist-src', `${normalizeName(project.name)}-${spec.version}`)
       await writeProject(dir, project, spec)
@@ -400,9 +430,9 @@ async function copySystemWheel(out: string): Promise<string | undefined> {
   return chosen
 }
 
-function specFor(filename: string): Built {
+function specFor(projects: readonly ProjectSpec[], filename: string): Built {
   const { name, version } = splitFilename(filename)
-  const project = PROJECTS.find((p) => normalizeName(p.name) === normalizeName(name))
+  const project = projects.find((p) => normalizeName(p.name) === normalizeName(name))
   const spec = project?.versions.find((v) => v.version === version)
   if (!project || !spec) throw new Error(`built an unexpected file ${filename}`)
   return { filename, spec, project: project.name }
@@ -445,12 +475,16 @@ async function describe(out: string, built: Built): Promise<Omit<PypiFile, 'uplo
   }
 }
 
-function versionRank(file: Omit<PypiFile, 'uploadTime'>): number {
-  const project = PROJECTS.find((p) => p.name === file.project)
+function versionRank(projects: readonly ProjectSpec[], file: Omit<PypiFile, 'uploadTime'>): number {
+  const project = projects.find((p) => p.name === file.project)
   return project?.versions.findIndex((v) => v.version === file.version) ?? 0
 }
 
-async function build(): Promise<PypiPackageSet> {
+/** Builds `specs` (plus this machine's wheel when `withSystemWheel`) into a temp dir. */
+async function build(
+  specs: readonly ProjectSpec[],
+  withSystemWheel: boolean,
+): Promise<PypiPackageSet> {
   const root = await mkdtemp(join(tmpdir(), 'pt-pypi-packages-'))
   process.once('exit', () => rmSync(root, { recursive: true, force: true }))
   const home = join(root, 'home')
@@ -460,26 +494,31 @@ async function build(): Promise<PypiPackageSet> {
   for (const dir of [home, out, wheelsOut, sdistsOut]) mkdirSync(dir)
   const env = pythonEnv(home)
 
-  await Promise.all([buildWheels(root, env, wheelsOut), buildSdists(root, env, sdistsOut)])
+  await Promise.all([
+    buildWheels(specs, root, env, wheelsOut),
+    buildSdists(specs, root, env, sdistsOut),
+  ])
   const builtFiles: Built[] = []
   for (const from of [wheelsOut, sdistsOut]) {
     for (const filename of (await readdir(from)).sort()) {
       await rename(join(from, filename), join(out, filename))
-      builtFiles.push(specFor(filename))
+      builtFiles.push(specFor(specs, filename))
     }
   }
-  const systemWheel = await copySystemWheel(out)
+  const systemWheel = withSystemWheel ? await copySystemWheel(out) : undefined
   const wheels = [...builtFiles.map((b) => b.filename), ...(systemWheel ? [systemWheel] : [])]
     .filter((f) => f.endsWith('.whl'))
     .map((f) => join(out, f))
   await mustRunPython(['-c', EXTRACT_METADATA_PY, ...wheels], { env })
 
   const generated = await Promise.all(builtFiles.map((b) => describe(out, b)))
-  const groups = PROJECTS.map((p) => ({
+  const groups = specs.map((p) => ({
     name: p.name,
     files: generated
       .filter((f) => f.project === p.name)
-      .sort((a, b) => versionRank(a) - versionRank(b) || (a.kind === 'wheel' ? -1 : 1)),
+      .sort(
+        (a, b) => versionRank(specs, a) - versionRank(specs, b) || (a.kind === 'wheel' ? -1 : 1),
+      ),
   }))
   if (systemWheel !== undefined) {
     const meta = metadataFields(await readFile(join(out, `${systemWheel}.metadata`), 'utf8'))
@@ -518,6 +557,14 @@ let packages: Promise<PypiPackageSet> | undefined
 
 /** The fixture distributions, built on first use in this process (a few seconds). */
 export function pypiPackages(): Promise<PypiPackageSet> {
-  packages ??= build()
+  packages ??= build(PROJECTS, true)
   return packages
+}
+
+let bigPackages: Promise<PypiPackageSet> | undefined
+
+/** A set of one project, BIG_PROJECT, whose wheel is about 8 MB; built on first use in this process. */
+export function bigPypiPackages(): Promise<PypiPackageSet> {
+  bigPackages ??= build(BIG_PROJECTS, false)
+  return bigPackages
 }
