@@ -16,6 +16,8 @@ export type FailureReason =
   | 'circuit_open'
   | 'bad_response'
   | 'digest_mismatch'
+  /** The body is, or says it is, larger than storage.maxBlobSize. */
+  | 'too_large'
 
 export interface AttemptFailure {
   /** Mirror name: its URL without credentials. */
