@@ -166,8 +166,48 @@ t.test('compose and the chart pin the same Redis, of the major the suite runs', 
   t.equal(tagMajor, testedMajor, `${composed} is Redis ${testedMajor ?? '?'}, as tested`)
 })
 
+/**
+ * Whether an `engines` range made of `^x.y.z` and `>=x.y.z` parts joined by
+ * `||` (the forms package.json uses) accepts Node `[major, minor, patch]`.
+ */
+function enginesAccept(range: string, version: readonly [number, number, number]): boolean {
+  return range.split('||').some((part) => {
+    const m = /^(\^|>=)(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(part.trim())
+    if (!m) throw new Error(`engines: cannot read ${part.trim()}`)
+    const floor = [Number(m[2]), Number(m[3] ?? 0), Number(m[4] ?? 0)] as const
+    const atLeast =
+      version[0] !== floor[0]
+        ? version[0] > floor[0]
+        : version[1] !== floor[1]
+          ? version[1] > floor[1]
+          : version[2] >= floor[2]
+    return atLeast && (m[1] === '>=' || version[0] === floor[0])
+  })
+}
+
+function nodeVersion(text: string): [number, number, number] {
+  const m = /^v?(\d+)\.(\d+)\.(\d+)$/.exec(text.trim())
+  if (!m) throw new Error(`not a Node version: ${text}`)
+  return [Number(m[1]), Number(m[2]), Number(m[3])]
+}
+
 t.test(
-  'the image builds the CLI the package declares and runs it on a supported Node',
+  'engines accepts Node 20 from 20.18.1, 22 LTS and 24 on, not the lines between',
+  async (t) => {
+    const range = (await packageJson()).engines.node
+    t.ok(enginesAccept(range, [24, 0, 0]), `${range} accepts Node 24`)
+    t.ok(enginesAccept(range, [26, 1, 0]), 'and later lines')
+    t.ok(enginesAccept(range, [22, 11, 0]), 'Node 22 LTS')
+    t.ok(enginesAccept(range, [20, 18, 1]), 'Node 20 from the undici 7 minimum')
+    t.notOk(enginesAccept(range, [20, 18, 0]), 'not older 20s (undici 7 needs 20.18.1)')
+    t.notOk(enginesAccept(range, [21, 7, 0]), 'not odd, short-lived lines between them')
+    t.notOk(enginesAccept(range, [23, 0, 0]), 'not 23')
+    t.notOk(enginesAccept(range, [18, 20, 0]), 'not 18')
+  },
+)
+
+t.test(
+  'the image builds the CLI the package declares and runs it on the Node that CI tests',
   async (t) => {
     const pkg = await packageJson()
     const all = await readDockerfile()
@@ -185,12 +225,21 @@ t.test(
     const base = /^ARG NODE_IMAGE=node:(\d+)-bookworm-slim$/m.exec(
       await readFile(join(ROOT, 'docker', 'Dockerfile'), 'utf8'),
     )
-    const minimum = /^>=(\d+)\./.exec(pkg.engines.node)?.[1]
-    t.ok(
-      base && minimum && Number(base[1]) >= Number(minimum),
-      `node ${base?.[1] ?? '?'} >= ${pkg.engines.node}`,
+    const major = Number(base?.[1])
+    t.equal(major, 24, 'a Node 24 base image')
+    t.ok(major % 2 === 0, 'an even (LTS) Node line')
+    t.ok(enginesAccept(pkg.engines.node, [major, 0, 0]), `engines ${pkg.engines.node} accept it`)
+    // .ci/run runs the whole suite on the Node that scripts/fetch-node.sh pins.
+    const pinned = /^NODE_VERSION=(\S+)$/m.exec(
+      await readFile(join(ROOT, 'scripts', 'fetch-node.sh'), 'utf8'),
     )
-    t.ok(Number(base?.[1]) % 2 === 0, 'an even (LTS) Node line')
+    const tested = nodeVersion(pinned?.[1] ?? '')
+    t.equal(tested[0], major, `CI tests Node ${pinned?.[1] ?? '?'}, the image's line`)
+    t.ok(enginesAccept(pkg.engines.node, tested), 'engines accept the Node CI pins')
+    t.ok(
+      enginesAccept(pkg.engines.node, nodeVersion(process.version)),
+      `engines accept the Node running this test (${process.version})`,
+    )
   },
 )
 

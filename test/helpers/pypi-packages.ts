@@ -18,9 +18,19 @@
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  writeFile,
+} from 'node:fs/promises'
+import { homedir, tmpdir } from 'node:os'
+import { delimiter, join, sep } from 'node:path'
 import type { Test } from 'tap'
 import { tempDir } from './config.ts'
 
@@ -181,7 +191,7 @@ export interface PythonRun {
   readonly durationMs: number
 }
 
-/** Runs `/usr/bin/python3 <args>`; resolves whatever the exit code, rejects on timeout. */
+/** Runs `<python> <args>` (default `/usr/bin/python3`); resolves whatever the exit code, rejects on timeout. */
 function runPython(
   args: readonly string[],
   options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number; python?: string },
@@ -212,7 +222,7 @@ function runPython(
       clearTimeout(timer)
       const durationMs = Math.round(performance.now() - started)
       if (signal === 'SIGKILL' && durationMs >= options.timeoutMs) {
-        const command = `${PYTHON} ${args.join(' ')}`
+        const command = `${options.python ?? PYTHON} ${args.join(' ')}`
         reject(new Error(`${command} timed out after ${options.timeoutMs} ms: ${stderr}`))
         return
       }
@@ -252,33 +262,121 @@ export async function pip(
   })
 }
 
-/** Where other Pythons may be: this machine image ships several under pyenv. */
-const OTHER_PYTHONS = '/root/.pyenv/versions'
-/** pip reads PEP 714's `core-metadata` from JSON pages from version 24 on (Debian's is 23.0). */
+/** pip reads PEP 714's `core-metadata` from JSON pages from version 24 on (Debian 12's is 23.0). */
 const PEP714_PIP_MAJOR = 24
+/** Interpreter names looked for in each PATH directory: `python`, `python3`, `python3.N`. */
+const PYTHON_NAME_RE = /^python(?:3(?:\.\d+)?)?$/
+/** Bound on one `python -m pip --version` (a cold start of an old pip takes about a second). */
+const PIP_PROBE_TIMEOUT_MS = 30_000
+
+/** Where findPep714Pip looks; each defaults to what `env` says. */
+export interface PipSearchPlaces {
+  /** Default `process.env`. */
+  readonly env?: NodeJS.ProcessEnv
+  /** A PATH-style list of directories; default `$PATH`. */
+  readonly path?: string
+  /** pyenv's root; default `$PYENV_ROOT`, else `$HOME/.pyenv`. */
+  readonly pyenvRoot?: string
+  /** Interpreters asked after those on the path; default Debian's `/usr/bin/python3`. */
+  readonly system?: readonly string[]
+}
+
+export interface PipSearch {
+  /** The first interpreter, in search order, whose pip is new enough; and that pip's version. */
+  readonly found: { readonly python: string; readonly pipVersion: string } | undefined
+  /** Every interpreter asked and what its pip said, then any place that held none. */
+  readonly searched: readonly string[]
+}
+
+/** Orders version strings (`3.13.0`, `3.9.18`, `3.13`) newest first; non-numbers last. */
+function newestFirst(a: string, b: string): number {
+  const parts = (v: string) => (/^\d+(?:\.\d+)*/.exec(v)?.[0] ?? '').split('.').map(Number)
+  const [x, y] = [parts(a), parts(b)]
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const diff = (y[i] ?? -1) - (x[i] ?? -1)
+    if (diff !== 0) return diff
+  }
+  return a.localeCompare(b)
+}
+
+/** `python3.N` (newest first), then `python3`, then `python` found in `dir`. */
+async function pythonsIn(dir: string): Promise<string[]> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) =>
+    PYTHON_NAME_RE.test(n),
+  )
+  const rank = (n: string) => (n === 'python' ? 2 : n === 'python3' ? 1 : 0)
+  return names
+    .sort(
+      (a, b) =>
+        rank(a) - rank(b) || newestFirst(a.slice('python'.length), b.slice('python'.length)),
+    )
+    .map((n) => join(dir, n))
+}
+
+/** One interpreter of each pyenv version (`<root>/versions/<v>/bin/python3.N`...), newest first. */
+async function pyenvPythons(root: string): Promise<string[] | undefined> {
+  const versions = await readdir(join(root, 'versions')).catch(() => undefined)
+  if (versions === undefined) return undefined
+  const pythons: string[] = []
+  for (const version of versions.sort(newestFirst)) {
+    const bin = join(root, 'versions', version, 'bin')
+    const [python] = await pythonsIn(bin)
+    if (python !== undefined) pythons.push(python)
+  }
+  return pythons
+}
 
 /**
- * A Python whose pip reads PEP 658 metadata from PEP 691 JSON pages, or
- * undefined when this machine has none (Debian 12's pip is too old for it).
+ * Looks for a Python whose pip reads PEP 658 metadata from PEP 691 JSON pages
+ * (PEP 714's `core-metadata`): each `python3.N`/`python3`/`python` on the PATH,
+ * Debian's `/usr/bin/python3`, then every pyenv version, newest first. Each is
+ * asked for its pip version by running it in the clean environment `pip()`
+ * runs it in; the first new enough one wins.
  */
-export async function pythonWithPep714Pip(): Promise<string | undefined> {
-  let versions: string[]
+export async function findPep714Pip(places: PipSearchPlaces = {}): Promise<PipSearch> {
+  const env = places.env ?? process.env
+  const path = places.path ?? env.PATH ?? ''
+  const pyenvRoot = places.pyenvRoot ?? env.PYENV_ROOT ?? join(env.HOME ?? homedir(), '.pyenv')
+  const searched: string[] = []
+  const candidates: string[] = []
+  for (const dir of path.split(delimiter).filter((d) => d !== '')) {
+    // pyenv's shims only dispatch to its versions (asked directly below) or to
+    // the system python, and each costs a few pyenv processes to ask.
+    if (dir === pyenvRoot || dir.startsWith(`${pyenvRoot}${sep}`)) {
+      searched.push(`${dir} (pyenv's: its versions are asked directly)`)
+      continue
+    }
+    candidates.push(...(await pythonsIn(dir)))
+  }
+  candidates.push(...(places.system ?? [PYTHON]))
+  const pyenv = await pyenvPythons(pyenvRoot)
+  candidates.push(...(pyenv ?? []))
+
+  const seen = new Set<string>()
+  const home = await mkdtemp(join(tmpdir(), 'pt-pip-probe-'))
   try {
-    versions = await readdir(OTHER_PYTHONS)
-  } catch {
-    return undefined
+    for (const python of candidates) {
+      // /bin is /usr/bin on merged-/usr Debian, and python3 links to python3.N.
+      const real = await realpath(python).catch(() => undefined)
+      if (real === undefined || seen.has(real)) continue
+      seen.add(real)
+      const run = await runPython(['-m', 'pip', '--version'], {
+        env: pythonEnv(home),
+        cwd: home,
+        timeoutMs: PIP_PROBE_TIMEOUT_MS,
+        python,
+      }).catch(() => undefined)
+      const pipVersion = run?.code === 0 ? /^pip (\S+)/.exec(run.stdout)?.[1] : undefined
+      searched.push(`${python} (${pipVersion === undefined ? 'no pip' : `pip ${pipVersion}`})`)
+      if (pipVersion !== undefined && Number(pipVersion.split('.')[0]) >= PEP714_PIP_MAJOR) {
+        return { found: { python, pipVersion }, searched }
+      }
+    }
+  } finally {
+    await rm(home, { recursive: true, force: true })
   }
-  for (const version of versions.sort().reverse()) {
-    const python = join(OTHER_PYTHONS, version, 'bin', 'python')
-    const run = await runPython(['-m', 'pip', '--version'], {
-      env: pythonEnv(tmpdir()),
-      timeoutMs: PIP_TIMEOUT_MS,
-      python,
-    }).catch(() => undefined)
-    const major = Number(/^pip (\d+)\./.exec(run?.stdout ?? '')?.[1] ?? 0)
-    if (run?.code === 0 && major >= PEP714_PIP_MAJOR) return python
-  }
-  return undefined
+  if (pyenv === undefined) searched.push(`no pyenv versions under ${pyenvRoot}`)
+  return { found: undefined, searched }
 }
 
 function pyprojectToml(project: ProjectSpec, spec: VersionSpec): string {

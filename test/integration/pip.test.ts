@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap'
 import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
-import { pip, pythonWithPep714Pip, YANKED_REASON } from '../helpers/pypi-packages.ts'
+import { findPep714Pip, pip, YANKED_REASON } from '../helpers/pypi-packages.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 import {
   startMirrorUpstream,
@@ -66,16 +66,18 @@ t.test('pip installs through pullthrough from an HTML mirror with relative links
   t.match(run.stdout, /Successfully installed app-1\.0 lib-1\.1/)
 })
 
-// Debian 12's pip (23.0) does not read PEP 714 core-metadata from JSON pages; this
-// machine image ships newer ones (pyenv), which a plain Debian machine lacks.
-const newPython = await pythonWithPep714Pip()
-const noNewPip = newPython === undefined && 'no pip >= 24 on this machine'
+// Debian 12's pip (23.0) does not read PEP 714 core-metadata from JSON pages; a
+// newer one may be anywhere (PATH, pyenv, Debian 13's /usr/bin/python3).
+const newPip = await findPep714Pip()
+const noNewPip =
+  newPip.found === undefined && `no pip >= 24 found; searched ${newPip.searched.join(', ')}`
 
 t.test(
   'a newer pip resolves from PEP 658 metadata fetched through pullthrough',
   { skip: noNewPip },
   async (t) => {
-    const python = newPython ?? ''
+    const python = newPip.found?.python ?? ''
+    t.comment(`pip ${newPip.found?.pipVersion ?? '?'} run by ${python}`)
     const upstream = await startPypiUpstream(t)
     const app = await startApp(t, { yaml: indexYaml([upstream]) })
     const dest = await tempDir(t, 'pt-dl-')
