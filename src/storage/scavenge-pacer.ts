@@ -28,7 +28,7 @@ export const TRANSFER_BYTES_PER_CHECK = 1024 * 1024
  * Growth of external bytes that triggers a young GC. Measured on Node 24.22
  * with pullthrough's heap (about 25 MB, old-generation limit about 9 MB above
  * it), on a process that has served for a while: at 8 MiB a 200 MiB GET still
- * ran 14-18 Mark-Compacts, at 4 MiB one, at 2 MiB none. V8 starts marking
+ * ran 14-19 Mark-Compacts, at 4 MiB 1-8, at 2 MiB none or one. V8 starts marking
  * once the room left under that limit is no more than the young generation
  * (1-4 MB), and a young GC asked for while marking runs becomes a
  * Mark-Compact, so the growth has to stay well below the limit. A scavenge
