@@ -109,6 +109,12 @@ export interface PullthroughOptions {
   readonly verifyOnRead: boolean
   /** The `docker:` and `pypi:` sections of the config, as YAML. */
   readonly sections: string
+  /** The node binary to run it with; default the one running the benchmark. */
+  readonly node?: string
+  /** Node options before the script (`--cpu-prof`, `--import` of a probe). */
+  readonly nodeArgs?: readonly string[]
+  /** The checkout whose `src/cli.ts` runs; default this one. */
+  readonly checkout?: string
 }
 
 /** Every pullthrough started and not stopped yet: SIGKILLed if this process exits first. */
@@ -135,7 +141,10 @@ ${options.sections}`,
   const env: NodeJS.ProcessEnv = {}
   for (const [key, value] of Object.entries(process.env))
     if (!key.startsWith('PULLTHROUGH_')) env[key] = value
-  const child = spawn(process.execPath, ['--import', TSX, CLI, 'serve', '-c', config], {
+  const node = options.node ?? process.execPath
+  const cli = options.checkout === undefined ? CLI : join(options.checkout, 'src', 'cli.ts')
+  const args = [...(options.nodeArgs ?? []), '--import', TSX, cli, 'serve', '-c', config]
+  const child = spawn(node, args, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   })

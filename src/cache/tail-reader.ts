@@ -7,6 +7,7 @@
 import { Readable } from 'node:stream'
 import type { Fill } from './fill.ts'
 import { READ_HIGH_WATER_MARK } from '../storage/blob-store.ts'
+import { transferPacer } from '../storage/scavenge-pacer.ts'
 import type { Generation } from './generation.ts'
 
 /** Read size, the same as for serving from the store (see READ_HIGH_WATER_MARK). */
@@ -83,6 +84,9 @@ export class TailReader extends Readable {
         }
         this.#pos += chunk.length
         this.bytesSent += chunk.length
+        // Chunks read back from the temp file are new buffers that die once sent
+        // (views of the fill's chunks are not, and cost the pacer nothing).
+        transferPacer().moved(chunk.length)
         fill.consumed()
         if (!this.push(chunk)) return
       }

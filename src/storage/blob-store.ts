@@ -33,7 +33,9 @@ import {
   InvalidRangeError,
   StorageWriteError,
 } from './errors.ts'
+import { BlobReadStream } from './blob-read-stream.ts'
 import { fileIdentity, type FileHasher } from './file-hasher.ts'
+import { transferPacer, type ScavengePacer } from './scavenge-pacer.ts'
 import { createDeferredVerifyStream, createVerifyStream } from './verify-stream.ts'
 
 /** The filesystem calls the store makes; tests pass a recording wrapper around node:fs/promises. */
@@ -83,6 +85,7 @@ export class BlobStore {
     readonly root: string,
     private readonly fs: BlobStoreFs,
     private readonly hasher: FileHasher | undefined,
+    private readonly pacer: ScavengePacer,
   ) {}
 
   /**
@@ -90,10 +93,17 @@ export class BlobStore {
    * With a `hasher`, verified reads hash on its worker threads instead of inline.
    * With `shared` (replicas on one volume) only temp files untouched for
    * STALE_TEMP_MS are removed: the others are other replicas' downloads.
+   * Reads and writes report their bytes to `pacer` (default: the thread's transferPacer).
    */
   static async open(
     root: string,
-    options: { fs?: BlobStoreFs; hasher?: FileHasher; shared?: boolean; now?: () => number } = {},
+    options: {
+      fs?: BlobStoreFs
+      hasher?: FileHasher
+      shared?: boolean
+      now?: () => number
+      pacer?: ScavengePacer
+    } = {},
   ): Promise<BlobStore> {
     const fs = options.fs ?? nodeFs
     await fs.mkdir(join(root, BLOBS), { recursive: true })
@@ -104,7 +114,7 @@ export class BlobStore {
       await fs.rm(join(root, TMP), { recursive: true, force: true })
     }
     await fs.mkdir(join(root, TMP), { recursive: true })
-    return new BlobStore(root, fs, options.hasher)
+    return new BlobStore(root, fs, options.hasher, options.pacer ?? transferPacer())
   }
 
   /**
@@ -142,7 +152,7 @@ export class BlobStore {
         cause: error,
       })
     }
-    return new BlobWriter(tempPath, fh, this.fs, join(this.root, BLOBS))
+    return new BlobWriter(tempPath, fh, this.fs, join(this.root, BLOBS), this.pacer)
   }
 
   /**
@@ -216,11 +226,7 @@ export class BlobStore {
     // A range from 0 to the last byte or beyond is the whole blob and is verified like one.
     const size = options.verify === true && start === 0 ? (await fh.stat()).size : undefined
     const verified = size !== undefined && (end === undefined || end >= size - 1)
-    const file = fh.createReadStream({
-      highWaterMark: READ_HIGH_WATER_MARK,
-      start,
-      ...(end !== undefined ? { end } : {}),
-    })
+    const file = new BlobReadStream(fh, this.pacer, READ_HIGH_WATER_MARK, start, end)
     if (!verified) return file
     // A small blob hashes inline faster than a worker thread answers.
     const verify =
@@ -336,6 +342,7 @@ export class BlobWriter extends Writable {
     private readonly fh: nodeFs.FileHandle,
     private readonly fs: BlobStoreFs,
     private readonly blobsDir: string,
+    private readonly pacer: ScavengePacer,
   ) {
     super({ highWaterMark: READ_HIGH_WATER_MARK })
   }
@@ -395,10 +402,14 @@ export class BlobWriter extends Writable {
         cause: error,
       })
     }
+    let bytes = 0
     for (const chunk of chunks) {
       this.#hash.update(chunk)
-      this.#bytesWritten += chunk.length
+      bytes += chunk.length
     }
+    this.#bytesWritten += bytes
+    // What is written arrived in buffers (socket reads) that die once written and read.
+    this.pacer.moved(bytes)
   }
 
   /** Digest of the bytes written so far (the hash keeps going). */

@@ -176,7 +176,7 @@ t.test('readers get the same bytes from the in-memory window and from the file',
   }
 })
 
-t.test('a chunk window reads slices within a chunk and copies across chunks', async (t) => {
+t.test('a chunk window hands out views of the chunks it holds, never copies', async (t) => {
   const window = new ChunkWindow()
   const a = Buffer.from('abcdef')
   const b = Buffer.from('ghij')
@@ -187,7 +187,12 @@ t.test('a chunk window reads slices within a chunk and copies across chunks', as
   const within = window.read(1, 3)
   t.equal(within.toString(), 'bcd')
   t.equal(within.buffer, a.buffer, 'a slice of the chunk, not a copy')
-  t.equal(window.read(4, 100).toString(), 'efghij', 'across chunks, up to the end')
+  const toChunkEnd = window.read(4, 100)
+  t.equal(toChunkEnd.toString(), 'ef', 'a read stops at the end of its chunk')
+  t.equal(toChunkEnd.buffer, a.buffer, 'and is a view of it')
+  const next = window.read(6, 100)
+  t.equal(next.toString(), 'ghij', 'the next read starts in the next chunk, up to the end')
+  t.equal(next.buffer, b.buffer)
   t.equal(window.read(10, 5).length, 0, 'nothing past the end')
   window.dropBefore(7)
   t.equal(window.start, 6, 'only whole chunks are dropped')
