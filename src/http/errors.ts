@@ -3,6 +3,8 @@
  * renderer for their routes (OCI error JSON for Docker, text/JSON for PyPI);
  * everything else gets a small JSON body. Stacks, secrets and filesystem paths
  * never reach a client: 5xx bodies carry only a code and a generic message.
+ * Client errors (4xx) are logged at info without a stack: any client can cause
+ * them at will, so at error level they would flood logs and trip alerts.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PullthroughError } from '../errors.ts'
@@ -21,9 +23,13 @@ declare module 'fastify' {
   }
 }
 
-/** Status for an error that carries one (fastify's own errors do), else 500. */
+/**
+ * Status for an error that carries one, else 500: fastify's errors have
+ * `statusCode`, pullthrough's typed protocol errors `status`.
+ */
 export function statusOf(error: unknown): number {
-  const status = (error as Partial<FastifyError> | null)?.statusCode
+  const fields = error as (Partial<FastifyError> & { status?: unknown }) | null
+  const status = fields?.statusCode ?? fields?.status
   return typeof status === 'number' && status >= 400 && status < 600 ? status : 500
 }
 
@@ -33,16 +39,11 @@ export function installErrorHandling(
   renderers: ReadonlyMap<string, ErrorRenderer>,
 ): void {
   app.setErrorHandler((error: unknown, request, reply) => {
-    const status = statusOf(error)
-    const code = error instanceof PullthroughError ? error.code : undefined
-    if (status >= 500) request.log.error({ err: error, code }, 'request failed')
-    else request.log.debug({ err: error, code }, 'request rejected')
-    const render = renderers.get(request.routeOptions.config.protocol ?? '')
-    if (render) return render(error, request, reply)
-    const message = status >= 500 ? 'internal error' : messageOf(error)
-    return reply
-      .code(status)
-      .send({ error: code ?? (status >= 500 ? 'PT_INTERNAL' : 'PT_BAD_REQUEST'), message })
+    const render = renderers.get(request.routeOptions.config.protocol ?? '') ?? renderDefault
+    const sent = render(error, request, reply)
+    // Logged by the status the client got: a renderer maps lower layers' errors (no status) to 4xx too.
+    logFailure(request, error, reply.statusCode)
+    return sent
   })
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({
@@ -50,6 +51,25 @@ export function installErrorHandling(
       message: `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`,
     }),
   )
+}
+
+const renderDefault: ErrorRenderer = (error, _request, reply) => {
+  const status = statusOf(error)
+  const code = error instanceof PullthroughError ? error.code : undefined
+  const message = status < 500 ? messageOf(error) : 'internal error'
+  return reply
+    .code(status)
+    .send({ error: code ?? (status >= 500 ? 'PT_INTERNAL' : 'PT_BAD_REQUEST'), message })
+}
+
+/** 5xx at error with the stack; 4xx at info with code, status and message only. */
+function logFailure(request: FastifyRequest, error: unknown, status: number): void {
+  const code = error instanceof PullthroughError ? error.code : undefined
+  if (status >= 500) {
+    request.log.error({ err: error, code }, 'request failed')
+  } else {
+    request.log.info({ code, status, message: messageOf(error) }, 'request rejected')
+  }
 }
 
 function messageOf(error: unknown): string {
