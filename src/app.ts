@@ -18,9 +18,10 @@ import { ConfigError } from './config/errors.ts'
 import { manifestMediaType } from './docker/media-types.ts'
 import { registerDockerRoutes, renderDockerError } from './docker/routes.ts'
 import type { Config } from './config/schema.ts'
-import { installErrorHandling } from './http/errors.ts'
+import { answerFrameworkError, installErrorHandling } from './http/errors.ts'
 import { registerHealthRoutes } from './http/health.ts'
 import { registerMetrics } from './http/metrics.ts'
+import { addSecurityHeaders, answerClientError } from './http/security-headers.ts'
 import { renderPypiError } from './pypi/http-errors.ts'
 import { registerPypiRoutes } from './pypi/routes.ts'
 import { openMetadataStore } from './metadata/open.ts'
@@ -83,6 +84,8 @@ export async function buildApp(
     routerOptions: { maxParamLength: 1024 },
     trustProxy: config.server.trustProxy,
     return503OnClosing: true,
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
   }
   // The HTTPS instance differs from the plain one only in its server type; every
   // route and hook here works on both, so both are handled as the default type.
@@ -90,6 +93,7 @@ export async function buildApp(
     ? (fastify({ ...options, https: tls }) as unknown as FastifyInstance)
     : fastify(options)
 
+  addSecurityHeaders(app)
   metrics.cacheMaxSizeBytes.set(config.storage.maxSize)
   const transfer = createTransfer(config, deps)
   installErrorHandling(

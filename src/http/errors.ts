@@ -8,6 +8,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PullthroughError } from '../errors.ts'
+import { SECURITY_HEADERS } from './security-headers.ts'
 
 /** How a protocol renders an error for its own routes. */
 export type ErrorRenderer = (
@@ -51,6 +52,24 @@ export function installErrorHandling(
       message: `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`,
     }),
   )
+}
+
+/**
+ * fastify's `frameworkErrors`: URLs its router refuses (bad percent-encoding,
+ * an over-long parameter) never reach a route or its hooks, so the headers
+ * every response carries are set here.
+ */
+export function answerFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const status = statusOf(error)
+  request.log.info({ code: error.code, status, message: error.message }, 'request rejected')
+  return reply
+    .headers(SECURITY_HEADERS)
+    .code(status)
+    .send({ error: 'PT_BAD_REQUEST', message: 'the request URL is not valid' })
 }
 
 const renderDefault: ErrorRenderer = (error, _request, reply) => {
