@@ -98,6 +98,10 @@ export function toOciError(error: unknown, registry: string | undefined): OciErr
         status: 502,
         message: 'the upstream registry refused our credentials',
       })
+    case 'PT_SERVER_BUSY':
+      return new OciError('UNAVAILABLE', undefined, {
+        message: 'too many open connections; try again later',
+      })
     case 'PT_FILL_FAILED':
       return new OciError('UNAVAILABLE', where, {
         status: 502,

@@ -24,6 +24,15 @@ declare module 'fastify' {
   }
 }
 
+/** The server is at server.maxConnections: this connection is answered 503 and closed. */
+export class ServerBusyError extends PullthroughError {
+  readonly code = 'PT_SERVER_BUSY'
+  readonly status = 503
+  constructor(readonly maxConnections: number) {
+    super(`the server is at its limit of ${maxConnections} open connections; try again later`)
+  }
+}
+
 /**
  * Status for an error that carries one, else 500: fastify's errors have
  * `statusCode`, pullthrough's typed protocol errors `status`.
@@ -75,16 +84,19 @@ export function answerFrameworkError(
 const renderDefault: ErrorRenderer = (error, _request, reply) => {
   const status = statusOf(error)
   const code = error instanceof PullthroughError ? error.code : undefined
-  const message = status < 500 ? messageOf(error) : 'internal error'
+  const message =
+    error instanceof ServerBusyError || status < 500 ? messageOf(error) : 'internal error'
   return reply
     .code(status)
     .send({ error: code ?? (status >= 500 ? 'PT_INTERNAL' : 'PT_BAD_REQUEST'), message })
 }
 
-/** 5xx at error with the stack; 4xx at info with code, status and message only. */
+/** 5xx at error with the stack; shed load at warn; 4xx at info with code, status and message only. */
 function logFailure(request: FastifyRequest, error: unknown, status: number): void {
   const code = error instanceof PullthroughError ? error.code : undefined
-  if (status >= 500) {
+  if (error instanceof ServerBusyError) {
+    request.log.warn({ code, status }, 'request refused: too many open connections')
+  } else if (status >= 500) {
     request.log.error({ err: error, code }, 'request failed')
   } else {
     request.log.info({ code, status, message: messageOf(error) }, 'request rejected')

@@ -30,6 +30,7 @@ export interface Metrics {
   readonly evictedBytes: Counter
   readonly metadataErrors: Counter<'store'>
   readonly indexLinksDropped: Counter<'pool' | 'reason'>
+  readonly httpConnectionsRejected: Counter
 }
 
 /** Registers all metrics (and Node's default metrics) on `registry`. */
@@ -143,6 +144,11 @@ export function createMetrics(
       name: `${PREFIX}index_links_dropped_total`,
       help: 'File links of upstream index pages left out of served pages (invalid, or host not allowed).',
       labelNames: ['pool', 'reason'],
+      registers,
+    }),
+    httpConnectionsRejected: new Counter({
+      name: `${PREFIX}http_connections_rejected_total`,
+      help: 'Client connections answered 503 because server.maxConnections were open.',
       registers,
     }),
   }
