@@ -13,6 +13,7 @@ import {
   DEFAULT_ACCEPT,
   acceptsEveryManifestType,
   acceptsRanges,
+  manifestContentType,
   parseAccept,
 } from './media-types.ts'
 import type { DockerTarget } from './target.ts'
@@ -52,7 +53,8 @@ export async function serveManifest(
       : await deps.manifests.byDigest(source, reference.digest)
   const head = request.method === 'HEAD'
   reply
-    .header('content-type', manifest.mediaType)
+    // Checked again here: records cached before types were checked may hold any string.
+    .header('content-type', manifestContentType(manifest.mediaType))
     .header('content-length', String(manifest.body.length))
     .header('docker-content-digest', manifest.digest)
     .header('etag', `"${manifest.digest}"`)
