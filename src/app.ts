@@ -213,7 +213,13 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
   })
   const documents = new CachedDocuments({ metadata, logger, now })
   const pages = new IndexPages({ metadata, logger, now })
-  const streamed = new StreamedDocuments({ blobs, metadata, logger, now })
+  const streamed = new StreamedDocuments({
+    blobs,
+    metadata,
+    logger,
+    now,
+    maxBytes: config.storage.maxBlobSize,
+  })
   const fileHosts = new Map(config.pypi.indexes.map((i) => [i.name, new FileHosts(i, poolDeps)]))
   const evictor = new Evictor({
     blobs,

@@ -41,6 +41,7 @@ function describe(error: unknown, index: string): { status: number; message: str
       return { status: 502, message: `an upstream of index ${index} refused our credentials` }
     case 'PT_FILL_FAILED':
     case 'PT_PYPI_PAGE_INVALID':
+    case 'PT_PYPI_DOCUMENT_INVALID':
     case 'PT_DOCUMENT_TOO_LARGE':
       return { status: 502, message: `the upstreams of index ${index} gave no usable answer` }
     default:
