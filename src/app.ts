@@ -145,6 +145,7 @@ export async function buildApp(
     cache: transfer.cache,
     logger,
     metrics,
+    publicUrl: config.server.publicUrl,
   })
   app.decorate('deps', deps)
   app.decorate('transfer', transfer)

@@ -44,11 +44,13 @@ export interface PypiRoutesDeps {
   readonly pools: ReadonlyMap<string, IndexPool>
   readonly fileHosts: ReadonlyMap<string, FileHostsLike>
   readonly pages: IndexPages
-  /** Project lists and files without a sha256: streamed, cached whole. */
+  /** Project lists, files without a sha256, legacy JSON documents: streamed, cached whole. */
   readonly lists: StreamedDocuments
   readonly cache: ReadThrough
   readonly logger: Logger
   readonly metrics: Metrics
+  /** server.publicUrl: the base of absolute URLs in answers (else they are relative). */
+  readonly publicUrl?: string | undefined
 }
 
 /** An index a request is for, with what serving it needs. */
@@ -84,7 +86,8 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   app.get('/pypi/:index/simple/:project', { config }, page)
   const legacy = async (request: FastifyRequest, reply: FastifyReply) => {
     const params = request.params as { project: string; version?: string }
-    return serveLegacyJson(target(deps, request, defaultIndex), params, request, reply)
+    const documents = { documents: deps.lists, publicUrl: deps.publicUrl }
+    return serveLegacyJson(documents, target(deps, request, defaultIndex), params, reply)
   }
   app.get('/pypi/:project/json', { config }, legacy)
   app.get('/pypi/:project/:version/json', { config }, legacy)

@@ -310,11 +310,17 @@ t.test('the legacy JSON API is proxied with file URLs on pullthrough', async (t)
   t.equal(doc.info.name, 'lib')
   const all = Object.values(doc.releases).flat()
   t.equal(all.length, upstream.packages.project('lib').files.length)
-  t.ok(all.every((f) => f.url.startsWith(`${app.url}/pypi/pypi/files/lib/`)))
+  // Relative to the document's URL (no server.publicUrl here), never built from the Host header.
+  const resolved = (f: { url: string }) => new URL(f.url, `${app.url}/pypi/LIB/json`).href
+  t.ok(
+    all.every((f) => !/^[a-z]+:/.test(f.url)),
+    'relative URLs',
+  )
+  t.ok(all.every((f) => resolved(f).startsWith(`${app.url}/pypi/pypi/files/lib/`)))
   t.ok(doc.urls.length > 0)
   // The rewritten URL serves the file.
   const first = all[0]!
-  const file = await get(first.url)
+  const file = await get(resolved(first))
   t.equal(file.status, 200)
   t.equal(digestOf(file.body), `sha256:${upstream.packages.file(first.filename).sha256}`)
   t.equal((await get(`${app.url}/pypi/no-such/json`)).status, 404)
