@@ -122,6 +122,28 @@ t.test(
   },
 )
 
+t.test('a percent-encoded name redirects to the normalized route of its index', async (t) => {
+  const { app } = await setup(t, {
+    extra: `    - { name: other, upstreams: [{ url: "http://127.0.0.1:9/simple/" }] }\n`,
+  })
+  for (const [path, location] of [
+    ['/simple/%46oo/', '/simple/foo/'],
+    ['/simple/%46oo', '/simple/foo/'],
+    ['/simple/Fancy%5FName%2EPkg/', '/simple/fancy-name-pkg/'],
+    ['/pypi/pypi/simple/%4Cib/', '/pypi/pypi/simple/lib/'],
+    ['/pypi/other/simple/%46oo', '/pypi/other/simple/foo/'],
+  ] as const) {
+    const res = await request(`${app.url}${path}`)
+    await res.body.dump()
+    t.equal(res.statusCode, 301, path)
+    t.equal(res.headers.location, location, path)
+  }
+  const redirect = await request(`${app.url}/simple/%4Cib/`)
+  await redirect.body.dump()
+  const followed = await get(`${app.url}${String(redirect.headers.location)}`)
+  t.equal(followed.status, 200, 'the Location serves the page')
+})
+
 t.test('files and PEP 658 metadata are served by the sha256 the index gave', async (t) => {
   const { app, upstream } = await setup(t)
   const wheel = upstream.packages.project('lib').files.find((f) => f.kind === 'wheel')!
