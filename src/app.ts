@@ -18,9 +18,11 @@ import { ConfigError } from './config/errors.ts'
 import { manifestMediaType } from './docker/media-types.ts'
 import { registerDockerRoutes, renderDockerError } from './docker/routes.ts'
 import type { Config } from './config/schema.ts'
-import { installErrorHandling } from './http/errors.ts'
+import { limitConnections } from './http/connection-limit.ts'
+import { answerFrameworkError, installErrorHandling } from './http/errors.ts'
 import { registerHealthRoutes } from './http/health.ts'
 import { registerMetrics } from './http/metrics.ts'
+import { addSecurityHeaders, answerClientError } from './http/security-headers.ts'
 import { renderPypiError } from './pypi/http-errors.ts'
 import { registerPypiRoutes } from './pypi/routes.ts'
 import { openMetadataStore } from './metadata/open.ts'
@@ -33,6 +35,13 @@ import { FileHasher } from './storage/file-hasher.ts'
 import { sweepStaleTemps } from './storage/temp-sweeper.ts'
 import { FileHosts } from './upstream/file-hosts.ts'
 import { UpstreamPool } from './upstream/pool.ts'
+
+/**
+ * How long an idle keep-alive connection is kept between requests (capped by
+ * server.idleTimeout). Longer than the 60 s idle timeout of common load
+ * balancers, so they never send a request on a connection pullthrough is closing.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000
 
 export interface AppDeps {
   readonly logger: Logger
@@ -84,6 +93,13 @@ export async function buildApp(
     routerOptions: { maxParamLength: 1024 },
     trustProxy: config.server.trustProxy,
     return503OnClosing: true,
+    // A connection that moves no byte either way for this long is closed (socket
+    // inactivity, so a long transfer that keeps moving is not cut): a client that
+    // stopped reading cannot hold a response, its file and its fill forever.
+    connectionTimeout: config.server.idleTimeout,
+    keepAliveTimeout: Math.min(KEEP_ALIVE_TIMEOUT_MS, config.server.idleTimeout),
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
   }
   // The HTTPS instance differs from the plain one only in its server type; every
   // route and hook here works on both, so both are handled as the default type.
@@ -91,6 +107,13 @@ export async function buildApp(
     ? (fastify({ ...options, https: tls }) as unknown as FastifyInstance)
     : fastify(options)
 
+  addSecurityHeaders(app)
+  limitConnections(app, {
+    maxConnections: config.server.maxConnections,
+    onRefused: () => {
+      metrics.httpConnectionsRejected.inc()
+    },
+  })
   metrics.cacheMaxSizeBytes.set(config.storage.maxSize)
   const transfer = createTransfer(config, deps)
   installErrorHandling(
@@ -123,6 +146,7 @@ export async function buildApp(
     cache: transfer.cache,
     logger,
     metrics,
+    publicUrl: config.server.publicUrl,
   })
   app.decorate('deps', deps)
   app.decorate('transfer', transfer)
@@ -192,7 +216,13 @@ function createTransfer(config: Config, deps: AppDeps): Transfer {
   })
   const documents = new CachedDocuments({ metadata, logger, now })
   const pages = new IndexPages({ metadata, logger, now })
-  const streamed = new StreamedDocuments({ blobs, metadata, logger, now })
+  const streamed = new StreamedDocuments({
+    blobs,
+    metadata,
+    logger,
+    now,
+    maxBytes: config.storage.maxBlobSize,
+  })
   const fileHosts = new Map(config.pypi.indexes.map((i) => [i.name, new FileHosts(i, poolDeps)]))
   const evictor = new Evictor({
     blobs,

@@ -1,20 +1,29 @@
 /**
- * Large upstream documents that are neither addressed by digest nor small
- * enough to hold in memory (a package index's project list: tens of MB). The
- * upstream body streams to the client while it is written to the blob store;
- * once complete it is committed under its own sha256 and recorded in the
- * metadata store. Within the TTL the stored copy is served; after it the
- * upstream is asked again, and when every upstream fails the stored copy is
- * served stale. When the disk cannot be written the body still streams.
+ * Upstream documents that are neither addressed by digest nor small enough to
+ * hold in memory: a package index's project list (tens of MB), a file its
+ * index gives no hash for, the legacy JSON API's documents. The
+ * document streams to the first client while it is written to the blob store
+ * (optionally transformed on the way: parsed and re-rendered, so upstream
+ * markup never reaches a client or the disk); once complete it is committed
+ * under its own sha256 and recorded in the metadata store. Within the TTL the
+ * stored copy is served; after it the upstream is asked again, and when every
+ * upstream fails the stored copy is served stale.
+ *
+ * One load per document at a time: requests arriving while it runs wait for
+ * it and read the stored copy. Bodies are capped (`maxBytes`): a larger
+ * declared Content-Length is refused before reading, and a body that grows past
+ * the cap is cut: nothing is stored and the client's stream is destroyed, so it
+ * never sees a complete-looking body. The upstream request is a `blob` one:
+ * only the pool's body idle timeout bounds it, as the cap bounds its size.
  */
-import { PassThrough, Transform, pipeline, type Readable } from 'node:stream'
+import type { IncomingHttpHeaders } from 'node:http'
+import { PassThrough, Readable, Transform, Writable, pipeline } from 'node:stream'
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
 import type { BlobStore, BlobWriter } from '../storage/blob-store.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
-import { headerValue } from './documents.ts'
-import { FillFailedError, isUpstreamFailure } from './errors.ts'
+import { DocumentTooLargeError, FillFailedError, isUpstreamFailure } from './errors.ts'
 
 export interface StreamedSource {
   readonly pool: UpstreamPool
@@ -22,9 +31,20 @@ export interface StreamedSource {
   readonly headers?: Readonly<Record<string, string>>
 }
 
+export interface StreamOptions {
+  /** Bytes accepted from the upstream, at most the store's own cap (storage.maxBlobSize). */
+  readonly maxBytes?: number
+  /**
+   * What the upstream body becomes before it is served and stored. Called with
+   * the response headers; throwing refuses the answer before its body is read.
+   */
+  readonly transform?: (headers: IncomingHttpHeaders) => Transform
+  /** The error for an upstream 404 (else it is a failed fetch, answered 502 or stale). */
+  readonly notFound?: () => Error
+}
+
 export interface StreamedDocument {
   readonly stream: Readable
-  readonly contentType: string | undefined
   readonly cache: CacheResult
   readonly upstream: string | undefined
 }
@@ -32,28 +52,46 @@ export interface StreamedDocument {
 /** What the metadata store records for a streamed document. */
 interface StoredDocument {
   readonly digest: string
-  readonly contentType: string | undefined
 }
+
+/** How a load ended, for the requests that waited on it: stored, or not (they load again). */
+type Outcome = { readonly stored: StoredDocument } | undefined
 
 export interface StreamedDocumentsDeps {
   readonly blobs: BlobStore
   readonly metadata: MetadataStore
   readonly logger: Logger
   readonly now: () => number
+  /** Default byte cap of a document (storage.maxBlobSize). */
+  readonly maxBytes: number
 }
 
 export class StreamedDocuments {
   readonly #logger: Logger
+  /** Loads in progress, by namespace and key. */
+  readonly #loads = new Map<string, Promise<Outcome>>()
 
   constructor(private readonly deps: StreamedDocumentsDeps) {
     this.#logger = deps.logger.child({ component: 'streamed-documents' })
   }
 
+  /** The document `key` of namespace `ns`, streamed from `source` when not fresh in the store. */
   async get(
     ns: string,
     key: string,
     ttlMs: number,
     source: StreamedSource,
+    options: StreamOptions = {},
+  ): Promise<StreamedDocument> {
+    return this.#serve(ns, key, ttlMs, (settle) => this.#fetch(ns, key, source, options, settle))
+  }
+
+  /** Fresh copy, else the running load's result, else a new load; stale when every upstream fails. */
+  async #serve(
+    ns: string,
+    key: string,
+    ttlMs: number,
+    load: (settle: (outcome: Outcome) => void) => Promise<StreamedDocument>,
   ): Promise<StreamedDocument> {
     const record = await this.deps.metadata.getIndexPage(ns, key).catch(() => undefined)
     const stored = record?.page as StoredDocument | undefined
@@ -61,27 +99,68 @@ export class StreamedDocuments {
       const hit = await this.#open(stored, 'hit')
       if (hit) return hit
     }
+    const id = `${ns} ${key}`
     try {
-      return await this.#fetch(ns, key, source)
+      const running = this.#loads.get(id)
+      if (running) {
+        const joined = await this.#join(await running)
+        if (joined) return joined
+      }
+      return await this.#load(id, load)
     } catch (error) {
-      const stale =
-        stored && isUpstreamFailure(error) ? await this.#open(stored, 'stale') : undefined
+      const stale = stored && isStaleable(error) ? await this.#open(stored, 'stale') : undefined
       if (!stale) throw error
       this.#logger.warn({ ns, key, err: error }, 'every upstream failed; serving a stale copy')
       return stale
     }
   }
 
+  /** Runs `load` as the one load of `id`; others wait on its outcome. */
+  async #load(
+    id: string,
+    load: (settle: (outcome: Outcome) => void) => Promise<StreamedDocument>,
+  ): Promise<StreamedDocument> {
+    let settle: (outcome: Outcome) => void = () => undefined
+    let fail: (error: unknown) => void = () => undefined
+    const outcome = new Promise<Outcome>((resolve, reject) => {
+      settle = resolve
+      fail = reject
+    })
+    const forget = () => {
+      if (this.#loads.get(id) === outcome) this.#loads.delete(id)
+    }
+    outcome.then(forget, forget)
+    this.#loads.set(id, outcome)
+    try {
+      return await load(settle)
+    } catch (error) {
+      fail(error)
+      throw error
+    }
+  }
+
+  /** What a waiting request serves from a finished load; undefined when it must load itself. */
+  async #join(outcome: Outcome): Promise<StreamedDocument | undefined> {
+    return outcome === undefined ? undefined : this.#open(outcome.stored, 'miss')
+  }
+
   async #open(stored: StoredDocument, cache: CacheResult): Promise<StreamedDocument | undefined> {
     try {
       const stream = await this.deps.blobs.createReadStream(stored.digest, { verify: true })
-      return { stream, contentType: stored.contentType, cache, upstream: undefined }
+      return { stream, cache, upstream: undefined }
     } catch {
       return undefined
     }
   }
 
-  async #fetch(ns: string, key: string, source: StreamedSource): Promise<StreamedDocument> {
+  async #fetch(
+    ns: string,
+    key: string,
+    source: StreamedSource,
+    options: StreamOptions,
+    settle: (outcome: Outcome) => void,
+  ): Promise<StreamedDocument> {
+    const maxBytes = Math.min(options.maxBytes ?? Infinity, this.deps.maxBytes)
     const res = await source.pool.request({
       path: source.path,
       headers: source.headers,
@@ -89,75 +168,146 @@ export class StreamedDocuments {
     })
     if (res.status !== 200) {
       await res.body.dump()
+      if (res.status === 404 && options.notFound) throw options.notFound()
       throw new FillFailedError(key, `upstream answered ${res.status}`)
     }
-    const contentType = headerValue(res.headers, 'content-type')
+    let transform: Transform | undefined
+    try {
+      const declared = Number(res.headers['content-length'])
+      if (Number.isFinite(declared) && declared > maxBytes) {
+        this.#logger.warn({ ns, key, declared, maxBytes }, 'upstream document over the size limit')
+        throw new DocumentTooLargeError(source.pool.name, declared, maxBytes)
+      }
+      transform = options.transform?.(res.headers)
+    } catch (error) {
+      // dump() reads a little and closes the connection; it never reads a huge body.
+      await res.body.dump().catch(() => undefined)
+      throw error
+    }
     const writer = await this.deps.blobs.createWriter().catch((error: unknown) => {
       this.#logger.warn({ err: error }, 'cannot write a temp file; streaming without caching')
       return undefined
     })
     const out = new PassThrough()
-    const copy = tee(writer)
-    pipeline(res.body, copy.transform, out, (error) => {
-      if (!writer) return
-      if (error || !copy.stored()) {
-        writer.abort().catch(() => undefined)
+    const copy = new Copy(writer, out)
+    const stages = [res.body, capped(maxBytes, source.pool.name), ...(transform ? [transform] : [])]
+    pipeline([...stages, copy], (error) => {
+      if (error) {
+        if (error instanceof DocumentTooLargeError)
+          this.#logger.warn({ ns, key, maxBytes }, 'upstream document cut at the size limit')
+        else this.#logger.warn({ ns, key, err: error }, 'streamed document failed; nothing stored')
+        // The client must not mistake what it got for the whole document.
+        out.destroy(error)
+        void writer?.abort().catch(() => undefined)
+        settle(undefined)
         return
       }
-      this.#commit(ns, key, writer, contentType).catch((failure: unknown) => {
-        this.#logger.warn({ err: failure }, 'could not store a streamed document')
-      })
+      if (!writer || !copy.stored) {
+        void writer?.abort().catch(() => undefined)
+        settle(undefined)
+        return
+      }
+      this.#commit(ns, key, writer).then(
+        (stored) => settle({ stored }),
+        (failure: unknown) => {
+          this.#logger.warn({ err: failure }, 'could not store a streamed document')
+          settle(undefined)
+        },
+      )
     })
-    return { stream: out, contentType, cache: 'miss', upstream: res.mirror.name }
+    return { stream: out, cache: 'miss', upstream: res.mirror.name }
   }
 
-  async #commit(
-    ns: string,
-    key: string,
-    writer: BlobWriter,
-    contentType: string | undefined,
-  ): Promise<void> {
+  /** Commits a finished writer under whatever its bytes hash to, and records it. */
+  async #commit(ns: string, key: string, writer: BlobWriter): Promise<StoredDocument> {
     // Not addressed by digest: whatever the bytes hash to is the name they are kept under.
     const digest = writer.digestSoFar()
     const { size } = await writer.commit(digest)
     // Recorded like any blob, so eviction counts it and may remove it.
     await this.deps.metadata.putBlob(digest, size, this.deps.now())
-    const page: StoredDocument = { digest, contentType }
+    const page: StoredDocument = { digest }
     await this.deps.metadata.putIndexPage(ns, key, { fetchedAt: this.deps.now(), page })
+    return page
   }
 }
 
-/**
- * Passes chunks on while writing them to `writer` (when there is one), waiting
- * for it to drain. A writer that fails (disk full) is dropped and the stream
- * goes on; `stored()` then says false.
- */
-function tee(writer: BlobWriter | undefined): { transform: Transform; stored: () => boolean } {
-  let failed = writer === undefined
-  let resume: (() => void) | undefined
-  writer?.on('error', () => {
-    failed = true
-    resume?.()
-  })
-  const transform = new Transform({
+/** Errors after which a stored copy may be served instead. */
+function isStaleable(error: unknown): boolean {
+  return isUpstreamFailure(error) || error instanceof DocumentTooLargeError
+}
+
+/** Passes bytes on until more than `maxBytes` went through, then fails with DocumentTooLargeError. */
+function capped(maxBytes: number, pool: string): Transform {
+  let seen = 0
+  return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      if (failed || !writer || writer.write(chunk)) {
-        callback(null, chunk)
-        return
-      }
-      resume = () => {
-        resume = undefined
-        callback(null, chunk)
-      }
-      writer.once('drain', () => resume?.())
-    },
-    flush(callback) {
-      if (failed || !writer) {
-        callback()
-        return
-      }
-      writer.end(() => callback())
+      seen += chunk.length
+      if (seen > maxBytes) callback(new DocumentTooLargeError(pool, seen, maxBytes))
+      else callback(null, chunk)
     },
   })
-  return { transform, stored: () => !failed }
+}
+
+/**
+ * The end of the pipeline: every chunk goes to the blob writer (when there is
+ * one) and to the client's stream, waiting for both to take it. A client that
+ * leaves does not stop the copy to disk (the document is still worth keeping
+ * for the requests waiting on it); a writer that fails (disk full) is dropped
+ * and the client's stream goes on. With neither left the transfer stops.
+ */
+class Copy extends Writable {
+  #writerFailed: boolean
+
+  constructor(
+    private readonly writer: BlobWriter | undefined,
+    private readonly out: PassThrough,
+  ) {
+    super()
+    this.#writerFailed = writer === undefined
+    writer?.on('error', () => {
+      this.#writerFailed = true
+    })
+  }
+
+  /** True when every byte reached the writer. */
+  get stored(): boolean {
+    return !this.#writerFailed
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error) => void) {
+    const waits: Promise<void>[] = []
+    if (!this.#writerFailed && this.writer && !this.writer.write(chunk))
+      waits.push(drained(this.writer))
+    if (!this.out.destroyed && !this.out.write(chunk)) waits.push(drained(this.out))
+    if (this.#writerFailed && this.out.destroyed) {
+      callback(new Error('the client left and the document cannot be stored'))
+      return
+    }
+    if (waits.length === 0) callback()
+    else void Promise.all(waits).then(() => callback())
+  }
+
+  override _final(callback: (error?: Error) => void) {
+    if (!this.out.destroyed) this.out.end()
+    if (this.#writerFailed || !this.writer) {
+      callback()
+      return
+    }
+    this.writer.end(() => callback())
+  }
+}
+
+/** Resolves when `stream` can take more, or can take nothing any more (closed or failed). */
+async function drained(stream: Writable): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done)
+      stream.off('close', done)
+      stream.off('error', done)
+      resolve()
+    }
+    stream.on('drain', done)
+    stream.on('close', done)
+    stream.on('error', done)
+  })
 }

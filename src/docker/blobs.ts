@@ -9,11 +9,16 @@ import type { DockerTarget } from './target.ts'
 
 export interface ByteRange {
   readonly start: number
-  /** Inclusive; undefined for "to the end". */
+  /** Inclusive; undefined for "to the end" (also for an end past any possible blob). */
   readonly end: number | undefined
 }
 
-/** `bytes=a-b` or `bytes=a-`; undefined for no Range; OciError RANGE_INVALID for anything else. */
+/**
+ * `bytes=a-b` or `bytes=a-`; undefined for no Range; OciError RANGE_INVALID
+ * for anything else. Offsets beyond safe integers are past the end of any
+ * blob: such a start stays unsafe (answered 416 by the caller), such an end
+ * means "to the end".
+ */
 export function parseRange(header: string | undefined): ByteRange | undefined {
   if (header === undefined) return undefined
   const match = /^bytes=(\d+)-(\d*)$/.exec(header.trim())
@@ -22,9 +27,18 @@ export function parseRange(header: string | undefined): ByteRange | undefined {
       message: 'only one byte range "bytes=a-b" is supported',
     })
   const start = Number(match[1])
-  const end = match[2] === '' ? undefined : Number(match[2])
+  const last = match[2] === '' ? undefined : Number(match[2])
+  const end = last !== undefined && Number.isSafeInteger(last) ? last : undefined
   if (end !== undefined && end < start) throw new OciError('RANGE_INVALID')
   return { start, end }
+}
+
+/** RFC 9110 §15.5.17: a range past the end is 416, with the size in `Content-Range: bytes *\/<size>`. */
+function notSatisfiable(reply: FastifyReply, size: number | undefined): OciError {
+  if (size !== undefined) reply.header('content-range', `bytes */${size}`)
+  return new OciError('RANGE_INVALID', undefined, {
+    message: 'range starts past the end of the blob',
+  })
 }
 
 export async function serveBlob(
@@ -52,6 +66,10 @@ export async function serveBlob(
     return reply.code(200).send()
   }
   const range = parseRange(request.headers.range)
+  if (range && !Number.isSafeInteger(range.start)) {
+    const { size } = await cache.stat(blob.digest, blob.source)
+    throw notSatisfiable(reply, size)
+  }
   const served = await cache.serve(blob.digest, blob.source, {
     ...(range ? { range } : {}),
     pull: {
@@ -67,9 +85,7 @@ export async function serveBlob(
   if (range && served.size !== undefined) {
     if (range.start >= served.size) {
       served.stream.destroy()
-      throw new OciError('RANGE_INVALID', undefined, {
-        message: 'range starts past the end of the blob',
-      })
+      throw notSatisfiable(reply, served.size)
     }
     const end = Math.min(range.end ?? served.size - 1, served.size - 1)
     reply

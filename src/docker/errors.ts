@@ -103,6 +103,10 @@ export function toOciError(error: unknown, registry: string | undefined): OciErr
         status: 502,
         message: `the upstream blob is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,
       })
+    case 'PT_SERVER_BUSY':
+      return new OciError('UNAVAILABLE', undefined, {
+        message: 'too many open connections; try again later',
+      })
     case 'PT_FILL_FAILED':
       return new OciError('UNAVAILABLE', where, {
         status: 502,

@@ -17,6 +17,7 @@ import {
   MEDIA_TYPES,
   acceptsEveryManifestType,
   acceptsRanges,
+  manifestContentType,
   parseAccept,
   type AcceptRange,
 } from './media-types.ts'
@@ -75,7 +76,8 @@ export async function serveManifest(
       : await deps.manifests.byDigest(source, reference.digest)
   const head = request.method === 'HEAD'
   reply
-    .header('content-type', manifest.mediaType)
+    // Checked again here: records cached before types were checked may hold any string.
+    .header('content-type', manifestContentType(manifest.mediaType))
     .header('content-length', String(manifest.body.length))
     .header('docker-content-digest', manifest.digest)
     .header('etag', `"${manifest.digest}"`)

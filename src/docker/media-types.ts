@@ -65,13 +65,32 @@ export function acceptsRanges(ranges: readonly AcceptRange[], mediaType: string)
   return match !== undefined && match.q > 0
 }
 
-/** Docker's signed schema1, still served by a few old registries; passed through, never converted. */
-const SCHEMA1_SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws'
+/** Docker's schema1 manifests, still served by a few old registries; passed through, never converted. */
+export const SCHEMA1_MEDIA_TYPES = {
+  signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  unsigned: 'application/vnd.docker.distribution.manifest.v1+json',
+} as const
+
+/** What a manifest of no known type is served as: opaque bytes, never a type a browser renders. */
+export const OPAQUE_MEDIA_TYPE = 'application/octet-stream'
+
+/** Every type a manifest may be served with (the Content-Type comes from upstream data). */
+const SERVABLE = new Set<string>([...KNOWN, ...Object.values(SCHEMA1_MEDIA_TYPES)])
+
+/** `mediaType` when it is a known manifest media type, else application/octet-stream. */
+export function manifestContentType(mediaType: string | undefined): string {
+  const type = mediaType?.trim().toLowerCase()
+  return type !== undefined && SERVABLE.has(type) ? type : OPAQUE_MEDIA_TYPE
+}
 
 /**
- * The media type of a manifest body. The body's own `mediaType` decides (it is
- * part of what the digest covers); an OCI manifest or index may omit it, so
- * then a known Content-Type from the upstream, then the shape, decide.
+ * The media type of a manifest body, always a known manifest type or
+ * application/octet-stream (it becomes the Content-Type, so an upstream must
+ * not choose it freely: a body claiming `text/html` would be served as HTML).
+ * The body's own `mediaType` decides (it is part of what the digest covers),
+ * and one that is not a known manifest type makes it opaque; an OCI manifest
+ * or index may omit it, so then a known Content-Type from the upstream, then
+ * the shape, decide.
  */
 export function manifestMediaType(body: Buffer, contentType: string | undefined): string {
   const header = contentType?.split(';')[0]?.trim().toLowerCase()
@@ -83,14 +102,14 @@ export function manifestMediaType(body: Buffer, contentType: string | undefined)
   }
   if (typeof parsed === 'object' && parsed !== null) {
     const doc = parsed as Record<string, unknown>
-    if (typeof doc.mediaType === 'string' && doc.mediaType !== '') return doc.mediaType
-    if (header !== undefined && (isManifestMediaType(header) || header === SCHEMA1_SIGNED))
-      return header
-    if (doc.schemaVersion === 1) return SCHEMA1_SIGNED
+    if (typeof doc.mediaType === 'string' && doc.mediaType !== '')
+      return manifestContentType(doc.mediaType)
+    if (header !== undefined && SERVABLE.has(header)) return header
+    if (doc.schemaVersion === 1) return SCHEMA1_MEDIA_TYPES.signed
     if (Array.isArray(doc.manifests)) return MEDIA_TYPES.ociIndex
     if (Array.isArray(doc.layers)) return MEDIA_TYPES.ociManifest
   }
-  return header || 'application/octet-stream'
+  return manifestContentType(header)
 }
 
 /** True when the client takes every current manifest type, so the upstream's answer is the canonical one. */

@@ -1,18 +1,23 @@
 /**
  * GET /v2/<name>/referrers/<digest> (OCI distribution-spec 1.1, "Listing
- * Referrers"): passed through from the upstream, which computes the answer.
- * A 404 tells the client the upstream lacks the API, and clients then fall
- * back to the referrers tag schema, so it is passed on as a 404 too.
+ * Referrers"): asked of the upstream, which computes the answer; its body must
+ * parse as an OCI image index and is served re-serialized, never as the
+ * upstream's bytes. A 404 tells the client the upstream lacks the API, and
+ * clients then fall back to the referrers tag schema, so it is passed on as a
+ * 404 too.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { fetchDocument, headerValue } from '../cache/documents.ts'
 import { FillFailedError } from '../cache/errors.ts'
 import { OciError } from './errors.ts'
 import { MEDIA_TYPES } from './media-types.ts'
+import { parseReferrersIndex, renderReferrersIndex } from './referrers-index.ts'
 import type { DockerTarget } from './target.ts'
 
 /** Bytes of a referrers index accepted from an upstream. */
 const MAX_REFERRERS_BYTES = 4 * 1024 * 1024
+/** OCI-Filters-Applied names filters (today only `artifactType`): a short list of words. */
+const FILTERS_APPLIED_RE = /^[A-Za-z][A-Za-z0-9]{0,63}(?:\s*,\s*[A-Za-z][A-Za-z0-9]{0,63}){0,7}$/
 
 export async function serveReferrers(
   target: DockerTarget,
@@ -37,7 +42,20 @@ export async function serveReferrers(
       message: 'the upstream registry does not serve referrers for this digest',
     })
   if (doc.status !== 200) throw new FillFailedError(digest, `upstream answered ${doc.status}`)
-  const filtered = headerValue(doc.headers, 'oci-filters-applied')
-  if (filtered !== undefined) reply.header('oci-filters-applied', filtered)
-  return reply.header('content-type', MEDIA_TYPES.ociIndex).send(doc.body)
+  const index = parseReferrersIndex(doc.body)
+  if (!index)
+    throw new OciError(
+      'MANIFEST_INVALID',
+      { registry: target.registry.name },
+      {
+        status: 502,
+        message: 'the upstream registry answered referrers with something other than an OCI index',
+      },
+    )
+  const filtered = headerValue(doc.headers, 'oci-filters-applied')?.trim()
+  if (filtered !== undefined && FILTERS_APPLIED_RE.test(filtered))
+    reply.header('oci-filters-applied', filtered)
+  return reply
+    .header('content-type', MEDIA_TYPES.ociIndex)
+    .send(Buffer.from(renderReferrersIndex(index)))
 }

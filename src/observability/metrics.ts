@@ -31,6 +31,7 @@ export interface Metrics {
   readonly metadataErrors: Counter<'store'>
   readonly indexLinksDropped: Counter<'pool' | 'reason'>
   readonly upstreamRedirectsRefused: Counter<'pool' | 'upstream' | 'reason'>
+  readonly httpConnectionsRejected: Counter
 }
 
 /** Registers all metrics (and Node's default metrics) on `registry`. */
@@ -150,6 +151,11 @@ export function createMetrics(
       name: `${PREFIX}upstream_redirects_refused_total`,
       help: 'Redirects, token realms and upstream-given URLs refused by the trust policy, by reason (downgrade, address, host_not_allowed, foreign_challenge, ...).',
       labelNames: ['pool', 'upstream', 'reason'],
+      registers,
+    }),
+    httpConnectionsRejected: new Counter({
+      name: `${PREFIX}http_connections_rejected_total`,
+      help: 'Client connections answered 503 because server.maxConnections were open.',
       registers,
     }),
   }

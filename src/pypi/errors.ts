@@ -15,3 +15,14 @@ export class ProjectPageInvalidError extends PullthroughError {
     super(`the upstream page of ${project} is unusable: ${reason}`, options)
   }
 }
+
+/** An upstream document streamed through a parser (the project list, a legacy JSON document) that cannot be read. */
+export class UpstreamDocumentInvalidError extends PullthroughError {
+  readonly code = 'PT_PYPI_DOCUMENT_INVALID'
+  constructor(
+    readonly document: string,
+    readonly reason: string,
+  ) {
+    super(`the upstream ${document} is unusable: ${reason}`)
+  }
+}

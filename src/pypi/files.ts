@@ -111,6 +111,9 @@ async function otherCopies(
  * A file the index lists without a sha256 cannot be checked on the way in. It
  * is streamed through, hashed and kept under the digest it turned out to have,
  * and flagged in the log, so an operator can see which index lacks hashes.
+ * Nothing vouches for the bytes, so they are kept per project and source URL
+ * (another project listing the same filename elsewhere gets its own) and only
+ * for the index's indexTTL; their size is capped by storage.maxBlobSize.
  */
 async function serveUnhashed(
   deps: FileDeps,
@@ -128,7 +131,8 @@ async function serveUnhashed(
     { index: where.index.name, project, file: filename },
     'the index gives no sha256 for this file; served as fetched, unverified',
   )
-  const served = await deps.files.get(where.index.name, `file:${filename}`, Infinity, location)
+  const key = `file:${project} ${file.url}`
+  const served = await deps.files.get(where.index.name, key, where.index.indexTTL, location)
   reply.header('content-type', 'application/octet-stream')
   return reply.send(served.stream)
 }

@@ -35,6 +35,8 @@ function describe(error: unknown, index: string): { status: number; message: str
       return { status: 404, message: 'file not found on any upstream' }
     case 'PT_UPSTREAM_UNAVAILABLE':
       return { status: 503, message: `no upstream of index ${index} could answer` }
+    case 'PT_SERVER_BUSY':
+      return { status: 503, message: 'too many open connections; try again later' }
     case 'PT_UPSTREAM_AUTH':
       return { status: 502, message: `an upstream of index ${index} refused our credentials` }
     case 'PT_BLOB_TOO_LARGE':
@@ -44,6 +46,7 @@ function describe(error: unknown, index: string): { status: number; message: str
       }
     case 'PT_FILL_FAILED':
     case 'PT_PYPI_PAGE_INVALID':
+    case 'PT_PYPI_DOCUMENT_INVALID':
     case 'PT_DOCUMENT_TOO_LARGE':
       return { status: 502, message: `the upstreams of index ${index} gave no usable answer` }
     default:

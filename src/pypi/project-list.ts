@@ -1,23 +1,30 @@
 /**
  * GET /simple/ and /pypi/<index>/simple/: the index's project list, tens of MB
- * on pypi.org, streamed from the upstream and cached for a long TTL (clients
- * such as pip never read it; people and tools browsing do). The JSON form
- * (PEP 691) holds only names and passes through; in the HTML form every link
- * is rewritten to the relative `<project>/`, which resolves under whichever
- * index URL the client used.
+ * on pypi.org, cached for a long TTL (clients such as pip never read it;
+ * people and tools browsing do). The upstream's HTML list is parsed as it
+ * streams into project names, and the names are what is stored; every answer
+ * is rendered from them in the negotiated format (PEP 503 HTML or PEP 691
+ * JSON) with the negotiated Content-Type, so nothing the upstream wrote,
+ * markup or header, reaches a client.
  */
-import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { headerValue } from '../cache/documents.ts'
+import { FillFailedError } from '../cache/errors.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import { PypiHttpError } from './http-errors.ts'
-import { isProjectName, normalizeProjectName } from './names.ts'
 import { SIMPLE_MEDIA_TYPES, negotiateSimple } from './negotiate.ts'
+import { projectNamesFromHtml } from './parse-project-list.ts'
+import { renderProjectList } from './render-project-list.ts'
 import type { IndexTarget } from './routes.ts'
 
 /** How long the project list is served before the upstream is asked again. */
 export const PROJECT_LIST_TTL_MS = 60 * 60_000
-/** Longest run of HTML without a '>' held while rewriting links; beyond it, bytes pass as they are. */
-const MAX_HELD_CHARS = 64 * 1024
+/** Largest upstream project list accepted (pypi.org's HTML list is about 30 MiB). */
+export const MAX_PROJECT_LIST_BYTES = 512 * 1024 * 1024
+/** The metadata key of the stored names (not the upstream's bytes, which were kept before). */
+const NAMES_KEY = 'list:names'
 
 export async function serveProjectList(
   lists: StreamedDocuments,
@@ -25,52 +32,32 @@ export async function serveProjectList(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const negotiated = negotiateSimple(request.headers.accept)
+  const format = (request.query as { format?: unknown }).format
+  const negotiated = negotiateSimple(
+    request.headers.accept,
+    typeof format === 'string' ? format : undefined,
+  )
   if (!negotiated.acceptable)
     throw new PypiHttpError(406, `acceptable types: ${negotiated.offered.join(', ')}`)
-  const json = negotiated.format === 'json'
-  const list = await lists.get(
+  const names = await lists.get(
     where.index.name,
-    json ? 'list:json' : 'list:html',
+    NAMES_KEY,
     PROJECT_LIST_TTL_MS,
     {
       pool: where.pool,
       path: '',
-      headers: {
-        accept: json
-          ? `${SIMPLE_MEDIA_TYPES.json}, ${SIMPLE_MEDIA_TYPES.html};q=0.1`
-          : `${SIMPLE_MEDIA_TYPES.html}, ${SIMPLE_MEDIA_TYPES.legacyHtml};q=0.5`,
-      },
+      // HTML is the one format every PEP 503 index serves.
+      headers: { accept: `${SIMPLE_MEDIA_TYPES.html}, ${SIMPLE_MEDIA_TYPES.legacyHtml};q=0.9` },
     },
+    { maxBytes: MAX_PROJECT_LIST_BYTES, transform: htmlToNames },
   )
-  const type = list.contentType ?? SIMPLE_MEDIA_TYPES.legacyHtml
-  const isJson = type.toLowerCase().includes('json')
-  reply.header('content-type', type).header('vary', 'Accept')
-  return reply.send(isJson ? list.stream : list.stream.pipe(relativeProjectLinks()))
+  const page = pipeline(names.stream, renderProjectList(negotiated.format), () => undefined)
+  return reply.header('content-type', negotiated.contentType).header('vary', 'Accept').send(page)
 }
 
-/** Rewrites every `href` of an HTML project list to the relative `<normalized project>/`. */
-export function relativeProjectLinks(): Transform {
-  let held = ''
-  const rewrite = (html: string) =>
-    html.replace(/href\s*=\s*(["'])([^"']*)\1/gi, (whole, quote: string, href: string) => {
-      const name = href.split(/[?#]/)[0]?.split('/').filter(Boolean).at(-1) ?? ''
-      return isProjectName(name) ? `href=${quote}${normalizeProjectName(name)}/${quote}` : whole
-    })
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      held += chunk.toString('utf8')
-      const end = held.lastIndexOf('>') + 1
-      if (end === 0 && held.length < MAX_HELD_CHARS) {
-        callback()
-        return
-      }
-      const ready = end === 0 ? held : held.slice(0, end)
-      held = end === 0 ? '' : held.slice(end)
-      callback(null, rewrite(ready))
-    },
-    flush(callback) {
-      callback(null, rewrite(held))
-    },
-  })
+/** The parser of an HTML answer; a JSON answer (HTML was asked for) is refused before it is read. */
+function htmlToNames(headers: IncomingHttpHeaders) {
+  const type = headerValue(headers, 'content-type')?.split(';')[0]?.trim().toLowerCase() ?? ''
+  if (type.includes('json')) throw new FillFailedError('/simple/', `the upstream answered ${type}`)
+  return projectNamesFromHtml()
 }

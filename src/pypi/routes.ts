@@ -44,11 +44,13 @@ export interface PypiRoutesDeps {
   readonly pools: ReadonlyMap<string, IndexPool>
   readonly fileHosts: ReadonlyMap<string, FileHostsLike>
   readonly pages: IndexPages
-  /** Project lists and files without a sha256: streamed, cached whole. */
+  /** Project lists, files without a sha256, legacy JSON documents: streamed, cached whole. */
   readonly lists: StreamedDocuments
   readonly cache: ReadThrough
   readonly logger: Logger
   readonly metrics: Metrics
+  /** server.publicUrl: the base of absolute URLs in answers (else they are relative). */
+  readonly publicUrl?: string | undefined
 }
 
 /** An index a request is for, with what serving it needs. */
@@ -65,7 +67,10 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   const defaultIndex = deps.indexes.find((i) => i.default)?.name
   const page = async (request: FastifyRequest, reply: FastifyReply) => {
     const { index, project } = request.params as { index?: string; project: string }
-    return servePage(deps, target(deps, request, index ?? defaultIndex), project, request, reply)
+    const where = target(deps, request, index ?? defaultIndex)
+    // The route template, never the request URL, gives the normalized page's URL.
+    const home = `${index === undefined ? '' : where.prefix}/simple/`
+    return servePage(deps, where, { raw: project, home }, request, reply)
   }
   const list = async (request: FastifyRequest, reply: FastifyReply) => {
     const { index } = request.params as { index?: string }
@@ -84,7 +89,8 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   app.get('/pypi/:index/simple/:project', { config }, page)
   const legacy = async (request: FastifyRequest, reply: FastifyReply) => {
     const params = request.params as { project: string; version?: string }
-    return serveLegacyJson(target(deps, request, defaultIndex), params, request, reply)
+    const documents = { documents: deps.lists, publicUrl: deps.publicUrl }
+    return serveLegacyJson(documents, target(deps, request, defaultIndex), params, reply)
   }
   app.get('/pypi/:project/json', { config }, legacy)
   app.get('/pypi/:project/:version/json', { config }, legacy)
@@ -112,18 +118,17 @@ function target(
 async function servePage(
   deps: PypiRoutesDeps,
   where: IndexTarget,
-  raw: string,
+  name: { readonly raw: string; readonly home: string },
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
   const started = performance.now()
+  const { raw } = name
   if (!isProjectName(raw)) throw new PypiHttpError(404, 'not a valid project name')
   const project = normalizeProjectName(raw)
-  const path = request.url.split('?')[0] ?? ''
-  if (project !== raw || !path.endsWith('/')) {
+  if (project !== raw || request.routeOptions.url?.endsWith('/') !== true) {
     // PEP 503: the normalized URL, with its trailing slash, is the page's one name.
-    const base = path.slice(0, path.lastIndexOf(`/${raw}`))
-    return reply.redirect(`${base}/${project}/`, 301)
+    return reply.redirect(`${name.home}${project}/`, 301)
   }
   const format = (request.query as { format?: unknown }).format
   const negotiated = negotiateSimple(

@@ -3,6 +3,8 @@ import {
   MEDIA_TYPES,
   accepts,
   isManifestMediaType,
+  manifestContentType,
+  manifestMediaType,
   parseAccept,
 } from '../../src/docker/media-types.ts'
 
@@ -44,4 +46,33 @@ t.test('the four manifest media types are known', async (t) => {
   for (const type of Object.values(MEDIA_TYPES)) t.ok(isManifestMediaType(type), type)
   t.notOk(isManifestMediaType('application/vnd.docker.distribution.manifest.v1+prettyjws'))
   t.notOk(isManifestMediaType('application/json'))
+})
+
+t.test('a manifest is typed only with a known manifest media type', async (t) => {
+  const json = (doc: unknown) => Buffer.from(JSON.stringify(doc))
+  t.equal(
+    manifestMediaType(json({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex }), 'text/html'),
+    MEDIA_TYPES.ociIndex,
+  )
+  t.equal(
+    manifestMediaType(json({ schemaVersion: 2, mediaType: 'text/html', layers: [] }), undefined),
+    'application/octet-stream',
+    'an unknown mediaType in the body',
+  )
+  t.equal(
+    manifestMediaType(json({ schemaVersion: 2, layers: [] }), 'text/html'),
+    MEDIA_TYPES.ociManifest,
+    'no mediaType: the shape decides over an unknown header',
+  )
+  t.equal(manifestMediaType(Buffer.from('<html>'), 'text/html'), 'application/octet-stream')
+  t.equal(
+    manifestMediaType(json({ schemaVersion: 1, name: 'x' }), 'application/json'),
+    'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  )
+  t.equal(
+    manifestMediaType(Buffer.from('{}'), 'application/vnd.docker.distribution.manifest.v1+json'),
+    'application/vnd.docker.distribution.manifest.v1+json',
+  )
+  t.equal(manifestContentType('Text/HTML'), 'application/octet-stream')
+  t.equal(manifestContentType(MEDIA_TYPES.dockerManifest), MEDIA_TYPES.dockerManifest)
 })
