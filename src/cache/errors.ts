@@ -36,8 +36,8 @@ export class TransferDiscardedError extends PullthroughError {
 }
 
 /** Every upstream that had the blob declared or sent more bytes than storage.maxBlobSize allows. */
-export class BlobTooLargeError extends PullthroughError {
-  readonly code = 'PT_BLOB_TOO_LARGE'
+export class UpstreamBlobTooLargeError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_BLOB_TOO_LARGE'
   constructor(
     readonly digest: string,
     /** The size an upstream declared, or the bytes it had sent when it was cut. */

@@ -30,7 +30,7 @@
  * mirror has; a body that grows past it (no declared size) is cut, its
  * attempt discarded, and its mirror excluded the same way. So each mirror
  * sends at most one oversized answer per fill, and when all did, the fill
- * fails with BlobTooLargeError.
+ * fails with UpstreamBlobTooLargeError.
  *
  * When the disk cannot be written (full, read-only), the fill switches to a
  * pass-through attempt from byte 0 kept in a memory window of at most
@@ -50,7 +50,7 @@ import { UpstreamAuthError } from '../upstream/errors.ts'
 import { classify, type Mirror } from '../upstream/mirror.ts'
 import type { UpstreamResponse } from '../upstream/pool.ts'
 import {
-  BlobTooLargeError,
+  UpstreamBlobTooLargeError,
   BlobUnknownUpstreamError,
   FillFailedError,
   TransferDiscardedError,
@@ -138,7 +138,7 @@ export class Fill {
   readonly #abort = new AbortController()
   readonly #sources: FillSources
   /** Why the last mirror that was asked could not be used because of storage.maxBlobSize. */
-  #tooLarge: BlobTooLargeError | undefined
+  #tooLarge: UpstreamBlobTooLargeError | undefined
   #markReady: () => void = () => undefined
   #failReady: (error: Error) => void = () => undefined
   #wake: () => void = () => undefined
@@ -600,7 +600,7 @@ export class Fill {
 
   #refuseTooLarge(source: FillSource, mirror: Mirror, size: number, how: 'declares' | 'sent') {
     const { maxBlobBytes } = this.deps
-    this.#tooLarge = new BlobTooLargeError(this.digest, size, maxBlobBytes)
+    this.#tooLarge = new UpstreamBlobTooLargeError(this.digest, size, maxBlobBytes)
     this.deps.metrics.upstreamErrors.inc({
       pool: source.pool.name,
       upstream: mirror.name,
@@ -678,7 +678,7 @@ const REFUSAL_CODES = new Set([
   'PT_UPSTREAM_UNAVAILABLE',
   'PT_UPSTREAM_AUTH',
   'PT_FILL_FAILED',
-  'PT_BLOB_TOO_LARGE',
+  'PT_UPSTREAM_BLOB_TOO_LARGE',
 ])
 
 function isRefusal(error: unknown): error is Error {

@@ -98,7 +98,7 @@ export function toOciError(error: unknown, registry: string | undefined): OciErr
         status: 502,
         message: 'the upstream registry refused our credentials',
       })
-    case 'PT_BLOB_TOO_LARGE':
+    case 'PT_UPSTREAM_BLOB_TOO_LARGE':
       return new OciError('UNAVAILABLE', where, {
         status: 502,
         message: `the upstream blob is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,

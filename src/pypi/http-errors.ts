@@ -39,7 +39,7 @@ function describe(error: unknown, index: string): { status: number; message: str
       return { status: 503, message: 'too many open connections; try again later' }
     case 'PT_UPSTREAM_AUTH':
       return { status: 502, message: `an upstream of index ${index} refused our credentials` }
-    case 'PT_BLOB_TOO_LARGE':
+    case 'PT_UPSTREAM_BLOB_TOO_LARGE':
       return {
         status: 502,
         message: `the file is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,

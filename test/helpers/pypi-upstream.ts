@@ -686,3 +686,21 @@ export async function startMirrorUpstream(
     },
   }
 }
+
+/**
+ * A config with one default index `pypi` whose upstreams are `upstreams`, in
+ * this order, with files allowed from each one's files host and no retries;
+ * `extra` adds lines to the index entry (six spaces of indent).
+ */
+export function indexYaml(upstreams: readonly PypiUpstream[], extra = ''): string {
+  const urls = upstreams.map((u) => `{ url: "${u.index}" }`).join(', ')
+  const hosts = upstreams.map((u) => `"${u.files.origin}"`).join(', ')
+  return `pypi:
+  indexes:
+    - name: pypi
+      default: true
+      upstreams: [${urls}]
+      fileHosts: [${hosts}]
+      retry: { attempts: 1 }
+${extra}`
+}

@@ -25,8 +25,16 @@ export interface TlsUpstream {
   handle(handler: Handler): void
 }
 
-/** Starts an HTTPS server on 127.0.0.1:0; closed at test end. */
-export async function tlsUpstream(t: Test, handler: Handler = notFound): Promise<TlsUpstream> {
+/** A self-signed certificate for IP 127.0.0.1 (PEM files in a temp dir removed at test end). */
+export interface SelfSignedCert {
+  readonly certFile: string
+  readonly keyFile: string
+  readonly cert: Buffer
+  readonly key: Buffer
+}
+
+/** Makes a certificate and key for 127.0.0.1 with openssl, valid for a day. */
+export async function selfSignedCert(t: Test): Promise<SelfSignedCert> {
   const dir = await tempDir(t, 'pt-tls-')
   const certFile = join(dir, 'cert.pem')
   const keyFile = join(dir, 'key.pem')
@@ -50,6 +58,12 @@ export async function tlsUpstream(t: Test, handler: Handler = notFound): Promise
     certFile,
   ])
   const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)])
+  return { certFile, keyFile, cert, key }
+}
+
+/** Starts an HTTPS server on 127.0.0.1:0; closed at test end. */
+export async function tlsUpstream(t: Test, handler: Handler = notFound): Promise<TlsUpstream> {
+  const { cert, key } = await selfSignedCert(t)
   let current = handler
   const requests: RecordedRequest[] = []
   const sockets = new Set<Socket>()

@@ -1,40 +1,15 @@
-import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import t from 'tap'
 import { Agent, fetch } from 'undici'
 import { startApp } from '../helpers/app.ts'
-import { tempDir } from '../helpers/config.ts'
-
-const run = promisify(execFile)
+import { selfSignedCert } from '../helpers/tls-upstream.ts'
 
 t.test('serves HTTPS with the configured certificate and key', async (t) => {
-  const dir = await tempDir(t)
-  const cert = join(dir, 'tls.crt')
-  const key = join(dir, 'tls.key')
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-  ])
+  const { certFile: cert, keyFile: key, cert: ca } = await selfSignedCert(t)
   const { url } = await startApp(t, {
     yaml: `server: { tls: { cert: "${cert}", key: "${key}" } }\n`,
   })
   t.match(url, /^https:\/\/127\.0\.0\.1:\d+$/)
-  const agent = new Agent({ connect: { ca: await readFile(cert) } })
+  const agent = new Agent({ connect: { ca } })
   t.teardown(() => agent.close())
   const res = await fetch(`${url}/healthz`, { dispatcher: agent })
   t.equal(res.status, 200)

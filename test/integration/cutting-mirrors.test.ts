@@ -16,11 +16,7 @@ import { fakeUpstream, type FakeUpstream, type Handler } from '../helpers/fake-u
 import { buildImage, pullImage, type PushedImage } from '../helpers/images.ts'
 import { metricValue } from '../helpers/pool.ts'
 import { BIG_PROJECT, bigPypiPackages, pip } from '../helpers/pypi-packages.ts'
-import {
-  startMirrorUpstream,
-  startPypiUpstream,
-  type PypiUpstream,
-} from '../helpers/pypi-upstream.ts'
+import { indexYaml, startMirrorUpstream, startPypiUpstream } from '../helpers/pypi-upstream.ts'
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts'
 
 const KiB = 1024
@@ -164,20 +160,6 @@ t.test(
     t.ok(Math.abs(fromA - fromB) <= 1, `the mirrors took turns (A ${fromA}, B ${fromB})`)
   },
 )
-
-/** The index config: `upstreams` in order, files allowed from each one's files host. */
-function indexYaml(upstreams: readonly PypiUpstream[]): string {
-  const urls = upstreams.map((u) => `{ url: "${u.index}" }`).join(', ')
-  const hosts = upstreams.map((u) => `"${u.files.origin}"`).join(', ')
-  return `pypi:
-  indexes:
-    - name: pypi
-      default: true
-      upstreams: [${urls}]
-      fileHosts: [${hosts}]
-      retry: { attempts: 1 }
-`
-}
 
 t.test(
   "pip installs an 8 MB wheel on the first try while the first upstream's files host cuts after 1 MiB",

@@ -9,31 +9,13 @@ import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
 import { findPep714Pip, pip, YANKED_REASON } from '../helpers/pypi-packages.ts'
 import { startRedis } from '../helpers/redis-server.ts'
-import {
-  startMirrorUpstream,
-  startPypiUpstream,
-  type PypiUpstream,
-} from '../helpers/pypi-upstream.ts'
+import { indexYaml, startMirrorUpstream, startPypiUpstream } from '../helpers/pypi-upstream.ts'
 
 async function pipInstall(t: Test, app: TestApp, args: readonly string[]) {
   const target = await tempDir(t, 'pt-site-')
   const host = new URL(app.url).host
   const index = ['--index-url', `${app.url}/simple/`, '--trusted-host', host]
   return pip(t, ['install', ...index, '--target', target, ...args])
-}
-
-/** The index config: `upstreams` in order, files allowed from each one's files host. */
-function indexYaml(upstreams: readonly PypiUpstream[], extra = ''): string {
-  const urls = upstreams.map((u) => `{ url: "${u.index}" }`).join(', ')
-  const hosts = upstreams.map((u) => `"${u.files.origin}"`).join(', ')
-  return `pypi:
-  indexes:
-    - name: pypi
-      default: true
-      upstreams: [${urls}]
-      fileHosts: [${hosts}]
-      retry: { attempts: 1 }
-${extra}`
 }
 
 t.test(
