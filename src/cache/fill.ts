@@ -653,6 +653,10 @@ export class Fill {
     this.#tick()
     if (error instanceof TransferDiscardedError && error.reason === 'no_readers')
       this.#logger.info('pass-through fill stopped')
+    // Any client can ask for a digest no upstream has: that is an answer, not a
+    // fault, and must not fill the warn log with stacks.
+    else if (error instanceof BlobUnknownUpstreamError)
+      this.#logger.info({ code: error.code }, 'no upstream has the blob')
     else this.#logger.warn({ err: error }, 'fill failed')
   }
 }

@@ -42,6 +42,11 @@ pypi: { indexes: [{ name: pypi, default: true, upstreams: [{ url: "${index.index
     rejected.every((l) => l.err === undefined && !JSON.stringify(l).includes('"stack"')),
     'no error object or stack in these lines',
   )
+  t.same(
+    logs.raw.filter((line) => line.includes('"stack"')),
+    [],
+    'no line carries a stack, the fill of the unknown blob included',
+  )
 })
 
 t.test('5xx answers are still logged at error level', async (t) => {
