@@ -4,7 +4,6 @@
  * first. Anything larger than the bound is refused before or while it is read.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import { UpstreamAuthError } from '../upstream/errors.ts'
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import { DocumentTooLargeError } from './errors.ts'
@@ -30,6 +29,8 @@ export interface FetchedDocument {
 
 export interface FetchOptions {
   readonly method?: 'GET' | 'HEAD'
+  /** The statuses the caller can use; the pool raises typed errors for the rest. */
+  readonly expect: readonly number[]
   readonly maxBytes: number
   /** Mirrors not to ask (one that just sent bytes that failed verification). */
   readonly exclude?: ReadonlySet<Mirror>
@@ -47,6 +48,7 @@ export async function fetchDocument(
     path: source.path,
     method: options.method ?? 'GET',
     kind: 'document',
+    expect: options.expect,
     authScope: source.authScope,
     headers: source.headers,
     tryNextOnNotFound: source.tryNextOnNotFound,
@@ -54,11 +56,6 @@ export async function fetchDocument(
     prefer: options.prefer,
     signal: options.signal,
   })
-  if (res.status === 401 || res.status === 403) {
-    // A 403 after the token dance (or a 401 with no way to authenticate): access is refused.
-    await res.body.dump()
-    throw new UpstreamAuthError(source.pool.name, res.mirror.name, res.status)
-  }
   const declared = Number(res.headers['content-length'])
   if (Number.isFinite(declared) && declared > options.maxBytes && options.method !== 'HEAD') {
     res.body.destroy()

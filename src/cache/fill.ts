@@ -46,9 +46,9 @@ import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { DigestMismatchError } from '../storage/errors.ts'
-import { UpstreamAuthError } from '../upstream/errors.ts'
+import { UpstreamNotFoundError } from '../upstream/errors.ts'
 import { classify, type Mirror } from '../upstream/mirror.ts'
-import type { UpstreamResponse } from '../upstream/pool.ts'
+import type { UpstreamRequest, UpstreamResponse } from '../upstream/pool.ts'
 import {
   UpstreamBlobTooLargeError,
   BlobUnknownUpstreamError,
@@ -483,9 +483,11 @@ export class Fill {
   ): Promise<Opened | 'unusable' | undefined> {
     // Bounded: each pass excludes one mirror of this pool.
     while (!FillSources.exhausted(source, excluded)) {
-      const res = await source.pool.request({
+      const res = await this.#request(source, {
         path: source.path,
         kind: 'blob',
+        // A 206 is usable only when resuming (checked in #accept).
+        expect: [200, 206],
         rangeStart: offset,
         tryNextOnNotFound: true,
         exclude: excluded,
@@ -513,21 +515,26 @@ export class Fill {
     return undefined
   }
 
+  /** The pool's answer; not found on every mirror of the source is BlobUnknownUpstreamError. */
+  async #request(source: FillSource, req: UpstreamRequest): Promise<UpstreamResponse> {
+    try {
+      return await source.pool.request(req)
+    } catch (error) {
+      if (error instanceof UpstreamNotFoundError) throw new BlobUnknownUpstreamError(this.digest)
+      throw error
+    }
+  }
+
   /**
-   * Checks an upstream answer against the byte we need next and the size
-   * limit. Returns how many leading body bytes to skip, `unusable` (another
-   * request is made) or `too_large` (the mirror is not asked again); throws
-   * for an answer that says the source cannot give the blob.
+   * Checks an upstream answer (200 or 206) against the byte we need next and
+   * the size limit. Returns how many leading body bytes to skip, `unusable`
+   * (another request is made) or `too_large` (the mirror is not asked again).
    */
   async #accept(
     res: UpstreamResponse,
     offset: number,
     source: FillSource,
   ): Promise<number | 'unusable' | 'too_large'> {
-    if (res.status === 404) {
-      await res.body.dump()
-      throw new BlobUnknownUpstreamError(this.digest)
-    }
     let skip: number | undefined
     let total: number | undefined
     if (res.status === 200) {
@@ -542,11 +549,8 @@ export class Fill {
       }
     }
     if (skip === undefined) {
+      // A 206 to a request from byte 0, or from another byte than asked.
       await res.body.dump()
-      if (res.status === 401 || res.status === 403)
-        throw new UpstreamAuthError(source.pool.name, res.mirror.name, res.status)
-      if (res.status >= 400)
-        throw new FillFailedError(this.digest, `upstream answered ${res.status}`)
       return 'unusable'
     }
     if (total !== undefined && total > this.deps.maxBlobBytes) {
@@ -681,6 +685,7 @@ const REFUSAL_CODES = new Set([
   'PT_BLOB_UNKNOWN',
   'PT_UPSTREAM_UNAVAILABLE',
   'PT_UPSTREAM_AUTH',
+  'PT_UPSTREAM_STATUS',
   'PT_FILL_FAILED',
   'PT_UPSTREAM_BLOB_TOO_LARGE',
 ])

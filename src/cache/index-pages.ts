@@ -20,10 +20,11 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { IndexPageRecord, MetadataStore, SizedIndexPage } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
+import { UpstreamNotFoundError, UpstreamStatusError } from '../upstream/errors.ts'
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import { fetchDocument, headerValue, type FetchedDocument } from './documents.ts'
-import { FillFailedError, ProjectUnknownError, isUpstreamFailure } from './errors.ts'
+import { ProjectUnknownError, isUpstreamFailure } from './errors.ts'
 import { Lru } from './lru.ts'
 import { NegativeCache } from './negative-cache.ts'
 import { SingleFlight } from './single-flight.ts'
@@ -130,22 +131,17 @@ export class IndexPages {
       // The issuer failed (then it is not asked again), or there was nothing to revalidate.
       doc = revalidated ?? (await this.#fetchInOrder(source, issuer))
     } catch (error) {
+      if (error instanceof UpstreamNotFoundError) {
+        await this.#forget(source, record)
+        throw new ProjectUnknownError(source.index, source.project)
+      }
       return this.#stale(source, record, error)
     }
-    if (doc.status === 304 && record && doc.mirror === issuer) {
+    // Only the issuer is asked with If-None-Match, so only its answer may be a 304.
+    if (doc.status === 304 && record) {
       await this.#put(source, { ...record, fetchedAt: this.deps.now() }, undefined)
       return { page: record.page, cache: 'revalidated', upstream: doc.mirror.name }
     }
-    if (doc.status === 404 || doc.status === 410) {
-      await this.#forget(source, record)
-      throw new ProjectUnknownError(source.index, source.project)
-    }
-    if (doc.status !== 200)
-      return this.#stale(
-        source,
-        record,
-        new FillFailedError(source.project, `upstream answered ${doc.status}`),
-      )
     const page = parse(doc)
     const etag = headerValue(doc.headers, 'etag')
     await this.#put(
@@ -192,10 +188,12 @@ export class IndexPages {
           path: source.path,
           headers: { accept: source.accept, 'if-none-match': etag },
         },
-        { maxBytes: MAX_INDEX_PAGE_BYTES, exclude: others },
+        { expect: [200, 304], maxBytes: MAX_INDEX_PAGE_BYTES, exclude: others },
       )
     } catch (error) {
-      if (!isUpstreamFailure(error) || others.size === 0) throw error
+      // A status it answered is its answer; only a failure moves on to the others.
+      if (!isUpstreamFailure(error) || error instanceof UpstreamStatusError || others.size === 0)
+        throw error
       return undefined
     }
   }
@@ -207,7 +205,11 @@ export class IndexPages {
   ): Promise<FetchedDocument> {
     return fetchDocument(
       { pool: source.pool, path: source.path, headers: { accept: source.accept } },
-      { maxBytes: MAX_INDEX_PAGE_BYTES, ...(except ? { exclude: new Set([except]) } : {}) },
+      {
+        expect: [200],
+        maxBytes: MAX_INDEX_PAGE_BYTES,
+        ...(except ? { exclude: new Set([except]) } : {}),
+      },
     )
   }
 
@@ -245,9 +247,8 @@ export class IndexPages {
       try {
         const doc = await fetchDocument(
           { pool: source.pool, path: source.path, headers: { accept: source.accept } },
-          { maxBytes: MAX_INDEX_PAGE_BYTES, exclude: others },
+          { expect: [200], maxBytes: MAX_INDEX_PAGE_BYTES, exclude: others },
         )
-        if (doc.status !== 200) continue
         const page = parse(doc)
         pages.push({ page, upstream: mirror.name })
       } catch (error) {

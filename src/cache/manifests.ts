@@ -37,6 +37,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { digestOf, isDigest, parseDigest, type Digest } from '../storage/digest.ts'
+import { UpstreamNotFoundError, UpstreamStatusError } from '../upstream/errors.ts'
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import type { AccessLog } from './access-log.ts'
@@ -212,17 +213,21 @@ export class ManifestCache {
     try {
       head = await fetchDocument(this.#documentSource(source, tag, view.accept), {
         method: 'HEAD',
+        expect: [200],
         maxBytes: 0,
       })
     } catch (error) {
+      if (error instanceof UpstreamNotFoundError) {
+        await this.#forget(source, view)
+        throw new ManifestUnknownError(source.repository, tag)
+      }
+      // A registry that will not answer HEAD (405...) may still answer the GET.
+      if (error instanceof UpstreamStatusError)
+        return this.#fetchTag(source, tag, view, needs, stale)
       return this.#stale(source, tag, stale, error)
     }
-    if (head.status === 404) {
-      await this.#forget(source, view)
-      throw new ManifestUnknownError(source.repository, tag)
-    }
     const digest = headerValue(head.headers, 'docker-content-digest')
-    if (head.status === 200 && digest === record.digest) {
+    if (digest === record.digest) {
       const renewed = { ...record, fetchedAt: this.deps.now() }
       if (!needs.acceptable(record.mediaType)) {
         await this.#putTag(source, view.name, renewed)
@@ -315,11 +320,12 @@ export class ManifestCache {
           ...this.#documentSource(source, reference, accept),
           tryNextOnNotFound: expected !== undefined,
         },
-        { maxBytes: MAX_MANIFEST_BYTES, exclude },
-      )
-      if (doc.status === 404) throw new ManifestUnknownError(source.repository, reference)
-      if (doc.status !== 200)
-        throw new FillFailedError(reference, `upstream answered ${doc.status}`)
+        { expect: [200], maxBytes: MAX_MANIFEST_BYTES, exclude },
+      ).catch((error: unknown) => {
+        if (error instanceof UpstreamNotFoundError)
+          throw new ManifestUnknownError(source.repository, reference)
+        throw error
+      })
       const actual = digestOf(doc.body)
       const claimed = expected ?? headerValue(doc.headers, 'docker-content-digest')
       if (claimed === undefined || !isDigest(claimed) || claimed === actual) {
@@ -335,7 +341,7 @@ export class ManifestCache {
       )
       exclude.add(doc.mirror)
       if (exclude.size >= source.pool.mirrors.length)
-        throw new FillFailedError(reference, 'no upstream sent a manifest matching its digest')
+        throw new FillFailedError(claimed, 'no upstream sent a manifest matching its digest')
     }
   }
 

@@ -8,7 +8,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { fetchDocument, headerValue } from '../cache/documents.ts'
-import { FillFailedError } from '../cache/errors.ts'
+import { isNotFound } from '../cache/errors.ts'
 import { OciError } from './errors.ts'
 import { MEDIA_TYPES } from './media-types.ts'
 import { parseReferrersIndex, renderReferrersIndex } from './referrers-index.ts'
@@ -35,13 +35,13 @@ export async function serveReferrers(
       authScope: target.authScope,
       headers: { accept: MEDIA_TYPES.ociIndex },
     },
-    { maxBytes: MAX_REFERRERS_BYTES },
-  )
-  if (doc.status === 404)
+    { expect: [200], maxBytes: MAX_REFERRERS_BYTES },
+  ).catch((error: unknown) => {
+    if (!isNotFound(error)) throw error
     throw new OciError('MANIFEST_UNKNOWN', undefined, {
       message: 'the upstream registry does not serve referrers for this digest',
     })
-  if (doc.status !== 200) throw new FillFailedError(digest, `upstream answered ${doc.status}`)
+  })
   const index = parseReferrersIndex(doc.body)
   if (!index)
     throw new OciError(

@@ -7,7 +7,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CachedDocuments } from '../cache/cached-documents.ts'
 import { fetchDocument, headerValue, type FetchedDocument } from '../cache/documents.ts'
-import { FillFailedError, RepositoryUnknownError } from '../cache/errors.ts'
+import {
+  RepositoryUnknownError,
+  UpstreamDocumentUnusableError,
+  isNotFound,
+} from '../cache/errors.ts'
 import { OciError } from './errors.ts'
 import { nextLink, paginate, parsePageQuery } from './pagination.ts'
 import type { DockerTarget } from './target.ts'
@@ -64,11 +68,10 @@ async function loadTags(target: DockerTarget): Promise<string[]> {
   for (let page = 0; path !== undefined && page < MAX_TAG_PAGES; page++) {
     const doc: FetchedDocument = await fetchDocument(
       { pool: target.pool, path, authScope: target.authScope },
-      { maxBytes: MAX_TAG_PAGE_BYTES, ...(mirror ? { prefer: mirror } : {}) },
-    )
-    if (doc.status === 404) throw new RepositoryUnknownError(target.repository)
-    if (doc.status !== 200)
-      throw new FillFailedError(`${target.repository} tags`, `upstream answered ${doc.status}`)
+      { expect: [200], maxBytes: MAX_TAG_PAGE_BYTES, ...(mirror ? { prefer: mirror } : {}) },
+    ).catch((error: unknown) => {
+      throw isNotFound(error) ? new RepositoryUnknownError(target.repository) : error
+    })
     for (const tag of parseTagPage(doc.body, target.repository)) {
       bytes += Buffer.byteLength(tag) + STORED_BYTES_PER_TAG
       if (bytes > MAX_TAG_LIST_BYTES) throw tagListTooLarge(target)
@@ -96,7 +99,7 @@ function parseTagPage(body: Buffer, repository: string): string[] {
   try {
     parsed = JSON.parse(body.toString('utf8'))
   } catch (error) {
-    throw new FillFailedError(`${repository} tags`, 'upstream tag list is not JSON', {
+    throw new UpstreamDocumentUnusableError(`tag list of ${repository}`, 'not JSON', {
       cause: error,
     })
   }
@@ -104,7 +107,7 @@ function parseTagPage(body: Buffer, repository: string): string[] {
   // Distribution answers `"tags": null` for a repository without tags.
   if (tags === null || tags === undefined) return []
   if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string'))
-    throw new FillFailedError(`${repository} tags`, 'upstream tag list has no tags array')
+    throw new UpstreamDocumentUnusableError(`tag list of ${repository}`, 'no tags array')
   return tags
 }
 

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { headerValue } from '../cache/documents.ts'
-import { FillFailedError } from '../cache/errors.ts'
+import { UpstreamDocumentUnusableError } from '../cache/errors.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import { PypiHttpError } from './http-errors.ts'
 import { SIMPLE_MEDIA_TYPES, negotiateSimple } from './negotiate.ts'
@@ -58,6 +58,7 @@ export async function serveProjectList(
 /** The parser of an HTML answer; a JSON answer (HTML was asked for) is refused before it is read. */
 function htmlToNames(headers: IncomingHttpHeaders) {
   const type = headerValue(headers, 'content-type')?.split(';')[0]?.trim().toLowerCase() ?? ''
-  if (type.includes('json')) throw new FillFailedError('/simple/', `the upstream answered ${type}`)
+  if (type.includes('json'))
+    throw new UpstreamDocumentUnusableError('project list', `answered ${type}, not HTML`)
   return projectNamesFromHtml()
 }
