@@ -62,7 +62,7 @@ import {
   PASSTHROUGH_WINDOW_BYTES,
   type Generation,
 } from './generation.ts'
-import { TailReader } from './tail-reader.ts'
+import { TailReader, type FillView } from './tail-reader.ts'
 
 export type { FillSource }
 
@@ -116,21 +116,18 @@ class OversizeBody extends Error {
   }
 }
 
-export class Fill {
+export class Fill implements FillView {
   readonly digest: string
-  /** Total size once an upstream said it (Content-Length or Content-Range). */
-  size: number | undefined
-  /** Name of the mirror that sent the latest bytes. */
-  upstream: string | undefined
-  verified = false
-  failure: Error | undefined
-  /** False once the fill streams through memory: late joiners could not start at byte 0. */
-  joinable = true
   /** Resolves once an upstream answered with the blob (size known), rejects if none can. */
   readonly ready: Promise<void>
   /** Resolves when the blob is committed (or passed through), rejects when the fill fails. */
   readonly done: Promise<void>
 
+  #size: number | undefined
+  #upstream: string | undefined
+  #verified = false
+  #failure: Error | undefined
+  #joinable = true
   #gen: Generation | undefined
   readonly #readers = new Set<TailReader>()
   /** A reader was created: from then on, a pass-through attempt without readers is pointless. */
@@ -166,6 +163,31 @@ export class Fill {
     this.ready.catch(() => undefined)
     this.done = this.#run()
     this.done.catch(() => undefined)
+  }
+
+  /** Total size once an upstream said it (Content-Length or Content-Range). */
+  get size(): number | undefined {
+    return this.#size
+  }
+
+  /** Name of the mirror that sent the latest bytes. */
+  get upstream(): string | undefined {
+    return this.#upstream
+  }
+
+  /** The whole blob hashed to its digest: readers may have its last byte. */
+  get verified(): boolean {
+    return this.#verified
+  }
+
+  /** Why the fill failed; readers are cut with it. */
+  get failure(): Error | undefined {
+    return this.#failure
+  }
+
+  /** False once the fill streams through memory: late joiners could not start at byte 0. */
+  get joinable(): boolean {
+    return this.#joinable
   }
 
   /** The current attempt; readers bind to it and follow a new one only if they sent nothing. */
@@ -240,7 +262,7 @@ export class Fill {
     const { metrics } = this.deps
     const excluded = new Set<Mirror>()
     let passThrough = this.deps.passThrough ?? false
-    if (passThrough) this.joinable = false
+    if (passThrough) this.#joinable = false
     metrics.fillsInFlight.inc()
     try {
       // Each round after corrupt or oversized content uses other mirrors: at most one round per
@@ -251,12 +273,12 @@ export class Fill {
           const gen = await this.#transfer(attempt, excluded)
           // Verified content may go out before it is durable: fsync and rename come after.
           await gen.verify(this.digest)
-          this.size = gen.available
-          this.verified = true
+          this.#size = gen.available
+          this.#verified = true
           this.#tick()
           await this.#commit(gen)
           // From here on, new clients read the stored blob (or start a new fill if storing failed).
-          this.joinable = false
+          this.#joinable = false
           return
         } catch (error) {
           // Readers must not find the failed attempt while the next one is being set up.
@@ -334,7 +356,7 @@ export class Fill {
 
   /** Switches to pass-through after a storage failure: counted, logged, late joiners start their own fill. */
   #degrade(error: unknown): void {
-    this.joinable = false
+    this.#joinable = false
     this.deps.onStorageFailure?.()
     this.deps.metrics.storageWriteErrors.inc()
     this.#logger.warn({ err: error }, 'cannot write to storage; streaming through without caching')
@@ -388,7 +410,7 @@ export class Fill {
         const { res, source, skip } = opened
         const gen = await this.#generation(attempt, res)
         gen.contributors.add(res.mirror)
-        this.upstream = res.mirror.name
+        this.#upstream = res.mirror.name
         this.#markReady()
         try {
           await this.#copyBody(gen, res, skip)
@@ -559,7 +581,7 @@ export class Fill {
       dropUnread(res)
       return 'unusable'
     }
-    this.size ??= total
+    this.#size ??= total
     return skip
   }
 
@@ -617,7 +639,7 @@ export class Fill {
     const source = this.#sources.list.find((s) => s.pool.mirrors.includes(error.mirror))
     this.#refuseTooLarge(source ?? this.source, error.mirror, error.bytes, 'sent')
     this.#cutReaders('too_large')
-    this.size = undefined
+    this.#size = undefined
   }
 
   #onMismatch(gen: Generation, error: DigestMismatchError, excluded: Set<Mirror>): void {
@@ -637,7 +659,7 @@ export class Fill {
       'upstream content does not match its digest; discarded',
     )
     this.#cutReaders('digest_mismatch')
-    this.size = undefined
+    this.#size = undefined
   }
 
   /** Readers that received bytes of a discarded attempt are cut; the others wait for the next one. */
@@ -648,7 +670,7 @@ export class Fill {
   }
 
   #fail(error: Error): void {
-    this.failure = error
+    this.#failure = error
     this.#failReady(error)
     this.#tick()
     if (error instanceof TransferDiscardedError && error.reason === 'no_readers')

@@ -5,13 +5,29 @@
  * nothing but its own socket buffer, and never slows the fill.
  */
 import { Readable } from 'node:stream'
-import type { Fill } from './fill.ts'
 import { READ_HIGH_WATER_MARK } from '../storage/blob-store.ts'
 import { transferPacer } from '../storage/scavenge-pacer.ts'
 import type { Generation } from './generation.ts'
 
 /** Read size, the same as for serving from the store (see READ_HIGH_WATER_MARK). */
 export const READ_CHUNK_BYTES = READ_HIGH_WATER_MARK
+
+/** What a reader needs of the fill it follows (cache/fill.ts). */
+export interface FillView {
+  /** Total size once an upstream said it. */
+  readonly size: number | undefined
+  /** The whole blob hashed to its digest: its last byte may go out. */
+  readonly verified: boolean
+  readonly failure: Error | undefined
+  /** The current attempt. */
+  readonly generation: Generation | undefined
+  /** How far a reader that wants bytes up to `end` (exclusive) may read now. */
+  readableLimit(end: number | undefined): number
+  /** Resolves at the next change a reader may care about. */
+  progress(): Promise<void>
+  /** Called after each chunk a reader sent, so the attempt can free what all readers passed. */
+  consumed(): void
+}
 
 export class TailReader extends Readable {
   /** Bytes pushed to the consumer so far. */
@@ -22,7 +38,7 @@ export class TailReader extends Readable {
   #pumping = false
 
   constructor(
-    private readonly fill: Fill,
+    private readonly fill: FillView,
     start: number,
     end: number | undefined,
   ) {
