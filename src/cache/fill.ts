@@ -56,12 +56,7 @@ import {
   TransferDiscardedError,
 } from './errors.ts'
 import { FillSources, type FillSource } from './fill-sources.ts'
-import {
-  DiskGeneration,
-  MemoryGeneration,
-  PASSTHROUGH_WINDOW_BYTES,
-  type Generation,
-} from './generation.ts'
+import { DiskAttempt, MemoryAttempt, PASSTHROUGH_WINDOW_BYTES, type Attempt } from './attempt.ts'
 import { TailReader, type FillView } from './tail-reader.ts'
 
 export type { FillSource }
@@ -93,9 +88,9 @@ export interface FillDeps {
   readonly onStorageFailure?: () => void
 }
 
-/** One attempt at the whole blob; its generation exists from the first usable answer on. */
-interface Attempt {
-  gen: Generation | undefined
+/** One round at the whole blob; its attempt exists from the first usable answer on. */
+interface Round {
+  attempt: Attempt | undefined
   passThrough: boolean
 }
 
@@ -128,7 +123,7 @@ export class Fill implements FillView {
   #verified = false
   #failure: Error | undefined
   #joinable = true
-  #gen: Generation | undefined
+  #attempt: Attempt | undefined
   readonly #readers = new Set<TailReader>()
   /** A reader was created: from then on, a pass-through attempt without readers is pointless. */
   #hadReader = false
@@ -191,8 +186,8 @@ export class Fill implements FillView {
   }
 
   /** The current attempt; readers bind to it and follow a new one only if they sent nothing. */
-  get generation(): Generation | undefined {
-    return this.#gen
+  get attempt(): Attempt | undefined {
+    return this.#attempt
   }
 
   /** A reader of bytes [start, end) of the blob; end defaults to the whole blob. */
@@ -203,7 +198,7 @@ export class Fill implements FillView {
     reader.once('close', () => {
       this.#readers.delete(reader)
       this.consumed()
-      if (this.#readers.size === 0 && this.#gen?.kind === 'memory' && !this.verified)
+      if (this.#readers.size === 0 && this.#attempt?.kind === 'memory' && !this.verified)
         this.#abandon()
     })
     return reader
@@ -211,7 +206,7 @@ export class Fill implements FillView {
 
   /** How far a reader that wants bytes up to `end` (exclusive) may read now. */
   readableLimit(end: number | undefined): number {
-    const available = this.#gen?.available ?? 0
+    const available = this.#attempt?.available ?? 0
     const target = end ?? this.size
     if (this.verified) return Math.min(available, target ?? available)
     // Hold back the blob's last byte until the hash is confirmed.
@@ -221,17 +216,17 @@ export class Fill implements FillView {
 
   /** Readers report progress so the attempt's memory can free what all of them passed. */
   consumed(): void {
-    const gen = this.#gen
-    if (gen) {
+    const attempt = this.#attempt
+    if (attempt) {
       // In pass-through, a reader that has sent nothing yet will read this attempt too (it may
       // wait for a range further on): its position counts before it is bound.
-      const pending = gen.kind === 'memory'
+      const pending = attempt.kind === 'memory'
       const positions: number[] = []
       for (const reader of this.#readers) {
-        if (reader.generation === gen || (pending && reader.bytesSent === 0))
+        if (reader.attempt === attempt || (pending && reader.bytesSent === 0))
           positions.push(reader.position)
       }
-      gen.consumed(positions)
+      attempt.consumed(positions)
     }
     this.#pacerMayGo()
   }
@@ -267,42 +262,42 @@ export class Fill implements FillView {
     try {
       // Each round after corrupt or oversized content uses other mirrors: at most one round per
       // mirror, plus one for switching to pass-through when the disk fails.
-      for (let round = 0; round <= this.#sources.mirrorCount + 1; round++) {
-        const attempt: Attempt = { gen: undefined, passThrough }
+      for (let n = 0; n <= this.#sources.mirrorCount + 1; n++) {
+        const round: Round = { attempt: undefined, passThrough }
         try {
-          const gen = await this.#transfer(attempt, excluded)
+          const attempt = await this.#transfer(round, excluded)
           // Verified content may go out before it is durable: fsync and rename come after.
-          await gen.verify(this.digest)
-          this.#size = gen.available
+          await attempt.verify(this.digest)
+          this.#size = attempt.available
           this.#verified = true
           this.#tick()
-          await this.#commit(gen)
+          await this.#commit(attempt)
           // From here on, new clients read the stored blob (or start a new fill if storing failed).
           this.#joinable = false
           return
         } catch (error) {
           // Readers must not find the failed attempt while the next one is being set up.
-          this.#gen = undefined
-          const gen = attempt.gen
-          passThrough = attempt.passThrough
+          this.#attempt = undefined
+          const attempt = round.attempt
+          passThrough = round.passThrough
           if (this.#abort.signal.aborted) {
-            await gen?.discard()
+            await attempt?.discard()
             throw abortReason(this.#abort.signal, error)
           }
-          if (error instanceof DigestMismatchError && gen) {
-            this.#onMismatch(gen, error, excluded)
+          if (error instanceof DigestMismatchError && attempt) {
+            this.#onMismatch(attempt, error, excluded)
           } else if (error instanceof OversizeBody) {
             this.#onOversize(error, excluded)
-          } else if (isStorageError(error) && gen?.kind === 'disk') {
+          } else if (isStorageError(error) && attempt?.kind === 'disk') {
             this.#degrade(error)
             passThrough = true
           } else {
-            await gen?.discard()
+            await attempt?.discard()
             throw error
           }
-          await gen?.discard()
+          await attempt?.discard()
         } finally {
-          attempt.gen?.release()
+          round.attempt?.release()
         }
       }
       throw new FillFailedError(this.digest, 'no mirror sent content matching the digest')
@@ -315,10 +310,10 @@ export class Fill implements FillView {
   }
 
   /** Makes a verified disk attempt durable; a failure here only costs the caching. */
-  async #commit(gen: Generation): Promise<void> {
-    if (gen.kind !== 'disk') return
+  async #commit(attempt: Attempt): Promise<void> {
+    if (attempt.kind !== 'disk') return
     try {
-      const size = await gen.finish(this.digest)
+      const size = await attempt.finish(this.digest)
       await this.deps.onCommitted?.(this.digest, size)
     } catch (error) {
       if (!isStorageError(error)) throw error
@@ -328,29 +323,27 @@ export class Fill implements FillView {
     }
   }
 
-  /** The attempt's generation, created on its first usable answer. */
-  async #generation(attempt: Attempt, res: UpstreamResponse): Promise<Generation> {
-    if (attempt.gen) return attempt.gen
+  /** The round's attempt, created on its first usable answer. */
+  async #attemptFor(round: Round, res: UpstreamResponse): Promise<Attempt> {
+    if (round.attempt) return round.attempt
     try {
-      attempt.gen = attempt.passThrough
-        ? new MemoryGeneration(this.#tick)
-        : await this.#diskOrMemory()
+      round.attempt = round.passThrough ? new MemoryAttempt(this.#tick) : await this.#diskOrMemory()
     } catch (error) {
       dropUnread(res)
       throw error
     }
-    attempt.passThrough = attempt.gen.kind === 'memory'
-    this.#gen = attempt.gen
-    return attempt.gen
+    round.passThrough = round.attempt.kind === 'memory'
+    this.#attempt = round.attempt
+    return round.attempt
   }
 
-  async #diskOrMemory(): Promise<Generation> {
+  async #diskOrMemory(): Promise<Attempt> {
     try {
-      return await DiskGeneration.create(this.deps.blobs, this.#tick)
+      return await DiskAttempt.create(this.deps.blobs, this.#tick)
     } catch (error) {
       if (!isStorageError(error)) throw error
       this.#degrade(error)
-      return new MemoryGeneration(this.#tick)
+      return new MemoryAttempt(this.#tick)
     }
   }
 
@@ -367,7 +360,7 @@ export class Fill implements FillView {
    * Pass-through pacing: the attempt holds at most PASSTHROUGH_WINDOW_BYTES
    * ahead of its slowest reader, and stops once no reader is left.
    */
-  async #pace(gen: MemoryGeneration): Promise<void> {
+  async #pace(attempt: MemoryAttempt): Promise<void> {
     // Bounded: each pass waits for a reader to move on or leave, or for the abort.
     for (;;) {
       if (this.#abort.signal.aborted) throw abortReason(this.#abort.signal, undefined)
@@ -377,7 +370,7 @@ export class Fill implements FillView {
         throw new TransferDiscardedError(this.digest, 'no_readers')
       }
       this.consumed()
-      if (gen.held <= PASSTHROUGH_WINDOW_BYTES) return
+      if (attempt.held <= PASSTHROUGH_WINDOW_BYTES) return
       await new Promise<void>((resolve) => (this.#wakePacer = resolve))
     }
   }
@@ -399,22 +392,22 @@ export class Fill implements FillView {
    * Moves bytes until the attempt holds the whole blob. After a cut the next
    * request goes to the next source or mirror, from the byte reached.
    */
-  async #transfer(attempt: Attempt, excluded: Set<Mirror>): Promise<Generation> {
+  async #transfer(round: Round, excluded: Set<Mirror>): Promise<Attempt> {
     // Mirrors whose transfer broke lately: asked only after the others.
     const avoid = new Set<Mirror>()
     let stalls = 0
     for (;;) {
-      const offset = attempt.gen?.available ?? 0
+      const offset = round.attempt?.available ?? 0
       const opened = await this.#open(offset, excluded, avoid)
       if (opened) {
         const { res, source, skip } = opened
-        const gen = await this.#generation(attempt, res)
-        gen.contributors.add(res.mirror)
+        const attempt = await this.#attemptFor(round, res)
+        attempt.contributors.add(res.mirror)
         this.#upstream = res.mirror.name
         this.#markReady()
         try {
-          await this.#copyBody(gen, res, skip)
-          return gen
+          await this.#copyBody(attempt, res, skip)
+          return attempt
         } catch (error) {
           if (this.#abort.signal.aborted || isStorageError(error) || error instanceof OversizeBody)
             throw error
@@ -424,13 +417,13 @@ export class Fill implements FillView {
             upstream: res.mirror.name,
           })
           this.#logger.warn(
-            { upstream: res.mirror.name, at: gen.available, err: error },
+            { upstream: res.mirror.name, at: attempt.available, err: error },
             'transfer interrupted; continuing from the next mirror',
           )
           await this.#setBack(res.mirror, source, avoid)
         }
       }
-      const progress = (attempt.gen?.available ?? 0) - offset
+      const progress = (round.attempt?.available ?? 0) - offset
       stalls = progress >= MIN_PROGRESS_BYTES ? 0 : stalls + 1
       if (stalls >= MAX_RESUMES_WITHOUT_PROGRESS) {
         throw new FillFailedError(
@@ -585,10 +578,10 @@ export class Fill implements FillView {
     return skip
   }
 
-  async #copyBody(gen: Generation, res: UpstreamResponse, skip: number): Promise<void> {
+  async #copyBody(attempt: Attempt, res: UpstreamResponse, skip: number): Promise<void> {
     let toSkip = skip
     let received = 0
-    let end = gen.available
+    let end = attempt.available
     const started = performance.now()
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -606,16 +599,16 @@ export class Fill implements FillView {
         if (end > this.deps.maxBlobBytes) throw new OversizeBody(res.mirror, end)
         if (this.size !== undefined && end > this.size)
           throw new Error('upstream body is longer than the size it declared')
-        await gen.append(data)
-        if (gen instanceof MemoryGeneration) await this.#pace(gen)
+        await attempt.append(data)
+        if (attempt instanceof MemoryAttempt) await this.#pace(attempt)
       }
     } finally {
       // Feeds the `fastest` selection policy (small bodies are ignored there).
       res.mirror.stats.recordTransfer(received, performance.now() - started)
       // The resume offset must be the bytes really held, so wait for every write.
-      await gen.settle()
+      await attempt.settle()
     }
-    if (toSkip > 0 || (this.size !== undefined && gen.available < this.size)) {
+    if (toSkip > 0 || (this.size !== undefined && attempt.available < this.size)) {
       throw new Error('upstream body ended early')
     }
   }
@@ -642,8 +635,8 @@ export class Fill implements FillView {
     this.#size = undefined
   }
 
-  #onMismatch(gen: Generation, error: DigestMismatchError, excluded: Set<Mirror>): void {
-    for (const mirror of gen.contributors) {
+  #onMismatch(attempt: Attempt, error: DigestMismatchError, excluded: Set<Mirror>): void {
+    for (const mirror of attempt.contributors) {
       excluded.add(mirror)
       const pool =
         this.#sources.list.find((s) => s.pool.mirrors.includes(mirror))?.pool ?? this.source.pool
@@ -652,7 +645,7 @@ export class Fill implements FillView {
     }
     this.#logger.error(
       {
-        upstreams: [...gen.contributors].map((m) => m.name),
+        upstreams: [...attempt.contributors].map((m) => m.name),
         actual: error.actual,
         size: error.size,
       },

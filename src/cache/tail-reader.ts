@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream'
 import { READ_HIGH_WATER_MARK } from '../storage/blob-store.ts'
 import { transferPacer } from '../storage/scavenge-pacer.ts'
-import type { Generation } from './generation.ts'
+import type { Attempt } from './attempt.ts'
 
 /** Read size, the same as for serving from the store (see READ_HIGH_WATER_MARK). */
 export const READ_CHUNK_BYTES = READ_HIGH_WATER_MARK
@@ -20,7 +20,7 @@ export interface FillView {
   readonly verified: boolean
   readonly failure: Error | undefined
   /** The current attempt. */
-  readonly generation: Generation | undefined
+  readonly attempt: Attempt | undefined
   /** How far a reader that wants bytes up to `end` (exclusive) may read now. */
   readableLimit(end: number | undefined): number
   /** Resolves at the next change a reader may care about. */
@@ -34,7 +34,7 @@ export class TailReader extends Readable {
   bytesSent = 0
   #pos: number
   readonly #end: number | undefined
-  #gen: Generation | undefined
+  #attempt: Attempt | undefined
   #pumping = false
 
   constructor(
@@ -48,8 +48,8 @@ export class TailReader extends Readable {
   }
 
   /** The attempt this reader reads from. */
-  get generation(): Generation | undefined {
-    return this.#gen
+  get attempt(): Attempt | undefined {
+    return this.#attempt
   }
 
   /** Next byte this reader will read. */
@@ -62,8 +62,8 @@ export class TailReader extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#gen?.release()
-    this.#gen = undefined
+    this.#attempt?.release()
+    this.#attempt = undefined
     callback(error)
   }
 
@@ -87,9 +87,9 @@ export class TailReader extends Readable {
           return
         }
         const limit = fill.readableLimit(this.#end)
-        const gen = this.#pos < limit ? this.#bind() : undefined
-        const chunk = gen
-          ? await gen.read(this.#pos, Math.min(READ_CHUNK_BYTES, limit - this.#pos))
+        const attempt = this.#pos < limit ? this.#bind() : undefined
+        const chunk = attempt
+          ? await attempt.read(this.#pos, Math.min(READ_CHUNK_BYTES, limit - this.#pos))
           : undefined
         // The consumer may have gone away while we read.
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
@@ -112,13 +112,13 @@ export class TailReader extends Readable {
   }
 
   /** Binds to the fill's current attempt; a reader that has sent nothing follows the fill to a new one. */
-  #bind(): Generation | undefined {
-    const current = this.fill.generation
-    if (current !== this.#gen && this.bytesSent === 0) {
-      this.#gen?.release()
+  #bind(): Attempt | undefined {
+    const current = this.fill.attempt
+    if (current !== this.#attempt && this.bytesSent === 0) {
+      this.#attempt?.release()
       current?.retain()
-      this.#gen = current
+      this.#attempt = current
     }
-    return this.#gen
+    return this.#attempt
   }
 }
