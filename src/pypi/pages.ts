@@ -7,7 +7,7 @@
 import { headerValue } from '../cache/documents.ts'
 import type { CachedPage, IndexPageSource, UpstreamPage } from '../cache/index-pages.ts'
 import type { ProjectPage } from './model.ts'
-import type { IndexTarget, PypiRoutesDeps } from './routes.ts'
+import type { IndexTarget, PypiRoutesDeps } from './target.ts'
 import { UPSTREAM_PAGE_ACCEPT, parseUpstreamPage } from './upstream-page.ts'
 
 /** How long "no such project" is remembered (a typo retried should not hit upstreams each time). */

@@ -17,7 +17,7 @@ import { PypiHttpError } from './http-errors.ts'
 import { SIMPLE_MEDIA_TYPES, negotiateSimple } from './negotiate.ts'
 import { projectNamesFromHtml } from './parse-project-list.ts'
 import { renderProjectList } from './render-project-list.ts'
-import type { IndexTarget } from './routes.ts'
+import type { IndexTarget } from './target.ts'
 
 /** How long the project list is served before the upstream is asked again. */
 export const PROJECT_LIST_TTL_MS = 60 * 60_000
@@ -27,7 +27,7 @@ export const MAX_PROJECT_LIST_BYTES = 512 * 1024 * 1024
 const NAMES_KEY = 'list:names'
 
 export async function serveProjectList(
-  lists: StreamedDocuments,
+  streamed: StreamedDocuments,
   where: IndexTarget,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -39,7 +39,7 @@ export async function serveProjectList(
   )
   if (!negotiated.acceptable)
     throw new PypiHttpError(406, `acceptable types: ${negotiated.offered.join(', ')}`)
-  const names = await lists.get(
+  const names = await streamed.get(
     where.index.name,
     NAMES_KEY,
     PROJECT_LIST_TTL_MS,
