@@ -62,16 +62,7 @@ export async function serveFile(
     alternatives: () =>
       otherCopies(pages, where, project, listed.upstream, { distName, hash, metadata, digest }),
   }
-  const served = await deps.cache.serve(digest, source, {
-    pull: {
-      protocol: 'pypi',
-      pool: where.index.name,
-      subject: project,
-      reference: filename,
-      action: 'get',
-      clientIp: request.ip,
-    },
-  })
+  const served = await deps.cache.serve(digest, source)
   if (served.upstream !== undefined && served.upstream !== location.pool.mirrors[0]?.name) {
     deps.logger.info(
       { project, file: filename, upstream: served.upstream },
@@ -80,6 +71,12 @@ export async function serveFile(
   }
   reply.header('content-type', metadata ? 'text/plain; charset=utf-8' : 'application/octet-stream')
   if (served.size !== undefined) reply.header('content-length', String(served.size))
+  reply.pull = {
+    ...pulled(where, project, filename),
+    digest,
+    cache: served.cache,
+    upstream: served.upstream,
+  }
   return reply.send(served.stream)
 }
 
@@ -134,7 +131,24 @@ async function serveUnhashed(
   const key = `file:${project} ${file.url}`
   const served = await deps.files.get(where.index.name, key, where.index.indexTTL, location)
   reply.header('content-type', 'application/octet-stream')
+  // No digest: nothing vouched for one before the bytes went out.
+  reply.pull = {
+    ...pulled(where, project, filename),
+    cache: served.cache,
+    upstream: served.upstream,
+  }
   return reply.send(served.stream)
+}
+
+/** The pull event fields every file answer shares. */
+function pulled(where: IndexTarget, project: string, filename: string) {
+  return {
+    protocol: 'pypi',
+    pool: where.index.name,
+    subject: project,
+    reference: filename,
+    action: 'get',
+  } as const
 }
 
 /** The PEP 658 metadata file of `file`: its URL and sha256, when the index gave both. */

@@ -12,7 +12,6 @@ import type { ReadThrough } from '../cache/read-through.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import { recordPull } from '../observability/pull-event.ts'
 import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
 import { serveProjectList } from './project-list.ts'
@@ -122,7 +121,6 @@ async function servePage(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const started = performance.now()
   const { raw } = name
   if (!isProjectName(raw)) throw new PypiHttpError(404, 'not a valid project name')
   const project = normalizeProjectName(raw)
@@ -144,17 +142,14 @@ async function servePage(
     negotiated.format === 'json'
       ? renderProjectJson(page, fileUrl)
       : renderProjectHtml(page, fileUrl)
-  recordPull(deps.logger, deps.metrics, {
+  reply.pull = {
     protocol: 'pypi',
     pool: where.index.name,
     subject: project,
     reference: '/simple/',
     action: request.method === 'HEAD' ? 'head' : 'get',
     cache,
-    bytes: Buffer.byteLength(body),
-    durationMs: performance.now() - started,
     upstream,
-    clientIp: request.ip,
-  })
+  }
   return reply.header('content-type', negotiated.contentType).header('vary', 'Accept').send(body)
 }
