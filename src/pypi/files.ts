@@ -5,10 +5,9 @@
  * comes from is looked up in the project's page, so a request can never make
  * pullthrough fetch a URL the index did not list.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import type { FillSource } from '../cache/fill.ts'
 import type { Logger } from '../observability/logger.ts'
-import type { Metrics } from '../observability/metrics.ts'
 import type { ReadThrough } from '../cache/read-through.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import { PypiHttpError } from './http-errors.ts'
@@ -26,14 +25,12 @@ export interface FileDeps {
   /** Files without a sha256 in their index: streamed, then kept under the digest they had. */
   readonly files: StreamedDocuments
   readonly logger: Logger
-  readonly metrics: Metrics
 }
 
 export async function serveFile(
   deps: FileDeps,
   where: IndexTarget,
   params: { readonly project: string; readonly hash: string; readonly filename: string },
-  request: FastifyRequest,
   reply: FastifyReply,
   pages: ProjectPages,
 ): Promise<FastifyReply> {

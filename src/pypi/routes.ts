@@ -97,7 +97,7 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
     const params = request.params as Record<'index' | 'project' | 'hash' | 'filename', string>
     const where = target(deps, request, params.index)
     const fileDeps = { ...deps, files: deps.lists }
-    return serveFile(fileDeps, where, params, request, reply, projectPages(deps, where))
+    return serveFile(fileDeps, where, params, reply, projectPages(deps, where))
   })
 }
 
