@@ -69,7 +69,7 @@ export async function serveBlob(
   if (request.method === 'HEAD') {
     const stat = await cache.stat(blob.digest, blob.source)
     if (stat.size !== undefined) reply.header('content-length', String(stat.size))
-    reply.pull = { ...pulled, action: 'head', cache: stat.cache, upstream: stat.upstream }
+    reply.pull = { ...pulled, cache: stat.cache, upstream: stat.upstream }
     return reply.code(200).send()
   }
   const range = parseRange(request.headers.range)
@@ -92,6 +92,6 @@ export async function serveBlob(
   } else if (served.size !== undefined) {
     reply.header('content-length', String(served.size))
   }
-  reply.pull = { ...pulled, action: 'get', cache: served.cache, upstream: served.upstream }
+  reply.pull = { ...pulled, cache: served.cache, upstream: served.upstream }
   return reply.send(served.stream)
 }

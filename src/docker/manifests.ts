@@ -81,7 +81,6 @@ export async function serveManifest(
     subject: target.repository,
     reference: 'tag' in reference ? reference.tag : reference.digest,
     digest: manifest.digest,
-    action: head ? 'head' : 'get',
     cache: manifest.cache,
     upstream: manifest.upstream,
   }

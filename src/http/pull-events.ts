@@ -39,9 +39,12 @@ export function registerPullEvents(
     // Errors are not pulls; a body cut after a 2xx header still is, with what was sent.
     if (!reply.pull || !out || out.reported || reply.statusCode >= 400) return
     out.reported = true
+    // GET routes answer HEAD too (Fastify's exposeHeadRoutes): the method says which it was.
+    const head = request.method === 'HEAD'
     recordPull(deps.logger, deps.metrics, {
       ...reply.pull,
-      bytes: request.method === 'HEAD' ? 0 : out.bytes(),
+      action: head ? 'head' : 'get',
+      bytes: head ? 0 : out.bytes(),
       durationMs: reply.elapsedTime,
       clientIp: request.ip,
     })

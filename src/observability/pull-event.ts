@@ -27,10 +27,10 @@ export interface PullEventFields {
 }
 
 /**
- * What a response served, as its handler states it; the bytes, duration and
- * client are added when the response ends.
+ * What a response served, as its handler states it; the action (the request's
+ * method), bytes, duration and client are added when the response ends.
  */
-export type ServedArtifact = Omit<PullEventFields, 'bytes' | 'durationMs' | 'clientIp'>
+export type ServedArtifact = Omit<PullEventFields, 'action' | 'bytes' | 'durationMs' | 'clientIp'>
 
 /** Builds the event object with the protocol's own field names. */
 export function buildPullEvent(fields: PullEventFields): Record<string, unknown> {

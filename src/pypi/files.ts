@@ -144,7 +144,6 @@ function pulled(where: IndexTarget, project: string, filename: string) {
     pool: where.index.name,
     subject: project,
     reference: filename,
-    action: 'get',
   } as const
 }
 

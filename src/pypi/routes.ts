@@ -147,7 +147,6 @@ async function servePage(
     pool: where.index.name,
     subject: project,
     reference: '/simple/',
-    action: request.method === 'HEAD' ? 'head' : 'get',
     cache,
     upstream,
   }

@@ -148,7 +148,7 @@ t.test('a client that leaves mid-body is reported with the bytes sent, not the s
   t.equal((await counters(app, 'docker')).fromCache, bytes, 'the bytes metric says the same')
 })
 
-t.test('a PyPI page and a file each log one pull event', async (t) => {
+t.test('a PyPI page and a file each log one pull event per GET and per HEAD', async (t) => {
   const upstream = await startPypiUpstream(t)
   const app = await startApp(t, {
     yaml: `pypi: { indexes: [{ name: pypi, default: true, upstreams: [{ url: "${upstream.index}" }], fileHosts: ["${upstream.files.origin}"] }] }\n`,
@@ -156,9 +156,13 @@ t.test('a PyPI page and a file each log one pull event', async (t) => {
   const page = await fetchBody(`${app.url}/simple/lib/`)
   t.equal(page.status, 200)
   const wheel = upstream.packages.project('lib').files.find((f) => f.kind === 'wheel')!
-  const file = await fetchBody(`${app.url}/pypi/pypi/files/lib/${wheel.sha256}/${wheel.filename}`)
+  const fileUrl = `${app.url}/pypi/pypi/files/lib/${wheel.sha256}/${wheel.filename}`
+  const file = await fetchBody(fileUrl)
   t.equal(file.body.length, wheel.size)
-  const pulls = await pullsAfter(app, 2)
+  await app.app.transfer.cache.settled()
+  t.equal((await fetchBody(`${app.url}/simple/lib/`, 'HEAD')).status, 200)
+  t.equal((await fetchBody(fileUrl, 'HEAD')).status, 200)
+  const pulls = await pullsAfter(app, 4)
   t.match(pulls, [
     { protocol: 'pypi', index: 'pypi', project: 'lib', file: '/simple/', action: 'get' },
     {
@@ -171,11 +175,13 @@ t.test('a PyPI page and a file each log one pull event', async (t) => {
       cache: 'miss',
       bytes: wheel.size,
     },
+    { file: '/simple/', action: 'head', cache: 'hit', bytes: 0 },
+    { file: wheel.filename, action: 'head', cache: 'hit', bytes: 0 },
   ])
   t.equal(pulls[0]?.bytes, page.body.length, 'the page event counts the bytes of the page sent')
-  t.equal(pulls.length, 2)
+  t.equal(pulls.length, 4)
   t.same(await counters(app, 'pypi'), {
-    hit: 0,
+    hit: 2,
     miss: 2,
     fromCache: 0,
     fromUpstream: page.body.length + wheel.size,
