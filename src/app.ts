@@ -123,7 +123,7 @@ export async function buildApp(
       ['pypi', renderPypiError],
     ]),
   )
-  registerMetrics(app, metrics)
+  registerMetrics(app, metrics, logger)
   registerHealthRoutes(app, {
     storage: () => deps.blobs.checkWritable(),
     metadata: () => deps.metadata.ping(),

@@ -11,11 +11,10 @@
  * not-found or an auth refusal asks once more with its own source, since the
  * blob may be absent from or private to the other repository.
  */
-import { Transform, pipeline, type Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import { recordPull, type PullEventFields } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { parseDigest } from '../storage/digest.ts'
 import { UpstreamNotFoundError } from '../upstream/errors.ts'
@@ -44,17 +43,9 @@ export interface ReadThroughDeps {
   readonly maxBlobBytes?: number
 }
 
-/** Who asked for what, for the pull event and metrics (the protocol layer knows these). */
-export type PullContext = Omit<
-  PullEventFields,
-  'cache' | 'bytes' | 'durationMs' | 'upstream' | 'digest'
->
-
 export interface ServeOptions {
   /** Byte range [start, end] inclusive, as in an HTTP Range header. */
   readonly range?: { readonly start: number; readonly end?: number | undefined }
-  /** When given, the pull event is logged and the cache and bytes metrics counted as the stream ends. */
-  readonly pull?: PullContext
 }
 
 export interface ServedBlob {
@@ -84,47 +75,16 @@ export class ReadThrough {
     options: ServeOptions = {},
   ): Promise<ServedBlob> {
     const digest = parseDigest(digestInput)
-    const started = performance.now()
     const release = this.inUse.acquire(digest)
     try {
       const served =
         (await this.#fromStore(digest, options)) ?? (await this.#fromFill(digest, source, options))
-      const counted = this.#counted(served, digest, started, options.pull)
-      counted.stream.once('close', release)
-      return counted
+      served.stream.once('close', release)
+      return served
     } catch (error) {
       release()
       throw error
     }
-  }
-
-  /** Counts the bytes that reach the client and reports the pull when the stream closes. */
-  #counted(
-    served: ServedBlob,
-    digest: string,
-    started: number,
-    pull: PullContext | undefined,
-  ): ServedBlob {
-    let bytes = 0
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        bytes += chunk.length
-        callback(null, chunk)
-      },
-    })
-    pipeline(served.stream, counter, () => undefined)
-    counter.once('close', () => {
-      if (!pull) return
-      recordPull(this.deps.logger, this.deps.metrics, {
-        ...pull,
-        digest,
-        cache: served.cache,
-        bytes,
-        durationMs: performance.now() - started,
-        upstream: served.upstream,
-      })
-    })
-    return { ...served, stream: counter }
   }
 
   /**

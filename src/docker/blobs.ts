@@ -55,14 +55,21 @@ export async function serveBlob(
       path: `v2/${target.repository}/blobs/${digest}`,
       authScope: target.authScope,
     },
-    pull: { registry: target.registry.name, repository: target.repository },
   }
+  const pulled = {
+    protocol: 'docker',
+    pool: target.registry.name,
+    subject: target.repository,
+    reference: digest,
+    digest,
+  } as const
   reply
     .header('docker-content-digest', blob.digest)
     .header('content-type', 'application/octet-stream')
   if (request.method === 'HEAD') {
     const stat = await cache.stat(blob.digest, blob.source)
     if (stat.size !== undefined) reply.header('content-length', String(stat.size))
+    reply.pull = { ...pulled, cache: stat.cache, upstream: stat.upstream }
     return reply.code(200).send()
   }
   const range = parseRange(request.headers.range)
@@ -70,17 +77,7 @@ export async function serveBlob(
     const { size } = await cache.stat(blob.digest, blob.source)
     throw notSatisfiable(reply, size)
   }
-  const served = await cache.serve(blob.digest, blob.source, {
-    ...(range ? { range } : {}),
-    pull: {
-      protocol: 'docker',
-      pool: blob.pull.registry,
-      subject: blob.pull.repository,
-      reference: blob.digest,
-      action: 'get',
-      clientIp: request.ip,
-    },
-  })
+  const served = await cache.serve(blob.digest, blob.source, range ? { range } : {})
   reply.header('accept-ranges', 'bytes')
   if (range && served.size !== undefined) {
     if (range.start >= served.size) {
@@ -95,5 +92,6 @@ export async function serveBlob(
   } else if (served.size !== undefined) {
     reply.header('content-length', String(served.size))
   }
+  reply.pull = { ...pulled, cache: served.cache, upstream: served.upstream }
   return reply.send(served.stream)
 }

@@ -8,9 +8,6 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ManifestCache, ManifestSource } from '../cache/manifests.ts'
-import type { Logger } from '../observability/logger.ts'
-import type { Metrics } from '../observability/metrics.ts'
-import { recordPull } from '../observability/pull-event.ts'
 import { OciError } from './errors.ts'
 import {
   DEFAULT_ACCEPT,
@@ -36,8 +33,6 @@ function normalisedAccept(ranges: readonly AcceptRange[]): string {
 
 export interface ManifestDeps {
   readonly manifests: ManifestCache
-  readonly logger: Logger
-  readonly metrics: Metrics
 }
 
 export async function serveManifest(
@@ -47,7 +42,6 @@ export async function serveManifest(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const started = performance.now()
   const accept = request.headers.accept
   const ranges = parseAccept(accept)
   const canonical = acceptsEveryManifestType(ranges)
@@ -81,18 +75,14 @@ export async function serveManifest(
     .header('content-length', String(manifest.body.length))
     .header('docker-content-digest', manifest.digest)
     .header('etag', `"${manifest.digest}"`)
-  recordPull(deps.logger, deps.metrics, {
+  reply.pull = {
     protocol: 'docker',
     pool: target.registry.name,
     subject: target.repository,
     reference: 'tag' in reference ? reference.tag : reference.digest,
     digest: manifest.digest,
-    action: head ? 'head' : 'get',
     cache: manifest.cache,
-    bytes: head ? 0 : manifest.body.length,
-    durationMs: performance.now() - started,
     upstream: manifest.upstream,
-    clientIp: request.ip,
-  })
+  }
   return reply.code(200).send(head ? undefined : manifest.body)
 }

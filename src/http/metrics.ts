@@ -1,14 +1,18 @@
 /**
- * GET /metrics and the per-request metrics and log line. Routes are labelled by
- * their template (`/v2/*`), never by the raw URL, to keep cardinality bounded.
+ * GET /metrics and the per-request metrics and log line, with the pull event
+ * of a response that served an artifact. Routes are labelled by their template
+ * (`/v2/*`), never by the raw URL, to keep cardinality bounded.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
+import { registerPullEvents } from './pull-events.ts'
 
 /** Routes polled by probes and scrapers: logged at debug, not info, to keep logs readable. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics'])
 
-export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
+export function registerMetrics(app: FastifyInstance, metrics: Metrics, logger: Logger): void {
+  const pulls = registerPullEvents(app, { logger, metrics })
   app.get('/metrics', { config: { protocol: 'ops' } }, async (_request, reply) =>
     reply
       .header('content-type', metrics.registry.contentType)
@@ -16,6 +20,7 @@ export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
   )
 
   app.addHook('onResponse', async (request, reply) => {
+    pulls.report(request, reply)
     const route = routeLabel(request)
     const protocol = request.routeOptions.config.protocol ?? 'none'
     const seconds = reply.elapsedTime / 1000

@@ -26,6 +26,12 @@ export interface PullEventFields {
   readonly clientIp: string
 }
 
+/**
+ * What a response served, as its handler states it; the action (the request's
+ * method), bytes, duration and client are added when the response ends.
+ */
+export type ServedArtifact = Omit<PullEventFields, 'action' | 'bytes' | 'durationMs' | 'clientIp'>
+
 /** Builds the event object with the protocol's own field names. */
 export function buildPullEvent(fields: PullEventFields): Record<string, unknown> {
   const docker = fields.protocol === 'docker'

@@ -5,10 +5,9 @@
  * comes from is looked up in the project's page, so a request can never make
  * pullthrough fetch a URL the index did not list.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import type { FillSource } from '../cache/fill.ts'
 import type { Logger } from '../observability/logger.ts'
-import type { Metrics } from '../observability/metrics.ts'
 import type { ReadThrough } from '../cache/read-through.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import { PypiHttpError } from './http-errors.ts'
@@ -26,14 +25,12 @@ export interface FileDeps {
   /** Files without a sha256 in their index: streamed, then kept under the digest they had. */
   readonly streamed: StreamedDocuments
   readonly logger: Logger
-  readonly metrics: Metrics
 }
 
 export async function serveFile(
   deps: FileDeps,
   where: IndexTarget,
   params: { readonly project: string; readonly hash: string; readonly filename: string },
-  request: FastifyRequest,
   reply: FastifyReply,
   pages: ProjectPages,
 ): Promise<FastifyReply> {
@@ -62,16 +59,7 @@ export async function serveFile(
     alternatives: () =>
       otherCopies(pages, where, project, listed.upstream, { distName, hash, metadata, digest }),
   }
-  const served = await deps.cache.serve(digest, source, {
-    pull: {
-      protocol: 'pypi',
-      pool: where.index.name,
-      subject: project,
-      reference: filename,
-      action: 'get',
-      clientIp: request.ip,
-    },
-  })
+  const served = await deps.cache.serve(digest, source)
   if (served.upstream !== undefined && served.upstream !== location.pool.mirrors[0]?.name) {
     deps.logger.info(
       { project, file: filename, upstream: served.upstream },
@@ -80,6 +68,12 @@ export async function serveFile(
   }
   reply.header('content-type', metadata ? 'text/plain; charset=utf-8' : 'application/octet-stream')
   if (served.size !== undefined) reply.header('content-length', String(served.size))
+  reply.pull = {
+    ...pulled(where, project, filename),
+    digest,
+    cache: served.cache,
+    upstream: served.upstream,
+  }
   return reply.send(served.stream)
 }
 
@@ -134,7 +128,23 @@ async function serveUnhashed(
   const key = `file:${project} ${file.url}`
   const served = await deps.streamed.get(where.index.name, key, where.index.indexTTL, location)
   reply.header('content-type', 'application/octet-stream')
+  // No digest: nothing vouched for one before the bytes went out.
+  reply.pull = {
+    ...pulled(where, project, filename),
+    cache: served.cache,
+    upstream: served.upstream,
+  }
   return reply.send(served.stream)
+}
+
+/** The pull event fields every file answer shares. */
+function pulled(where: IndexTarget, project: string, filename: string) {
+  return {
+    protocol: 'pypi',
+    pool: where.index.name,
+    subject: project,
+    reference: filename,
+  } as const
 }
 
 /** The PEP 658 metadata file of `file`: its URL and sha256, when the index gave both. */

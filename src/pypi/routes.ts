@@ -7,7 +7,6 @@
  * cache or an upstream; a name that is not normalized redirects (301).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { recordPull } from '../observability/pull-event.ts'
 import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
 import { serveProjectList } from './project-list.ts'
@@ -54,7 +53,7 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   app.get('/pypi/:index/files/:project/:hash/:filename', { config }, async (request, reply) => {
     const params = request.params as Record<'index' | 'project' | 'hash' | 'filename', string>
     const where = target(deps, request, params.index)
-    return serveFile(deps, where, params, request, reply, projectPages(deps, where))
+    return serveFile(deps, where, params, reply, projectPages(deps, where))
   })
 }
 
@@ -78,7 +77,6 @@ async function servePage(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const started = performance.now()
   const { raw } = name
   if (!isProjectName(raw)) throw new PypiHttpError(404, 'not a valid project name')
   const project = normalizeProjectName(raw)
@@ -100,17 +98,13 @@ async function servePage(
     negotiated.format === 'json'
       ? renderProjectJson(page, fileUrl)
       : renderProjectHtml(page, fileUrl)
-  recordPull(deps.logger, deps.metrics, {
+  reply.pull = {
     protocol: 'pypi',
     pool: where.index.name,
     subject: project,
     reference: '/simple/',
-    action: request.method === 'HEAD' ? 'head' : 'get',
     cache,
-    bytes: Buffer.byteLength(body),
-    durationMs: performance.now() - started,
     upstream,
-    clientIp: request.ip,
-  })
+  }
   return reply.header('content-type', negotiated.contentType).header('vary', 'Accept').send(body)
 }

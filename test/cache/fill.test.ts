@@ -255,48 +255,6 @@ t.test(
   },
 )
 
-t.test(
-  'each served blob logs one pull event and counts cache results and bytes by source',
-  async (t) => {
-    const blob = randomBlob(MiB + 5)
-    const up = await fakeUpstream(t, serveBytes(blob.data))
-    const { pool, metrics } = testPool(t, poolConfig([up.url]))
-    const { cache, logs } = await testCache(t, { metrics })
-    const pull = {
-      protocol: 'docker',
-      pool: 'docker.io',
-      subject: 'library/busybox',
-      reference: blob.digest,
-      action: 'get',
-      clientIp: '127.0.0.9',
-    } as const
-    await drain((await cache.serve(blob.digest, { pool, path: 'blob' }, { pull })).stream)
-    await cache.settled()
-    await drain((await cache.serve(blob.digest, { pool, path: 'blob' }, { pull })).stream)
-    await sleep(20)
-    const events = logs.lines.filter((l) => l.msg === 'pull')
-    t.equal(events.length, 2)
-    t.match(events[0], {
-      event: 'pull',
-      protocol: 'docker',
-      registry: 'docker.io',
-      repository: 'library/busybox',
-      digest: blob.digest,
-      action: 'get',
-      cache: 'miss',
-      bytes: blob.data.length,
-      upstream: up.url,
-      clientIp: '127.0.0.9',
-    })
-    t.type(events[0]?.durationMs, 'number')
-    t.match(events[1], { cache: 'hit', bytes: blob.data.length, upstream: undefined })
-    t.equal(await metricValue(metrics.cacheRequests, { result: 'miss' }), 1)
-    t.equal(await metricValue(metrics.cacheRequests, { result: 'hit' }), 1)
-    t.equal(await metricValue(metrics.bytesServed, { source: 'upstream' }), blob.data.length)
-    t.equal(await metricValue(metrics.bytesServed, { source: 'cache' }), blob.data.length)
-  },
-)
-
 t.test('fills feed the throughput the fastest selection policy ranks mirrors by', async (t) => {
   const blob = randomBlob(2 * MiB)
   const up = await fakeUpstream(t, serveBytes(blob.data))
