@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 import { buildApp } from './app.ts'
 import { loadConfig } from './config/load.ts'
-import { PullthroughError } from './errors.ts'
+import { ConfigError } from './config/errors.ts'
 import { createLogger } from './observability/logger.ts'
 import { runServer } from './serve.ts'
 
@@ -99,10 +99,7 @@ async function serve(configFile: string | undefined): Promise<number> {
     return await server.stopped
   } catch (error) {
     logger.fatal({ err: error }, 'cannot start')
-    const code =
-      error instanceof PullthroughError && error.code === 'PT_CONFIG_INVALID'
-        ? EXIT_USAGE
-        : EXIT_FAILURE
+    const code = error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILURE
     return fail(`cannot start: ${(error as Error).message}`, code)
   }
 }

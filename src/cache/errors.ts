@@ -1,5 +1,10 @@
 import { PullthroughError } from '../errors.ts'
-import { UpstreamNotFoundError } from '../upstream/errors.ts'
+import {
+  UpstreamAuthError,
+  UpstreamNotFoundError,
+  UpstreamStatusError,
+  UpstreamUnavailableError,
+} from '../upstream/errors.ts'
 
 /** No upstream has the content (every mirror answered 404). */
 export class BlobUnknownUpstreamError extends PullthroughError {
@@ -110,17 +115,17 @@ export class UpstreamDocumentUnusableError extends PullthroughError {
  * Errors that mean the upstreams gave no usable answer, as opposed to an answer
  * such as 404: a cached copy may be served stale instead.
  */
-const UPSTREAM_FAILURE_CODES = new Set([
-  'PT_UPSTREAM_UNAVAILABLE',
-  'PT_UPSTREAM_AUTH',
-  'PT_UPSTREAM_STATUS',
-  'PT_UPSTREAM_DOCUMENT_UNUSABLE',
-  'PT_FILL_FAILED',
-])
+const UPSTREAM_FAILURES = [
+  UpstreamUnavailableError,
+  UpstreamAuthError,
+  UpstreamStatusError,
+  UpstreamDocumentUnusableError,
+  FillFailedError,
+]
 
 /** True when `error` says the upstreams failed, so a cached copy may be served stale instead. */
 export function isUpstreamFailure(error: unknown): boolean {
-  return UPSTREAM_FAILURE_CODES.has((error as { code?: string } | null)?.code ?? '')
+  return UPSTREAM_FAILURES.some((failure) => error instanceof failure)
 }
 
 /** No upstream of a package index has the project (404), or it was looked up and not found recently. */

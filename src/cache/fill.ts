@@ -45,8 +45,13 @@
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
-import { DigestMismatchError } from '../storage/errors.ts'
-import { UpstreamNotFoundError } from '../upstream/errors.ts'
+import { DigestMismatchError, StorageWriteError } from '../storage/errors.ts'
+import {
+  UpstreamAuthError,
+  UpstreamNotFoundError,
+  UpstreamStatusError,
+  UpstreamUnavailableError,
+} from '../upstream/errors.ts'
 import { classify, type Mirror } from '../upstream/mirror.ts'
 import type { UpstreamRequest, UpstreamResponse } from '../upstream/pool.ts'
 import {
@@ -692,21 +697,21 @@ function dropUnread(res: UpstreamResponse): void {
 }
 
 function isStorageError(error: unknown): boolean {
-  return (error as { code?: string } | null)?.code === 'PT_STORAGE_WRITE'
+  return error instanceof StorageWriteError
 }
 
 /** Answers after which another source of the same bytes is worth asking. */
-const REFUSAL_CODES = new Set([
-  'PT_BLOB_UNKNOWN',
-  'PT_UPSTREAM_UNAVAILABLE',
-  'PT_UPSTREAM_AUTH',
-  'PT_UPSTREAM_STATUS',
-  'PT_FILL_FAILED',
-  'PT_UPSTREAM_BLOB_TOO_LARGE',
-])
+const REFUSALS = [
+  BlobUnknownUpstreamError,
+  UpstreamUnavailableError,
+  UpstreamAuthError,
+  UpstreamStatusError,
+  FillFailedError,
+  UpstreamBlobTooLargeError,
+]
 
 function isRefusal(error: unknown): error is Error {
-  return error instanceof Error && REFUSAL_CODES.has((error as { code?: string }).code ?? '')
+  return REFUSALS.some((refusal) => error instanceof refusal)
 }
 
 /** Why the fill was aborted: the reason given (no readers), else what the abort caused. */

@@ -37,6 +37,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { digestOf, isDigest, parseDigest, type Digest } from '../storage/digest.ts'
+import { BlobNotFoundError, BlobTooLargeError, DigestMismatchError } from '../storage/errors.ts'
 import { UpstreamNotFoundError, UpstreamStatusError } from '../upstream/errors.ts'
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
@@ -387,9 +388,8 @@ export class ManifestCache {
       this.deps.accesses.record(digest, this.deps.now())
       return body
     } catch (error) {
-      const code = (error as { code?: string } | null)?.code
-      if (code === 'PT_BLOB_NOT_FOUND') return undefined
-      if (code !== 'PT_DIGEST_MISMATCH' && code !== 'PT_BLOB_TOO_LARGE') throw error
+      if (error instanceof BlobNotFoundError) return undefined
+      if (!(error instanceof DigestMismatchError || error instanceof BlobTooLargeError)) throw error
       await quarantine(this.deps, digest)
       return undefined
     }

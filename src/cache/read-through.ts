@@ -17,7 +17,8 @@ import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { parseDigest } from '../storage/digest.ts'
-import { UpstreamNotFoundError } from '../upstream/errors.ts'
+import { DigestMismatchError } from '../storage/errors.ts'
+import { UpstreamAuthError, UpstreamNotFoundError } from '../upstream/errors.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import type { AccessLog } from './access-log.ts'
 import { BlobUnknownUpstreamError } from './errors.ts'
@@ -137,8 +138,8 @@ export class ReadThrough {
       verify: this.deps.verifyOnRead && whole,
       ...(range ? { start: range.start, end: range.end ?? stat.size - 1 } : {}),
     })
-    stream.once('error', (error: Error & { code?: string }) => {
-      if (error.code !== 'PT_DIGEST_MISMATCH') return
+    stream.once('error', (error: Error) => {
+      if (!(error instanceof DigestMismatchError)) return
       void quarantine(this.deps, digest)
     })
     this.deps.accesses.record(digest, this.deps.now())
@@ -216,6 +217,5 @@ function sameSource(a: FillSource, b: FillSource): boolean {
 
 /** A fill's answer that may hold for its own source only: not found, or access refused. */
 function isRefusal(error: unknown): boolean {
-  const code = (error as { code?: string } | null)?.code
-  return code === 'PT_BLOB_UNKNOWN' || code === 'PT_UPSTREAM_AUTH'
+  return error instanceof BlobUnknownUpstreamError || error instanceof UpstreamAuthError
 }

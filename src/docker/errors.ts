@@ -3,7 +3,13 @@
  * "Error Codes"), plus the body every Docker route answers errors with:
  * {"errors":[{"code","message","detail"}]}. Defined once, here.
  */
-import { PullthroughError } from '../errors.ts'
+import {
+  PullthroughError,
+  isUpstreamForbidden,
+  outcomeOf,
+  type ErrorCode,
+  type Outcome,
+} from '../errors.ts'
 
 export const OCI_ERRORS = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
@@ -52,89 +58,107 @@ export class OciError extends PullthroughError {
   }
 }
 
+/** How one outcome is told to a Docker client. */
+interface OciAnswer {
+  readonly oci: OciErrorCode
+  readonly status: number
+  readonly message: string
+  /** Whether `detail` names the registry (for answers about its upstreams). */
+  readonly namesRegistry: boolean
+}
+
+/** The 7 outcomes on the wire; OCI_BY_CODE refines the code and message where clients tell them apart. */
+export const OCI_OUTCOMES: Readonly<Record<Outcome, OciAnswer>> = {
+  not_found: {
+    oci: 'NAME_UNKNOWN',
+    status: 404,
+    message: OCI_ERRORS.NAME_UNKNOWN.message,
+    namesRegistry: false,
+  },
+  invalid: { oci: 'UNSUPPORTED', status: 400, message: 'bad request', namesRegistry: false },
+  rate_limited: {
+    oci: 'TOOMANYREQUESTS',
+    status: 429,
+    message: 'the upstream registry is rate-limiting pulls; try again later',
+    namesRegistry: true,
+  },
+  // Not a 401: that would send the client to authenticate with pullthrough.
+  denied: {
+    oci: 'UNAUTHORIZED',
+    status: 502,
+    message: 'the upstream registry refused our credentials',
+    namesRegistry: true,
+  },
+  unavailable: {
+    oci: 'UNAVAILABLE',
+    status: 503,
+    message: 'the cache is unavailable; try again later',
+    namesRegistry: false,
+  },
+  bad_upstream: {
+    oci: 'UNAVAILABLE',
+    status: 502,
+    message: 'the upstream registry gave no usable answer',
+    namesRegistry: true,
+  },
+  internal: { oci: 'UNAVAILABLE', status: 500, message: 'internal error', namesRegistry: false },
+}
+
+type OciRefinement = Partial<Pick<OciAnswer, 'oci' | 'namesRegistry'>> & {
+  readonly message?: string | ((error: unknown) => string)
+}
+
+/** Codes whose OCI code or message differs from their outcome's. */
+const OCI_BY_CODE: Partial<Record<ErrorCode, OciRefinement>> = {
+  PT_INVALID_DIGEST: { oci: 'DIGEST_INVALID', message: 'invalid digest' },
+  PT_BLOB_UNKNOWN: { oci: 'BLOB_UNKNOWN', message: OCI_ERRORS.BLOB_UNKNOWN.message },
+  PT_BLOB_NOT_FOUND: { oci: 'BLOB_UNKNOWN', message: OCI_ERRORS.BLOB_UNKNOWN.message },
+  PT_MANIFEST_UNKNOWN: { oci: 'MANIFEST_UNKNOWN', message: OCI_ERRORS.MANIFEST_UNKNOWN.message },
+  // What Distribution answers when no representation fits the client's Accept.
+  PT_MANIFEST_NOT_ACCEPTABLE: {
+    oci: 'MANIFEST_UNKNOWN',
+    message: 'the manifest is not available in a media type the client accepts',
+  },
+  PT_DOCUMENT_TOO_LARGE: {
+    oci: 'MANIFEST_INVALID',
+    message: 'the upstream sent a document over the size limit (4 MiB)',
+  },
+  PT_UPSTREAM_UNAVAILABLE: {
+    message: 'no upstream of this registry could answer',
+    namesRegistry: true,
+  },
+  PT_UPSTREAM_BLOB_TOO_LARGE: {
+    message: (error) =>
+      `the upstream blob is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,
+  },
+  PT_SERVER_BUSY: { message: 'too many open connections; try again later' },
+  PT_FILL_FAILED: { message: 'the upstream content could not be verified' },
+  PT_UPSTREAM_STATUS: { message: 'the upstream registry answered with an unexpected status' },
+  PT_UPSTREAM_DOCUMENT_UNUSABLE: {
+    message: 'the upstream registry sent a document that cannot be read',
+  },
+}
+
 /**
  * Maps any error from the layers below to what a Docker client sees. Only
  * messages written for clients pass through; everything else is a generic 5xx.
  */
 export function toOciError(error: unknown, registry: string | undefined): OciError {
   if (error instanceof OciError) return error
-  const code = (error as { code?: string } | null)?.code
   const where = registry === undefined ? {} : { registry }
-  switch (code) {
-    case 'PT_INVALID_DIGEST':
-      return new OciError('DIGEST_INVALID', undefined, { message: 'invalid digest' })
-    case 'PT_BLOB_UNKNOWN':
-    case 'PT_BLOB_NOT_FOUND':
-      return new OciError('BLOB_UNKNOWN')
-    case 'PT_MANIFEST_UNKNOWN':
-      return new OciError('MANIFEST_UNKNOWN')
-    case 'PT_MANIFEST_NOT_ACCEPTABLE':
-      // What Distribution answers when no representation fits the client's Accept.
-      return new OciError('MANIFEST_UNKNOWN', undefined, {
-        message: 'the manifest is not available in a media type the client accepts',
-      })
-    case 'PT_REPOSITORY_UNKNOWN':
-      return new OciError('NAME_UNKNOWN')
-    case 'PT_DOCUMENT_TOO_LARGE':
-      return new OciError('MANIFEST_INVALID', where, {
-        status: 502,
-        message: 'the upstream sent a document over the size limit (4 MiB)',
-      })
-    case 'PT_UPSTREAM_UNAVAILABLE':
-      if (isRateLimited(error as UpstreamFailureFields))
-        return new OciError('TOOMANYREQUESTS', where, {
-          message: 'the upstream registry is rate-limiting pulls; try again later',
-        })
-      return new OciError('UNAVAILABLE', where, {
-        message: 'no upstream of this registry could answer',
-      })
-    case 'PT_UPSTREAM_AUTH':
-      // Not a 401: that would send the client to authenticate with pullthrough.
-      if ((error as UpstreamFailureFields).status === 403)
-        return new OciError('DENIED', where, {
-          message: 'the upstream registry denied access to this repository',
-        })
-      return new OciError('UNAUTHORIZED', where, {
-        status: 502,
-        message: 'the upstream registry refused our credentials',
-      })
-    case 'PT_UPSTREAM_BLOB_TOO_LARGE':
-      return new OciError('UNAVAILABLE', where, {
-        status: 502,
-        message: `the upstream blob is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,
-      })
-    case 'PT_SERVER_BUSY':
-      return new OciError('UNAVAILABLE', undefined, {
-        message: 'too many open connections; try again later',
-      })
-    case 'PT_FILL_FAILED':
-      return new OciError('UNAVAILABLE', where, {
-        status: 502,
-        message: 'the upstream content could not be verified',
-      })
-    case 'PT_UPSTREAM_STATUS':
-      return new OciError('UNAVAILABLE', where, {
-        status: 502,
-        message: 'the upstream registry answered with an unexpected status',
-      })
-    case 'PT_UPSTREAM_DOCUMENT_UNUSABLE':
-      return new OciError('UNAVAILABLE', where, {
-        status: 502,
-        message: 'the upstream registry sent a document that cannot be read',
-      })
-    default:
-      return new OciError('UNAVAILABLE', undefined, { status: 500, message: 'internal error' })
-  }
+  if (isUpstreamForbidden(error))
+    return new OciError('DENIED', where, {
+      message: 'the upstream registry denied access to this repository',
+    })
+  const outcome = outcomeOf(error)
+  const answer = { ...OCI_OUTCOMES[outcome], ...codeRefinement(error) }
+  const message = typeof answer.message === 'function' ? answer.message(error) : answer.message
+  return new OciError(answer.oci, answer.namesRegistry ? where : undefined, {
+    status: answer.status,
+    message,
+  })
 }
 
-/** The fields of the upstream layer's errors that decide the OCI code (read, not imported). */
-interface UpstreamFailureFields {
-  readonly status?: number
-  readonly attempts?: readonly { readonly reason: string }[]
-}
-
-/** Every mirror that was asked answered 429 (open circuits aside). */
-function isRateLimited(error: UpstreamFailureFields): boolean {
-  const asked = (error.attempts ?? []).filter((a) => a.reason !== 'circuit_open')
-  return asked.length > 0 && asked.every((a) => a.reason === 'status_429')
+function codeRefinement(error: unknown): OciRefinement | undefined {
+  return error instanceof PullthroughError ? OCI_BY_CODE[error.code] : undefined
 }

@@ -7,15 +7,8 @@
  * them at will, so at error level they would flood logs and trip alerts.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { PullthroughError } from '../errors.ts'
+import { PullthroughError, type ErrorRenderer } from '../errors.ts'
 import { SECURITY_HEADERS } from './security-headers.ts'
-
-/** How a protocol renders an error for its own routes. */
-export type ErrorRenderer = (
-  error: unknown,
-  request: FastifyRequest,
-  reply: FastifyReply,
-) => FastifyReply
 
 declare module 'fastify' {
   interface FastifyContextConfig {

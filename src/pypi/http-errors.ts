@@ -4,8 +4,14 @@
  * upstream address or a secret.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { PullthroughError } from '../errors.ts'
-import type { ErrorRenderer } from '../http/errors.ts'
+import {
+  PullthroughError,
+  isUpstreamForbidden,
+  outcomeOf,
+  type ErrorCode,
+  type ErrorRenderer,
+  type Outcome,
+} from '../errors.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,35 +31,50 @@ export class PypiHttpError extends PullthroughError {
   }
 }
 
+type Message = (index: string, error: unknown) => string
+
+/** The 7 outcomes on the wire: the same statuses as the Docker routes give. */
+export const PYPI_OUTCOMES: Readonly<Record<Outcome, { status: number; message: Message }>> = {
+  not_found: { status: 404, message: () => 'not found' },
+  invalid: { status: 400, message: () => 'bad request' },
+  rate_limited: {
+    status: 429,
+    message: (index) =>
+      `the upstreams of index ${index} are rate-limiting requests; try again later`,
+  },
+  denied: {
+    status: 502,
+    message: (index) => `an upstream of index ${index} refused our credentials`,
+  },
+  unavailable: { status: 503, message: () => 'the cache is unavailable; try again later' },
+  bad_upstream: {
+    status: 502,
+    message: (index) => `the upstreams of index ${index} gave no usable answer`,
+  },
+  internal: { status: 500, message: () => 'internal error' },
+}
+
+/** Codes whose message says more than their outcome's. */
+const MESSAGE_BY_CODE: Partial<Record<ErrorCode, Message>> = {
+  PT_PROJECT_UNKNOWN: () => 'project not found',
+  PT_BLOB_UNKNOWN: () => 'file not found on any upstream',
+  PT_UPSTREAM_UNAVAILABLE: (index) => `no upstream of index ${index} could answer`,
+  PT_SERVER_BUSY: () => 'too many open connections; try again later',
+  PT_UPSTREAM_BLOB_TOO_LARGE: (_index, error) =>
+    `the file is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,
+}
+
 /** Status and client-safe message for the errors of the layers below. */
-function describe(error: unknown, index: string): { status: number; message: string } {
+export function describePypiError(
+  error: unknown,
+  index: string,
+): { status: number; message: string } {
   if (error instanceof PypiHttpError) return { status: error.status, message: error.message }
-  switch ((error as { code?: string } | null)?.code) {
-    case 'PT_PROJECT_UNKNOWN':
-      return { status: 404, message: 'project not found' }
-    case 'PT_BLOB_UNKNOWN':
-      return { status: 404, message: 'file not found on any upstream' }
-    case 'PT_UPSTREAM_UNAVAILABLE':
-      return { status: 503, message: `no upstream of index ${index} could answer` }
-    case 'PT_SERVER_BUSY':
-      return { status: 503, message: 'too many open connections; try again later' }
-    case 'PT_UPSTREAM_AUTH':
-      return { status: 502, message: `an upstream of index ${index} refused our credentials` }
-    case 'PT_UPSTREAM_BLOB_TOO_LARGE':
-      return {
-        status: 502,
-        message: `the file is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,
-      }
-    case 'PT_FILL_FAILED':
-    case 'PT_UPSTREAM_STATUS':
-    case 'PT_UPSTREAM_DOCUMENT_UNUSABLE':
-    case 'PT_PYPI_PAGE_INVALID':
-    case 'PT_PYPI_DOCUMENT_INVALID':
-    case 'PT_DOCUMENT_TOO_LARGE':
-      return { status: 502, message: `the upstreams of index ${index} gave no usable answer` }
-    default:
-      return { status: 500, message: 'internal error' }
-  }
+  if (isUpstreamForbidden(error))
+    return { status: 403, message: `an upstream of index ${index} denied access` }
+  const { status, message } = PYPI_OUTCOMES[outcomeOf(error)]
+  const refined = error instanceof PullthroughError ? MESSAGE_BY_CODE[error.code] : undefined
+  return { status, message: (refined ?? message)(index, error) }
 }
 
 export const renderPypiError: ErrorRenderer = (
@@ -61,7 +82,7 @@ export const renderPypiError: ErrorRenderer = (
   request: FastifyRequest,
   reply: FastifyReply,
 ) => {
-  const { status, message } = describe(error, request.pypiIndex ?? 'unknown')
+  const { status, message } = describePypiError(error, request.pypiIndex ?? 'unknown')
   const accept = request.headers.accept ?? ''
   if (/json/i.test(accept)) return reply.code(status).send({ status, message })
   return reply.code(status).type('text/plain; charset=utf-8').send(`${status} ${message}\n`)

@@ -28,7 +28,7 @@ export interface AttemptFailure {
 
 /** Every mirror of a pool failed; the attempts say how. */
 export class UpstreamUnavailableError extends PullthroughError {
-  readonly code = 'PT_UPSTREAM_UNAVAILABLE'
+  readonly code: 'PT_UPSTREAM_UNAVAILABLE' | 'PT_UPSTREAM_RATE_LIMITED' = 'PT_UPSTREAM_UNAVAILABLE'
   constructor(
     readonly pool: string,
     readonly attempts: readonly AttemptFailure[],
@@ -39,6 +39,17 @@ export class UpstreamUnavailableError extends PullthroughError {
       .join('; ')
     super(`no upstream of ${pool} could answer${summary ? ` (${summary})` : ''}`, options)
   }
+}
+
+/** Every mirror that was asked answered 429 (open circuits aside): the client should slow down. */
+export class UpstreamRateLimitedError extends UpstreamUnavailableError {
+  override readonly code = 'PT_UPSTREAM_RATE_LIMITED'
+}
+
+/** True when every attempt that reached a mirror was answered 429. */
+export function allRateLimited(attempts: readonly AttemptFailure[]): boolean {
+  const asked = attempts.filter((a) => a.reason !== 'circuit_open')
+  return asked.length > 0 && asked.every((a) => a.reason === 'status_429')
 }
 
 /** The upstream rejected our credentials (or anonymous access) with 401/403. */

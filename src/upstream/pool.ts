@@ -13,7 +13,9 @@ import { logUrlPath, type Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import {
   AttemptError,
+  allRateLimited,
   UpstreamAuthError,
+  UpstreamRateLimitedError,
   UpstreamNotFoundError,
   UpstreamStatusError,
   UpstreamUnavailableError,
@@ -130,8 +132,9 @@ export class UpstreamPool {
   /**
    * The first answer with a status in `req.expect`. Otherwise raises
    * UpstreamNotFoundError (404/410), UpstreamAuthError (401/403 after the token
-   * dance), UpstreamStatusError (any other status a mirror answered), or
-   * UpstreamUnavailableError (every mirror failed: 5xx, 429, timeouts...).
+   * dance), UpstreamStatusError (any other status a mirror answered),
+   * UpstreamRateLimitedError (every mirror asked answered 429), or
+   * UpstreamUnavailableError (every mirror failed: 5xx, timeouts...).
    */
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const started = this.#now()
@@ -187,6 +190,7 @@ export class UpstreamPool {
     if (auth && failures.every((f) => f.reason === 'auth' || f.reason === 'circuit_open')) {
       throw new UpstreamAuthError(this.name, auth.upstream, auth.status ?? 401)
     }
+    if (allRateLimited(failures)) throw new UpstreamRateLimitedError(this.name, failures)
     throw new UpstreamUnavailableError(this.name, failures)
   }
 

@@ -1,6 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { UpstreamNotFoundError, UpstreamUnavailableError } from '../../src/upstream/errors.ts'
+import {
+  UpstreamNotFoundError,
+  UpstreamRateLimitedError,
+  UpstreamUnavailableError,
+} from '../../src/upstream/errors.ts'
 import { closedPort, fakeUpstream, serveBytes } from '../helpers/fake-upstream.ts'
 import { metricValue, poolConfig, seededRandom, testPool } from '../helpers/pool.ts'
 
@@ -120,7 +124,8 @@ t.test('a Retry-After beyond the retry budget fails at once instead of waiting',
   const started = Date.now()
   await t.rejects(
     pool.request({ path: 'x', kind: 'document', expect: [200] }),
-    UpstreamUnavailableError,
+    UpstreamRateLimitedError,
+    'every mirror asked answered 429',
   )
   t.ok(Date.now() - started < 1000)
   t.equal(limited.count(), 1)
