@@ -24,9 +24,9 @@ import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import { fetchDocument, headerValue, type FetchedDocument } from './documents.ts'
 import { FillFailedError, ProjectUnknownError, isUpstreamFailure } from './errors.ts'
+import { Freshness, type FreshnessPolicy, type Kept, type Loaded } from './freshness.ts'
 import { Lru } from './lru.ts'
-import { NegativeCache } from './negative-cache.ts'
-import { SingleFlight } from './single-flight.ts'
+import type { NegativeCache } from './negative-cache.ts'
 
 /**
  * Pages kept in memory, by the bytes of their stored (JSON) form. A page with
@@ -75,90 +75,105 @@ export interface IndexPagesDeps {
 }
 
 export class IndexPages {
-  readonly #flights = new SingleFlight<CachedPage<unknown>>()
+  readonly #freshness: Freshness
   /** Recently used pages, weighed by the bytes of their stored form. */
   readonly #recent: Lru<SizedIndexPage>
-  /** Projects no upstream has, each for its source's negative TTL. */
-  readonly negatives: NegativeCache
+  /** Sizes of the upstream bodies just loaded pages were parsed from, to weigh them when unstored. */
+  readonly #bodyBytes = new WeakMap<Kept<KeptPage>, number>()
   readonly #logger: Logger
 
   constructor(private readonly deps: IndexPagesDeps) {
     this.#logger = deps.logger.child({ component: 'index-pages' })
     this.#recent = new Lru(deps.memoryBytes ?? INDEX_PAGES_MEMORY_BYTES, (held) => held.bytes)
-    this.negatives = new NegativeCache(deps.now)
+    this.#freshness = new Freshness({ logger: this.#logger, now: deps.now })
   }
 
   /** The parsed page; ProjectUnknownError when the upstreams do not have the project. */
   async get<T>(source: IndexPageSource, parse: (page: UpstreamPage) => T): Promise<CachedPage<T>> {
+    const { served, cache, upstream } = await this.#freshness.readThrough(
+      this.#policy(source, parse),
+    )
+    return { page: served as T, cache, upstream }
+  }
+
+  /** Projects no upstream has, each for its source's negative TTL. */
+  get negatives(): NegativeCache {
+    return this.#freshness.negatives
+  }
+
+  #policy(
+    source: IndexPageSource,
+    parse: (page: UpstreamPage) => unknown,
+  ): FreshnessPolicy<KeptPage, unknown> {
+    const { metadata } = this.deps
     const key = pageKey(source)
-    if (this.negatives.has(key)) throw new ProjectUnknownError(source.index, source.project)
-    // A page in memory that is still fresh saves reading and parsing it from the
-    // store on every file request; a stale one is looked up again (another
-    // replica may have renewed it).
-    const held = this.#recent.get(key)
-    let record = held && this.#fresh(held.record, source) ? held.record : undefined
-    if (!record) {
-      const stored = await this.deps.metadata
-        .readIndexPage(source.index, source.project)
-        .catch((error: unknown) => {
-          this.#logger.warn({ err: error }, 'could not read a cached index page')
-          return undefined
-        })
-      // `page: null` is a negative answer stored by an older version: not a page.
-      const page = stored && stored.record.page !== null ? stored : undefined
-      if (page) this.#recent.set(key, page)
-      record = page?.record ?? held?.record
+    return {
+      key,
+      ttlMs: source.ttlMs,
+      what: 'index page',
+      read: () => this.#read(source),
+      write: (kept) => this.#put(source, kept),
+      remove: async () => {
+        this.#recent.delete(key)
+        await metadata.deleteIndexPage(source.index, source.project)
+      },
+      serve: (kept) => kept.value.page,
+      load: (previous) => this.#load(source, parse, previous),
+      notFound: {
+        ttlMs: source.negativeTtlMs,
+        matches: (error) => error instanceof ProjectUnknownError,
+        error: () => new ProjectUnknownError(source.index, source.project),
+      },
     }
-    if (record && this.#fresh(record, source))
-      return { page: record.page as T, cache: 'hit', upstream: record.upstream }
-    const loaded = await this.#flights.run(key, () => this.#load(source, parse, record))
-    return loaded as CachedPage<T>
+  }
+
+  /**
+   * The page in memory while it is fresh (saving reading and parsing it from
+   * the store on every file request), else the stored one: another replica may
+   * have renewed it. When the store fails, the page in memory still counts.
+   */
+  async #read(source: IndexPageSource): Promise<Kept<KeptPage> | undefined> {
+    const key = pageKey(source)
+    const held = this.#recent.get(key)
+    if (held && this.#freshness.fresh(source, held.record)) return fromRecord(held.record)
+    let stored: SizedIndexPage | undefined
+    try {
+      stored = await this.deps.metadata.readIndexPage(source.index, source.project)
+    } catch (error) {
+      if (!held) throw error
+      this.#logger.warn({ key, err: error }, 'could not read the cached index page')
+      return fromRecord(held.record)
+    }
+    // `page: null` is a negative answer stored by an older version: not a page.
+    const page = stored && stored.record.page !== null ? stored : undefined
+    if (page) this.#recent.set(key, page)
+    const record = page?.record ?? held?.record
+    return record && fromRecord(record)
   }
 
   async #load(
     source: IndexPageSource,
     parse: (page: UpstreamPage) => unknown,
-    record: IndexPageRecord | undefined,
-  ): Promise<CachedPage<unknown>> {
-    const issuer = this.#conditionalMirror(source, record)
-    let doc: FetchedDocument
-    try {
-      const revalidated =
-        issuer && record?.etag !== undefined
-          ? await this.#fetchFrom(source, issuer, record.etag)
-          : undefined
-      // The issuer failed (then it is not asked again), or there was nothing to revalidate.
-      doc = revalidated ?? (await this.#fetchInOrder(source, issuer))
-    } catch (error) {
-      return this.#stale(source, record, error)
-    }
-    if (doc.status === 304 && record && doc.mirror === issuer) {
-      await this.#put(source, { ...record, fetchedAt: this.deps.now() }, undefined)
-      return { page: record.page, cache: 'revalidated', upstream: doc.mirror.name }
-    }
-    if (doc.status === 404 || doc.status === 410) {
-      await this.#forget(source, record)
+    previous: Kept<KeptPage> | undefined,
+  ): Promise<Loaded<KeptPage, unknown>> {
+    const issuer = this.#conditionalMirror(source, previous)
+    const etag = previous?.value.etag
+    const revalidated =
+      issuer && etag !== undefined ? await this.#fetchFrom(source, issuer, etag) : undefined
+    // The issuer failed (then it is not asked again), or there was nothing to revalidate.
+    const doc = revalidated ?? (await this.#fetchInOrder(source, issuer))
+    const upstream = doc.mirror.name
+    if (doc.status === 304 && previous && doc.mirror === issuer)
+      return { kept: { ...previous, fetchedAt: this.deps.now() }, cache: 'revalidated', upstream }
+    if (doc.status === 404 || doc.status === 410)
       throw new ProjectUnknownError(source.index, source.project)
-    }
     if (doc.status !== 200)
-      return this.#stale(
-        source,
-        record,
-        new FillFailedError(source.project, `upstream answered ${doc.status}`),
-      )
-    const page = parse(doc)
-    const etag = headerValue(doc.headers, 'etag')
-    await this.#put(
-      source,
-      {
-        fetchedAt: this.deps.now(),
-        upstream: doc.mirror.name,
-        page,
-        ...(etag ? { etag } : {}),
-      },
-      doc.body.length,
-    )
-    return { page, cache: 'miss', upstream: doc.mirror.name }
+      throw new FillFailedError(source.project, `upstream answered ${doc.status}`)
+    const newEtag = headerValue(doc.headers, 'etag')
+    const value = { page: parse(doc), ...(newEtag ? { etag: newEtag } : {}) }
+    const kept = { fetchedAt: this.deps.now(), upstream, value }
+    this.#bodyBytes.set(kept, doc.body.length)
+    return { kept, cache: 'miss', upstream }
   }
 
   /**
@@ -170,9 +185,9 @@ export class IndexPages {
    */
   #conditionalMirror(
     source: IndexPageSource,
-    record: IndexPageRecord | undefined,
+    record: Kept<KeptPage> | undefined,
   ): Mirror | undefined {
-    if (record?.etag === undefined) return undefined
+    if (record?.value.etag === undefined) return undefined
     const mirrors = source.pool.mirrors
     const first = mirrors.find((m) => m.isAvailable()) ?? mirrors[0]
     return first !== undefined && first.name === record.upstream ? first : undefined
@@ -211,23 +226,6 @@ export class IndexPages {
     )
   }
 
-  #fresh(record: IndexPageRecord, source: IndexPageSource): boolean {
-    return this.deps.now() - record.fetchedAt < source.ttlMs
-  }
-
-  /** The project is gone upstream: remembered briefly, and no cached page of it is kept. */
-  async #forget(source: IndexPageSource, record: IndexPageRecord | undefined): Promise<void> {
-    const key = pageKey(source)
-    this.negatives.add(key, source.negativeTtlMs)
-    this.#recent.delete(key)
-    if (!record) return
-    await this.deps.metadata
-      .deleteIndexPage(source.index, source.project)
-      .catch((error: unknown) => {
-        this.#logger.warn({ err: error }, 'could not delete a cached index page')
-      })
-  }
-
   /**
    * The page as each other mirror has it, fetched now and not cached: where
    * to look for another copy of a file whose listed source failed. Mirrors
@@ -260,37 +258,42 @@ export class IndexPages {
     return pages
   }
 
-  #stale(
-    source: IndexPageSource,
-    record: IndexPageRecord | undefined,
-    error: unknown,
-  ): CachedPage<unknown> {
-    if (!record || !isUpstreamFailure(error)) throw error
-    this.#logger.warn(
-      { index: source.index, project: source.project, err: error },
-      'every upstream failed; serving the cached index page stale',
-    )
-    return { page: record.page, cache: 'stale', upstream: record.upstream }
-  }
-
   /**
    * Stores the page and holds it in memory, weighed by its stored size (or,
-   * when the store failed, `bodyBytes`, the size of the upstream body it was
-   * parsed from, else its JSON size).
+   * when the store failed, the size of the upstream body it was parsed from,
+   * else its JSON size).
    */
-  async #put(
-    source: IndexPageSource,
-    record: IndexPageRecord,
-    bodyBytes: number | undefined,
-  ): Promise<void> {
-    const bytes = await this.deps.metadata
-      .putIndexPage(source.index, source.project, record)
-      .catch((error: unknown) => {
-        this.#logger.warn({ err: error }, 'could not store an index page')
-        return bodyBytes ?? Buffer.byteLength(JSON.stringify(record))
-      })
-    this.#recent.set(pageKey(source), { record, bytes })
+  async #put(source: IndexPageSource, kept: Kept<KeptPage>): Promise<void> {
+    const record = toRecord(kept)
+    let bytes: number | undefined
+    try {
+      bytes = await this.deps.metadata.putIndexPage(source.index, source.project, record)
+    } finally {
+      bytes ??= this.#bodyBytes.get(kept) ?? Buffer.byteLength(JSON.stringify(record))
+      this.#recent.set(pageKey(source), { record, bytes })
+    }
   }
+}
+
+/** A page as kept: parsed, with the ETag of the answer it was parsed from. */
+interface KeptPage {
+  readonly page: unknown
+  readonly etag?: string
+}
+
+function toRecord(kept: Kept<KeptPage>): IndexPageRecord {
+  const { fetchedAt, upstream, value } = kept
+  return {
+    fetchedAt,
+    ...(upstream ? { upstream } : {}),
+    page: value.page,
+    ...(value.etag ? { etag: value.etag } : {}),
+  }
+}
+
+function fromRecord(record: IndexPageRecord): Kept<KeptPage> {
+  const { fetchedAt, upstream, page, etag } = record
+  return { fetchedAt, upstream, value: { page, ...(etag ? { etag } : {}) } }
 }
 
 function pageKey(source: IndexPageSource): string {
