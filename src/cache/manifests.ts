@@ -27,7 +27,7 @@
  * tagTTL, and narrow clients get stale answers during outages as well.
  *
  * Every manifest from upstream is checked: by digest it must hash to the digest
- * asked for; by tag to the upstream's Docker-Content-Digest when it sends one.
+ * asked for; by tag to the digest the upstream claims for it, when it does.
  * A mismatch counts, and the next mirror is asked.
  */
 import { Readable } from 'node:stream'
@@ -40,7 +40,6 @@ import { digestOf, isDigest, parseDigest, type Digest } from '../storage/digest.
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import type { AccessLog } from './access-log.ts'
-import { fetchDocument, headerValue } from './documents.ts'
 import { FillFailedError, ManifestNotAcceptableError, ManifestUnknownError } from './errors.ts'
 import { Freshness, type FreshnessPolicy, type Kept, type Known, type Loaded } from './freshness.ts'
 import { Lru } from './lru.ts'
@@ -56,12 +55,39 @@ export const MANIFEST_MEMORY_BYTES = 32 * 1024 * 1024
 /** How long "no such tag" is remembered (at most the registry's tagTTL). */
 export const UNKNOWN_TAG_TTL_MS = 60_000
 
+/** A manifest as an upstream sent it. */
+export interface RemoteManifest {
+  readonly body: Buffer
+  readonly contentType: string | undefined
+  /** The digest the upstream claims for it, when it says. */
+  readonly digest: string | undefined
+  readonly mirror: Mirror
+}
+
+/** One repository's manifests upstream: the protocol's remote (docker/remote.ts) speaks the API. */
+export interface ManifestRemote {
+  readonly pool: UpstreamPool
+  /**
+   * GETs a manifest by tag or digest, from a mirror not in `exclude` (by
+   * digest, a 404 asks the next mirror); ManifestUnknownError when none has it.
+   */
+  get(
+    reference: string,
+    accept: string,
+    options: { readonly byDigest: boolean; readonly exclude: ReadonlySet<Mirror> },
+  ): Promise<RemoteManifest>
+  /**
+   * The digest the upstream names for the tag without sending the manifest
+   * (undefined when it does not say); ManifestUnknownError when it has no such tag.
+   */
+  digestOf(tag: string, accept: string): Promise<{ digest: string | undefined; upstream: string }>
+}
+
 /** Where a repository's manifests come from, and how the client asked. */
 export interface ManifestSource {
-  readonly pool: UpstreamPool
+  readonly remote: ManifestRemote
   readonly registry: string
   readonly repository: string
-  readonly authScope?: string | undefined
   /** The Accept sent upstream for the canonical answer (every manifest type) and by digest. */
   readonly accept: string
   readonly tagTTLMs: number
@@ -227,7 +253,7 @@ export class ManifestCache {
     }
   }
 
-  /** HEADs the tag: an unchanged digest renews the record; undefined when it must be fetched. */
+  /** Asks the upstream for the tag's digest: unchanged renews the record; undefined when it must be fetched. */
   async #revalidate(
     source: ManifestSource,
     tag: string,
@@ -235,16 +261,11 @@ export class ManifestCache {
     needs: ManifestNeeds,
     previous: Kept<TagRecord>,
   ): Promise<Loaded<TagRecord, TagAnswer> | undefined> {
-    const head = await fetchDocument(this.#documentSource(source, tag, view.accept), {
-      method: 'HEAD',
-      maxBytes: 0,
-    })
-    if (head.status === 404) throw new ManifestUnknownError(source.repository, tag)
+    const head = await source.remote.digestOf(tag, view.accept)
     const record = previous.value
-    if (head.status !== 200 || headerValue(head.headers, 'docker-content-digest') !== record.digest)
-      return undefined
+    if (head.digest !== record.digest) return undefined
     const kept = { fetchedAt: this.deps.now(), value: record }
-    const upstream = head.mirror.name
+    const upstream = head.upstream
     if (!needs.acceptable(record.mediaType))
       return { kept, cache: 'revalidated', served: { refused: record.mediaType }, upstream }
     const body = await this.#readStored(record.digest)
@@ -274,7 +295,7 @@ export class ManifestCache {
 
   /**
    * GETs a manifest by tag or digest, checks it against `expected` (by digest)
-   * or the upstream's Docker-Content-Digest (by tag), and stores it. A mirror
+   * or the digest the upstream claims (by tag), and stores it. A mirror
    * that sends a mismatch is not asked again for this manifest.
    */
   async #fetch(
@@ -283,43 +304,29 @@ export class ManifestCache {
     expected: Digest | undefined,
     accept: string,
   ): Promise<ServedManifest> {
+    const { pool } = source.remote
     const exclude = new Set<Mirror>()
     for (;;) {
-      const doc = await fetchDocument(
-        {
-          ...this.#documentSource(source, reference, accept),
-          tryNextOnNotFound: expected !== undefined,
-        },
-        { maxBytes: MAX_MANIFEST_BYTES, exclude },
-      )
-      if (doc.status === 404) throw new ManifestUnknownError(source.repository, reference)
-      if (doc.status !== 200)
-        throw new FillFailedError(reference, `upstream answered ${doc.status}`)
+      const doc = await source.remote.get(reference, accept, {
+        byDigest: expected !== undefined,
+        exclude,
+      })
       const actual = digestOf(doc.body)
-      const claimed = expected ?? headerValue(doc.headers, 'docker-content-digest')
+      const claimed = expected ?? doc.digest
       if (claimed === undefined || !isDigest(claimed) || claimed === actual) {
-        const mediaType = this.deps.mediaTypeOf(doc.body, headerValue(doc.headers, 'content-type'))
+        const mediaType = this.deps.mediaTypeOf(doc.body, doc.contentType)
         await this.#store(actual, doc.body)
         return this.#served(actual, doc.body, 'miss', doc.mirror.name, mediaType)
       }
-      this.deps.metrics.digestMismatches.inc({ pool: source.pool.name, upstream: doc.mirror.name })
-      source.pool.recordBodyFailure(doc.mirror, 'digest_mismatch')
+      this.deps.metrics.digestMismatches.inc({ pool: pool.name, upstream: doc.mirror.name })
+      pool.recordBodyFailure(doc.mirror, 'digest_mismatch')
       this.#logger.warn(
         { upstream: doc.mirror.name, reference, expected: claimed, actual },
         'upstream manifest does not match its digest; trying another mirror',
       )
       exclude.add(doc.mirror)
-      if (exclude.size >= source.pool.mirrors.length)
+      if (exclude.size >= pool.mirrors.length)
         throw new FillFailedError(reference, 'no upstream sent a manifest matching its digest')
-    }
-  }
-
-  #documentSource(source: ManifestSource, reference: string, accept: string) {
-    return {
-      pool: source.pool,
-      path: `v2/${source.repository}/manifests/${reference}`,
-      authScope: source.authScope,
-      headers: { accept },
     }
   }
 

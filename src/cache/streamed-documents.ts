@@ -22,15 +22,9 @@ import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
 import type { BlobStore, BlobWriter } from '../storage/blob-store.ts'
-import type { UpstreamPool } from '../upstream/pool.ts'
+import type { UpstreamSource } from '../upstream/source.ts'
 import { DocumentTooLargeError, FillFailedError, isUpstreamFailure } from './errors.ts'
 import { Freshness, type Kept, type Loaded } from './freshness.ts'
-
-export interface StreamedSource {
-  readonly pool: UpstreamPool
-  readonly path: string
-  readonly headers?: Readonly<Record<string, string>>
-}
 
 export interface StreamOptions {
   /** Bytes accepted from the upstream, at most the store's own cap (storage.maxBlobSize). */
@@ -78,7 +72,7 @@ export class StreamedDocuments {
     ns: string,
     key: string,
     ttlMs: number,
-    source: StreamedSource,
+    source: UpstreamSource,
     options: StreamOptions = {},
   ): Promise<StreamedDocument> {
     const { metadata } = this.deps
@@ -118,7 +112,7 @@ export class StreamedDocuments {
   async #fetch(
     ns: string,
     key: string,
-    source: StreamedSource,
+    source: UpstreamSource,
     options: StreamOptions,
   ): Promise<Loaded<StoredDocument, StreamedDocument>> {
     const maxBytes = Math.min(options.maxBytes ?? Infinity, this.deps.maxBytes)

@@ -4,7 +4,7 @@
  * and, when a listed file cannot be had, the page as the index's other mirrors
  * have it, to find another copy of the same file.
  */
-import { headerValue } from '../cache/documents.ts'
+import { headerValue } from './remote.ts'
 import type { CachedPage, IndexPageSource, UpstreamPage } from '../cache/index-pages.ts'
 import type { ProjectPage } from './model.ts'
 import type { IndexTarget, PypiRoutesDeps } from './routes.ts'

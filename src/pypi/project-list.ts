@@ -10,7 +10,7 @@
 import { pipeline } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { headerValue } from '../cache/documents.ts'
+import { headerValue } from './remote.ts'
 import { FillFailedError } from '../cache/errors.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import { PypiHttpError } from './http-errors.ts'
