@@ -142,7 +142,7 @@ export async function buildApp(
     pools: transfer.indexes,
     fileHosts: transfer.fileHosts,
     pages: transfer.pages,
-    lists: transfer.streamed,
+    streamed: transfer.streamed,
     cache: transfer.cache,
     logger,
     metrics,

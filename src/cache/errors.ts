@@ -1,4 +1,5 @@
 import { PullthroughError } from '../errors.ts'
+import { UpstreamNotFoundError } from '../upstream/errors.ts'
 
 // Raised by upstream/fetch-document.ts; the cache's callers know it by this name too.
 export { DocumentTooLargeError } from '../upstream/errors.ts'
@@ -11,7 +12,7 @@ export class BlobUnknownUpstreamError extends PullthroughError {
   }
 }
 
-/** A fill could not produce verified content from any mirror (corrupt bytes everywhere, too many cuts). */
+/** No mirror produced bytes matching the digest (corrupt bytes everywhere, too many cuts). */
 export class FillFailedError extends PullthroughError {
   readonly code = 'PT_FILL_FAILED'
   constructor(
@@ -81,10 +82,30 @@ export class RepositoryUnknownError extends PullthroughError {
   }
 }
 
-/** Errors that mean the upstreams could not answer, as opposed to an answer such as 404. */
+/**
+ * An upstream document (a tag list, a project list) that answered 200 but
+ * cannot be read: the upstream failed to give a usable answer.
+ */
+export class UpstreamDocumentUnusableError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_DOCUMENT_UNUSABLE'
+  constructor(
+    readonly document: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`the upstream ${document} is unusable: ${reason}`, options)
+  }
+}
+
+/**
+ * Errors that mean the upstreams gave no usable answer, as opposed to an answer
+ * such as 404: a cached copy may be served stale instead.
+ */
 const UPSTREAM_FAILURE_CODES = new Set([
   'PT_UPSTREAM_UNAVAILABLE',
   'PT_UPSTREAM_AUTH',
+  'PT_UPSTREAM_STATUS',
+  'PT_UPSTREAM_DOCUMENT_UNUSABLE',
   'PT_FILL_FAILED',
 ])
 
@@ -102,4 +123,9 @@ export class ProjectUnknownError extends PullthroughError {
   ) {
     super(`no upstream of ${index} has the project ${project}`)
   }
+}
+
+/** The upstream has no such content (404/410): for the protocol layers, which do not import upstream/. */
+export function isNotFound(error: unknown): boolean {
+  return error instanceof UpstreamNotFoundError
 }

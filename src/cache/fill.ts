@@ -46,9 +46,9 @@ import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { DigestMismatchError } from '../storage/errors.ts'
-import { UpstreamAuthError } from '../upstream/errors.ts'
+import { UpstreamNotFoundError } from '../upstream/errors.ts'
 import { classify, type Mirror } from '../upstream/mirror.ts'
-import type { UpstreamResponse } from '../upstream/pool.ts'
+import type { UpstreamRequest, UpstreamResponse } from '../upstream/pool.ts'
 import {
   UpstreamBlobTooLargeError,
   BlobUnknownUpstreamError,
@@ -56,13 +56,8 @@ import {
   TransferDiscardedError,
 } from './errors.ts'
 import { FillSources, type FillSource } from './fill-sources.ts'
-import {
-  DiskGeneration,
-  MemoryGeneration,
-  PASSTHROUGH_WINDOW_BYTES,
-  type Generation,
-} from './generation.ts'
-import { TailReader } from './tail-reader.ts'
+import { DiskAttempt, MemoryAttempt, PASSTHROUGH_WINDOW_BYTES, type Attempt } from './attempt.ts'
+import { TailReader, type FillView } from './tail-reader.ts'
 
 export type { FillSource }
 
@@ -93,9 +88,9 @@ export interface FillDeps {
   readonly onStorageFailure?: () => void
 }
 
-/** One attempt at the whole blob; its generation exists from the first usable answer on. */
-interface Attempt {
-  gen: Generation | undefined
+/** One round at the whole blob; its attempt exists from the first usable answer on. */
+interface Round {
+  attempt: Attempt | undefined
   passThrough: boolean
 }
 
@@ -116,22 +111,19 @@ class OversizeBody extends Error {
   }
 }
 
-export class Fill {
+export class Fill implements FillView {
   readonly digest: string
-  /** Total size once an upstream said it (Content-Length or Content-Range). */
-  size: number | undefined
-  /** Name of the mirror that sent the latest bytes. */
-  upstream: string | undefined
-  verified = false
-  failure: Error | undefined
-  /** False once the fill streams through memory: late joiners could not start at byte 0. */
-  joinable = true
   /** Resolves once an upstream answered with the blob (size known), rejects if none can. */
   readonly ready: Promise<void>
   /** Resolves when the blob is committed (or passed through), rejects when the fill fails. */
   readonly done: Promise<void>
 
-  #gen: Generation | undefined
+  #size: number | undefined
+  #upstream: string | undefined
+  #verified = false
+  #failure: Error | undefined
+  #joinable = true
+  #attempt: Attempt | undefined
   readonly #readers = new Set<TailReader>()
   /** A reader was created: from then on, a pass-through attempt without readers is pointless. */
   #hadReader = false
@@ -168,9 +160,34 @@ export class Fill {
     this.done.catch(() => undefined)
   }
 
+  /** Total size once an upstream said it (Content-Length or Content-Range). */
+  get size(): number | undefined {
+    return this.#size
+  }
+
+  /** Name of the mirror that sent the latest bytes. */
+  get upstream(): string | undefined {
+    return this.#upstream
+  }
+
+  /** The whole blob hashed to its digest: readers may have its last byte. */
+  get verified(): boolean {
+    return this.#verified
+  }
+
+  /** Why the fill failed; readers are cut with it. */
+  get failure(): Error | undefined {
+    return this.#failure
+  }
+
+  /** False once the fill streams through memory: late joiners could not start at byte 0. */
+  get joinable(): boolean {
+    return this.#joinable
+  }
+
   /** The current attempt; readers bind to it and follow a new one only if they sent nothing. */
-  get generation(): Generation | undefined {
-    return this.#gen
+  get attempt(): Attempt | undefined {
+    return this.#attempt
   }
 
   /** A reader of bytes [start, end) of the blob; end defaults to the whole blob. */
@@ -181,7 +198,7 @@ export class Fill {
     reader.once('close', () => {
       this.#readers.delete(reader)
       this.consumed()
-      if (this.#readers.size === 0 && this.#gen?.kind === 'memory' && !this.verified)
+      if (this.#readers.size === 0 && this.#attempt?.kind === 'memory' && !this.verified)
         this.#abandon()
     })
     return reader
@@ -189,7 +206,7 @@ export class Fill {
 
   /** How far a reader that wants bytes up to `end` (exclusive) may read now. */
   readableLimit(end: number | undefined): number {
-    const available = this.#gen?.available ?? 0
+    const available = this.#attempt?.available ?? 0
     const target = end ?? this.size
     if (this.verified) return Math.min(available, target ?? available)
     // Hold back the blob's last byte until the hash is confirmed.
@@ -199,17 +216,17 @@ export class Fill {
 
   /** Readers report progress so the attempt's memory can free what all of them passed. */
   consumed(): void {
-    const gen = this.#gen
-    if (gen) {
+    const attempt = this.#attempt
+    if (attempt) {
       // In pass-through, a reader that has sent nothing yet will read this attempt too (it may
       // wait for a range further on): its position counts before it is bound.
-      const pending = gen.kind === 'memory'
+      const pending = attempt.kind === 'memory'
       const positions: number[] = []
       for (const reader of this.#readers) {
-        if (reader.generation === gen || (pending && reader.bytesSent === 0))
+        if (reader.attempt === attempt || (pending && reader.bytesSent === 0))
           positions.push(reader.position)
       }
-      gen.consumed(positions)
+      attempt.consumed(positions)
     }
     this.#pacerMayGo()
   }
@@ -240,47 +257,47 @@ export class Fill {
     const { metrics } = this.deps
     const excluded = new Set<Mirror>()
     let passThrough = this.deps.passThrough ?? false
-    if (passThrough) this.joinable = false
+    if (passThrough) this.#joinable = false
     metrics.fillsInFlight.inc()
     try {
       // Each round after corrupt or oversized content uses other mirrors: at most one round per
       // mirror, plus one for switching to pass-through when the disk fails.
-      for (let round = 0; round <= this.#sources.mirrorCount + 1; round++) {
-        const attempt: Attempt = { gen: undefined, passThrough }
+      for (let n = 0; n <= this.#sources.mirrorCount + 1; n++) {
+        const round: Round = { attempt: undefined, passThrough }
         try {
-          const gen = await this.#transfer(attempt, excluded)
+          const attempt = await this.#transfer(round, excluded)
           // Verified content may go out before it is durable: fsync and rename come after.
-          await gen.verify(this.digest)
-          this.size = gen.available
-          this.verified = true
+          await attempt.verify(this.digest)
+          this.#size = attempt.available
+          this.#verified = true
           this.#tick()
-          await this.#commit(gen)
+          await this.#commit(attempt)
           // From here on, new clients read the stored blob (or start a new fill if storing failed).
-          this.joinable = false
+          this.#joinable = false
           return
         } catch (error) {
           // Readers must not find the failed attempt while the next one is being set up.
-          this.#gen = undefined
-          const gen = attempt.gen
-          passThrough = attempt.passThrough
+          this.#attempt = undefined
+          const attempt = round.attempt
+          passThrough = round.passThrough
           if (this.#abort.signal.aborted) {
-            await gen?.discard()
+            await attempt?.discard()
             throw abortReason(this.#abort.signal, error)
           }
-          if (error instanceof DigestMismatchError && gen) {
-            this.#onMismatch(gen, error, excluded)
+          if (error instanceof DigestMismatchError && attempt) {
+            this.#onMismatch(attempt, error, excluded)
           } else if (error instanceof OversizeBody) {
             this.#onOversize(error, excluded)
-          } else if (isStorageError(error) && gen?.kind === 'disk') {
+          } else if (isStorageError(error) && attempt?.kind === 'disk') {
             this.#degrade(error)
             passThrough = true
           } else {
-            await gen?.discard()
+            await attempt?.discard()
             throw error
           }
-          await gen?.discard()
+          await attempt?.discard()
         } finally {
-          attempt.gen?.release()
+          round.attempt?.release()
         }
       }
       throw new FillFailedError(this.digest, 'no mirror sent content matching the digest')
@@ -293,10 +310,10 @@ export class Fill {
   }
 
   /** Makes a verified disk attempt durable; a failure here only costs the caching. */
-  async #commit(gen: Generation): Promise<void> {
-    if (gen.kind !== 'disk') return
+  async #commit(attempt: Attempt): Promise<void> {
+    if (attempt.kind !== 'disk') return
     try {
-      const size = await gen.finish(this.digest)
+      const size = await attempt.finish(this.digest)
       await this.deps.onCommitted?.(this.digest, size)
     } catch (error) {
       if (!isStorageError(error)) throw error
@@ -306,35 +323,33 @@ export class Fill {
     }
   }
 
-  /** The attempt's generation, created on its first usable answer. */
-  async #generation(attempt: Attempt, res: UpstreamResponse): Promise<Generation> {
-    if (attempt.gen) return attempt.gen
+  /** The round's attempt, created on its first usable answer. */
+  async #attemptFor(round: Round, res: UpstreamResponse): Promise<Attempt> {
+    if (round.attempt) return round.attempt
     try {
-      attempt.gen = attempt.passThrough
-        ? new MemoryGeneration(this.#tick)
-        : await this.#diskOrMemory()
+      round.attempt = round.passThrough ? new MemoryAttempt(this.#tick) : await this.#diskOrMemory()
     } catch (error) {
       dropUnread(res)
       throw error
     }
-    attempt.passThrough = attempt.gen.kind === 'memory'
-    this.#gen = attempt.gen
-    return attempt.gen
+    round.passThrough = round.attempt.kind === 'memory'
+    this.#attempt = round.attempt
+    return round.attempt
   }
 
-  async #diskOrMemory(): Promise<Generation> {
+  async #diskOrMemory(): Promise<Attempt> {
     try {
-      return await DiskGeneration.create(this.deps.blobs, this.#tick)
+      return await DiskAttempt.create(this.deps.blobs, this.#tick)
     } catch (error) {
       if (!isStorageError(error)) throw error
       this.#degrade(error)
-      return new MemoryGeneration(this.#tick)
+      return new MemoryAttempt(this.#tick)
     }
   }
 
   /** Switches to pass-through after a storage failure: counted, logged, late joiners start their own fill. */
   #degrade(error: unknown): void {
-    this.joinable = false
+    this.#joinable = false
     this.deps.onStorageFailure?.()
     this.deps.metrics.storageWriteErrors.inc()
     this.#logger.warn({ err: error }, 'cannot write to storage; streaming through without caching')
@@ -345,7 +360,7 @@ export class Fill {
    * Pass-through pacing: the attempt holds at most PASSTHROUGH_WINDOW_BYTES
    * ahead of its slowest reader, and stops once no reader is left.
    */
-  async #pace(gen: MemoryGeneration): Promise<void> {
+  async #pace(attempt: MemoryAttempt): Promise<void> {
     // Bounded: each pass waits for a reader to move on or leave, or for the abort.
     for (;;) {
       if (this.#abort.signal.aborted) throw abortReason(this.#abort.signal, undefined)
@@ -355,7 +370,7 @@ export class Fill {
         throw new TransferDiscardedError(this.digest, 'no_readers')
       }
       this.consumed()
-      if (gen.held <= PASSTHROUGH_WINDOW_BYTES) return
+      if (attempt.held <= PASSTHROUGH_WINDOW_BYTES) return
       await new Promise<void>((resolve) => (this.#wakePacer = resolve))
     }
   }
@@ -377,22 +392,22 @@ export class Fill {
    * Moves bytes until the attempt holds the whole blob. After a cut the next
    * request goes to the next source or mirror, from the byte reached.
    */
-  async #transfer(attempt: Attempt, excluded: Set<Mirror>): Promise<Generation> {
+  async #transfer(round: Round, excluded: Set<Mirror>): Promise<Attempt> {
     // Mirrors whose transfer broke lately: asked only after the others.
     const avoid = new Set<Mirror>()
     let stalls = 0
     for (;;) {
-      const offset = attempt.gen?.available ?? 0
+      const offset = round.attempt?.available ?? 0
       const opened = await this.#open(offset, excluded, avoid)
       if (opened) {
         const { res, source, skip } = opened
-        const gen = await this.#generation(attempt, res)
-        gen.contributors.add(res.mirror)
-        this.upstream = res.mirror.name
+        const attempt = await this.#attemptFor(round, res)
+        attempt.contributors.add(res.mirror)
+        this.#upstream = res.mirror.name
         this.#markReady()
         try {
-          await this.#copyBody(gen, res, skip)
-          return gen
+          await this.#copyBody(attempt, res, skip)
+          return attempt
         } catch (error) {
           if (this.#abort.signal.aborted || isStorageError(error) || error instanceof OversizeBody)
             throw error
@@ -402,13 +417,13 @@ export class Fill {
             upstream: res.mirror.name,
           })
           this.#logger.warn(
-            { upstream: res.mirror.name, at: gen.available, err: error },
+            { upstream: res.mirror.name, at: attempt.available, err: error },
             'transfer interrupted; continuing from the next mirror',
           )
           await this.#setBack(res.mirror, source, avoid)
         }
       }
-      const progress = (attempt.gen?.available ?? 0) - offset
+      const progress = (round.attempt?.available ?? 0) - offset
       stalls = progress >= MIN_PROGRESS_BYTES ? 0 : stalls + 1
       if (stalls >= MAX_RESUMES_WITHOUT_PROGRESS) {
         throw new FillFailedError(
@@ -483,9 +498,11 @@ export class Fill {
   ): Promise<Opened | 'unusable' | undefined> {
     // Bounded: each pass excludes one mirror of this pool.
     while (!FillSources.exhausted(source, excluded)) {
-      const res = await source.pool.request({
+      const res = await this.#request(source, {
         path: source.path,
         kind: 'blob',
+        // A 206 is usable only when resuming (checked in #accept).
+        expect: [200, 206],
         rangeStart: offset,
         tryNextOnNotFound: true,
         exclude: excluded,
@@ -513,21 +530,26 @@ export class Fill {
     return undefined
   }
 
+  /** The pool's answer; not found on every mirror of the source is BlobUnknownUpstreamError. */
+  async #request(source: FillSource, req: UpstreamRequest): Promise<UpstreamResponse> {
+    try {
+      return await source.pool.request(req)
+    } catch (error) {
+      if (error instanceof UpstreamNotFoundError) throw new BlobUnknownUpstreamError(this.digest)
+      throw error
+    }
+  }
+
   /**
-   * Checks an upstream answer against the byte we need next and the size
-   * limit. Returns how many leading body bytes to skip, `unusable` (another
-   * request is made) or `too_large` (the mirror is not asked again); throws
-   * for an answer that says the source cannot give the blob.
+   * Checks an upstream answer (200 or 206) against the byte we need next and
+   * the size limit. Returns how many leading body bytes to skip, `unusable`
+   * (another request is made) or `too_large` (the mirror is not asked again).
    */
   async #accept(
     res: UpstreamResponse,
     offset: number,
     source: FillSource,
   ): Promise<number | 'unusable' | 'too_large'> {
-    if (res.status === 404) {
-      await res.body.dump()
-      throw new BlobUnknownUpstreamError(this.digest)
-    }
     let skip: number | undefined
     let total: number | undefined
     if (res.status === 200) {
@@ -542,11 +564,8 @@ export class Fill {
       }
     }
     if (skip === undefined) {
+      // A 206 to a request from byte 0, or from another byte than asked.
       await res.body.dump()
-      if (res.status === 401 || res.status === 403)
-        throw new UpstreamAuthError(source.pool.name, res.mirror.name, res.status)
-      if (res.status >= 400)
-        throw new FillFailedError(this.digest, `upstream answered ${res.status}`)
       return 'unusable'
     }
     if (total !== undefined && total > this.deps.maxBlobBytes) {
@@ -559,14 +578,14 @@ export class Fill {
       dropUnread(res)
       return 'unusable'
     }
-    this.size ??= total
+    this.#size ??= total
     return skip
   }
 
-  async #copyBody(gen: Generation, res: UpstreamResponse, skip: number): Promise<void> {
+  async #copyBody(attempt: Attempt, res: UpstreamResponse, skip: number): Promise<void> {
     let toSkip = skip
     let received = 0
-    let end = gen.available
+    let end = attempt.available
     const started = performance.now()
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -584,16 +603,16 @@ export class Fill {
         if (end > this.deps.maxBlobBytes) throw new OversizeBody(res.mirror, end)
         if (this.size !== undefined && end > this.size)
           throw new Error('upstream body is longer than the size it declared')
-        await gen.append(data)
-        if (gen instanceof MemoryGeneration) await this.#pace(gen)
+        await attempt.append(data)
+        if (attempt instanceof MemoryAttempt) await this.#pace(attempt)
       }
     } finally {
       // Feeds the `fastest` selection policy (small bodies are ignored there).
       res.mirror.stats.recordTransfer(received, performance.now() - started)
       // The resume offset must be the bytes really held, so wait for every write.
-      await gen.settle()
+      await attempt.settle()
     }
-    if (toSkip > 0 || (this.size !== undefined && gen.available < this.size)) {
+    if (toSkip > 0 || (this.size !== undefined && attempt.available < this.size)) {
       throw new Error('upstream body ended early')
     }
   }
@@ -617,11 +636,11 @@ export class Fill {
     const source = this.#sources.list.find((s) => s.pool.mirrors.includes(error.mirror))
     this.#refuseTooLarge(source ?? this.source, error.mirror, error.bytes, 'sent')
     this.#cutReaders('too_large')
-    this.size = undefined
+    this.#size = undefined
   }
 
-  #onMismatch(gen: Generation, error: DigestMismatchError, excluded: Set<Mirror>): void {
-    for (const mirror of gen.contributors) {
+  #onMismatch(attempt: Attempt, error: DigestMismatchError, excluded: Set<Mirror>): void {
+    for (const mirror of attempt.contributors) {
       excluded.add(mirror)
       const pool =
         this.#sources.list.find((s) => s.pool.mirrors.includes(mirror))?.pool ?? this.source.pool
@@ -630,14 +649,14 @@ export class Fill {
     }
     this.#logger.error(
       {
-        upstreams: [...gen.contributors].map((m) => m.name),
+        upstreams: [...attempt.contributors].map((m) => m.name),
         actual: error.actual,
         size: error.size,
       },
       'upstream content does not match its digest; discarded',
     )
     this.#cutReaders('digest_mismatch')
-    this.size = undefined
+    this.#size = undefined
   }
 
   /** Readers that received bytes of a discarded attempt are cut; the others wait for the next one. */
@@ -648,7 +667,7 @@ export class Fill {
   }
 
   #fail(error: Error): void {
-    this.failure = error
+    this.#failure = error
     this.#failReady(error)
     this.#tick()
     if (error instanceof TransferDiscardedError && error.reason === 'no_readers')
@@ -681,6 +700,7 @@ const REFUSAL_CODES = new Set([
   'PT_BLOB_UNKNOWN',
   'PT_UPSTREAM_UNAVAILABLE',
   'PT_UPSTREAM_AUTH',
+  'PT_UPSTREAM_STATUS',
   'PT_FILL_FAILED',
   'PT_UPSTREAM_BLOB_TOO_LARGE',
 ])

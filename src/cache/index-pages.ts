@@ -16,14 +16,10 @@
  * stored parsed, as JSON data, in the metadata store. Recently used pages stay
  * in memory too, up to a total of INDEX_PAGES_MEMORY_BYTES of their stored form.
  */
-import type { IncomingHttpHeaders } from 'node:http'
 import type { IndexPageRecord, MetadataStore, SizedIndexPage } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
-import type { Mirror } from '../upstream/mirror.ts'
-import type { UpstreamPool } from '../upstream/pool.ts'
-import { fetchDocument, headerValue, type FetchedDocument } from '../upstream/fetch-document.ts'
-import { FillFailedError, ProjectUnknownError, isUpstreamFailure } from './errors.ts'
+import { ProjectUnknownError } from './errors.ts'
 import { Freshness, type FreshnessPolicy, type Kept, type Loaded } from './freshness.ts'
 import { Lru } from './lru.ts'
 import type { NegativeCache } from './negative-cache.ts'
@@ -35,28 +31,43 @@ import type { NegativeCache } from './negative-cache.ts'
  */
 export const INDEX_PAGES_MEMORY_BYTES = 32 * 1024 * 1024
 
-/** Largest index page accepted (the biggest projects' pages on pypi.org are a few MB). */
-export const MAX_INDEX_PAGE_BYTES = 64 * 1024 * 1024
+/** An upstream answer, as the parser gets it. */
+export interface UpstreamPage {
+  readonly body: Buffer
+  readonly contentType: string | undefined
+  /** The final URL, after redirects: relative links resolve against it. */
+  readonly url: string
+}
+
+/** An upstream's answer to a page request: a page, or "unchanged" (304) for the kept one. */
+export type RemotePage =
+  | { readonly page: UpstreamPage; readonly etag: string | undefined; readonly upstream: string }
+  | { readonly unchanged: true; readonly upstream: string }
+
+/** An index's project pages upstream: the protocol's remote (pypi/remote.ts) speaks the API. */
+export interface PageRemote {
+  /** The index's mirrors, by name, in configured order. */
+  readonly mirrors: readonly string[]
+  /**
+   * The project's page, revalidated with `kept`'s ETag where its issuer is
+   * asked; ProjectUnknownError when no upstream has the project.
+   */
+  page(
+    project: string,
+    kept: { readonly etag: string; readonly upstream: string | undefined } | undefined,
+  ): Promise<RemotePage>
+  /** The project's page from one mirror alone. */
+  pageFrom(project: string, mirror: string): Promise<UpstreamPage>
+}
 
 export interface IndexPageSource {
-  readonly pool: UpstreamPool
+  readonly remote: PageRemote
   /** The index name (metadata namespace). */
   readonly index: string
   /** The normalized project name (metadata key). */
   readonly project: string
-  /** Path of the page relative to each mirror's base URL. */
-  readonly path: string
-  readonly accept: string
   readonly ttlMs: number
   readonly negativeTtlMs: number
-}
-
-/** An upstream answer, as the parser gets it. */
-export interface UpstreamPage {
-  readonly body: Buffer
-  readonly headers: IncomingHttpHeaders
-  /** The final URL, after redirects: relative links resolve against it. */
-  readonly url: string
 }
 
 export interface CachedPage<T> {
@@ -156,74 +167,20 @@ export class IndexPages {
     parse: (page: UpstreamPage) => unknown,
     previous: Kept<KeptPage> | undefined,
   ): Promise<Loaded<KeptPage, unknown>> {
-    const issuer = this.#conditionalMirror(source, previous)
     const etag = previous?.value.etag
-    const revalidated =
-      issuer && etag !== undefined ? await this.#fetchFrom(source, issuer, etag) : undefined
-    // The issuer failed (then it is not asked again), or there was nothing to revalidate.
-    const doc = revalidated ?? (await this.#fetchInOrder(source, issuer))
-    const upstream = doc.mirror.name
-    if (doc.status === 304 && previous && doc.mirror === issuer)
-      return { kept: { ...previous, fetchedAt: this.deps.now() }, cache: 'revalidated', upstream }
-    if (doc.status === 404 || doc.status === 410)
-      throw new ProjectUnknownError(source.index, source.project)
-    if (doc.status !== 200)
-      throw new FillFailedError(source.project, `upstream answered ${doc.status}`)
-    const newEtag = headerValue(doc.headers, 'etag')
-    const value = { page: parse(doc), ...(newEtag ? { etag: newEtag } : {}) }
-    const kept = { fetchedAt: this.deps.now(), upstream, value }
-    this.#bodyBytes.set(kept, doc.body.length)
-    return { kept, cache: 'miss', upstream }
-  }
-
-  /**
-   * The mirror to revalidate the cached page with If-None-Match: the one that
-   * issued its ETag, when it is also the one asked first (the first mirror in
-   * the configured order whose circuit is closed). Otherwise a plain GET in the
-   * pool's order, so an ETag is never sent to another mirror and a fallback
-   * mirror does not keep the page once the first one is back.
-   */
-  #conditionalMirror(
-    source: IndexPageSource,
-    record: Kept<KeptPage> | undefined,
-  ): Mirror | undefined {
-    if (record?.value.etag === undefined) return undefined
-    const mirrors = source.pool.mirrors
-    const first = mirrors.find((m) => m.isAvailable()) ?? mirrors[0]
-    return first !== undefined && first.name === record.upstream ? first : undefined
-  }
-
-  /** A conditional GET from `mirror` alone; undefined when it failed and other mirrors remain. */
-  async #fetchFrom(
-    source: IndexPageSource,
-    mirror: Mirror,
-    etag: string,
-  ): Promise<FetchedDocument | undefined> {
-    const others = new Set(source.pool.mirrors.filter((m) => m !== mirror))
-    try {
-      return await fetchDocument(
-        {
-          pool: source.pool,
-          path: source.path,
-          headers: { accept: source.accept, 'if-none-match': etag },
-        },
-        { maxBytes: MAX_INDEX_PAGE_BYTES, exclude: others },
-      )
-    } catch (error) {
-      if (!isUpstreamFailure(error) || others.size === 0) throw error
-      return undefined
-    }
-  }
-
-  /** A plain GET in the pool's order, without `except` (a mirror that just failed). */
-  async #fetchInOrder(
-    source: IndexPageSource,
-    except: Mirror | undefined,
-  ): Promise<FetchedDocument> {
-    return fetchDocument(
-      { pool: source.pool, path: source.path, headers: { accept: source.accept } },
-      { maxBytes: MAX_INDEX_PAGE_BYTES, ...(except ? { exclude: new Set([except]) } : {}) },
+    const answer = await source.remote.page(
+      source.project,
+      previous && etag !== undefined ? { etag, upstream: previous.upstream } : undefined,
     )
+    const { upstream } = answer
+    if ('unchanged' in answer) {
+      if (!previous) throw new Error('an upstream answered 304 to an unconditional request')
+      return { kept: { ...previous, fetchedAt: this.deps.now() }, cache: 'revalidated', upstream }
+    }
+    const value = { page: parse(answer.page), ...(answer.etag ? { etag: answer.etag } : {}) }
+    const kept = { fetchedAt: this.deps.now(), upstream, value }
+    this.#bodyBytes.set(kept, answer.page.body.length)
+    return { kept, cache: 'miss', upstream }
   }
 
   /**
@@ -237,20 +194,14 @@ export class IndexPages {
     parse: (page: UpstreamPage) => T,
   ): Promise<{ page: T; upstream: string }[]> {
     const pages: { page: T; upstream: string }[] = []
-    for (const mirror of source.pool.mirrors) {
-      if (mirror.name === except) continue
-      const others = new Set(source.pool.mirrors.filter((m) => m !== mirror))
+    for (const mirror of source.remote.mirrors) {
+      if (mirror === except) continue
       try {
-        const doc = await fetchDocument(
-          { pool: source.pool, path: source.path, headers: { accept: source.accept } },
-          { maxBytes: MAX_INDEX_PAGE_BYTES, exclude: others },
-        )
-        if (doc.status !== 200) continue
-        const page = parse(doc)
-        pages.push({ page, upstream: mirror.name })
+        const page = parse(await source.remote.pageFrom(source.project, mirror))
+        pages.push({ page, upstream: mirror })
       } catch (error) {
         this.#logger.info(
-          { upstream: mirror.name, project: source.project, err: error },
+          { upstream: mirror, project: source.project, err: error },
           'another mirror could not give the page',
         )
       }

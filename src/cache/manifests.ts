@@ -326,7 +326,7 @@ export class ManifestCache {
       )
       exclude.add(doc.mirror)
       if (exclude.size >= pool.mirrors.length)
-        throw new FillFailedError(reference, 'no upstream sent a manifest matching its digest')
+        throw new FillFailedError(claimed, 'no upstream sent a manifest matching its digest')
     }
   }
 

@@ -16,7 +16,7 @@ export interface QuarantineDeps {
 }
 
 export async function quarantine(deps: QuarantineDeps, digest: string): Promise<void> {
-  deps.metrics.digestMismatches.inc({ pool: 'storage', upstream: 'disk' })
+  deps.metrics.storageCorruptions.inc()
   deps.logger.error({ digest }, 'stored blob does not match its digest; removed')
   await deps.blobs.delete(digest).catch(() => undefined)
   await deps.metadata.deleteBlob(digest).catch(() => undefined)

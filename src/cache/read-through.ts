@@ -18,9 +18,10 @@ import type { Metrics } from '../observability/metrics.ts'
 import { recordPull, type PullEventFields } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { parseDigest } from '../storage/digest.ts'
+import { UpstreamNotFoundError } from '../upstream/errors.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import type { AccessLog } from './access-log.ts'
-import { BlobUnknownUpstreamError, FillFailedError } from './errors.ts'
+import { BlobUnknownUpstreamError } from './errors.ts'
 import { Fill, type FillSource } from './fill.ts'
 import { InUse } from './in-use.ts'
 import { quarantine } from './quarantine.ts'
@@ -137,17 +138,20 @@ export class ReadThrough {
     const digest = parseDigest(digestInput)
     const stored = await this.deps.blobs.stat(digest)
     if (stored) return { size: stored.size, cache: 'hit', upstream: undefined }
-    const res = await source.pool.request({
-      path: source.path,
-      method: 'HEAD',
-      kind: 'document',
-      tryNextOnNotFound: true,
-      authScope: source.authScope,
-      headers: source.headers,
-    })
+    const res = await source.pool
+      .request({
+        path: source.path,
+        method: 'HEAD',
+        kind: 'document',
+        expect: [200],
+        tryNextOnNotFound: true,
+        authScope: source.authScope,
+        headers: source.headers,
+      })
+      .catch((error: unknown) => {
+        throw error instanceof UpstreamNotFoundError ? new BlobUnknownUpstreamError(digest) : error
+      })
     await res.body.dump()
-    if (res.status === 404) throw new BlobUnknownUpstreamError(digest)
-    if (res.status !== 200) throw new FillFailedError(digest, `upstream answered ${res.status}`)
     const length = res.headers['content-length']
     const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined
     return { size, cache: 'miss', upstream: res.mirror.name }

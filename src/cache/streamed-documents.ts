@@ -22,8 +22,9 @@ import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
 import type { BlobStore, BlobWriter } from '../storage/blob-store.ts'
+import { UpstreamNotFoundError, UpstreamStatusError } from '../upstream/errors.ts'
 import type { UpstreamSource } from '../upstream/source.ts'
-import { DocumentTooLargeError, FillFailedError, isUpstreamFailure } from './errors.ts'
+import { DocumentTooLargeError, isUpstreamFailure } from './errors.ts'
 import { Freshness, type Kept, type Loaded } from './freshness.ts'
 
 export interface StreamOptions {
@@ -34,7 +35,7 @@ export interface StreamOptions {
    * the response headers; throwing refuses the answer before its body is read.
    */
   readonly transform?: (headers: IncomingHttpHeaders) => Transform
-  /** The error for an upstream 404 (else it is a failed fetch, answered 502 or stale). */
+  /** The error for an upstream 404/410 (else it is a bad answer: 502, or stale). */
   readonly notFound?: () => Error
 }
 
@@ -116,16 +117,14 @@ export class StreamedDocuments {
     options: StreamOptions,
   ): Promise<Loaded<StoredDocument, StreamedDocument>> {
     const maxBytes = Math.min(options.maxBytes ?? Infinity, this.deps.maxBytes)
-    const res = await source.pool.request({
-      path: source.path,
-      headers: source.headers,
-      kind: 'blob',
-    })
-    if (res.status !== 200) {
-      await res.body.dump()
-      if (res.status === 404 && options.notFound) throw options.notFound()
-      throw new FillFailedError(key, `upstream answered ${res.status}`)
-    }
+    const res = await source.pool
+      .request({ path: source.path, headers: source.headers, kind: 'blob', expect: [200] })
+      .catch((error: unknown) => {
+        if (!(error instanceof UpstreamNotFoundError)) throw error
+        if (options.notFound) throw options.notFound()
+        // A document that must exist (the project list): its absence is a bad answer.
+        throw new UpstreamStatusError(error.pool, error.upstream, 404)
+      })
     let transform: Transform | undefined
     try {
       const declared = Number(res.headers['content-length'])

@@ -5,24 +5,40 @@
  * nothing but its own socket buffer, and never slows the fill.
  */
 import { Readable } from 'node:stream'
-import type { Fill } from './fill.ts'
 import { READ_HIGH_WATER_MARK } from '../storage/blob-store.ts'
 import { transferPacer } from '../storage/scavenge-pacer.ts'
-import type { Generation } from './generation.ts'
+import type { Attempt } from './attempt.ts'
 
 /** Read size, the same as for serving from the store (see READ_HIGH_WATER_MARK). */
 export const READ_CHUNK_BYTES = READ_HIGH_WATER_MARK
+
+/** What a reader needs of the fill it follows (cache/fill.ts). */
+export interface FillView {
+  /** Total size once an upstream said it. */
+  readonly size: number | undefined
+  /** The whole blob hashed to its digest: its last byte may go out. */
+  readonly verified: boolean
+  readonly failure: Error | undefined
+  /** The current attempt. */
+  readonly attempt: Attempt | undefined
+  /** How far a reader that wants bytes up to `end` (exclusive) may read now. */
+  readableLimit(end: number | undefined): number
+  /** Resolves at the next change a reader may care about. */
+  progress(): Promise<void>
+  /** Called after each chunk a reader sent, so the attempt can free what all readers passed. */
+  consumed(): void
+}
 
 export class TailReader extends Readable {
   /** Bytes pushed to the consumer so far. */
   bytesSent = 0
   #pos: number
   readonly #end: number | undefined
-  #gen: Generation | undefined
+  #attempt: Attempt | undefined
   #pumping = false
 
   constructor(
-    private readonly fill: Fill,
+    private readonly fill: FillView,
     start: number,
     end: number | undefined,
   ) {
@@ -32,8 +48,8 @@ export class TailReader extends Readable {
   }
 
   /** The attempt this reader reads from. */
-  get generation(): Generation | undefined {
-    return this.#gen
+  get attempt(): Attempt | undefined {
+    return this.#attempt
   }
 
   /** Next byte this reader will read. */
@@ -46,8 +62,8 @@ export class TailReader extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#gen?.release()
-    this.#gen = undefined
+    this.#attempt?.release()
+    this.#attempt = undefined
     callback(error)
   }
 
@@ -71,9 +87,9 @@ export class TailReader extends Readable {
           return
         }
         const limit = fill.readableLimit(this.#end)
-        const gen = this.#pos < limit ? this.#bind() : undefined
-        const chunk = gen
-          ? await gen.read(this.#pos, Math.min(READ_CHUNK_BYTES, limit - this.#pos))
+        const attempt = this.#pos < limit ? this.#bind() : undefined
+        const chunk = attempt
+          ? await attempt.read(this.#pos, Math.min(READ_CHUNK_BYTES, limit - this.#pos))
           : undefined
         // The consumer may have gone away while we read.
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
@@ -96,13 +112,13 @@ export class TailReader extends Readable {
   }
 
   /** Binds to the fill's current attempt; a reader that has sent nothing follows the fill to a new one. */
-  #bind(): Generation | undefined {
-    const current = this.fill.generation
-    if (current !== this.#gen && this.bytesSent === 0) {
-      this.#gen?.release()
+  #bind(): Attempt | undefined {
+    const current = this.fill.attempt
+    if (current !== this.#attempt && this.bytesSent === 0) {
+      this.#attempt?.release()
       current?.retain()
-      this.#gen = current
+      this.#attempt = current
     }
-    return this.#gen
+    return this.#attempt
   }
 }

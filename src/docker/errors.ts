@@ -112,6 +112,16 @@ export function toOciError(error: unknown, registry: string | undefined): OciErr
         status: 502,
         message: 'the upstream content could not be verified',
       })
+    case 'PT_UPSTREAM_STATUS':
+      return new OciError('UNAVAILABLE', where, {
+        status: 502,
+        message: 'the upstream registry answered with an unexpected status',
+      })
+    case 'PT_UPSTREAM_DOCUMENT_UNUSABLE':
+      return new OciError('UNAVAILABLE', where, {
+        status: 502,
+        message: 'the upstream registry sent a document that cannot be read',
+      })
     default:
       return new OciError('UNAVAILABLE', undefined, { status: 500, message: 'internal error' })
   }

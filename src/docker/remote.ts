@@ -4,7 +4,7 @@
  * Docker-Content-Digest, the blob path, tag-list pages linked by `Link`,
  * referrers). The rest of docker/ and cache/ never spell an upstream URL.
  */
-import { FillFailedError, ManifestUnknownError, RepositoryUnknownError } from '../cache/errors.ts'
+import { ManifestUnknownError, RepositoryUnknownError } from '../cache/errors.ts'
 import type { FillSource } from '../cache/fill.ts'
 import { MAX_MANIFEST_BYTES, type ManifestRemote, type RemoteManifest } from '../cache/manifests.ts'
 import {
@@ -13,6 +13,7 @@ import {
   type FetchedDocument,
   type FetchOptions,
 } from '../upstream/fetch-document.ts'
+import { UpstreamNotFoundError, UpstreamStatusError } from '../upstream/errors.ts'
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import { MEDIA_TYPES } from './media-types.ts'
@@ -58,11 +59,14 @@ export class DockerRemote implements ManifestRemote {
     const doc = await this.#fetch(`v2/${this.repository}/manifests/${reference}`, {
       headers: { accept },
       tryNextOnNotFound: options.byDigest,
+      expect: [200],
       maxBytes: MAX_MANIFEST_BYTES,
       exclude: options.exclude,
+    }).catch((error: unknown) => {
+      if (error instanceof UpstreamNotFoundError)
+        throw new ManifestUnknownError(this.repository, reference)
+      throw error
     })
-    if (doc.status === 404) throw new ManifestUnknownError(this.repository, reference)
-    if (doc.status !== 200) throw new FillFailedError(reference, `upstream answered ${doc.status}`)
     return {
       body: doc.body,
       contentType: headerValue(doc.headers, 'content-type'),
@@ -76,15 +80,25 @@ export class DockerRemote implements ManifestRemote {
     tag: string,
     accept: string,
   ): Promise<{ digest: string | undefined; upstream: string }> {
-    const head = await this.#fetch(`v2/${this.repository}/manifests/${tag}`, {
-      method: 'HEAD',
-      headers: { accept },
-      maxBytes: 0,
-    })
-    if (head.status === 404) throw new ManifestUnknownError(this.repository, tag)
-    const digest =
-      head.status === 200 ? headerValue(head.headers, 'docker-content-digest') : undefined
-    return { digest, upstream: head.mirror.name }
+    try {
+      const head = await this.#fetch(`v2/${this.repository}/manifests/${tag}`, {
+        method: 'HEAD',
+        headers: { accept },
+        expect: [200],
+        maxBytes: 0,
+      })
+      return {
+        digest: headerValue(head.headers, 'docker-content-digest'),
+        upstream: head.mirror.name,
+      }
+    } catch (error) {
+      if (error instanceof UpstreamNotFoundError)
+        throw new ManifestUnknownError(this.repository, tag)
+      // A registry that will not answer HEAD (405...) may still answer the GET.
+      if (error instanceof UpstreamStatusError)
+        return { digest: undefined, upstream: error.upstream }
+      throw error
+    }
   }
 
   /** Where the fill takes a blob from. */
@@ -105,12 +119,14 @@ export class DockerRemote implements ManifestRemote {
     let mirror: Mirror | undefined
     for (let page = 0; path !== undefined && page < MAX_TAG_PAGES; page++) {
       const doc: FetchedDocument = await this.#fetch(path, {
+        expect: [200],
         maxBytes: MAX_TAG_PAGE_BYTES,
         ...(mirror ? { prefer: mirror } : {}),
+      }).catch((error: unknown) => {
+        throw error instanceof UpstreamNotFoundError
+          ? new RepositoryUnknownError(this.repository)
+          : error
       })
-      if (doc.status === 404) throw new RepositoryUnknownError(this.repository)
-      if (doc.status !== 200)
-        throw new FillFailedError(`${this.repository} tags`, `upstream answered ${doc.status}`)
       yield doc.body
       mirror = doc.mirror
       path = nextPath(headerValue(doc.headers, 'link'), doc)
@@ -126,10 +142,13 @@ export class DockerRemote implements ManifestRemote {
       artifactType === undefined ? '' : `?artifactType=${encodeURIComponent(artifactType)}`
     const doc = await this.#fetch(`v2/${this.repository}/referrers/${digest}${query}`, {
       headers: { accept: MEDIA_TYPES.ociIndex },
+      expect: [200],
       maxBytes: MAX_REFERRERS_BYTES,
+    }).catch((error: unknown) => {
+      if (error instanceof UpstreamNotFoundError) return undefined
+      throw error
     })
-    if (doc.status === 404) return undefined
-    if (doc.status !== 200) throw new FillFailedError(digest, `upstream answered ${doc.status}`)
+    if (!doc) return undefined
     return { body: doc.body, filtersApplied: headerValue(doc.headers, 'oci-filters-applied') }
   }
 

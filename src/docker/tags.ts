@@ -6,7 +6,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CachedDocuments } from '../cache/cached-documents.ts'
-import { FillFailedError } from '../cache/errors.ts'
+import { UpstreamDocumentUnusableError } from '../cache/errors.ts'
 import { OciError } from './errors.ts'
 import { nextLink, paginate, parsePageQuery } from './pagination.ts'
 import type { DockerTarget } from './target.ts'
@@ -75,7 +75,7 @@ function parseTagPage(body: Buffer, repository: string): string[] {
   try {
     parsed = JSON.parse(body.toString('utf8'))
   } catch (error) {
-    throw new FillFailedError(`${repository} tags`, 'upstream tag list is not JSON', {
+    throw new UpstreamDocumentUnusableError(`tag list of ${repository}`, 'not JSON', {
       cause: error,
     })
   }
@@ -83,6 +83,6 @@ function parseTagPage(body: Buffer, repository: string): string[] {
   // Distribution answers `"tags": null` for a repository without tags.
   if (tags === null || tags === undefined) return []
   if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string'))
-    throw new FillFailedError(`${repository} tags`, 'upstream tag list has no tags array')
+    throw new UpstreamDocumentUnusableError(`tag list of ${repository}`, 'no tags array')
   return tags
 }

@@ -1,7 +1,7 @@
 /**
  * The embedded metadata store: one process, files under `<storage.path>/meta/`.
  *
- *   snapshot.json   every small record (tags, blob records, counters) at the last compaction
+ *   snapshot.json   every small record (tags, blob records) at the last compaction
  *   journal.jsonl   one JSON line per change since then, appended in order
  *   pages/<h>.json  one file per index page (they can be megabytes; read on demand)
  *   lock            the PID of the process using the directory
@@ -44,6 +44,7 @@ const COMPACT_MIN_LINES = 10_000
 
 type TagKey = [string, string, string]
 
+// Journals from before counters were dropped may hold { op: 'count' } lines: #apply ignores them.
 type Change =
   // `at`: when the tag was written (its last use); journals from before it fall back to fetchedAt.
   | { op: 'tag'; k: TagKey; v: TagRecord; at?: number }
@@ -52,7 +53,6 @@ type Change =
   | { op: 'blob'; d: string; size: number; now: number }
   | { op: 'touch'; d: string; now: number; hits?: number }
   | { op: 'unblob'; d: string }
-  | { op: 'count'; n: string; by: number }
 
 interface Snapshot {
   version: 1
@@ -60,7 +60,8 @@ interface Snapshot {
   /** Last use of each tag record (absent in snapshots from before collection: fetchedAt stands in). */
   tagUse?: [string, number][]
   blobs: BlobRecord[]
-  counters: Record<string, number>
+  /** Always empty: written so that an older pullthrough, which requires it, can still open the snapshot. */
+  counters: Record<string, never>
 }
 
 interface Warner {
@@ -91,7 +92,6 @@ export class FsMetadataStore implements MetadataStore {
   readonly #tags = new Map<string, TagRecord>()
   readonly #tagUse = new Map<string, TagUse>()
   readonly #blobs = new Map<string, BlobRecord>()
-  readonly #counters = new Map<string, number>()
   readonly #leases = new Map<string, { owner: string; expiresAt: number }>()
   #journal: FileHandle
   #journalLines = 0
@@ -305,30 +305,10 @@ export class FsMetadataStore implements MetadataStore {
     return Promise.resolve(true)
   }
 
-  async renewLease(name: string, owner: string, options: LeaseOptions): Promise<boolean> {
-    this.#check()
-    const now = this.#now()
-    const current = this.#leases.get(name)
-    if (!current || current.owner !== owner || current.expiresAt <= now)
-      return Promise.resolve(false)
-    current.expiresAt = now + options.ttlMs
-    return Promise.resolve(true)
-  }
-
   async releaseLease(name: string, owner: string): Promise<void> {
     this.#check()
     if (this.#leases.get(name)?.owner === owner) this.#leases.delete(name)
     return Promise.resolve()
-  }
-
-  async incrementCounter(name: string, by = 1): Promise<number> {
-    await this.#change({ op: 'count', n: name, by })
-    return this.#counters.get(name) ?? 0
-  }
-
-  async getCounters(): Promise<Record<string, number>> {
-    this.#check()
-    return Promise.resolve(Object.fromEntries(this.#counters))
   }
 
   async ping(): Promise<void> {
@@ -493,9 +473,6 @@ export class FsMetadataStore implements MetadataStore {
       case 'unblob':
         this.#blobs.delete(change.d)
         break
-      case 'count':
-        this.#counters.set(change.n, (this.#counters.get(change.n) ?? 0) + change.by)
-        break
     }
   }
 
@@ -511,7 +488,6 @@ export class FsMetadataStore implements MetadataStore {
         this.#tagUse.set(key, { at, saved: at })
       }
       for (const record of snapshot.blobs) this.#blobs.set(record.digest, record)
-      for (const [name, value] of Object.entries(snapshot.counters)) this.#counters.set(name, value)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
         throw new MetadataCorruptError('fs', 'snapshot.json cannot be read', { cause: error })
@@ -542,7 +518,7 @@ export class FsMetadataStore implements MetadataStore {
       tags: [...this.#tags.entries()],
       tagUse: [...this.#tagUse.entries()].map(([key, use]) => [key, use.at]),
       blobs: [...this.#blobs.values()],
-      counters: Object.fromEntries(this.#counters),
+      counters: {},
     }
     const temp = join(this.dir, 'snapshot.json.tmp')
     const fh = await open(temp, 'w')

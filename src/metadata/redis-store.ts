@@ -16,7 +16,6 @@
  *   lru                           sorted set digest -> lastAccess
  *   blobbytes                     sum of blob sizes
  *   lease:<name>                  owner, with a TTL
- *   counters                      hash name -> value
  *
  * A repository whose tags all expired may linger in its registry's set until
  * listRepositories or collectUnused (every RECORD_SWEEP_INTERVAL_MS) meets it.
@@ -76,10 +75,6 @@ const ACQUIRE_LEASE = `
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1`
-const RENEW_LEASE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`
 const RELEASE_LEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -308,32 +303,10 @@ export class RedisMetadataStore implements MetadataStore {
     return result === 1
   }
 
-  async renewLease(name: string, owner: string, options: LeaseOptions): Promise<boolean> {
-    const result = await this.#call('renewLease', (r) =>
-      r.eval(
-        RENEW_LEASE,
-        1,
-        this.#key(`lease:${enc(name)}`),
-        owner,
-        Math.max(1, Math.round(options.ttlMs)),
-      ),
-    )
-    return result === 1
-  }
-
   async releaseLease(name: string, owner: string): Promise<void> {
     await this.#call('releaseLease', (r) =>
       r.eval(RELEASE_LEASE, 1, this.#key(`lease:${enc(name)}`), owner),
     )
-  }
-
-  async incrementCounter(name: string, by = 1): Promise<number> {
-    return this.#call('incrementCounter', (r) => r.hincrby(this.#key('counters'), name, by))
-  }
-
-  async getCounters(): Promise<Record<string, number>> {
-    const hash = await this.#call('getCounters', (r) => r.hgetall(this.#key('counters')))
-    return Object.fromEntries(Object.entries(hash).map(([name, value]) => [name, Number(value)]))
   }
 
   async ping(): Promise<void> {

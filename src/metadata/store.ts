@@ -96,14 +96,8 @@ export interface MetadataStore {
 
   /** Takes the lease when free or expired; true when `owner` now holds it. */
   acquireLease(name: string, owner: string, options: LeaseOptions): Promise<boolean>
-  /** Extends a lease the owner holds; false when it expired or someone else holds it. */
-  renewLease(name: string, owner: string, options: LeaseOptions): Promise<boolean>
   /** Releases the lease when `owner` holds it; otherwise does nothing. */
   releaseLease(name: string, owner: string): Promise<void>
-
-  /** Adds `by` (default 1) to a named counter and returns the new value. */
-  incrementCounter(name: string, by?: number): Promise<number>
-  getCounters(): Promise<Record<string, number>>
 
   /** Resolves when the store answers; rejects with MetadataUnavailableError otherwise. */
   ping(): Promise<void>

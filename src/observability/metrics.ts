@@ -24,6 +24,7 @@ export interface Metrics {
   readonly digestMismatches: Counter<'pool' | 'upstream'>
   readonly fillsInFlight: Gauge
   readonly storageWriteErrors: Counter
+  readonly storageCorruptions: Counter
   readonly cacheSizeBytes: Gauge
   readonly cacheMaxSizeBytes: Gauge
   readonly evictions: Counter
@@ -113,6 +114,11 @@ export function createMetrics(
     storageWriteErrors: new Counter({
       name: `${PREFIX}storage_write_errors_total`,
       help: 'Fills served through without caching because the disk could not be written.',
+      registers,
+    }),
+    storageCorruptions: new Counter({
+      name: `${PREFIX}storage_corruptions_total`,
+      help: 'Stored blobs that no longer matched their digest when read; removed and fetched again.',
       registers,
     }),
     cacheSizeBytes: new Gauge({

@@ -15,7 +15,7 @@ import { PypiHttpError } from './http-errors.ts'
 import type { ProjectFile } from './model.ts'
 import { METADATA_SUFFIX, isDistFilename, isProjectName, normalizeProjectName } from './names.ts'
 import type { ProjectPages } from './pages.ts'
-import type { IndexTarget } from './routes.ts'
+import type { IndexTarget } from './target.ts'
 
 const SHA256_HEX = /^[a-f0-9]{64}$/
 /** Stands for the sha256 in the URL of a file whose index gave none. */
@@ -24,7 +24,7 @@ export const NO_HASH = '_'
 export interface FileDeps {
   readonly cache: ReadThrough
   /** Files without a sha256 in their index: streamed, then kept under the digest they had. */
-  readonly files: StreamedDocuments
+  readonly streamed: StreamedDocuments
   readonly logger: Logger
   readonly metrics: Metrics
 }
@@ -132,7 +132,7 @@ async function serveUnhashed(
     'the index gives no sha256 for this file; served as fetched, unverified',
   )
   const key = `file:${project} ${file.url}`
-  const served = await deps.files.get(where.index.name, key, where.index.indexTTL, location)
+  const served = await deps.streamed.get(where.index.name, key, where.index.indexTTL, location)
   reply.header('content-type', 'application/octet-stream')
   return reply.send(served.stream)
 }

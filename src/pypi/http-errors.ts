@@ -45,6 +45,8 @@ function describe(error: unknown, index: string): { status: number; message: str
         message: `the file is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,
       }
     case 'PT_FILL_FAILED':
+    case 'PT_UPSTREAM_STATUS':
+    case 'PT_UPSTREAM_DOCUMENT_UNUSABLE':
     case 'PT_PYPI_PAGE_INVALID':
     case 'PT_PYPI_DOCUMENT_INVALID':
     case 'PT_DOCUMENT_TOO_LARGE':

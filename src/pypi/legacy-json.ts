@@ -18,7 +18,7 @@ import { PypiHttpError } from './http-errors.ts'
 import { isRecord } from './model.ts'
 import { isDistFilename, isProjectName, normalizeProjectName } from './names.ts'
 import { rewriteLegacyJson } from './rewrite-legacy-json.ts'
-import type { IndexTarget } from './routes.ts'
+import type { IndexTarget } from './target.ts'
 
 /** Largest legacy JSON document accepted (the biggest projects' are tens of MB). */
 export const MAX_LEGACY_JSON_BYTES = 64 * 1024 * 1024
@@ -26,9 +26,9 @@ export const MAX_LEGACY_JSON_BYTES = 64 * 1024 * 1024
 const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._+!-]{0,127}$/
 
 export interface LegacyJsonDeps {
-  readonly documents: StreamedDocuments
+  readonly streamed: StreamedDocuments
   /** server.publicUrl, when configured. */
-  readonly publicUrl: string | undefined
+  readonly publicUrl?: string | undefined
 }
 
 export async function serveLegacyJson(
@@ -44,16 +44,12 @@ export async function serveLegacyJson(
   const tail = version === undefined ? 'json' : `${encodeURIComponent(version)}/json`
   const prefix = filesPrefix(deps.publicUrl, where, version !== undefined)
   const rewrite = (file: Record<string, unknown>) => rewriteFile(file, project, where, prefix)
-  const doc = await deps.documents.get(
+  const doc = await deps.streamed.get(
     where.index.name,
     // The stored document holds URLs under `prefix`: another prefix is another document.
     `legacy-json:${project}/${tail} ${prefix}`,
     where.index.indexTTL,
-    {
-      pool: where.pool,
-      path: `../pypi/${project}/${tail}`,
-      headers: { accept: 'application/json' },
-    },
+    where.remote.legacyJson(project, tail),
     {
       maxBytes: MAX_LEGACY_JSON_BYTES,
       transform: () => rewriteLegacyJson(rewrite),

@@ -10,14 +10,14 @@
 import { pipeline } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { headerValue } from './remote.ts'
-import { FillFailedError } from '../cache/errors.ts'
+import { UpstreamDocumentUnusableError } from '../cache/errors.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
+import { headerValue } from './remote.ts'
 import { PypiHttpError } from './http-errors.ts'
-import { SIMPLE_MEDIA_TYPES, negotiateSimple } from './negotiate.ts'
+import { negotiateSimple } from './negotiate.ts'
 import { projectNamesFromHtml } from './parse-project-list.ts'
 import { renderProjectList } from './render-project-list.ts'
-import type { IndexTarget } from './routes.ts'
+import type { IndexTarget } from './target.ts'
 
 /** How long the project list is served before the upstream is asked again. */
 export const PROJECT_LIST_TTL_MS = 60 * 60_000
@@ -27,7 +27,7 @@ export const MAX_PROJECT_LIST_BYTES = 512 * 1024 * 1024
 const NAMES_KEY = 'list:names'
 
 export async function serveProjectList(
-  lists: StreamedDocuments,
+  streamed: StreamedDocuments,
   where: IndexTarget,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -39,16 +39,11 @@ export async function serveProjectList(
   )
   if (!negotiated.acceptable)
     throw new PypiHttpError(406, `acceptable types: ${negotiated.offered.join(', ')}`)
-  const names = await lists.get(
+  const names = await streamed.get(
     where.index.name,
     NAMES_KEY,
     PROJECT_LIST_TTL_MS,
-    {
-      pool: where.pool,
-      path: '',
-      // HTML is the one format every PEP 503 index serves.
-      headers: { accept: `${SIMPLE_MEDIA_TYPES.html}, ${SIMPLE_MEDIA_TYPES.legacyHtml};q=0.9` },
-    },
+    where.remote.projectList(),
     { maxBytes: MAX_PROJECT_LIST_BYTES, transform: htmlToNames },
   )
   const page = pipeline(names.stream, renderProjectList(negotiated.format), () => undefined)
@@ -58,6 +53,7 @@ export async function serveProjectList(
 /** The parser of an HTML answer; a JSON answer (HTML was asked for) is refused before it is read. */
 function htmlToNames(headers: IncomingHttpHeaders) {
   const type = headerValue(headers, 'content-type')?.split(';')[0]?.trim().toLowerCase() ?? ''
-  if (type.includes('json')) throw new FillFailedError('/simple/', `the upstream answered ${type}`)
+  if (type.includes('json'))
+    throw new UpstreamDocumentUnusableError('project list', `answered ${type}, not HTML`)
   return projectNamesFromHtml()
 }

@@ -7,60 +7,19 @@
  * cache or an upstream; a name that is not normalized redirects (301).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { IndexPages } from '../cache/index-pages.ts'
-import type { ReadThrough } from '../cache/read-through.ts'
-import type { StreamedDocuments } from '../cache/streamed-documents.ts'
-import type { Logger } from '../observability/logger.ts'
-import type { Metrics } from '../observability/metrics.ts'
 import { recordPull } from '../observability/pull-event.ts'
 import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
 import { serveProjectList } from './project-list.ts'
 import { projectPages } from './pages.ts'
+import { PypiRemote } from './remote.ts'
 import { PypiHttpError } from './http-errors.ts'
 import type { ProjectPage } from './model.ts'
 import { isProjectName, normalizeProjectName } from './names.ts'
 import { negotiateSimple } from './negotiate.ts'
 import { renderProjectHtml } from './render-html.ts'
 import { renderProjectJson } from './render-json.ts'
-
-export interface IndexEntry {
-  readonly name: string
-  readonly default: boolean
-  /** How long a project page is served without asking the upstream (ms). */
-  readonly indexTTL: number
-}
-
-/** Where an index's files may come from (upstream/file-hosts.ts). */
-export interface FileHostsLike {
-  allows(url: string): boolean
-  locate(url: string): { readonly pool: IndexPool; readonly path: string } | undefined
-}
-
-type IndexPool = Parameters<IndexPages['get']>[0]['pool']
-
-export interface PypiRoutesDeps {
-  readonly indexes: readonly IndexEntry[]
-  readonly pools: ReadonlyMap<string, IndexPool>
-  readonly fileHosts: ReadonlyMap<string, FileHostsLike>
-  readonly pages: IndexPages
-  /** Project lists, files without a sha256, legacy JSON documents: streamed, cached whole. */
-  readonly lists: StreamedDocuments
-  readonly cache: ReadThrough
-  readonly logger: Logger
-  readonly metrics: Metrics
-  /** server.publicUrl: the base of absolute URLs in answers (else they are relative). */
-  readonly publicUrl?: string | undefined
-}
-
-/** An index a request is for, with what serving it needs. */
-export interface IndexTarget {
-  readonly index: IndexEntry
-  readonly pool: IndexPool
-  readonly files: FileHostsLike
-  /** URL prefix of this index's routes: `/pypi/<index>`. */
-  readonly prefix: string
-}
+import type { IndexTarget, PypiRoutesDeps } from './target.ts'
 
 export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): void {
   const config = { protocol: 'pypi' }
@@ -75,7 +34,7 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   const list = async (request: FastifyRequest, reply: FastifyReply) => {
     const { index } = request.params as { index?: string }
     return serveProjectList(
-      deps.lists,
+      deps.streamed,
       target(deps, request, index ?? defaultIndex),
       request,
       reply,
@@ -89,16 +48,14 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   app.get('/pypi/:index/simple/:project', { config }, page)
   const legacy = async (request: FastifyRequest, reply: FastifyReply) => {
     const params = request.params as { project: string; version?: string }
-    const documents = { documents: deps.lists, publicUrl: deps.publicUrl }
-    return serveLegacyJson(documents, target(deps, request, defaultIndex), params, reply)
+    return serveLegacyJson(deps, target(deps, request, defaultIndex), params, reply)
   }
   app.get('/pypi/:project/json', { config }, legacy)
   app.get('/pypi/:project/:version/json', { config }, legacy)
   app.get('/pypi/:index/files/:project/:hash/:filename', { config }, async (request, reply) => {
     const params = request.params as Record<'index' | 'project' | 'hash' | 'filename', string>
     const where = target(deps, request, params.index)
-    const fileDeps = { ...deps, files: deps.lists }
-    return serveFile(fileDeps, where, params, request, reply, projectPages(deps, where))
+    return serveFile(deps, where, params, request, reply, projectPages(deps, where))
   })
 }
 
@@ -112,7 +69,7 @@ function target(
   const files = index && deps.fileHosts.get(index.name)
   if (!index || !pool || !files) throw new PypiHttpError(404, 'no such index')
   request.pypiIndex = index.name
-  return { index, pool, files, prefix: `/pypi/${index.name}` }
+  return { index, remote: new PypiRemote(pool, index.name), files, prefix: `/pypi/${index.name}` }
 }
 
 async function servePage(

@@ -54,6 +54,38 @@ export class UpstreamAuthError extends PullthroughError {
   }
 }
 
+/**
+ * 404 or 410: on every mirror asked (`tryNextOnNotFound`), else on the first
+ * one that answered. Callers turn it into their own "unknown" error.
+ */
+export class UpstreamNotFoundError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_NOT_FOUND'
+  constructor(
+    readonly pool: string,
+    /** The request path without its query (presigned URLs carry secrets there). */
+    readonly path: string,
+    /** The mirror whose answer is reported: the first that said not found. */
+    readonly upstream: string,
+  ) {
+    super(`no upstream of ${pool} has ${path}`)
+  }
+}
+
+/**
+ * A mirror answered with a status the caller cannot use (400, 405, 416, an odd
+ * 2xx or 3xx...). It answered, so it is the answer: no other mirror is asked.
+ */
+export class UpstreamStatusError extends PullthroughError {
+  readonly code = 'PT_UPSTREAM_STATUS'
+  constructor(
+    readonly pool: string,
+    readonly upstream: string,
+    readonly status: number,
+  ) {
+    super(`${upstream} of ${pool} answered an unexpected ${status}`)
+  }
+}
+
 /** One attempt failed in a way that moves on to the next mirror. Internal to the upstream layer. */
 export class AttemptError extends PullthroughError {
   readonly code = 'PT_UPSTREAM_ATTEMPT'

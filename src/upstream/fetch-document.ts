@@ -4,7 +4,7 @@
  * first. Anything larger than the bound is refused before or while it is read.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import { DocumentTooLargeError, UpstreamAuthError } from './errors.ts'
+import { DocumentTooLargeError } from './errors.ts'
 import type { Mirror } from './mirror.ts'
 import type { UpstreamSource } from './source.ts'
 
@@ -24,6 +24,8 @@ export interface FetchedDocument {
 
 export interface FetchOptions {
   readonly method?: 'GET' | 'HEAD'
+  /** The statuses the caller can use; the pool raises typed errors for the rest. */
+  readonly expect: readonly number[]
   readonly maxBytes: number
   /** Mirrors not to ask (one that just sent bytes that failed verification). */
   readonly exclude?: ReadonlySet<Mirror>
@@ -41,6 +43,7 @@ export async function fetchDocument(
     path: source.path,
     method: options.method ?? 'GET',
     kind: 'document',
+    expect: options.expect,
     authScope: source.authScope,
     headers: source.headers,
     tryNextOnNotFound: source.tryNextOnNotFound,
@@ -48,11 +51,6 @@ export async function fetchDocument(
     prefer: options.prefer,
     signal: options.signal,
   })
-  if (res.status === 401 || res.status === 403) {
-    // A 403 after the token dance (or a 401 with no way to authenticate): access is refused.
-    await res.body.dump()
-    throw new UpstreamAuthError(source.pool.name, res.mirror.name, res.status)
-  }
   const declared = Number(res.headers['content-length'])
   if (Number.isFinite(declared) && declared > options.maxBytes && options.method !== 'HEAD') {
     res.body.destroy()

@@ -3,7 +3,8 @@
  * tries mirrors in the order the selection policy gives, skipping open circuits;
  * connection errors, timeouts, 5xx and 429 move to the next mirror; after a full
  * pass it backs off (full jitter, honouring Retry-After) and goes again, bounded
- * by `retry.attempts` passes and the `retry.budget` time.
+ * by `retry.attempts` passes and the `retry.budget` time. Every other status is
+ * sorted here: the caller's `expect` is returned, the rest raised as typed errors.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -13,6 +14,8 @@ import type { Metrics } from '../observability/metrics.ts'
 import {
   AttemptError,
   UpstreamAuthError,
+  UpstreamNotFoundError,
+  UpstreamStatusError,
   UpstreamUnavailableError,
   type AttemptFailure,
 } from './errors.ts'
@@ -29,11 +32,13 @@ export interface UpstreamRequest {
   readonly authScope?: string
   /** `document`: small bodies under the whole-request ceiling; `blob`: only the idle timeout applies. */
   readonly kind: 'document' | 'blob'
+  /** The statuses the caller can use; any other is raised (see `request`). */
+  readonly expect: readonly number[]
   /** Ask for the body from this byte on (`Range: bytes=N-`). */
   readonly rangeStart?: number
   /**
    * Immutable content (by digest) may exist on one mirror and not another: a 404
-   * then moves on, and is the answer only when every mirror says so.
+   * or 410 then moves on, and is the answer only when every mirror says so.
    */
   readonly tryNextOnNotFound?: boolean
   /** Mirrors not to use for this request (e.g. one that just sent corrupt bytes). */
@@ -59,6 +64,9 @@ export interface PoolDeps {
   /** DNS and TLS trust for every mirror (tests inject their CA and DNS answers). */
   readonly network?: MirrorNetwork
 }
+
+/** Statuses that say the content is not on the mirror. */
+const NOT_FOUND: ReadonlySet<number> = new Set([404, 410])
 
 export class UpstreamPool {
   readonly name: string
@@ -119,11 +127,17 @@ export class UpstreamPool {
     )
   }
 
-  /** The first acceptable answer from a mirror, or UpstreamUnavailableError / UpstreamAuthError. */
+  /**
+   * The first answer with a status in `req.expect`. Otherwise raises
+   * UpstreamNotFoundError (404/410), UpstreamAuthError (401/403 after the token
+   * dance), UpstreamStatusError (any other status a mirror answered), or
+   * UpstreamUnavailableError (every mirror failed: 5xx, 429, timeouts...).
+   */
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const started = this.#now()
     const failures: AttemptFailure[] = []
-    let notFound: UpstreamResponse | undefined
+    // The first mirror that said not found: the answer if no mirror has the content.
+    let notFound: string | undefined
     for (let pass = 0; pass < this.#retry.attempts; pass++) {
       let retryAfterMs = 0
       const order = this.#order(req)
@@ -132,25 +146,30 @@ export class UpstreamPool {
           failures.push({ upstream: mirror.name, reason: 'circuit_open' })
           continue
         }
+        let res: UpstreamResponse
         try {
-          const res = await this.#attempt(mirror, req)
-          if (res.status === 404 && req.tryNextOnNotFound) {
-            // Keep the first 404 as the answer in case no mirror has the content.
-            if (notFound) await res.body.dump()
-            else notFound = res
-            failures.push({ upstream: mirror.name, reason: 'status_404', status: 404 })
-            continue
-          }
-          await notFound?.body.dump()
-          return res
+          res = await this.#attempt(mirror, req)
         } catch (error) {
           if (!(error instanceof AttemptError)) throw error
           failures.push(error.failure)
           retryAfterMs = Math.max(retryAfterMs, error.retryAfterMs ?? 0)
           if (i < order.length - 1) this.#metrics.upstreamFailovers.inc({ pool: this.name })
+          continue
         }
+        if (req.expect.includes(res.status)) return res
+        await res.body.dump()
+        if (NOT_FOUND.has(res.status)) {
+          if (!req.tryNextOnNotFound) throw this.#notFound(req, mirror.name)
+          notFound ??= mirror.name
+          failures.push({ upstream: mirror.name, reason: 'status_404', status: res.status })
+          continue
+        }
+        // An answer, not a failure: the mirror is healthy, and another would say the same.
+        if (res.status === 401 || res.status === 403)
+          throw new UpstreamAuthError(this.name, mirror.name, res.status)
+        throw new UpstreamStatusError(this.name, mirror.name, res.status)
       }
-      if (notFound) return notFound
+      if (notFound !== undefined) throw this.#notFound(req, notFound)
       if (failures.length > 0 && failures.every((f) => f.reason === 'auth')) break
       const delay = Math.max(
         retryAfterMs,
@@ -169,6 +188,10 @@ export class UpstreamPool {
       throw new UpstreamAuthError(this.name, auth.upstream, auth.status ?? 401)
     }
     throw new UpstreamUnavailableError(this.name, failures)
+  }
+
+  #notFound(req: UpstreamRequest, upstream: string): UpstreamNotFoundError {
+    return new UpstreamNotFoundError(this.name, logUrlPath(req.path), upstream)
   }
 
   #order(req: UpstreamRequest): Mirror[] {

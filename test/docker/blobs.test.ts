@@ -1,9 +1,13 @@
+import { access } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { startApp } from '../helpers/app.ts'
 import { closedPort } from '../helpers/fake-upstream.ts'
+import { metricValue } from '../helpers/pool.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { randomBlob } from '../helpers/streams.ts'
+import { blobFile, flipByte } from '../storage/fixtures/disk.ts'
 
 const MiB = 1024 * 1024
 
@@ -78,6 +82,36 @@ t.test(
     t.ok(ranged.body.equals(blob.data.subarray(100, 200)))
     const bad = await get(`${url}/v2/org/app/blobs/${blob.digest}`, { range: 'bytes=5-1' })
     t.equal(bad.status, 416)
+  },
+)
+
+t.test(
+  'a cached blob that rotted on disk is cut, counted as storage corruption, and fetched again',
+  async (t) => {
+    const { url, registry, app, storagePath } = await setup(t)
+    const blob = randomBlob(2 * MiB)
+    await registry.pushBlob('library/rot', blob.digest, blob.data)
+    t.equal((await get(`${url}/v2/rot/blobs/${blob.digest}`)).status, 200)
+    await app.transfer.cache.settled()
+    const file = blobFile(storagePath, blob.digest)
+    await flipByte(file, MiB + 7)
+
+    await t.rejects(get(`${url}/v2/rot/blobs/${blob.digest}`), 'the rotten body is never completed')
+    const { metrics } = app.deps
+    const onDisk = () =>
+      access(file).then(
+        () => true,
+        () => false,
+      )
+    // Removal follows the cut: a bounded wait for the file to go.
+    for (let i = 0; i < 500 && (await onDisk()); i++) await sleep(10)
+    t.notOk(await onDisk(), 'the rotten copy is removed')
+    t.equal(await metricValue(metrics.storageCorruptions), 1, 'counted as storage corruption')
+    t.equal(await metricValue(metrics.digestMismatches), 0, 'not as an upstream mismatch')
+
+    const again = await get(`${url}/v2/rot/blobs/${blob.digest}`)
+    t.equal(again.status, 200)
+    t.ok(again.body.equals(blob.data), 'the good bytes, fetched again')
   },
 )
 

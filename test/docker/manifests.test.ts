@@ -394,9 +394,14 @@ t.test('a stored manifest that rotted on disk is refetched after a restart', asy
   t.equal(res.status, 200)
   t.ok(res.body.equals(pushed.body), 'the good bytes, from the upstream')
   t.equal(
-    await metricValue(second.app.deps.metrics.digestMismatches, { pool: 'storage' }),
+    await metricValue(second.app.deps.metrics.storageCorruptions),
     1,
     'the rotten copy was counted',
+  )
+  t.equal(
+    await metricValue(second.app.deps.metrics.digestMismatches),
+    0,
+    'not as an upstream mismatch',
   )
   t.ok((await readFile(file)).equals(pushed.body), 'and replaced on disk')
 })

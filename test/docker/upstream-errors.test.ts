@@ -84,3 +84,21 @@ t.test('credentials a real token-auth registry refuses answer 502 UNAUTHORIZED',
     'the token server refused them',
   )
 })
+
+t.test(
+  'a 400 from the upstream is told as an unexpected upstream answer, not a digest problem',
+  async (t) => {
+    const upstream = await fakeUpstream(t, (_req, res) => res.writeHead(400).end('bad request'))
+    const { url } = await appWith(t, upstream.url)
+    for (const [kind, path] of Object.entries(paths)) {
+      const res = await fetchJson(`${url}${path}`)
+      t.equal(res.status, 502, kind)
+      t.match(
+        res.body,
+        { errors: [{ message: /unexpected status/, detail: { registry: 'docker.io' } }] },
+        kind,
+      )
+      t.notMatch(res.text, /verified|digest/i, `${kind}: nothing about content verification`)
+    }
+  },
+)

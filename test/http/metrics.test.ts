@@ -28,6 +28,7 @@ t.test(
     t.match(text, /^pullthrough_cache_max_size_bytes 53687091200$/m)
     for (const name of [
       'digest_mismatch_total',
+      'storage_corruptions_total',
       'upstream_failovers_total',
       'evictions_total',
       'fills_in_flight',

@@ -13,6 +13,9 @@ import { runContract } from './contract.ts'
 
 const WRITER = fileURLToPath(new URL('../helpers/fs-store-writer-child.ts', import.meta.url))
 
+/** The digest the crash-test writer gives its blob `i`. */
+const digestOf = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}`
+
 t.test('contract', async (t) => {
   runContract(t, async (t, options = {}) => {
     const store = await FsMetadataStore.open(join(await tempDir(t), 'meta'), options)
@@ -32,7 +35,6 @@ t.test('data survives close and reopen', async (t) => {
   })
   await first.putBlob('sha256:a', 10, 100)
   await first.touchBlob('sha256:a', 200)
-  await first.incrementCounter('pulls', 3)
   await first.putIndexPage('pypi', 'requests', { fetchedAt: 9, page: { files: [] } })
   await first.close()
   const second = await FsMetadataStore.open(dir)
@@ -45,7 +47,6 @@ t.test('data survives close and reopen', async (t) => {
     lastAccess: 200,
     hits: 1,
   })
-  t.same(await second.getCounters(), { pulls: 3 })
   t.same((await second.getIndexPage('pypi', 'requests'))?.page, { files: [] })
 })
 
@@ -70,44 +71,72 @@ t.test(
     child.kill('SIGKILL')
     await exitCode(child)
     // Simulate the crash cutting a line in half.
-    await appendFile(join(dir, 'journal.jsonl'), '{"op":"count","n":"tor')
+    await appendFile(join(dir, 'journal.jsonl'), '{"op":"touch","d":"sha256:tor')
     const store = await FsMetadataStore.open(dir)
     t.teardown(() => store.close())
-    const counters = await store.getCounters()
-    t.ok(
-      (counters.written ?? 0) >= acknowledged,
-      `${counters.written ?? 0} >= ${acknowledged} acknowledged writes`,
+    const { count, bytes } = await store.blobTotals()
+    t.ok(count >= acknowledged, `${count} >= ${acknowledged} acknowledged writes`)
+    // Blob i has size i: blobs 1..count and nothing else.
+    t.equal(bytes, (count * (count + 1)) / 2, 'the writes kept are the first ones, in order')
+    const records = await Promise.all(
+      Array.from({ length: count }, (_, i) => store.getBlob(digestOf(i + 1))),
     )
-    const blobs = (await store.blobTotals()).count
-    t.ok(blobs === counters.written || blobs === (counters.written ?? 0) + 1, 'each write is whole')
-    await store.incrementCounter('after', 1)
-    t.equal((await store.getCounters()).after, 1, 'writes after recovery work')
+    // The child acknowledges a blob once it is touched: only the last may lack its touch.
+    const whole = records.slice(0, -1).every((r, i) => r?.size === i + 1 && r.hits === 1)
+    t.ok(whole, 'each write is whole: every blob before the last was put and touched')
+    await store.putBlob('sha256:after', 1, 1)
+    t.equal((await store.getBlob('sha256:after'))?.size, 1, 'writes after recovery work')
   },
 )
 
 t.test('an unreadable line in the middle of the journal is skipped with a warning', async (t) => {
   const dir = join(await tempDir(t), 'meta')
   const store = await FsMetadataStore.open(dir)
-  await store.incrementCounter('a')
+  await store.putBlob('sha256:a', 1, 1)
   await store.close()
   await writeFile(
     join(dir, 'journal.jsonl'),
-    '{"op":"count","n":"a","by":1}\nnot json\n{"op":"count","n":"a","by":1}\n',
+    '{"op":"touch","d":"sha256:a","now":2}\nnot json\n{"op":"touch","d":"sha256:a","now":3}\n',
   )
   const warnings: object[] = []
   const reopened = await FsMetadataStore.open(dir, {
     logger: { warn: (obj) => warnings.push(obj) },
   })
   t.teardown(() => reopened.close())
-  t.equal((await reopened.getCounters()).a, 3)
+  t.same(await reopened.getBlob('sha256:a'), {
+    digest: 'sha256:a',
+    size: 1,
+    createdAt: 1,
+    lastAccess: 3,
+    hits: 2,
+  })
   t.equal(warnings.length, 1)
+})
+
+t.test('a store written by a version that kept counters opens with its records', async (t) => {
+  const dir = join(await tempDir(t), 'meta')
+  await (await FsMetadataStore.open(dir)).close()
+  const blob = { digest: 'sha256:a', size: 1, createdAt: 1, lastAccess: 1, hits: 0 }
+  await writeFile(
+    join(dir, 'snapshot.json'),
+    JSON.stringify({ version: 1, tags: [], blobs: [blob], counters: { pulls: 3 } }),
+  )
+  await writeFile(
+    join(dir, 'journal.jsonl'),
+    '{"op":"count","n":"pulls","by":1}\n{"op":"touch","d":"sha256:a","now":2}\n',
+  )
+  const warnings: object[] = []
+  const store = await FsMetadataStore.open(dir, { logger: { warn: (obj) => warnings.push(obj) } })
+  t.teardown(() => store.close())
+  t.same(await store.getBlob('sha256:a'), { ...blob, lastAccess: 2, hits: 1 })
+  t.same(warnings, [])
 })
 
 t.test('compaction keeps everything and empties the journal', async (t) => {
   const dir = join(await tempDir(t), 'meta')
   const store = await FsMetadataStore.open(dir)
-  for (let i = 0; i < 12_000; i++) await store.incrementCounter('n')
   await store.putBlob('sha256:a', 1, 1)
+  for (let i = 0; i < 12_000; i++) await store.touchBlob('sha256:a', i + 2)
   const journal = await readFile(join(dir, 'journal.jsonl'), 'utf8')
   t.ok(
     journal.split('\n').length < 12_000,
@@ -116,8 +145,13 @@ t.test('compaction keeps everything and empties the journal', async (t) => {
   await store.close()
   const reopened = await FsMetadataStore.open(dir)
   t.teardown(() => reopened.close())
-  t.equal((await reopened.getCounters()).n, 12_000)
-  t.equal((await reopened.getBlob('sha256:a'))?.size, 1)
+  t.same(await reopened.getBlob('sha256:a'), {
+    digest: 'sha256:a',
+    size: 1,
+    createdAt: 1,
+    lastAccess: 12_001,
+    hits: 12_000,
+  })
 })
 
 t.test('the lock refuses a second live user and takes over from a dead one', async (t) => {

@@ -62,6 +62,7 @@ t.test(
     const first = await pool.request({
       path: 'v2/app/blobs/x',
       kind: 'blob',
+      expect: [200],
       authScope: 'repository:app:pull',
     })
     t.equal(await first.body.text(), BODY.toString())
@@ -73,6 +74,7 @@ t.test(
     const second = await pool.request({
       path: 'v2/app/blobs/y',
       kind: 'blob',
+      expect: [200],
       authScope: 'repository:app:pull',
     })
     await second.body.dump()
@@ -86,6 +88,7 @@ t.test(
     const other = await pool.request({
       path: 'v2/other/blobs/z',
       kind: 'blob',
+      expect: [200],
       authScope: 'repository:other:pull',
     })
     await other.body.dump()
@@ -105,6 +108,7 @@ t.test('anonymous token flow sends no credentials', async (t) => {
   const res = await pool.request({
     path: 'v2/app/manifests/latest',
     kind: 'document',
+    expect: [200],
     authScope: 'repository:app:pull',
   })
   t.equal(res.status, 200)
@@ -117,7 +121,12 @@ t.test('an expired token is replaced before it is used', async (t) => {
   const registry = await fakeUpstream(t)
   registry.handle(protectedRegistry(tokens.server.url, (tok) => tokens.issued.includes(tok)))
   const { pool, advance } = testPool(t, poolConfig([registry.url]), { fakeClock: true })
-  const req = { path: 'v2/app/blobs/x', kind: 'blob', authScope: 'repository:app:pull' } as const
+  const req = {
+    path: 'v2/app/blobs/x',
+    kind: 'blob',
+    expect: [200],
+    authScope: 'repository:app:pull',
+  } as const
   await (await pool.request(req)).body.dump()
   advance(50_000)
   await (await pool.request(req)).body.dump()
@@ -141,7 +150,12 @@ t.test('a token the registry rejects is refetched once, then the request succeed
     protectedRegistry(tokens.server.url, (tok) => tokens.issued.includes(tok) && tok !== revoked),
   )
   const { pool } = testPool(t, poolConfig([registry.url]))
-  const req = { path: 'v2/app/blobs/x', kind: 'blob', authScope: 'repository:app:pull' } as const
+  const req = {
+    path: 'v2/app/blobs/x',
+    kind: 'blob',
+    expect: [200],
+    authScope: 'repository:app:pull',
+  } as const
   await (await pool.request(req)).body.dump()
   revoked = tokens.issued[0] ?? ''
   const res = await pool.request(req)
@@ -161,7 +175,7 @@ t.test(
       poolConfig([{ url: registry.url, username: 'alice', password: 'wrong-password' }]),
     )
     const error = await pool
-      .request({ path: 'v2/app/blobs/x', kind: 'blob' })
+      .request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] })
       .catch((e: unknown) => e)
     t.type(error, UpstreamAuthError)
     t.notMatch((error as Error).message, /wrong-password|alice/)
@@ -174,7 +188,10 @@ t.test('a registry that keeps refusing a fresh token gives up after one retry', 
   const registry = await fakeUpstream(t)
   registry.handle(protectedRegistry(tokens.server.url, () => false))
   const { pool } = testPool(t, poolConfig([registry.url]))
-  await t.rejects(pool.request({ path: 'v2/app/blobs/x', kind: 'blob' }), UpstreamAuthError)
+  await t.rejects(
+    pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] }),
+    UpstreamAuthError,
+  )
   t.equal(registry.count(), 2, 'the anonymous try and one try with a token')
   t.equal(tokens.issued.length, 1)
 })
@@ -192,7 +209,7 @@ t.test(
       t,
       poolConfig([{ url: origin.url, username: 'alice', password: 's3cret-pw' }]),
     )
-    const res = await pool.request({ path: 'v2/app/blobs/x', kind: 'blob' })
+    const res = await pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] })
     t.equal(await res.body.text(), BODY.toString())
     t.equal(res.url, `${cdn.url}/blob-data?sig=1`)
     t.equal(origin.requests[0]?.headers.authorization, BASIC)
@@ -210,7 +227,7 @@ t.test('a Bearer token never follows a redirect to another host either', async (
     res.writeHead(302, { location: `${cdn.url}/data` }).end()
   })
   const { pool } = testPool(t, poolConfig([registry.url]))
-  const res = await pool.request({ path: 'v2/app/blobs/x', kind: 'blob' })
+  const res = await pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] })
   t.equal(await res.body.text(), BODY.toString())
   t.equal(cdn.requests[0]?.headers.authorization, undefined)
 })
@@ -220,7 +237,7 @@ t.test('redirect loops are bounded and fail over', async (t) => {
   loop.handle((req, res) => res.writeHead(302, { location: `${loop.url}${req.url ?? ''}x` }).end())
   const good = await fakeUpstream(t, serveBytes(BODY))
   const { pool, metrics } = testPool(t, poolConfig([loop.url, good.url]))
-  const res = await pool.request({ path: 'a', kind: 'document' })
+  const res = await pool.request({ path: 'a', kind: 'document', expect: [200] })
   t.equal(await res.body.text(), BODY.toString())
   t.equal(loop.count(), 6, 'the first request and five redirects')
   const { values } = await metrics.upstreamErrors.get()

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { UpstreamUnavailableError } from '../../src/upstream/errors.ts'
+import { UpstreamNotFoundError, UpstreamUnavailableError } from '../../src/upstream/errors.ts'
 import { closedPort, fakeUpstream, serveBytes } from '../helpers/fake-upstream.ts'
 import { metricValue, poolConfig, seededRandom, testPool } from '../helpers/pool.ts'
 
@@ -10,7 +10,7 @@ t.test('a 503 moves to the next mirror', async (t) => {
   const bad = await fakeUpstream(t, (_req, res) => res.writeHead(503).end('down'))
   const good = await fakeUpstream(t, serveBytes(BODY))
   const { pool, metrics } = testPool(t, poolConfig([bad.url, good.url]))
-  const res = await pool.request({ path: 'thing', kind: 'document' })
+  const res = await pool.request({ path: 'thing', kind: 'document', expect: [200] })
   t.equal(res.status, 200)
   t.equal(await res.body.text(), BODY.toString())
   t.equal(res.mirror.name, good.url)
@@ -23,7 +23,7 @@ t.test('a refused connection moves to the next mirror', async (t) => {
   const port = await closedPort()
   const good = await fakeUpstream(t, serveBytes(BODY))
   const { pool, metrics } = testPool(t, poolConfig([`http://127.0.0.1:${port}`, good.url]))
-  const res = await pool.request({ path: 'x', kind: 'blob' })
+  const res = await pool.request({ path: 'x', kind: 'blob', expect: [200] })
   t.equal(await res.body.text(), BODY.toString())
   t.equal(await metricValue(metrics.upstreamErrors, { reason: 'connect' }), 1)
 })
@@ -38,7 +38,7 @@ t.test('a mirror that sends no headers in time moves to the next mirror', async 
     poolConfig([stalled.url, good.url], { timeouts: { headers: 200 } }),
   )
   const started = Date.now()
-  const res = await pool.request({ path: 'x', kind: 'blob' })
+  const res = await pool.request({ path: 'x', kind: 'blob', expect: [200] })
   t.equal(await res.body.text(), BODY.toString())
   t.ok(Date.now() - started < 2000, 'bounded by the headers timeout')
   t.equal(await metricValue(metrics.upstreamErrors, { reason: 'timeout_headers' }), 1)
@@ -55,7 +55,7 @@ t.test('a document that does not complete within the whole-request ceiling moves
     t,
     poolConfig([slow.url, good.url], { timeouts: { document: 300, bodyIdle: 5000 } }),
   )
-  const first = await pool.request({ path: 'x', kind: 'document' })
+  const first = await pool.request({ path: 'x', kind: 'document', expect: [200] })
   t.equal(first.mirror.name, slow.url, 'headers came in time')
   await t.rejects(first.body.text(), 'the body is cut by the ceiling')
 })
@@ -64,9 +64,10 @@ t.test('a 404 is an answer, not a failure', async (t) => {
   const a = await fakeUpstream(t)
   const b = await fakeUpstream(t, serveBytes(BODY))
   const { pool, metrics } = testPool(t, poolConfig([a.url, b.url]))
-  const res = await pool.request({ path: 'x', kind: 'document' })
-  t.equal(res.status, 404)
-  await res.body.dump()
+  await t.rejects(
+    pool.request({ path: 'x', kind: 'document', expect: [200] }),
+    UpstreamNotFoundError,
+  )
   t.equal(b.count(), 0, 'the next mirror is not asked')
   t.equal(await metricValue(metrics.upstreamErrors), 0)
 })
@@ -77,13 +78,19 @@ t.test(
     const a = await fakeUpstream(t)
     const b = await fakeUpstream(t, serveBytes(BODY))
     const { pool } = testPool(t, poolConfig([a.url, b.url]))
-    const res = await pool.request({ path: 'x', kind: 'blob', tryNextOnNotFound: true })
+    const res = await pool.request({
+      path: 'x',
+      kind: 'blob',
+      expect: [200],
+      tryNextOnNotFound: true,
+    })
     t.equal(res.status, 200)
     t.equal(await res.body.text(), BODY.toString())
     b.handle((_req, res) => res.writeHead(404).end())
-    const missing = await pool.request({ path: 'y', kind: 'blob', tryNextOnNotFound: true })
-    t.equal(missing.status, 404)
-    await missing.body.dump()
+    await t.rejects(
+      pool.request({ path: 'y', kind: 'blob', expect: [200], tryNextOnNotFound: true }),
+      UpstreamNotFoundError,
+    )
   },
 )
 
@@ -98,7 +105,7 @@ t.test('429 with Retry-After is honoured before the mirror is asked again', asyn
     poolConfig([limited.url], { retry: { attempts: 2, budget: 5000 } }),
   )
   const started = Date.now()
-  const res = await pool.request({ path: 'x', kind: 'document' })
+  const res = await pool.request({ path: 'x', kind: 'document', expect: [200] })
   const waited = Date.now() - started
   t.equal(await res.body.text(), BODY.toString())
   t.ok(waited >= 950, `waited ${waited} ms for Retry-After: 1`)
@@ -111,7 +118,10 @@ t.test('a Retry-After beyond the retry budget fails at once instead of waiting',
   )
   const { pool } = testPool(t, poolConfig([limited.url], { retry: { attempts: 3, budget: 2000 } }))
   const started = Date.now()
-  await t.rejects(pool.request({ path: 'x', kind: 'document' }), UpstreamUnavailableError)
+  await t.rejects(
+    pool.request({ path: 'x', kind: 'document', expect: [200] }),
+    UpstreamUnavailableError,
+  )
   t.ok(Date.now() - started < 1000)
   t.equal(limited.count(), 1)
 })
@@ -127,7 +137,7 @@ t.test(
         retry: { attempts: 3, backoffBase: 20, backoffMax: 40 },
       }),
     )
-    const error = await pool.request({ path: 'x', kind: 'document' }).then(
+    const error = await pool.request({ path: 'x', kind: 'document', expect: [200] }).then(
       () => undefined,
       (e: unknown) => e,
     )
@@ -154,21 +164,21 @@ t.test(
       { fakeClock: true },
     )
     for (let i = 0; i < 2; i++)
-      await (await pool.request({ path: 'x', kind: 'document' })).body.dump()
+      await (await pool.request({ path: 'x', kind: 'document', expect: [200] })).body.dump()
     t.equal(flaky.count(), 2)
     t.equal(await metricValue(metrics.upstreamCircuitOpen, { upstream: flaky.url }), 1)
     for (let i = 0; i < 3; i++)
-      await (await pool.request({ path: 'x', kind: 'document' })).body.dump()
+      await (await pool.request({ path: 'x', kind: 'document', expect: [200] })).body.dump()
     t.equal(flaky.count(), 2, 'skipped while open')
     t.equal(backup.count(), 5)
 
     healthy = true
     advance(10_000)
-    const probe = await pool.request({ path: 'x', kind: 'document' })
+    const probe = await pool.request({ path: 'x', kind: 'document', expect: [200] })
     await probe.body.dump()
     t.equal(probe.mirror.name, flaky.url, 'the probe went to the recovered mirror')
     t.equal(await metricValue(metrics.upstreamCircuitOpen, { upstream: flaky.url }), 0)
-    await (await pool.request({ path: 'x', kind: 'document' })).body.dump()
+    await (await pool.request({ path: 'x', kind: 'document', expect: [200] })).body.dump()
     t.equal(flaky.count(), 4, 'closed again: first choice')
   },
 )
@@ -185,7 +195,7 @@ t.test('fastest selection moves traffic to the quicker mirror', async (t) => {
     random: seededRandom(4),
   })
   for (let i = 0; i < 20; i++)
-    await (await pool.request({ path: 'x', kind: 'document' })).body.dump()
+    await (await pool.request({ path: 'x', kind: 'document', expect: [200] })).body.dump()
   t.ok(fast.count() >= 15, `fast mirror served ${fast.count()} of 20`)
   t.ok(slow.count() >= 1, 'the slow one was measured at least once')
 })
@@ -195,10 +205,15 @@ t.test('a request can exclude a mirror and prefer another', async (t) => {
   const b = await fakeUpstream(t, serveBytes(BODY))
   const { pool } = testPool(t, poolConfig([a.url, b.url]))
   const [ma, mb] = pool.mirrors
-  const res = await pool.request({ path: 'x', kind: 'blob', exclude: new Set([ma!]) })
+  const res = await pool.request({
+    path: 'x',
+    kind: 'blob',
+    expect: [200],
+    exclude: new Set([ma!]),
+  })
   t.equal(res.mirror, mb)
   await res.body.dump()
-  const preferred = await pool.request({ path: 'x', kind: 'blob', prefer: mb! })
+  const preferred = await pool.request({ path: 'x', kind: 'blob', expect: [200], prefer: mb! })
   t.equal(preferred.mirror, mb)
   await preferred.body.dump()
 })
@@ -206,7 +221,7 @@ t.test('a request can exclude a mirror and prefer another', async (t) => {
 t.test('Range requests ask for the rest of the body', async (t) => {
   const a = await fakeUpstream(t, serveBytes(BODY))
   const { pool } = testPool(t, poolConfig([a.url]))
-  const res = await pool.request({ path: 'x', kind: 'blob', rangeStart: 6 })
+  const res = await pool.request({ path: 'x', kind: 'blob', expect: [200, 206], rangeStart: 6 })
   t.equal(res.status, 206)
   t.equal(await res.body.text(), BODY.subarray(6).toString())
   t.equal(a.requests[0]?.headers.range, 'bytes=6-')

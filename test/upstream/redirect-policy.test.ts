@@ -54,7 +54,7 @@ t.test(
           poolConfig([{ url: hostile.url, ...USER }, good.url], { timeouts: SLOW_CONNECT }),
         )
         const started = Date.now()
-        const res = await pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' })
+        const res = await pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] })
         t.equal(await res.body.text(), BODY.toString(), 'the next mirror answered')
         t.ok(Date.now() - started < FAST_MS, 'no connection was attempted')
         t.equal(await refused(pool, { upstream: hostile.url, reason: 'address' }), 1)
@@ -91,7 +91,7 @@ t.test(
         .end(),
     )
     const pool = testPool(t, poolConfig([{ url: origin.url, ...USER }]))
-    const res = await pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' })
+    const res = await pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] })
     t.equal(await res.body.text(), BODY.toString())
     t.equal(origin.requests[0]?.headers.authorization, BASIC, 'the upstream got its credentials')
     t.equal(cdn.requests[0]?.headers.authorization, undefined, 'the CDN got no Authorization')
@@ -109,7 +109,7 @@ t.test('an https upstream never redirects pullthrough to http', async (t) => {
     network: { ca: secure.ca },
   })
   await t.rejects(
-    pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' }),
+    pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] }),
     UpstreamUnavailableError,
   )
   t.equal(secure.requests[0]?.headers.authorization, BASIC, 'the https upstream was asked')
@@ -128,7 +128,7 @@ t.test(
     const pool = testPool(t, poolConfig([{ url: secure.url, ...USER }]), {
       network: { ca: Buffer.concat([secure.ca, cdn.ca]) },
     })
-    const res = await pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' })
+    const res = await pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] })
     t.equal(await res.body.text(), BODY.toString())
     t.equal(secure.requests[0]?.headers.authorization, BASIC)
     t.equal(cdn.requests[0]?.headers.authorization, undefined)
@@ -150,7 +150,7 @@ t.test(
       network: { ca: secure.ca },
     })
     await t.rejects(
-      pool.pool.request({ path: 'v2/app/manifests/latest', kind: 'document' }),
+      pool.pool.request({ path: 'v2/app/manifests/latest', kind: 'document', expect: [200] }),
       UpstreamUnavailableError,
     )
     t.equal(tokens.requests.length, 0, 'the http realm was never asked')
@@ -174,7 +174,10 @@ t.test(
       else res.writeHead(307, { location: `${cdn.url}/blob` }).end()
     })
     const pool = testPool(t, poolConfig([{ url: origin.url, ...USER }]))
-    await t.rejects(pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' }), UpstreamAuthError)
+    await t.rejects(
+      pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] }),
+      UpstreamAuthError,
+    )
     t.equal(evil.requests.length, 0, 'the realm the CDN named was never asked')
     t.equal(cdn.requests[0]?.headers.authorization, undefined)
     t.equal(await refused(pool, { reason: 'foreign_challenge' }), 1)
@@ -196,7 +199,11 @@ t.test('a token realm on a link-local address is refused without a connection', 
     poolConfig([{ url: registry.url, ...USER }, good.url], { timeouts: SLOW_CONNECT }),
   )
   const started = Date.now()
-  const res = await pool.pool.request({ path: 'v2/app/manifests/latest', kind: 'document' })
+  const res = await pool.pool.request({
+    path: 'v2/app/manifests/latest',
+    kind: 'document',
+    expect: [200],
+  })
   t.equal(await res.body.text(), BODY.toString())
   t.ok(Date.now() - started < FAST_MS, 'no connection was attempted')
   t.equal(await refused(pool, { reason: 'realm_address', upstream: registry.url }), 1)
@@ -213,7 +220,7 @@ t.test('with redirectHosts set, cross-origin redirects go only to the listed hos
     poolConfig([{ url: origin.url, redirectHosts: ['cdn.example.com', '*.cdn.example.net'] }]),
   )
   await t.rejects(
-    pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' }),
+    pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] }),
     UpstreamUnavailableError,
   )
   t.equal(cdn.requests.length, 0)
@@ -229,14 +236,14 @@ t.test('a host listed in redirectHosts is trusted past the address rule', async 
   )
   const unlisted = testPool(t, poolConfig([origin.url]))
   await t.rejects(
-    unlisted.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' }),
+    unlisted.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] }),
     UpstreamUnavailableError,
   )
   t.equal(cdn.requests.length, 0, 'refused without the list')
   t.equal(await refused(unlisted, { reason: 'address' }), 1)
 
   const listed = testPool(t, poolConfig([{ url: origin.url, redirectHosts: ['0.0.0.0'] }]))
-  const res = await listed.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' })
+  const res = await listed.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] })
   t.equal(await res.body.text(), BODY.toString(), 'followed once the operator lists it')
 })
 
@@ -259,11 +266,11 @@ t.test(
     const pool = testPool(t, poolConfig([origin.url], { timeouts: SLOW_CONNECT }), {
       network: { resolveHost },
     })
-    const first = await pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' })
+    const first = await pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] })
     t.equal(await first.body.text(), BODY.toString(), 'a loopback answer is the upstream’s class')
     const started = Date.now()
     await t.rejects(
-      pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob' }),
+      pool.pool.request({ path: 'v2/app/blobs/x', kind: 'blob', expect: [200] }),
       UpstreamUnavailableError,
     )
     t.ok(Date.now() - started < FAST_MS, 'refused at lookup, not by a connect timeout')
@@ -281,7 +288,11 @@ t.test(
     const pool = testPool(t, poolConfig([{ url: origin.url, ...USER }]))
     const host = `127.0.0.1:${portOf(other.url)}`
     for (const path of [`\\/${host}/v2/x`, `\\\\${host}/v2/x`, `http://${host}/v2/x`]) {
-      await t.rejects(pool.pool.request({ path, kind: 'document' }), UpstreamUnavailableError, path)
+      await t.rejects(
+        pool.pool.request({ path, kind: 'document', expect: [200] }),
+        UpstreamUnavailableError,
+        path,
+      )
     }
     t.equal(other.requests.length, 0, 'the other host was never asked, nor given credentials')
     t.equal(origin.requests.length, 0)
@@ -297,6 +308,7 @@ t.test('a failed attempt is logged with the path, never its query', async (t) =>
     pool.pool.request({
       path: 'packages/x-1.0.whl?X-Amz-Signature=presigned-s3cr3t&X-Amz-Credential=AKIA',
       kind: 'blob',
+      expect: [200],
     }),
     UpstreamUnavailableError,
   )

@@ -3,11 +3,11 @@ import type { FileHandle } from 'node:fs/promises'
 import t, { type Test } from 'tap'
 import { ChunkWindow } from '../../src/cache/chunk-window.ts'
 import {
-  DiskGeneration,
+  DiskAttempt,
   MAX_UNWRITTEN_BYTES,
   RECENT_WINDOW_BYTES,
   WRITE_BATCH_BYTES,
-} from '../../src/cache/generation.ts'
+} from '../../src/cache/attempt.ts'
 import { BlobStore, type BlobStoreFs } from '../../src/storage/blob-store.ts'
 import { tempDir } from '../helpers/config.ts'
 import { randomBlob } from '../helpers/streams.ts'
@@ -67,15 +67,15 @@ function slowDisk(): SlowDisk {
   }
 }
 
-async function generation(t: Test, disk: SlowDisk): Promise<DiskGeneration> {
+async function diskAttempt(t: Test, disk: SlowDisk): Promise<DiskAttempt> {
   const blobs = await BlobStore.open(await tempDir(t), { fs: disk.fs })
-  const gen = await DiskGeneration.create(blobs, () => undefined)
+  const attempt = await DiskAttempt.create(blobs, () => undefined)
   t.teardown(async () => {
     disk.release()
-    await gen.discard()
-    gen.release()
+    await attempt.discard()
+    attempt.release()
   })
-  return gen
+  return attempt
 }
 
 function chunks(data: Buffer, size: number): Buffer[] {
@@ -84,11 +84,11 @@ function chunks(data: Buffer, size: number): Buffer[] {
   return out
 }
 
-/** Reads [start, end) from a generation the way a client does: as much as each read gives. */
-async function readRange(gen: DiskGeneration, start: number, end: number): Promise<Buffer> {
+/** Reads [start, end) from an attempt the way a client does: as much as each read gives. */
+async function readRange(attempt: DiskAttempt, start: number, end: number): Promise<Buffer> {
   const parts: Buffer[] = []
   for (let pos = start; pos < end;) {
-    const part = await gen.read(pos, end - pos)
+    const part = await attempt.read(pos, end - pos)
     if (part.length === 0) throw new Error(`nothing readable at ${pos}`)
     parts.push(part)
     pos += part.length
@@ -99,18 +99,18 @@ async function readRange(gen: DiskGeneration, start: number, end: number): Promi
 t.test('network chunks that arrive together reach the disk in few large writes', async (t) => {
   for (const count of [6, 16]) {
     const disk = slowDisk()
-    const gen = await generation(t, disk)
+    const attempt = await diskAttempt(t, disk)
     const blob = randomBlob(count * 64 * KiB)
-    await Promise.all(chunks(blob.data, 64 * KiB).map((c) => gen.append(c)))
-    await gen.settle()
+    await Promise.all(chunks(blob.data, 64 * KiB).map((c) => attempt.append(c)))
+    await attempt.settle()
     const batch = Math.min(blob.data.length, WRITE_BATCH_BYTES)
     t.same(
       disk.writes,
       Array.from({ length: blob.data.length / batch }, () => batch),
       `${count} chunks of 64 KiB: writes of ${batch / KiB} KiB`,
     )
-    await gen.verify(blob.digest)
-    t.equal(gen.available, blob.data.length)
+    await attempt.verify(blob.digest)
+    t.equal(attempt.available, blob.data.length)
   }
 })
 
@@ -118,13 +118,13 @@ t.test(
   'bytes are readable only once written, and a slow disk paces the transfer with bounded memory',
   async (t) => {
     const disk = slowDisk()
-    const gen = await generation(t, disk)
+    const attempt = await diskAttempt(t, disk)
     const blob = randomBlob(16 * MiB)
     disk.hold()
     let accepted = 0
     let paused = false
     for (const chunk of chunks(blob.data, 64 * KiB)) {
-      const appended = gen.append(chunk).then(() => (accepted += chunk.length))
+      const appended = attempt.append(chunk).then(() => (accepted += chunk.length))
       // An append that does not resolve within a few turns is waiting for the disk.
       const settled = await Promise.race([
         appended.then(() => true),
@@ -140,16 +140,16 @@ t.test(
       accepted <= WRITE_BATCH_BYTES + MAX_UNWRITTEN_BYTES,
       `at most one write and MAX_UNWRITTEN_BYTES held in memory (${accepted} bytes accepted)`,
     )
-    t.equal(gen.available, 0, 'no byte is readable before it is written')
-    t.equal((await gen.read(0, MiB)).length, 0)
+    t.equal(attempt.available, 0, 'no byte is readable before it is written')
+    t.equal((await attempt.read(0, MiB)).length, 0)
 
     // The waiting append holds its chunk already; the rest follows once the disk keeps up.
     const rest = blob.data.subarray(accepted + 64 * KiB)
     disk.release()
-    for (const chunk of chunks(rest, 64 * KiB)) await gen.append(chunk)
-    await gen.settle()
-    await gen.verify(blob.digest)
-    t.equal(gen.available, blob.data.length)
+    for (const chunk of chunks(rest, 64 * KiB)) await attempt.append(chunk)
+    await attempt.settle()
+    await attempt.verify(blob.digest)
+    t.equal(attempt.available, blob.data.length)
     t.ok(
       disk.writes.every((bytes) => bytes >= 64 * KiB),
       'writes are never smaller than a network chunk',
@@ -159,10 +159,10 @@ t.test(
 
 t.test('readers get the same bytes from the in-memory window and from the file', async (t) => {
   const disk = slowDisk()
-  const gen = await generation(t, disk)
+  const attempt = await diskAttempt(t, disk)
   const blob = randomBlob(8 * MiB + 12345)
-  for (const chunk of chunks(blob.data, 100 * KiB)) await gen.append(chunk)
-  await gen.settle()
+  for (const chunk of chunks(blob.data, 100 * KiB)) await attempt.append(chunk)
+  await attempt.settle()
   const end = blob.data.length
   // The head (within RECENT_WINDOW_BYTES of the end), the file well behind it, and a span across.
   for (const [start, stop] of [
@@ -171,7 +171,7 @@ t.test('readers get the same bytes from the in-memory window and from the file',
     [end - RECENT_WINDOW_BYTES - 300 * KiB, end],
     [0, end],
   ] as const) {
-    const got = await readRange(gen, start, stop)
+    const got = await readRange(attempt, start, stop)
     t.ok(got.equals(blob.data.subarray(start, stop)), `bytes ${start}-${stop}`)
   }
 })

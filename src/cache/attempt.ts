@@ -1,14 +1,14 @@
 /**
  * Where the bytes of one fill attempt live while clients read them.
  *
- * DiskGeneration: the normal case. Bytes go to a BlobWriter's temp file
+ * DiskAttempt: the normal case. Bytes go to a BlobWriter's temp file
  * (hashed as written) in batched writes, and become readable once written: a
  * disk that fails never leaves a client holding bytes it cannot complete. The
  * newest written bytes stay in memory, so readers at the head of the transfer
  * never read the file back; readers further behind read it by position, at
  * their own pace.
  *
- * MemoryGeneration: the disk could not be written (full, read-only). Bytes are
+ * MemoryAttempt: the disk could not be written (full, read-only). Bytes are
  * hashed in memory and kept in a window that readers consume. The fill paces
  * the transfer by `held`, so the window never holds more than
  * PASSTHROUGH_WINDOW_BYTES ahead of the slowest reader, and stops the transfer
@@ -37,7 +37,7 @@ export const RECENT_WINDOW_BYTES = 1024 * 1024
 /** Received bytes waiting for a write at which the transfer waits for the disk. */
 export const MAX_UNWRITTEN_BYTES = 1024 * 1024
 
-export interface Generation {
+export interface Attempt {
   readonly kind: 'disk' | 'memory'
   /** Bytes readers may read (written to the file, or received into memory). */
   readonly available: number
@@ -55,14 +55,14 @@ export interface Generation {
   verify(digest: string): Promise<void>
   /** Throws the attempt away. */
   discard(): Promise<void>
-  /** A reader joined or left (memory generations trim their window by it). */
+  /** A reader joined or left (memory attempts trim their window by it). */
   retain(): void
   release(): void
   /** Called when a reader consumed up to `position`: frees what all readers passed. */
   consumed(readerPositions: Iterable<number>): void
 }
 
-export class DiskGeneration implements Generation {
+export class DiskAttempt implements Attempt {
   readonly kind = 'disk'
   readonly contributors = new Set<Mirror>()
   /** Bytes the temp file holds: readers never see a byte before it is written. */
@@ -88,10 +88,10 @@ export class DiskGeneration implements Generation {
     writer.on('error', (error: Error) => this.#onWritten([], 0, error))
   }
 
-  static async create(blobs: BlobStore, onAvailable: () => void): Promise<DiskGeneration> {
+  static async create(blobs: BlobStore, onAvailable: () => void): Promise<DiskAttempt> {
     const writer = await blobs.createWriter()
     try {
-      return new DiskGeneration(writer, await open(writer.tempPath, 'r'), onAvailable)
+      return new DiskAttempt(writer, await open(writer.tempPath, 'r'), onAvailable)
     } catch (error) {
       await writer.abort()
       throw error
@@ -230,7 +230,7 @@ export class DiskGeneration implements Generation {
   }
 }
 
-export class MemoryGeneration implements Generation {
+export class MemoryAttempt implements Attempt {
   readonly kind = 'memory'
   readonly contributors = new Set<Mirror>()
   available = 0
@@ -280,7 +280,7 @@ export class MemoryGeneration implements Generation {
   }
 
   retain(): void {
-    // Nothing to keep open: the window lives as long as the generation.
+    // Nothing to keep open: the window lives as long as the attempt.
   }
 
   release(): void {
