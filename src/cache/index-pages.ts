@@ -1,16 +1,10 @@
 /**
- * Read-through for package index pages (a PyPI project's `/simple/<project>/`).
- * A page is fresh for `indexTTL`; after that it is fetched again in the pool's
- * order. `If-None-Match` goes only to the mirror that issued the ETag, and only
- * when that mirror is the one asked first: a page fetched from a fallback
- * mirror during an outage comes from the first mirror again once it is back,
- * instead of staying pinned to the fallback. A 304 only renews the page.
- *
- * A 404 is remembered in memory (NegativeCache) for a short negative TTL, so a
- * typo'd or private name does not hit the upstreams on every retry, and made-up
- * names leave nothing in the metadata store. When every upstream fails, the
- * last page is served stale. Concurrent requests for one page share one
- * upstream request.
+ * Read-through for package index pages (a PyPI project's `/simple/<project>/`),
+ * a freshness policy (cache/freshness.ts): fresh for `indexTTL`, then asked of
+ * the index's remote with the kept ETag (a 304 only renews the page). A 404
+ * is remembered in memory for a short negative TTL, so a typo'd or private
+ * name does not hit the upstreams on every retry and made-up names leave
+ * nothing in the metadata store.
  *
  * The page is parsed by the caller (the protocol layer knows the formats) and
  * stored parsed, as JSON data, in the metadata store. Recently used pages stay
