@@ -2,6 +2,23 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
+/** Import rules that keep the layers of docs/architecture.md (patterns match the import string). */
+const layer = {
+  storage: { group: ['**/storage/**'], message: 'protocols ask cache/, never storage/' },
+  upstream: {
+    group: ['**/upstream/**'],
+    message: "a protocol's only door to upstream/ is its remote.ts",
+  },
+  docker: { group: ['**/docker/**'], message: 'protocols never import each other' },
+  pypi: { group: ['**/pypi/**'], message: 'protocols never import each other' },
+  fastify: {
+    group: ['fastify', 'fastify/**', '@fastify/**'],
+    message: 'only http/ and the protocols know Fastify',
+  },
+}
+/** @param {{ group: string[], message: string }[]} patterns */
+const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] })
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'data/', 'helm/', 'coverage/', '.tap/', '.cache/'] },
   js.configs.recommended,
@@ -18,6 +35,14 @@ export default tseslint.config(
       // Arrow shorthands like `() => resolve()` read fine; the rule adds braces for nothing.
       '@typescript-eslint/no-confusing-void-expression': 'off',
     },
+  },
+  { files: ['src/docker/**'], rules: restrict([layer.storage, layer.pypi, layer.upstream]) },
+  { files: ['src/pypi/**'], rules: restrict([layer.storage, layer.docker, layer.upstream]) },
+  { files: ['src/docker/remote.ts'], rules: restrict([layer.storage, layer.pypi]) },
+  { files: ['src/pypi/remote.ts'], rules: restrict([layer.storage, layer.docker]) },
+  {
+    files: ['src/{storage,metadata,upstream,cache}/**'],
+    rules: restrict([layer.fastify]),
   },
   {
     // tap awaits the promise t.test() returns itself; async test bodies need no await;

@@ -1,13 +1,12 @@
 /**
  * Upstream documents kept in the metadata store for a TTL (a repository's tag
  * list): fresh within the TTL, loaded again after it, and served stale when
- * every upstream fails. Concurrent loads of one document share one run.
+ * every upstream fails (cache/freshness.ts decides).
  */
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
-import { isUpstreamFailure } from './errors.ts'
-import { SingleFlight } from './single-flight.ts'
+import { Freshness } from './freshness.ts'
 
 export interface CachedDocument<T> {
   readonly value: T
@@ -21,11 +20,13 @@ export interface CachedDocumentsDeps {
 }
 
 export class CachedDocuments {
-  readonly #flights = new SingleFlight<CachedDocument<unknown>>()
-  readonly #logger: Logger
+  readonly #freshness: Freshness
 
   constructor(private readonly deps: CachedDocumentsDeps) {
-    this.#logger = deps.logger.child({ component: 'documents' })
+    this.#freshness = new Freshness({
+      logger: deps.logger.child({ component: 'documents' }),
+      now: deps.now,
+    })
   }
 
   /**
@@ -38,27 +39,29 @@ export class CachedDocuments {
     ttlMs: number,
     load: () => Promise<T>,
   ): Promise<CachedDocument<T>> {
-    const record = await this.deps.metadata.getIndexPage(ns, key).catch((error: unknown) => {
-      this.#logger.warn({ err: error }, 'could not read a cached document')
-      return undefined
-    })
-    if (record && this.deps.now() - record.fetchedAt < ttlMs)
-      return { value: record.page as T, cache: 'hit' }
-    const loaded = await this.#flights.run(`${ns} ${key}`, async () => {
-      try {
+    const { metadata, now } = this.deps
+    const { served, cache } = await this.#freshness.readThrough<T, T>({
+      key: `${ns} ${key}`,
+      ttlMs,
+      what: 'document',
+      read: async () => {
+        const record = await metadata.getIndexPage(ns, key)
+        return record && { fetchedAt: record.fetchedAt, value: record.page as T }
+      },
+      write: async (kept) => {
+        await metadata.putIndexPage(ns, key, { fetchedAt: kept.fetchedAt, page: kept.value })
+      },
+      serve: (kept) => kept.value,
+      load: async () => {
         const value = await load()
-        await this.deps.metadata
-          .putIndexPage(ns, key, { fetchedAt: this.deps.now(), page: value })
-          .catch((error: unknown) => {
-            this.#logger.warn({ err: error }, 'could not store a cached document')
-          })
-        return { value, cache: 'miss' as const }
-      } catch (error) {
-        if (!record || !isUpstreamFailure(error)) throw error
-        this.#logger.warn({ ns, key, err: error }, 'every upstream failed; serving a stale copy')
-        return { value: record.page, cache: 'stale' as const }
-      }
+        return {
+          kept: { fetchedAt: now(), value },
+          cache: 'miss',
+          served: value,
+          upstream: undefined,
+        }
+      },
     })
-    return loaded as CachedDocument<T>
+    return { value: served, cache }
   }
 }

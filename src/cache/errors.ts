@@ -6,6 +6,9 @@ import {
   UpstreamUnavailableError,
 } from '../upstream/errors.ts'
 
+// Raised by upstream/fetch-document.ts; the cache's callers know it by this name too.
+export { DocumentTooLargeError } from '../upstream/errors.ts'
+
 /** No upstream has the content (every mirror answered 404). */
 export class BlobUnknownUpstreamError extends PullthroughError {
   readonly code = 'PT_BLOB_UNKNOWN'
@@ -51,18 +54,6 @@ export class UpstreamBlobTooLargeError extends PullthroughError {
     readonly maxBytes: number,
   ) {
     super(`${digest} has ${size} bytes or more, over storage.maxBlobSize (${maxBytes} bytes)`)
-  }
-}
-
-/** An upstream document (manifest, tag list) is larger than pullthrough accepts. */
-export class DocumentTooLargeError extends PullthroughError {
-  readonly code = 'PT_DOCUMENT_TOO_LARGE'
-  constructor(
-    readonly pool: string,
-    readonly size: number,
-    readonly maxBytes: number,
-  ) {
-    super(`an upstream document of ${pool} has ${size} bytes or more, over the ${maxBytes} allowed`)
   }
 }
 

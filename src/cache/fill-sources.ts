@@ -8,14 +8,9 @@
  */
 import type { Logger } from '../observability/logger.ts'
 import type { Mirror } from '../upstream/mirror.ts'
-import type { UpstreamPool } from '../upstream/pool.ts'
+import type { UpstreamSource } from '../upstream/source.ts'
 
-export interface FillSource {
-  readonly pool: UpstreamPool
-  /** Path of the blob relative to each mirror's base URL. */
-  readonly path: string
-  readonly authScope?: string | undefined
-  readonly headers?: Readonly<Record<string, string>>
+export interface FillSource extends UpstreamSource {
   /**
    * Other sources of the very same bytes, asked for only when this one cannot
    * give them (before the first byte or mid-way). Docker sources have none: the

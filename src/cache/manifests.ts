@@ -27,7 +27,7 @@
  * tagTTL, and narrow clients get stale answers during outages as well.
  *
  * Every manifest from upstream is checked: by digest it must hash to the digest
- * asked for; by tag to the upstream's Docker-Content-Digest when it sends one.
+ * asked for; by tag to the digest the upstream claims for it, when it does.
  * A mismatch counts, and the next mirror is asked.
  */
 import { Readable } from 'node:stream'
@@ -38,19 +38,12 @@ import type { CacheResult } from '../observability/pull-event.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { digestOf, isDigest, parseDigest, type Digest } from '../storage/digest.ts'
 import { BlobNotFoundError, BlobTooLargeError, DigestMismatchError } from '../storage/errors.ts'
-import { UpstreamNotFoundError, UpstreamStatusError } from '../upstream/errors.ts'
 import type { Mirror } from '../upstream/mirror.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import type { AccessLog } from './access-log.ts'
-import { fetchDocument, headerValue } from './documents.ts'
-import {
-  FillFailedError,
-  ManifestNotAcceptableError,
-  ManifestUnknownError,
-  isUpstreamFailure,
-} from './errors.ts'
+import { FillFailedError, ManifestNotAcceptableError, ManifestUnknownError } from './errors.ts'
+import { Freshness, type FreshnessPolicy, type Kept, type Known, type Loaded } from './freshness.ts'
 import { Lru } from './lru.ts'
-import { NegativeCache } from './negative-cache.ts'
 import { quarantine } from './quarantine.ts'
 import { SingleFlight } from './single-flight.ts'
 
@@ -63,12 +56,39 @@ export const MANIFEST_MEMORY_BYTES = 32 * 1024 * 1024
 /** How long "no such tag" is remembered (at most the registry's tagTTL). */
 export const UNKNOWN_TAG_TTL_MS = 60_000
 
+/** A manifest as an upstream sent it. */
+export interface RemoteManifest {
+  readonly body: Buffer
+  readonly contentType: string | undefined
+  /** The digest the upstream claims for it, when it says. */
+  readonly digest: string | undefined
+  readonly mirror: Mirror
+}
+
+/** One repository's manifests upstream: the protocol's remote (docker/remote.ts) speaks the API. */
+export interface ManifestRemote {
+  readonly pool: UpstreamPool
+  /**
+   * GETs a manifest by tag or digest, from a mirror not in `exclude` (by
+   * digest, a 404 asks the next mirror); ManifestUnknownError when none has it.
+   */
+  get(
+    reference: string,
+    accept: string,
+    options: { readonly byDigest: boolean; readonly exclude: ReadonlySet<Mirror> },
+  ): Promise<RemoteManifest>
+  /**
+   * The digest the upstream names for the tag without sending the manifest
+   * (undefined when it does not say); ManifestUnknownError when it has no such tag.
+   */
+  digestOf(tag: string, accept: string): Promise<{ digest: string | undefined; upstream: string }>
+}
+
 /** Where a repository's manifests come from, and how the client asked. */
 export interface ManifestSource {
-  readonly pool: UpstreamPool
+  readonly remote: ManifestRemote
   readonly registry: string
   readonly repository: string
-  readonly authScope?: string | undefined
   /** The Accept sent upstream for the canonical answer (every manifest type) and by digest. */
   readonly accept: string
   readonly tagTTLMs: number
@@ -111,6 +131,9 @@ export interface ServedManifest {
   readonly upstream: string | undefined
 }
 
+/** A tag's manifest, or the media type it has when the client does not accept it. */
+type TagAnswer = ServedManifest | { readonly refused: string }
+
 export interface ManifestCacheDeps {
   readonly blobs: BlobStore
   readonly metadata: MetadataStore
@@ -134,14 +157,13 @@ const NARROW_SEPARATOR = ';accept='
 
 export class ManifestCache {
   readonly #flights = new SingleFlight<ServedManifest>()
+  readonly #freshness: Freshness
   readonly #memory = new Lru<Buffer>(MANIFEST_MEMORY_BYTES, (body) => body.length)
-  /** Tags (as one client view sees them) that no upstream has. */
-  readonly #unknown: NegativeCache
   readonly #logger: Logger
 
   constructor(private readonly deps: ManifestCacheDeps) {
     this.#logger = deps.logger.child({ component: 'manifests' })
-    this.#unknown = new NegativeCache(deps.now)
+    this.#freshness = new Freshness({ logger: this.#logger, now: deps.now })
   }
 
   /** The manifest with this digest, from the store or the upstream. */
@@ -156,16 +178,18 @@ export class ManifestCache {
 
   /** The manifest a tag points at, fresh within tagTTL, revalidated after, stale when upstreams fail. */
   async byTag(source: ManifestSource, tag: string, needs: ManifestNeeds): Promise<ServedManifest> {
-    const canonical = await this.#getTag(source, tag)
     const canonicalView = this.#view(source, tag, tag, source.accept)
-    if (needs.canonical) return this.#resolve(source, tag, canonicalView, needs, canonical)
-    const usable = canonical && needs.acceptable(canonical.mediaType) ? canonical : undefined
-    if (usable && this.#fresh(source, usable)) {
-      const body = await this.#readStored(usable.digest)
-      if (body) return this.#served(usable.digest, body, 'hit', undefined, usable.mediaType)
+    const canonicalPolicy = this.#tagPolicy(source, tag, canonicalView, needs)
+    const canonical = await this.#freshness.read(canonicalPolicy)
+    if (needs.canonical) return this.#answer(tag, canonicalPolicy, { kept: canonical })
+    const usable = canonical && needs.acceptable(canonical.value.mediaType) ? canonical : undefined
+    if (usable && this.#freshness.fresh(canonicalPolicy, usable)) {
+      const body = await this.#readStored(usable.value.digest)
+      if (body)
+        return this.#served(usable.value.digest, body, 'hit', undefined, usable.value.mediaType)
     }
     const view = this.#view(source, tag, `${tag}${NARROW_SEPARATOR}${needs.accept}`, needs.accept)
-    return this.#resolve(source, tag, view, needs, await this.#getTag(source, view.name), usable)
+    return this.#answer(tag, this.#tagPolicy(source, tag, view, needs, usable))
   }
 
   /** Repositories of a registry with at least one cached tag, sorted. */
@@ -173,139 +197,106 @@ export class ManifestCache {
     return this.deps.metadata.listRepositories(registry)
   }
 
+  async #answer(
+    tag: string,
+    policy: FreshnessPolicy<TagRecord, TagAnswer>,
+    known?: Known<TagRecord>,
+  ): Promise<ServedManifest> {
+    const { served } = await this.#freshness.readThrough(policy, known)
+    if ('refused' in served) throw new ManifestNotAcceptableError(tag, served.refused)
+    return served
+  }
+
   /**
-   * The tag as `view` sees it: from its record while fresh, revalidated after,
-   * fetched when there is none. `fallback` is another record the client may be
-   * served stale (a narrower client's canonical record of a type it accepts).
+   * The tag as `view` sees it: its record while fresh, revalidated by a HEAD
+   * after, fetched when there is none. `fallback` is another record the client
+   * may be served stale (a narrower client's canonical record of a type it accepts).
    */
-  async #resolve(
+  #tagPolicy(
     source: ManifestSource,
     tag: string,
     view: TagView,
     needs: ManifestNeeds,
-    record: TagRecord | undefined,
-    fallback?: TagRecord,
-  ): Promise<ServedManifest> {
-    if (this.#unknown.has(view.key)) throw new ManifestUnknownError(source.repository, tag)
-    const stale = record && needs.acceptable(record.mediaType) ? record : fallback
-    if (!record)
-      return this.#flights.run(view.key, () => this.#fetchTag(source, tag, view, needs, stale))
-    if (this.#fresh(source, record)) {
-      // The upstream's answer for this view is of a type the client does not take: so it stays.
-      if (!needs.acceptable(record.mediaType))
-        throw new ManifestNotAcceptableError(tag, record.mediaType)
-      const body = await this.#readStored(record.digest)
-      if (body) return this.#served(record.digest, body, 'hit', undefined, record.mediaType)
+    fallback?: Kept<TagRecord>,
+  ): FreshnessPolicy<TagRecord, TagAnswer> {
+    const { metadata } = this.deps
+    const { registry, repository } = source
+    return {
+      key: view.key,
+      ttlMs: source.tagTTLMs,
+      what: 'manifest',
+      read: async () => {
+        const record = await metadata.getTag(registry, repository, view.name)
+        return record && { fetchedAt: record.fetchedAt, value: record }
+      },
+      write: (kept) =>
+        metadata.putTag(registry, repository, view.name, {
+          ...kept.value,
+          fetchedAt: kept.fetchedAt,
+        }),
+      remove: () => metadata.deleteTag(registry, repository, view.name),
+      serve: async ({ value }, cache) => {
+        // The upstream's answer for this view is of a type the client does not take: so it stays.
+        if (!needs.acceptable(value.mediaType)) return { refused: value.mediaType }
+        const body = await this.#readStored(value.digest)
+        return body && this.#served(value.digest, body, cache, undefined, value.mediaType)
+      },
+      load: async (previous) =>
+        (previous && (await this.#revalidate(source, tag, view, needs, previous))) ??
+        (await this.#fetchTag(source, tag, view, needs)),
+      staleable: (kept) => needs.acceptable(kept.value.mediaType),
+      fallback,
+      notFound: {
+        ttlMs: Math.min(UNKNOWN_TAG_TTL_MS, source.tagTTLMs),
+        matches: (error) => error instanceof ManifestUnknownError,
+        error: () => new ManifestUnknownError(repository, tag),
+      },
     }
-    return this.#flights.run(`${view.key} revalidate`, () =>
-      this.#revalidate(source, tag, view, needs, record, stale),
-    )
   }
 
+  /** Asks the upstream for the tag's digest: unchanged renews the record; undefined when it must be fetched. */
   async #revalidate(
     source: ManifestSource,
     tag: string,
     view: TagView,
     needs: ManifestNeeds,
-    record: TagRecord,
-    stale: TagRecord | undefined,
-  ): Promise<ServedManifest> {
-    let head
-    try {
-      head = await fetchDocument(this.#documentSource(source, tag, view.accept), {
-        method: 'HEAD',
-        expect: [200],
-        maxBytes: 0,
-      })
-    } catch (error) {
-      if (error instanceof UpstreamNotFoundError) {
-        await this.#forget(source, view)
-        throw new ManifestUnknownError(source.repository, tag)
-      }
-      // A registry that will not answer HEAD (405...) may still answer the GET.
-      if (error instanceof UpstreamStatusError)
-        return this.#fetchTag(source, tag, view, needs, stale)
-      return this.#stale(source, tag, stale, error)
-    }
-    const digest = headerValue(head.headers, 'docker-content-digest')
-    if (digest === record.digest) {
-      const renewed = { ...record, fetchedAt: this.deps.now() }
-      if (!needs.acceptable(record.mediaType)) {
-        await this.#putTag(source, view.name, renewed)
-        throw new ManifestNotAcceptableError(tag, record.mediaType)
-      }
-      const body = await this.#readStored(record.digest)
-      if (body) {
-        await this.#putTag(source, view.name, renewed)
-        return this.#served(record.digest, body, 'revalidated', head.mirror.name, record.mediaType)
-      }
-    }
-    // Moved to another digest, or the upstream does not say: fetch the manifest.
-    return this.#fetchTag(source, tag, view, needs, stale)
+    previous: Kept<TagRecord>,
+  ): Promise<Loaded<TagRecord, TagAnswer> | undefined> {
+    const head = await source.remote.digestOf(tag, view.accept)
+    const record = previous.value
+    if (head.digest !== record.digest) return undefined
+    const kept = { fetchedAt: this.deps.now(), value: record }
+    const upstream = head.upstream
+    if (!needs.acceptable(record.mediaType))
+      return { kept, cache: 'revalidated', served: { refused: record.mediaType }, upstream }
+    const body = await this.#readStored(record.digest)
+    if (!body) return undefined
+    const served = this.#served(record.digest, body, 'revalidated', upstream, record.mediaType)
+    return { kept, cache: 'revalidated', served, upstream }
   }
 
-  /** GETs the tag with the view's Accept and records the answer under the view's name. */
+  /** GETs the tag with the view's Accept; its answer is recorded under the view's name. */
   async #fetchTag(
     source: ManifestSource,
     tag: string,
     view: TagView,
     needs: ManifestNeeds,
-    stale: TagRecord | undefined,
-  ): Promise<ServedManifest> {
-    let fetched: ServedManifest
-    try {
-      fetched = await this.#fetch(source, tag, undefined, view.accept)
-    } catch (error) {
-      if (error instanceof ManifestUnknownError) await this.#forget(source, view)
-      return this.#stale(source, tag, stale, error)
-    }
-    await this.#putTag(source, view.name, {
-      digest: fetched.digest,
-      mediaType: fetched.mediaType,
-      size: fetched.body.length,
-      fetchedAt: this.deps.now(),
-    })
-    if (!needs.acceptable(fetched.mediaType))
-      throw new ManifestNotAcceptableError(tag, fetched.mediaType)
-    return fetched
-  }
-
-  /** The tag is not upstream (as `view` asks): remembered briefly in memory, its record dropped. */
-  async #forget(source: ManifestSource, view: TagView): Promise<void> {
-    this.#unknown.add(view.key, Math.min(UNKNOWN_TAG_TTL_MS, source.tagTTLMs))
-    await this.deps.metadata
-      .deleteTag(source.registry, source.repository, view.name)
-      .catch(() => undefined)
+  ): Promise<Loaded<TagRecord, TagAnswer>> {
+    const fetched = await this.#fetch(source, tag, undefined, view.accept)
+    const { digest, mediaType } = fetched
+    const fetchedAt = this.deps.now()
+    const kept = { fetchedAt, value: { digest, mediaType, size: fetched.body.length, fetchedAt } }
+    const served = needs.acceptable(mediaType) ? fetched : { refused: mediaType }
+    return { kept, cache: 'miss', served, upstream: fetched.upstream }
   }
 
   #view(source: ManifestSource, tag: string, name: string, accept: string): TagView {
     return { name, accept, key: `tag ${source.registry}/${source.repository}:${tag} ${accept}` }
   }
 
-  #fresh(source: ManifestSource, record: TagRecord): boolean {
-    return this.deps.now() - record.fetchedAt < source.tagTTLMs
-  }
-
-  /** The recorded manifest when every upstream failed; the upstream's error otherwise. */
-  async #stale(
-    source: ManifestSource,
-    tag: string,
-    record: TagRecord | undefined,
-    error: unknown,
-  ): Promise<ServedManifest> {
-    if (!record || !isUpstreamFailure(error)) throw error
-    const body = await this.#readStored(record.digest)
-    if (!body) throw error
-    this.#logger.warn(
-      { registry: source.registry, repository: source.repository, tag, err: error },
-      'every upstream failed; serving the cached manifest stale',
-    )
-    return this.#served(record.digest, body, 'stale', undefined, record.mediaType)
-  }
-
   /**
    * GETs a manifest by tag or digest, checks it against `expected` (by digest)
-   * or the upstream's Docker-Content-Digest (by tag), and stores it. A mirror
+   * or the digest the upstream claims (by tag), and stores it. A mirror
    * that sends a mismatch is not asked again for this manifest.
    */
   async #fetch(
@@ -314,44 +305,29 @@ export class ManifestCache {
     expected: Digest | undefined,
     accept: string,
   ): Promise<ServedManifest> {
+    const { pool } = source.remote
     const exclude = new Set<Mirror>()
     for (;;) {
-      const doc = await fetchDocument(
-        {
-          ...this.#documentSource(source, reference, accept),
-          tryNextOnNotFound: expected !== undefined,
-        },
-        { expect: [200], maxBytes: MAX_MANIFEST_BYTES, exclude },
-      ).catch((error: unknown) => {
-        if (error instanceof UpstreamNotFoundError)
-          throw new ManifestUnknownError(source.repository, reference)
-        throw error
+      const doc = await source.remote.get(reference, accept, {
+        byDigest: expected !== undefined,
+        exclude,
       })
       const actual = digestOf(doc.body)
-      const claimed = expected ?? headerValue(doc.headers, 'docker-content-digest')
+      const claimed = expected ?? doc.digest
       if (claimed === undefined || !isDigest(claimed) || claimed === actual) {
-        const mediaType = this.deps.mediaTypeOf(doc.body, headerValue(doc.headers, 'content-type'))
+        const mediaType = this.deps.mediaTypeOf(doc.body, doc.contentType)
         await this.#store(actual, doc.body)
         return this.#served(actual, doc.body, 'miss', doc.mirror.name, mediaType)
       }
-      this.deps.metrics.digestMismatches.inc({ pool: source.pool.name, upstream: doc.mirror.name })
-      source.pool.recordBodyFailure(doc.mirror, 'digest_mismatch')
+      this.deps.metrics.digestMismatches.inc({ pool: pool.name, upstream: doc.mirror.name })
+      pool.recordBodyFailure(doc.mirror, 'digest_mismatch')
       this.#logger.warn(
         { upstream: doc.mirror.name, reference, expected: claimed, actual },
         'upstream manifest does not match its digest; trying another mirror',
       )
       exclude.add(doc.mirror)
-      if (exclude.size >= source.pool.mirrors.length)
+      if (exclude.size >= pool.mirrors.length)
         throw new FillFailedError(claimed, 'no upstream sent a manifest matching its digest')
-    }
-  }
-
-  #documentSource(source: ManifestSource, reference: string, accept: string) {
-    return {
-      pool: source.pool,
-      path: `v2/${source.repository}/manifests/${reference}`,
-      authScope: source.authScope,
-      headers: { accept },
     }
   }
 
@@ -407,24 +383,5 @@ export class ManifestCache {
       this.deps.metrics.storageWriteErrors.inc()
       this.#logger.warn({ err: error, digest }, 'could not store a manifest')
     }
-  }
-
-  /** The record kept under `name` (a tag, or a tag and a narrower client's types). */
-  async #getTag(source: ManifestSource, name: string): Promise<TagRecord | undefined> {
-    try {
-      return await this.deps.metadata.getTag(source.registry, source.repository, name)
-    } catch (error) {
-      // Without the metadata store the upstream still answers; only staleness is lost.
-      this.#logger.warn({ err: error }, 'could not read a tag record')
-      return undefined
-    }
-  }
-
-  async #putTag(source: ManifestSource, name: string, record: TagRecord): Promise<void> {
-    await this.deps.metadata
-      .putTag(source.registry, source.repository, name, record)
-      .catch((error: unknown) => {
-        this.#logger.warn({ err: error }, 'could not record a tag')
-      })
   }
 }

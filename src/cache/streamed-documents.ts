@@ -23,14 +23,9 @@ import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
 import type { BlobStore, BlobWriter } from '../storage/blob-store.ts'
 import { UpstreamNotFoundError, UpstreamStatusError } from '../upstream/errors.ts'
-import type { UpstreamPool } from '../upstream/pool.ts'
+import type { UpstreamSource } from '../upstream/source.ts'
 import { DocumentTooLargeError, isUpstreamFailure } from './errors.ts'
-
-export interface StreamedSource {
-  readonly pool: UpstreamPool
-  readonly path: string
-  readonly headers?: Readonly<Record<string, string>>
-}
+import { Freshness, type Kept, type Loaded } from './freshness.ts'
 
 export interface StreamOptions {
   /** Bytes accepted from the upstream, at most the store's own cap (storage.maxBlobSize). */
@@ -55,9 +50,6 @@ interface StoredDocument {
   readonly digest: string
 }
 
-/** How a load ended, for the requests that waited on it: stored, or not (they load again). */
-type Outcome = { readonly stored: StoredDocument } | undefined
-
 export interface StreamedDocumentsDeps {
   readonly blobs: BlobStore
   readonly metadata: MetadataStore
@@ -69,11 +61,11 @@ export interface StreamedDocumentsDeps {
 
 export class StreamedDocuments {
   readonly #logger: Logger
-  /** Loads in progress, by namespace and key. */
-  readonly #loads = new Map<string, Promise<Outcome>>()
+  readonly #freshness: Freshness
 
   constructor(private readonly deps: StreamedDocumentsDeps) {
     this.#logger = deps.logger.child({ component: 'streamed-documents' })
+    this.#freshness = new Freshness({ logger: this.#logger, now: deps.now })
   }
 
   /** The document `key` of namespace `ns`, streamed from `source` when not fresh in the store. */
@@ -81,68 +73,27 @@ export class StreamedDocuments {
     ns: string,
     key: string,
     ttlMs: number,
-    source: StreamedSource,
+    source: UpstreamSource,
     options: StreamOptions = {},
   ): Promise<StreamedDocument> {
-    return this.#serve(ns, key, ttlMs, (settle) => this.#fetch(ns, key, source, options, settle))
-  }
-
-  /** Fresh copy, else the running load's result, else a new load; stale when every upstream fails. */
-  async #serve(
-    ns: string,
-    key: string,
-    ttlMs: number,
-    load: (settle: (outcome: Outcome) => void) => Promise<StreamedDocument>,
-  ): Promise<StreamedDocument> {
-    const record = await this.deps.metadata.getIndexPage(ns, key).catch(() => undefined)
-    const stored = record?.page as StoredDocument | undefined
-    if (record && stored && this.deps.now() - record.fetchedAt < ttlMs) {
-      const hit = await this.#open(stored, 'hit')
-      if (hit) return hit
-    }
-    const id = `${ns} ${key}`
-    try {
-      const running = this.#loads.get(id)
-      if (running) {
-        const joined = await this.#join(await running)
-        if (joined) return joined
-      }
-      return await this.#load(id, load)
-    } catch (error) {
-      const stale = stored && isStaleable(error) ? await this.#open(stored, 'stale') : undefined
-      if (!stale) throw error
-      this.#logger.warn({ ns, key, err: error }, 'every upstream failed; serving a stale copy')
-      return stale
-    }
-  }
-
-  /** Runs `load` as the one load of `id`; others wait on its outcome. */
-  async #load(
-    id: string,
-    load: (settle: (outcome: Outcome) => void) => Promise<StreamedDocument>,
-  ): Promise<StreamedDocument> {
-    let settle: (outcome: Outcome) => void = () => undefined
-    let fail: (error: unknown) => void = () => undefined
-    const outcome = new Promise<Outcome>((resolve, reject) => {
-      settle = resolve
-      fail = reject
+    const { metadata } = this.deps
+    const { served } = await this.#freshness.readThrough<StoredDocument, StreamedDocument>({
+      key: `${ns} ${key}`,
+      ttlMs,
+      what: 'document',
+      read: async () => {
+        const record = await metadata.getIndexPage(ns, key)
+        const stored = record?.page as StoredDocument | null | undefined
+        return record && stored ? { fetchedAt: record.fetchedAt, value: stored } : undefined
+      },
+      write: async (kept) => {
+        await metadata.putIndexPage(ns, key, { fetchedAt: kept.fetchedAt, page: kept.value })
+      },
+      serve: (kept, cache) => this.#open(kept.value, cache),
+      load: () => this.#fetch(ns, key, source, options),
+      staleOn: isStaleable,
     })
-    const forget = () => {
-      if (this.#loads.get(id) === outcome) this.#loads.delete(id)
-    }
-    outcome.then(forget, forget)
-    this.#loads.set(id, outcome)
-    try {
-      return await load(settle)
-    } catch (error) {
-      fail(error)
-      throw error
-    }
-  }
-
-  /** What a waiting request serves from a finished load; undefined when it must load itself. */
-  async #join(outcome: Outcome): Promise<StreamedDocument | undefined> {
-    return outcome === undefined ? undefined : this.#open(outcome.stored, 'miss')
+    return served
   }
 
   async #open(stored: StoredDocument, cache: CacheResult): Promise<StreamedDocument | undefined> {
@@ -154,13 +105,17 @@ export class StreamedDocuments {
     }
   }
 
+  /**
+   * Streams the upstream's answer to the caller while it is written to the
+   * store; the kept record follows once it is committed (undefined when it
+   * could not be: callers that waited then load themselves).
+   */
   async #fetch(
     ns: string,
     key: string,
-    source: StreamedSource,
+    source: UpstreamSource,
     options: StreamOptions,
-    settle: (outcome: Outcome) => void,
-  ): Promise<StreamedDocument> {
+  ): Promise<Loaded<StoredDocument, StreamedDocument>> {
     const maxBytes = Math.min(options.maxBytes ?? Infinity, this.deps.maxBytes)
     const res = await source.pool
       .request({ path: source.path, headers: source.headers, kind: 'blob', expect: [200] })
@@ -190,43 +145,42 @@ export class StreamedDocuments {
     const out = new PassThrough()
     const copy = new Copy(writer, out)
     const stages = [res.body, capped(maxBytes, source.pool.name), ...(transform ? [transform] : [])]
-    pipeline([...stages, copy], (error) => {
-      if (error) {
-        if (error instanceof DocumentTooLargeError)
-          this.#logger.warn({ ns, key, maxBytes }, 'upstream document cut at the size limit')
-        else this.#logger.warn({ ns, key, err: error }, 'streamed document failed; nothing stored')
-        // The client must not mistake what it got for the whole document.
-        out.destroy(error)
-        void writer?.abort().catch(() => undefined)
-        settle(undefined)
-        return
-      }
-      if (!writer || !copy.stored) {
-        void writer?.abort().catch(() => undefined)
-        settle(undefined)
-        return
-      }
-      this.#commit(ns, key, writer).then(
-        (stored) => settle({ stored }),
-        (failure: unknown) => {
+    const kept = new Promise<Kept<StoredDocument> | undefined>((settle) => {
+      pipeline([...stages, copy], (error) => {
+        if (error) {
+          if (error instanceof DocumentTooLargeError)
+            this.#logger.warn({ ns, key, maxBytes }, 'upstream document cut at the size limit')
+          else
+            this.#logger.warn({ ns, key, err: error }, 'streamed document failed; nothing stored')
+          // The client must not mistake what it got for the whole document.
+          out.destroy(error)
+          void writer?.abort().catch(() => undefined)
+          settle(undefined)
+          return
+        }
+        if (!writer || !copy.stored) {
+          void writer?.abort().catch(() => undefined)
+          settle(undefined)
+          return
+        }
+        this.#commit(writer).then(settle, (failure: unknown) => {
           this.#logger.warn({ err: failure }, 'could not store a streamed document')
           settle(undefined)
-        },
-      )
+        })
+      })
     })
-    return { stream: out, cache: 'miss', upstream: res.mirror.name }
+    const upstream = res.mirror.name
+    return { kept, cache: 'miss', served: { stream: out, cache: 'miss', upstream }, upstream }
   }
 
-  /** Commits a finished writer under whatever its bytes hash to, and records it. */
-  async #commit(ns: string, key: string, writer: BlobWriter): Promise<StoredDocument> {
+  /** Commits a finished writer under whatever its bytes hash to, and records the blob. */
+  async #commit(writer: BlobWriter): Promise<Kept<StoredDocument>> {
     // Not addressed by digest: whatever the bytes hash to is the name they are kept under.
     const digest = writer.digestSoFar()
     const { size } = await writer.commit(digest)
     // Recorded like any blob, so eviction counts it and may remove it.
     await this.deps.metadata.putBlob(digest, size, this.deps.now())
-    const page: StoredDocument = { digest }
-    await this.deps.metadata.putIndexPage(ns, key, { fetchedAt: this.deps.now(), page })
-    return page
+    return { fetchedAt: this.deps.now(), value: { digest } }
   }
 }
 

@@ -50,11 +50,7 @@ export async function serveBlob(
 ): Promise<FastifyReply> {
   const blob = {
     digest,
-    source: {
-      pool: target.pool,
-      path: `v2/${target.repository}/blobs/${digest}`,
-      authScope: target.authScope,
-    },
+    source: target.remote.blob(digest),
   }
   const pulled = {
     protocol: 'docker',

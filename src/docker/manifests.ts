@@ -52,10 +52,9 @@ export async function serveManifest(
       message: 'the client accepts no manifest media type',
     })
   const source: ManifestSource = {
-    pool: target.pool,
+    remote: target.remote,
     registry: target.registry.name,
     repository: target.repository,
-    authScope: target.authScope,
     // The canonical answer, and content by digest, are asked for with every type.
     accept: DEFAULT_ACCEPT,
     tagTTLMs: target.registry.tagTTL,

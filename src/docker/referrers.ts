@@ -7,15 +7,11 @@
  * 404 too.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { fetchDocument, headerValue } from '../cache/documents.ts'
-import { isNotFound } from '../cache/errors.ts'
 import { OciError } from './errors.ts'
 import { MEDIA_TYPES } from './media-types.ts'
 import { parseReferrersIndex, renderReferrersIndex } from './referrers-index.ts'
 import type { DockerTarget } from './target.ts'
 
-/** Bytes of a referrers index accepted from an upstream. */
-const MAX_REFERRERS_BYTES = 4 * 1024 * 1024
 /** OCI-Filters-Applied names filters (today only `artifactType`): a short list of words. */
 const FILTERS_APPLIED_RE = /^[A-Za-z][A-Za-z0-9]{0,63}(?:\s*,\s*[A-Za-z][A-Za-z0-9]{0,63}){0,7}$/
 
@@ -26,23 +22,15 @@ export async function serveReferrers(
   reply: FastifyReply,
 ): Promise<FastifyReply> {
   const artifactType = (request.query as { artifactType?: unknown }).artifactType
-  const query =
-    typeof artifactType === 'string' ? `?artifactType=${encodeURIComponent(artifactType)}` : ''
-  const doc = await fetchDocument(
-    {
-      pool: target.pool,
-      path: `v2/${target.repository}/referrers/${digest}${query}`,
-      authScope: target.authScope,
-      headers: { accept: MEDIA_TYPES.ociIndex },
-    },
-    { expect: [200], maxBytes: MAX_REFERRERS_BYTES },
-  ).catch((error: unknown) => {
-    if (!isNotFound(error)) throw error
+  const upstream = await target.remote.referrers(
+    digest,
+    typeof artifactType === 'string' ? artifactType : undefined,
+  )
+  if (!upstream)
     throw new OciError('MANIFEST_UNKNOWN', undefined, {
       message: 'the upstream registry does not serve referrers for this digest',
     })
-  })
-  const index = parseReferrersIndex(doc.body)
+  const index = parseReferrersIndex(upstream.body)
   if (!index)
     throw new OciError(
       'MANIFEST_INVALID',
@@ -52,7 +40,7 @@ export async function serveReferrers(
         message: 'the upstream registry answered referrers with something other than an OCI index',
       },
     )
-  const filtered = headerValue(doc.headers, 'oci-filters-applied')?.trim()
+  const filtered = upstream.filtersApplied?.trim()
   if (filtered !== undefined && FILTERS_APPLIED_RE.test(filtered))
     reply.header('oci-filters-applied', filtered)
   return reply

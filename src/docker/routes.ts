@@ -17,12 +17,13 @@ import { serveManifest } from './manifests.ts'
 import { isDigestShaped, isRepositoryName, isTag, parseV2Path } from './names.ts'
 import { serveReferrers } from './referrers.ts'
 import { routeRegistry } from './routing.ts'
+import { DockerRemote, type RegistryPool } from './remote.ts'
 import { serveTags } from './tags.ts'
 import type { DockerTarget, RegistryEntry } from './target.ts'
 
 export interface DockerRoutesDeps {
   readonly registries: readonly RegistryEntry[]
-  readonly pools: ReadonlyMap<string, DockerTarget['pool']>
+  readonly pools: ReadonlyMap<string, RegistryPool>
   readonly cache: ReadThrough
   readonly manifests: ManifestCache
   readonly documents: CachedDocuments
@@ -121,8 +122,7 @@ function resolveTarget(
     registry: routed.registry,
     repository: routed.repository,
     clientName: name,
-    pool,
-    authScope: `repository:${routed.repository}:pull`,
+    remote: new DockerRemote(pool, routed.repository),
   }
 }
 

@@ -1,5 +1,5 @@
-/** What a validated Docker pull request is for: the registry, the upstream name, the pool. */
-import type { DocumentSource } from '../cache/documents.ts'
+/** What a validated Docker pull request is for: the registry, the upstream name, its remote. */
+import type { DockerRemote } from './remote.ts'
 import type { RegistryRef } from './routing.ts'
 
 export interface RegistryEntry extends RegistryRef {
@@ -13,7 +13,6 @@ export interface DockerTarget {
   readonly repository: string
   /** The repository as the client named it, for links back to pullthrough. */
   readonly clientName: string
-  readonly pool: DocumentSource['pool']
-  /** Bearer scope for token-protected upstreams. */
-  readonly authScope: string
+  /** The repository's upstream conversations. */
+  readonly remote: DockerRemote
 }

@@ -49,11 +49,7 @@ export async function serveLegacyJson(
     // The stored document holds URLs under `prefix`: another prefix is another document.
     `legacy-json:${project}/${tail} ${prefix}`,
     where.index.indexTTL,
-    {
-      pool: where.pool,
-      path: `../pypi/${project}/${tail}`,
-      headers: { accept: 'application/json' },
-    },
+    where.remote.legacyJson(project, tail),
     {
       maxBytes: MAX_LEGACY_JSON_BYTES,
       transform: () => rewriteLegacyJson(rewrite),

@@ -4,11 +4,10 @@
  * and, when a listed file cannot be had, the page as the index's other mirrors
  * have it, to find another copy of the same file.
  */
-import { headerValue } from '../cache/documents.ts'
 import type { CachedPage, IndexPageSource, UpstreamPage } from '../cache/index-pages.ts'
 import type { ProjectPage } from './model.ts'
 import type { IndexTarget, PypiRoutesDeps } from './target.ts'
-import { UPSTREAM_PAGE_ACCEPT, parseUpstreamPage } from './upstream-page.ts'
+import { parseUpstreamPage } from './upstream-page.ts'
 
 /** How long "no such project" is remembered (a typo retried should not hit upstreams each time). */
 export const NEGATIVE_TTL_MS = 60_000
@@ -24,11 +23,9 @@ export interface ProjectPages {
 
 export function projectPages(deps: PypiRoutesDeps, where: IndexTarget): ProjectPages {
   const source = (project: string): IndexPageSource => ({
-    pool: where.pool,
+    remote: where.remote,
     index: where.index.name,
     project,
-    path: `${encodeURIComponent(project)}/`,
-    accept: UPSTREAM_PAGE_ACCEPT,
     ttlMs: where.index.indexTTL,
     negativeTtlMs: NEGATIVE_TTL_MS,
   })
@@ -36,7 +33,7 @@ export function projectPages(deps: PypiRoutesDeps, where: IndexTarget): ProjectP
     parseUpstreamPage(
       {
         body: upstream.body,
-        contentType: headerValue(upstream.headers, 'content-type'),
+        contentType: upstream.contentType,
         url: upstream.url,
       },
       {

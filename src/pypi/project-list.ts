@@ -10,11 +10,11 @@
 import { pipeline } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { headerValue } from '../cache/documents.ts'
 import { UpstreamDocumentUnusableError } from '../cache/errors.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
+import { headerValue } from './remote.ts'
 import { PypiHttpError } from './http-errors.ts'
-import { SIMPLE_MEDIA_TYPES, negotiateSimple } from './negotiate.ts'
+import { negotiateSimple } from './negotiate.ts'
 import { projectNamesFromHtml } from './parse-project-list.ts'
 import { renderProjectList } from './render-project-list.ts'
 import type { IndexTarget } from './target.ts'
@@ -43,12 +43,7 @@ export async function serveProjectList(
     where.index.name,
     NAMES_KEY,
     PROJECT_LIST_TTL_MS,
-    {
-      pool: where.pool,
-      path: '',
-      // HTML is the one format every PEP 503 index serves.
-      headers: { accept: `${SIMPLE_MEDIA_TYPES.html}, ${SIMPLE_MEDIA_TYPES.legacyHtml};q=0.9` },
-    },
+    where.remote.projectList(),
     { maxBytes: MAX_PROJECT_LIST_BYTES, transform: htmlToNames },
   )
   const page = pipeline(names.stream, renderProjectList(negotiated.format), () => undefined)

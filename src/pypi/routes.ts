@@ -11,6 +11,7 @@ import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
 import { serveProjectList } from './project-list.ts'
 import { projectPages } from './pages.ts'
+import { PypiRemote } from './remote.ts'
 import { PypiHttpError } from './http-errors.ts'
 import type { ProjectPage } from './model.ts'
 import { isProjectName, normalizeProjectName } from './names.ts'
@@ -67,7 +68,7 @@ function target(
   const files = index && deps.fileHosts.get(index.name)
   if (!index || !pool || !files) throw new PypiHttpError(404, 'no such index')
   request.pypiIndex = index.name
-  return { index, pool, files, prefix: `/pypi/${index.name}` }
+  return { index, remote: new PypiRemote(pool, index.name), files, prefix: `/pypi/${index.name}` }
 }
 
 async function servePage(

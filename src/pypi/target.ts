@@ -4,6 +4,7 @@ import type { ReadThrough } from '../cache/read-through.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
+import type { IndexPool, PypiRemote } from './remote.ts'
 
 export interface IndexEntry {
   readonly name: string
@@ -12,7 +13,7 @@ export interface IndexEntry {
   readonly indexTTL: number
 }
 
-export type IndexPool = Parameters<IndexPages['get']>[0]['pool']
+export type { IndexPool }
 
 /** Where an index's files may come from (upstream/file-hosts.ts). */
 export interface FileHostsLike {
@@ -37,7 +38,8 @@ export interface PypiRoutesDeps {
 /** An index a request is for, with what serving it needs. */
 export interface IndexTarget {
   readonly index: IndexEntry
-  readonly pool: IndexPool
+  /** The index's upstream conversations. */
+  readonly remote: PypiRemote
   readonly files: FileHostsLike
   /** URL prefix of this index's routes: `/pypi/<index>`. */
   readonly prefix: string

@@ -145,3 +145,15 @@ export class AddressRefusedError extends PullthroughError {
     super(`refused to connect to ${hostname}: its addresses are not allowed`)
   }
 }
+
+/** An upstream document (manifest, tag list) is larger than pullthrough accepts. */
+export class DocumentTooLargeError extends PullthroughError {
+  readonly code = 'PT_DOCUMENT_TOO_LARGE'
+  constructor(
+    readonly pool: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(`an upstream document of ${pool} has ${size} bytes or more, over the ${maxBytes} allowed`)
+  }
+}

@@ -14,12 +14,13 @@ import { FsMetadataStore } from '../../src/metadata/fs-store.ts'
 import type { MetadataStore } from '../../src/metadata/store.ts'
 import { createLogger } from '../../src/observability/logger.ts'
 import { NEGATIVE_TTL_MS } from '../../src/pypi/pages.ts'
+import { PypiRemote } from '../../src/pypi/remote.ts'
 import { startApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
 import { fakeUpstream, notFound, type FakeUpstream } from '../helpers/fake-upstream.ts'
 import { LogCapture } from '../helpers/log-capture.ts'
 import { poolConfig, testPool } from '../helpers/pool.ts'
-import { SIMPLE_JSON, startPypiUpstream, type PypiUpstream } from '../helpers/pypi-upstream.ts'
+import { startPypiUpstream, type PypiUpstream } from '../helpers/pypi-upstream.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 
 const INDEX_TTL_MS = 60_000
@@ -152,11 +153,9 @@ t.test('pages held in memory are bounded by their size in bytes, not their numbe
   t.teardown(() => metadata.close())
   const logger = createLogger({ level: 'silent', destination: new LogCapture() })
   const source = (project: string): IndexPageSource => ({
-    pool,
+    remote: new PypiRemote(pool, 'pypi'),
     index: 'pypi',
     project,
-    path: `${project}/`,
-    accept: SIMPLE_JSON,
     ttlMs: INDEX_TTL_MS,
     negativeTtlMs: NEGATIVE_TTL_MS,
   })

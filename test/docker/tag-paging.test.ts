@@ -7,7 +7,8 @@
  */
 import t, { type Test } from 'tap'
 import { request } from 'undici'
-import { MAX_LINK_HEADER_CHARS, MAX_TAG_LIST_BYTES, nextLinkTarget } from '../../src/docker/tags.ts'
+import { MAX_LINK_HEADER_CHARS, nextLinkTarget } from '../../src/docker/remote.ts'
+import { MAX_TAG_LIST_BYTES } from '../../src/docker/tags.ts'
 import { startApp } from '../helpers/app.ts'
 import { fakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.ts'
 

@@ -4,16 +4,11 @@
  * first. Anything larger than the bound is refused before or while it is read.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Mirror } from '../upstream/mirror.ts'
-import type { UpstreamPool } from '../upstream/pool.ts'
 import { DocumentTooLargeError } from './errors.ts'
+import type { Mirror } from './mirror.ts'
+import type { UpstreamSource } from './source.ts'
 
-export interface DocumentSource {
-  readonly pool: UpstreamPool
-  /** Path relative to each mirror's base URL. */
-  readonly path: string
-  readonly authScope?: string | undefined
-  readonly headers?: Readonly<Record<string, string>>
+export interface DocumentSource extends UpstreamSource {
   /** Content addressed by digest: a 404 on one mirror is asked of the next. */
   readonly tryNextOnNotFound?: boolean
 }
