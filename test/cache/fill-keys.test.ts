@@ -79,7 +79,7 @@ t.test('clients of the same repository share one fill', async (t) => {
   const blob = randomBlob(1024 * 1024)
   const up = await fakeUpstream(t, async (req, res) => {
     await sleep(300)
-    serveBytes(blob.data)(req, res)
+    return serveBytes(blob.data)(req, res)
   })
   const { url } = await startApp(t, {
     yaml: `docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${up.url}" }] }] }\n`,
