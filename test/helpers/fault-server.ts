@@ -167,6 +167,21 @@ function isReply(value: unknown): value is Reply {
   )
 }
 
+/** Runs a handler; a Reply it returns is sent (with `fault`), a handler that throws drops the connection. */
+export function runHandler(
+  handler: Handler,
+  req: IncomingMessage,
+  res: ServerResponse,
+  fault?: Fault,
+): void {
+  Promise.resolve(handler(req, res)).then(
+    (returned) => {
+      if (isReply(returned)) reply(req, res, returned, fault)
+    },
+    () => res.destroy(),
+  )
+}
+
 /** Sends a route's Reply with the request's cut or corrupt fault and its Range applied. */
 function reply(req: IncomingMessage, res: ServerResponse, answer: Reply, fault?: Fault): void {
   const body =
@@ -219,16 +234,8 @@ export async function startFaultServer(t: Test, route: Route): Promise<FaultServ
     } catch (error) {
       answer = text(500, `fixture error: ${String(error)}\n`)
     }
-    if (typeof answer === 'function') {
-      Promise.resolve(answer(req, res)).then(
-        (returned) => {
-          if (isReply(returned)) reply(req, res, returned, fault)
-        },
-        () => res.destroy(),
-      )
-      return
-    }
-    reply(req, res, answer, fault)
+    if (typeof answer === 'function') runHandler(answer, req, res, fault)
+    else reply(req, res, answer, fault)
   })
   server.on('connection', (socket) => {
     sockets.add(socket)
