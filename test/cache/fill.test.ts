@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
-import type { ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
@@ -12,25 +11,6 @@ import { testCache } from '../helpers/read-through.ts'
 import { drain, randomBlob, readAll } from '../helpers/streams.ts'
 
 const MiB = 1024 * 1024
-
-/** Writes `data` from `start`, then cuts the connection after `cutAfter` bytes. */
-function cutAfter(data: Buffer, cutAt: number) {
-  return (res: ServerResponse, start = 0) => {
-    res.writeHead(start > 0 ? 206 : 200, {
-      'content-length': String(data.length - start),
-      ...(start > 0 ? { 'content-range': `bytes ${start}-${data.length - 1}/${data.length}` } : {}),
-    })
-    res.write(data.subarray(start, cutAt), () => res.destroy())
-  }
-}
-
-/** Serves `data` from the requested byte (Range honoured) and cuts the connection after `bytes` of it. */
-function cutEvery(data: Buffer, bytes: number) {
-  return (req: { headers: { range?: string } }, res: ServerResponse) => {
-    const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0)
-    cutAfter(data, Math.min(data.length, start + bytes))(res, start)
-  }
-}
 
 async function tempFiles(root: string): Promise<string[]> {
   return readdir(join(root, 'tmp'))
@@ -61,7 +41,8 @@ t.test(
   async (t) => {
     const blob = randomBlob(4 * MiB)
     const cutAt = MiB + 123
-    const a = await fakeUpstream(t, (_req, res) => cutAfter(blob.data, cutAt)(res))
+    const a = await fakeUpstream(t, serveBytes(blob.data))
+    a.cut('/*', cutAt)
     const b = await fakeUpstream(t, serveBytes(blob.data))
     const { pool, metrics } = testPool(t, poolConfig([a.url, b.url]))
     const { cache, blobs, root } = await testCache(t, { metrics })
@@ -83,13 +64,8 @@ t.test(
 
 t.test('a mirror that ignores Range and answers 200 still yields the correct body', async (t) => {
   const blob = randomBlob(2 * MiB)
-  let first = true
-  const up = await fakeUpstream(t, (req, res) => {
-    if (first) {
-      first = false
-      cutAfter(blob.data, 700_000)(res)
-    } else serveBytes(blob.data, { ignoreRange: true })(req, res)
-  })
+  const up = await fakeUpstream(t, serveBytes(blob.data, { ignoreRange: true }))
+  up.cut('/*', 700_000, { times: 1 })
   const { pool } = testPool(t, poolConfig([up.url]))
   const { cache } = await testCache(t)
   const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
@@ -121,9 +97,8 @@ t.test(
   'a flipped byte: nothing committed, mismatch counted, the next mirror serves, the bad transfer is cut',
   async (t) => {
     const blob = randomBlob(2 * MiB)
-    const corrupt = Buffer.from(blob.data)
-    corrupt[corrupt.length - 10] = (corrupt[corrupt.length - 10] ?? 0) ^ 0xff
-    const bad = await fakeUpstream(t, serveBytes(corrupt))
+    const bad = await fakeUpstream(t, serveBytes(blob.data))
+    bad.corrupt('/*')
     const good = await fakeUpstream(t, serveBytes(blob.data))
     const { pool, metrics } = testPool(t, poolConfig([bad.url, good.url]))
     const { cache, blobs, root } = await testCache(t, { metrics })
@@ -292,8 +267,10 @@ t.test(
   'mirrors that all keep cutting still complete the blob while each response makes progress',
   async (t) => {
     const blob = randomBlob(6 * MiB)
-    const a = await fakeUpstream(t, cutEvery(blob.data, 256 * 1024))
-    const b = await fakeUpstream(t, cutEvery(blob.data, 256 * 1024))
+    const a = await fakeUpstream(t, serveBytes(blob.data))
+    const b = await fakeUpstream(t, serveBytes(blob.data))
+    a.cut('/*', 256 * 1024)
+    b.cut('/*', 256 * 1024)
     const { pool, metrics } = testPool(t, poolConfig([a.url, b.url]))
     const { cache, blobs } = await testCache(t, { metrics })
     const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
@@ -314,12 +291,10 @@ t.test(
   'a fill gives up after MAX_RESUMES_WITHOUT_PROGRESS interruptions in a row that bring nothing',
   async (t) => {
     const blob = randomBlob(2 * MiB)
-    let first = true
-    const up = await fakeUpstream(t, (req, res) => {
-      // The first answer brings 1 MiB; every later one cuts before a byte.
-      cutEvery(blob.data, first ? MiB : 0)(req, res)
-      first = false
-    })
+    const up = await fakeUpstream(t, serveBytes(blob.data))
+    // The first answer brings 1 MiB; every later one cuts before a byte (the newest fault matches first).
+    up.cut('/*', 0)
+    up.cut('/blob', MiB, { times: 1 })
     const { pool } = testPool(t, poolConfig([up.url]))
     const { cache, root } = await testCache(t)
     const served = await cache.serve(blob.digest, { pool, path: 'blob' })

@@ -8,6 +8,7 @@ import { metricValue } from '../helpers/pool.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { randomBlob } from '../helpers/streams.ts'
 import { blobFile, flipByte } from '../storage/fixtures/disk.ts'
+import { get } from '../helpers/http.ts'
 
 const MiB = 1024 * 1024
 
@@ -21,16 +22,6 @@ async function setup(t: Test) {
 `
   const app = await startApp(t, { yaml })
   return { registry, ...app }
-}
-
-async function get(
-  url: string,
-  headers: Record<string, string> = {},
-  method: 'GET' | 'HEAD' = 'GET',
-) {
-  const res = await request(url, { method, headers })
-  const body = await res.body.arrayBuffer()
-  return { status: res.statusCode, headers: res.headers, body: Buffer.from(body) }
 }
 
 t.test('GET /v2/ answers the API version header', async (t) => {
@@ -71,16 +62,20 @@ t.test(
     const { url, registry, storagePath } = await setup(t)
     const blob = randomBlob(MiB)
     await registry.pushBlob('org/app', blob.digest, blob.data)
-    const head = await get(`${url}/v2/org/app/blobs/${blob.digest}`, {}, 'HEAD')
+    const head = await get(`${url}/v2/org/app/blobs/${blob.digest}`, { method: 'HEAD' })
     t.equal(head.status, 200)
     t.equal(head.headers['content-length'], String(blob.data.length))
     const { readdir } = await import('node:fs/promises')
     t.same(await readdir(`${storagePath}/blobs/sha256`), [], 'HEAD stored nothing')
-    const ranged = await get(`${url}/v2/org/app/blobs/${blob.digest}`, { range: 'bytes=100-199' })
+    const ranged = await get(`${url}/v2/org/app/blobs/${blob.digest}`, {
+      headers: { range: 'bytes=100-199' },
+    })
     t.equal(ranged.status, 206)
     t.equal(ranged.headers['content-range'], `bytes 100-199/${blob.data.length}`)
     t.ok(ranged.body.equals(blob.data.subarray(100, 200)))
-    const bad = await get(`${url}/v2/org/app/blobs/${blob.digest}`, { range: 'bytes=5-1' })
+    const bad = await get(`${url}/v2/org/app/blobs/${blob.digest}`, {
+      headers: { range: 'bytes=5-1' },
+    })
     t.equal(bad.status, 416)
   },
 )

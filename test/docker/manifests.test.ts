@@ -1,7 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { request } from 'undici'
 import { startApp } from '../helpers/app.ts'
 import { fakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.ts'
 import {
@@ -15,6 +14,7 @@ import {
 import { metricValue } from '../helpers/pool.ts'
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts'
 import { digestOf } from '../../src/storage/digest.ts'
+import { get } from '../helpers/http.ts'
 
 /** What dockerd sends when it pulls (moby distribution/pull_v2.go): every manifest type. */
 const DOCKER_ACCEPT = [
@@ -56,16 +56,6 @@ async function setup(t: Test, options: { before?: FakeUpstream[] } = {}): Promis
   return { url: app.url, registry, clock, app }
 }
 
-async function get(
-  url: string,
-  headers: Record<string, string> = {},
-  method: 'GET' | 'HEAD' = 'GET',
-) {
-  const res = await request(url, { method, headers })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers, body }
-}
-
 /** A JSON response body. */
 function json(body: Buffer): Record<string, unknown> {
   return JSON.parse(body.toString()) as Record<string, unknown>
@@ -80,7 +70,9 @@ t.test(
   async (t) => {
     const { url, registry, app } = await setup(t)
     const pushed = await pushManifest(registry, 'library/busybox', 'latest')
-    const first = await get(`${url}/v2/busybox/manifests/latest`, { accept: DOCKER_ACCEPT })
+    const first = await get(`${url}/v2/busybox/manifests/latest`, {
+      headers: { accept: DOCKER_ACCEPT },
+    })
     t.equal(first.status, 200)
     t.ok(first.body.equals(pushed.body), 'the exact bytes the registry holds')
     t.equal(first.headers['content-type'], OCI_MANIFEST)
@@ -88,10 +80,15 @@ t.test(
     t.equal(first.headers['content-length'], String(pushed.body.length))
     t.equal(first.headers['docker-distribution-api-version'], 'registry/2.0')
     const second = await get(`${url}/v2/library/busybox/manifests/latest`, {
-      accept: DOCKER_ACCEPT,
+      headers: {
+        accept: DOCKER_ACCEPT,
+      },
     })
     t.ok(second.body.equals(pushed.body))
-    const head = await get(`${url}/v2/busybox/manifests/latest`, { accept: DOCKER_ACCEPT }, 'HEAD')
+    const head = await get(`${url}/v2/busybox/manifests/latest`, {
+      headers: { accept: DOCKER_ACCEPT },
+      method: 'HEAD',
+    })
     t.equal(head.status, 200)
     t.equal(head.body.length, 0)
     t.equal(head.headers['docker-content-digest'], pushed.digest)
@@ -144,7 +141,9 @@ t.test('all four manifest media types come through with their own Content-Type',
     ['oci-linux-amd64', oci.manifests[0]],
     ['list-linux-arm64', list.manifests[1]],
   ] as const) {
-    const res = await get(`${url}/v2/org/multi/manifests/${tag}`, { accept: DOCKER_ACCEPT })
+    const res = await get(`${url}/v2/org/multi/manifests/${tag}`, {
+      headers: { accept: DOCKER_ACCEPT },
+    })
     t.equal(res.status, 200, tag)
     t.equal(res.headers['content-type'], pushed?.mediaType, tag)
     t.equal(res.headers['docker-content-digest'], pushed?.digest, tag)
@@ -156,14 +155,18 @@ t.test('a cached manifest is served only to clients that accept its media type',
   const list = await pushIndex(registry, 'org/app', 'list', { mediaType: DOCKER_LIST })
   const index = await pushIndex(registry, 'org/app', 'oci', { mediaType: OCI_INDEX })
   for (const tag of ['list', 'oci'])
-    await get(`${url}/v2/org/app/manifests/${tag}`, { accept: DOCKER_ACCEPT })
+    await get(`${url}/v2/org/app/manifests/${tag}`, { headers: { accept: DOCKER_ACCEPT } })
   // A schema2-only client never gets the cached list or index: the upstream is asked with its
   // Accept. Distribution answers a Docker list with its linux/amd64 manifest, an OCI index with 404.
-  const narrow = await get(`${url}/v2/org/app/manifests/list`, { accept: DOCKER_MANIFEST })
+  const narrow = await get(`${url}/v2/org/app/manifests/list`, {
+    headers: { accept: DOCKER_MANIFEST },
+  })
   t.equal(narrow.status, 200)
   t.equal(narrow.headers['content-type'], DOCKER_MANIFEST)
   t.equal(narrow.headers['docker-content-digest'], list.manifests[0]?.digest)
-  const none = await get(`${url}/v2/org/app/manifests/oci`, { accept: DOCKER_MANIFEST })
+  const none = await get(`${url}/v2/org/app/manifests/oci`, {
+    headers: { accept: DOCKER_MANIFEST },
+  })
   t.equal(none.status, 404)
   t.match(JSON.parse(none.body.toString()), { errors: [{ code: 'MANIFEST_UNKNOWN' }] })
   t.same(
@@ -172,7 +175,9 @@ t.test('a cached manifest is served only to clients that accept its media type',
     'the narrow requests went upstream',
   )
   // ... and the canonical answers stay the list and the index for everyone else.
-  const again = await get(`${url}/v2/org/app/manifests/list`, { accept: DOCKER_ACCEPT })
+  const again = await get(`${url}/v2/org/app/manifests/list`, {
+    headers: { accept: DOCKER_ACCEPT },
+  })
   t.equal(again.headers['docker-content-digest'], list.digest)
   const index2 = await get(`${url}/v2/org/app/manifests/oci`)
   t.equal(index2.headers['docker-content-digest'], index.digest)

@@ -4,18 +4,12 @@
  * Content-Range, never a 500.
  */
 import t from 'tap'
-import { request } from 'undici'
 import { startApp } from '../helpers/app.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { randomBlob } from '../helpers/streams.ts'
+import { get } from '../helpers/http.ts'
 
 const HUGE = '99999999999999999999'
-
-async function get(url: string, range?: string) {
-  const res = await request(url, { headers: range === undefined ? {} : { range } })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers, body }
-}
 
 t.test('ranges past the end or beyond safe integers answer 416 or are clamped', async (t) => {
   const registry = await startRegistry(t)
@@ -33,20 +27,20 @@ t.test('ranges past the end or beyond safe integers answer 416 or are clamped', 
 
   const size = cached.data.length
   for (const range of [`bytes=${HUGE}-`, `bytes=${HUGE}-${HUGE}`, `bytes=${size}-`]) {
-    const res = await get(at(cached.digest), range)
+    const res = await get(at(cached.digest), { headers: { range } })
     t.equal(res.status, 416, range)
     t.equal(res.headers['content-range'], `bytes */${size}`, range)
     t.match(JSON.parse(res.body.toString()), { errors: [{ code: 'RANGE_INVALID' }] }, range)
   }
-  const clamped = await get(at(cached.digest), `bytes=0-${HUGE}`)
+  const clamped = await get(at(cached.digest), { headers: { range: `bytes=0-${HUGE}` } })
   t.equal(clamped.status, 206)
   t.equal(clamped.headers['content-range'], `bytes 0-${size - 1}/${size}`)
   t.ok(clamped.body.equals(cached.data))
-  const tail = await get(at(cached.digest), `bytes=4000-${HUGE}`)
+  const tail = await get(at(cached.digest), { headers: { range: `bytes=4000-${HUGE}` } })
   t.equal(tail.status, 206)
   t.ok(tail.body.equals(cached.data.subarray(4000)))
 
-  const miss = await get(at(uncached.digest), `bytes=${HUGE}-`)
+  const miss = await get(at(uncached.digest), { headers: { range: `bytes=${HUGE}-` } })
   t.equal(miss.status, 416, 'a blob not cached yet: its size comes from the upstream')
   t.equal(miss.headers['content-range'], `bytes */${uncached.data.length}`)
 })

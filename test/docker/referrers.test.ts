@@ -4,10 +4,10 @@
  * upstream sends (HTML, foreign fields, markup) reaches a client.
  */
 import t, { type Test } from 'tap'
-import { request } from 'undici'
 import { startApp } from '../helpers/app.ts'
 import { fakeUpstream } from '../helpers/fake-upstream.ts'
 import { OCI_INDEX, OCI_MANIFEST } from '../helpers/manifests.ts'
+import { get } from '../helpers/http.ts'
 
 const SUBJECT = `sha256:${'a'.repeat(64)}`
 const REFERRER = `sha256:${'b'.repeat(64)}`
@@ -24,11 +24,6 @@ async function setup(t: Test, body: () => string | Buffer) {
     yaml: `docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }\n`,
   })
   return { url: `${url}/v2/library/app/referrers/${SUBJECT}`, upstream }
-}
-
-async function get(url: string) {
-  const res = await request(url)
-  return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
 }
 
 t.test(

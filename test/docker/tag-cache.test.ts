@@ -20,6 +20,7 @@ import {
   pushManifest,
 } from '../helpers/manifests.ts'
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts'
+import { get } from '../helpers/http.ts'
 
 /** What dockerd sends when it pulls: every manifest type. */
 const DOCKER_ACCEPT = [DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX].join(', ')
@@ -84,12 +85,6 @@ ${extra}`,
   return { url: app.url, registry, upstream, clock, app }
 }
 
-async function get(url: string, accept?: string, method: 'GET' | 'HEAD' = 'GET') {
-  const res = await request(url, { method, headers: accept === undefined ? {} : { accept } })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers, body }
-}
-
 /** Requests that reached the registry for `path`, by method and the Accept they carried. */
 function reached(upstream: FakeUpstream, path: string, method: string, accept: string): number {
   return upstream.requests.filter(
@@ -104,7 +99,9 @@ t.test(
     const list = await pushIndex(registry, 'library/multi', 'latest', { mediaType: DOCKER_LIST })
     const amd64 = list.manifests[0]
     const path = '/v2/library/multi/manifests/latest'
-    const canonical = await get(`${url}/v2/multi/manifests/latest`, DOCKER_ACCEPT)
+    const canonical = await get(`${url}/v2/multi/manifests/latest`, {
+      headers: { accept: DOCKER_ACCEPT },
+    })
     t.equal(canonical.headers['docker-content-digest'], list.digest)
 
     // Spellings of one Accept: parameters, an extra non-manifest type, case.
@@ -116,11 +113,15 @@ t.test(
     ]
     const accept = (i: number) => spellings[i % spellings.length] ?? DOCKER_MANIFEST
     const concurrent = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => get(`${url}/v2/multi/manifests/latest`, accept(i))),
+      Array.from({ length: 10 }, (_, i) =>
+        get(`${url}/v2/multi/manifests/latest`, { headers: { accept: accept(i) } }),
+      ),
     )
     const sequential = []
     for (let i = 0; i < 10; i++)
-      sequential.push(await get(`${url}/v2/multi/manifests/latest`, accept(i)))
+      sequential.push(
+        await get(`${url}/v2/multi/manifests/latest`, { headers: { accept: accept(i) } }),
+      )
     for (const answer of [...concurrent, ...sequential]) {
       // What Distribution (and Docker Hub) answer a schema2-only client: the linux/amd64 manifest.
       t.equal(answer.status, 200)
@@ -139,22 +140,25 @@ t.test(
       'nothing else reached the registry for the tag',
     )
     t.equal(
-      (await get(`${url}/v2/multi/manifests/latest`, DOCKER_ACCEPT)).headers[
-        'docker-content-digest'
-      ],
+      (await get(`${url}/v2/multi/manifests/latest`, { headers: { accept: DOCKER_ACCEPT } }))
+        .headers['docker-content-digest'],
       list.digest,
       'the canonical answer is still the list',
     )
 
     clock.now += TAG_TTL_MS + 1
-    const revalidated = await get(`${url}/v2/multi/manifests/latest`, DOCKER_MANIFEST)
+    const revalidated = await get(`${url}/v2/multi/manifests/latest`, {
+      headers: { accept: DOCKER_MANIFEST },
+    })
     t.equal(revalidated.headers['docker-content-digest'], amd64?.digest)
     t.equal(reached(upstream, path, 'HEAD', DOCKER_MANIFEST), 1, 'after tagTTL: one HEAD')
     t.equal(reached(upstream, path, 'GET', DOCKER_MANIFEST), 1, 'and no GET')
 
     await registry.stop()
     clock.now += TAG_TTL_MS + 1
-    const stale = await get(`${url}/v2/multi/manifests/latest`, DOCKER_MANIFEST)
+    const stale = await get(`${url}/v2/multi/manifests/latest`, {
+      headers: { accept: DOCKER_MANIFEST },
+    })
     t.equal(stale.status, 200, 'every upstream down: served stale')
     t.equal(stale.headers['docker-content-digest'], amd64?.digest)
     t.ok(stale.body.equals(amd64?.body ?? Buffer.alloc(0)))
@@ -170,16 +174,20 @@ t.test(
     const image = await pushManifest(registry, 'library/single', 'v1', {
       mediaType: DOCKER_MANIFEST,
     })
-    await get(`${url}/v2/single/manifests/v1`, DOCKER_ACCEPT)
+    await get(`${url}/v2/single/manifests/v1`, { headers: { accept: DOCKER_ACCEPT } })
     for (let i = 0; i < 5; i++) {
-      const res = await get(`${url}/v2/single/manifests/v1`, DOCKER_MANIFEST)
+      const res = await get(`${url}/v2/single/manifests/v1`, {
+        headers: { accept: DOCKER_MANIFEST },
+      })
       t.equal(res.headers['docker-content-digest'], image.digest)
     }
     t.equal(upstream.count('/v2/library/single/manifests/v1'), 1)
     // Stale canonical record, registry down, no record of its own: still served, stale.
     await registry.stop()
     clock.now += TAG_TTL_MS + 1
-    const stale = await get(`${url}/v2/single/manifests/v1`, DOCKER_MANIFEST)
+    const stale = await get(`${url}/v2/single/manifests/v1`, {
+      headers: { accept: DOCKER_MANIFEST },
+    })
     t.equal(stale.status, 200)
     t.equal(stale.headers['docker-content-digest'], image.digest)
   },
@@ -189,7 +197,9 @@ t.test('a client that accepts no manifest type is refused without asking upstrea
   const { url, registry, upstream } = await setup(t)
   await pushManifest(registry, 'library/plain', 'v1')
   for (let i = 0; i < 3; i++) {
-    const res = await get(`${url}/v2/plain/manifests/v1`, 'application/json')
+    const res = await get(`${url}/v2/plain/manifests/v1`, {
+      headers: { accept: 'application/json' },
+    })
     t.equal(res.status, 404)
     t.match(JSON.parse(res.body.toString()), { errors: [{ code: 'MANIFEST_UNKNOWN' }] })
   }
@@ -204,7 +214,11 @@ t.test(
     for (let i = 0; i < 5; i++) {
       t.equal((await get(`${url}/v2/oci/manifests/nope`)).status, 404)
       // Distribution's answer: "OCI index found, but accept header does not support OCI indexes".
-      t.equal((await get(`${url}/v2/oci/manifests/latest`, DOCKER_MANIFEST)).status, 404)
+      t.equal(
+        (await get(`${url}/v2/oci/manifests/latest`, { headers: { accept: DOCKER_MANIFEST } }))
+          .status,
+        404,
+      )
     }
     t.equal(upstream.count('/v2/library/oci/manifests/nope'), 1, 'an unknown tag: asked once')
     t.equal(upstream.count('/v2/library/oci/manifests/latest'), 1, 'the narrow 404: asked once')

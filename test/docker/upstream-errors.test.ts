@@ -4,9 +4,9 @@
  * a detail naming the registry, and never a secret or an upstream address.
  */
 import t, { type Test } from 'tap'
-import { request } from 'undici'
 import { startApp } from '../helpers/app.ts'
 import { fakeUpstream, type Handler } from '../helpers/fake-upstream.ts'
+import { get } from '../helpers/http.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { randomBlob } from '../helpers/streams.ts'
 
@@ -24,12 +24,6 @@ async function appWith(t: Test, upstreamUrl: string) {
       retry: { attempts: 1 }
 `,
   })
-}
-
-async function fetchJson(url: string) {
-  const res = await request(url)
-  const text = await res.body.text()
-  return { status: res.statusCode, text, body: JSON.parse(text) as unknown }
 }
 
 const paths = {
@@ -52,9 +46,9 @@ for (const [fault, handler, status, code] of [
     const upstream = await fakeUpstream(t, handler)
     const { url, logs } = await appWith(t, upstream.url)
     for (const [kind, path] of Object.entries(paths)) {
-      const res = await fetchJson(`${url}${path}`)
+      const res = await get(`${url}${path}`)
       t.equal(res.status, status, kind)
-      t.match(res.body, { errors: [{ code, detail: { registry: 'docker.io' } }] }, kind)
+      t.match(res.json(), { errors: [{ code, detail: { registry: 'docker.io' } }] }, kind)
       t.notMatch(
         res.text,
         new RegExp(`${SECRET}|127\\.0\\.0\\.1`),
@@ -71,9 +65,9 @@ t.test('credentials a real token-auth registry refuses answer 502 UNAUTHORIZED',
   // Nothing needs to be pushed: the token server refuses before the registry is asked.
   const { url, logs } = await appWith(t, registry.url)
   for (const [kind, path] of Object.entries(paths)) {
-    const res = await fetchJson(`${url}${path}`)
+    const res = await get(`${url}${path}`)
     t.equal(res.status, 502, kind)
-    t.match(res.body, { errors: [{ code: 'UNAUTHORIZED', detail: { registry: 'docker.io' } }] })
+    t.match(res.json(), { errors: [{ code: 'UNAUTHORIZED', detail: { registry: 'docker.io' } }] })
     t.notMatch(res.text, SECRET)
   }
   t.notMatch(logs.raw.join('\n'), SECRET)

@@ -11,19 +11,14 @@
  *   on demand the 302 to another mirror USTC answers project pages with.
  *
  * Both answer a non-normalized project URL as PyPI does, with a 301 to the PEP
- * 503 normalized one. Every server (index and files host) records its requests
- * and takes faults per path: a status (5xx, 404), a body cut after N bytes,
- * corrupt bytes, or going away (stop) and coming back on the same port (start).
- * Paths are exact, or prefixes when they end in `*`; an absolute URL may stand
- * for its path and must then point at that server.
+ * 503 normalized one. Every server (index and files host) is a fault server
+ * (fault-server.ts): it records its requests and takes faults per path.
  */
 import { createHash } from 'node:crypto'
-import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
+import type { IncomingMessage } from 'node:http'
 import type { Test } from 'tap'
-import type { RecordedRequest } from './fake-upstream.ts'
+import { startFaultServer, text, type FaultServer, type Reply } from './fault-server.ts'
 import {
   normalizeName,
   pypiPackages,
@@ -43,44 +38,12 @@ const MIRROR_API_VERSION = '1.0'
 /** pypi.org's Cache-Control on simple pages. */
 const PAGE_CACHE_CONTROL = 'max-age=600, public'
 
-export interface FaultOptions {
-  /** Requests the fault applies to before the path answers normally again; default: until cleared. */
-  readonly times?: number
-}
-
-/** One in-process server with a request log and per-path faults. */
-export interface TestServer {
-  /** `http://127.0.0.1:PORT`. */
-  readonly origin: string
-  readonly port: number
-  /** Every request received, oldest first. */
-  readonly requests: RecordedRequest[]
-  /** Requests to `path` (exact, or a prefix ending in `*`; query ignored). */
-  requestsTo(path: string): RecordedRequest[]
-  /** How many requests `path` got; all requests when omitted. */
-  count(path?: string): number
-  /** `path` answers `status` (default 503) with a short text body. */
-  fail(path: string, status?: number, options?: FaultOptions): void
-  /** `path` answers 404. */
-  notFound(path: string, options?: FaultOptions): void
-  /** `path` sends its headers (full Content-Length) and `afterBytes` body bytes, then drops the connection. */
-  cut(path: string, afterBytes: number, options?: FaultOptions): void
-  /** `path` answers with its body's middle byte flipped: same length, wrong sha256 (Range slices the corrupt body). */
-  corrupt(path: string, options?: FaultOptions): void
-  /** Removes every fault. */
-  clearFaults(): void
-  /** Stops listening and destroys open connections: connections are refused from then on. */
-  stop(): Promise<void>
-  /** Listens again on the same port; a no-op while running. */
-  start(): Promise<void>
-}
-
-export interface PypiUpstream extends TestServer {
+export interface PypiUpstream extends FaultServer {
   /** The index URL a client or pullthrough is given: `<origin>/simple/`. */
   readonly index: string
   readonly packages: PypiPackageSet
   /** Where the files are served: a separate host for the PyPI-like index, the index itself for the mirror. */
-  readonly files: TestServer
+  readonly files: FaultServer
   /** Absolute URL of a project's page under its normalized name. */
   pageUrl(project: string): string
   /** Absolute URL of a file (a PypiFile or a filename), without the `#sha256=` fragment. */
@@ -110,202 +73,8 @@ export interface MirrorUpstreamOptions extends PypiUpstreamOptions {
   readonly redirectPagesTo?: string
 }
 
-/** What a route answers; the server applies faults, Range and HEAD to it. */
-interface Reply {
-  readonly status: number
-  readonly headers: Record<string, string>
-  readonly body: Buffer
-  /** Honour a single `Range: bytes=` range on a 200 (RFC 9110 section 14). */
-  readonly ranges?: boolean
-}
-
-type Route = (req: IncomingMessage, path: string) => Reply
-
-type Fault =
-  | { readonly kind: 'status'; readonly status: number }
-  | { readonly kind: 'cut'; readonly afterBytes: number }
-  | { readonly kind: 'corrupt' }
-
-interface ActiveFault {
-  readonly path: string
-  readonly fault: Fault
-  remaining: number
-}
-
-function text(status: number, body: string, headers: Record<string, string> = {}): Reply {
-  return {
-    status,
-    headers: { 'content-type': 'text/plain; charset=utf-8', ...headers },
-    body: Buffer.from(body),
-  }
-}
-
 function redirect(status: 301 | 302, location: string): Reply {
   return text(status, `${status} redirect to ${location}\n`, { location })
-}
-
-function pathMatches(pattern: string, path: string): boolean {
-  return pattern.endsWith('*') ? path.startsWith(pattern.slice(0, -1)) : path === pattern
-}
-
-/** The path of a request's target, origin-form or (from a proxy-minded client) absolute-form. */
-function requestPath(url: string): string {
-  if (url.startsWith('/')) return url.split('?')[0]!
-  try {
-    return new URL(url).pathname
-  } catch {
-    return url
-  }
-}
-
-function flipMiddleByte(body: Buffer): Buffer {
-  const copy = Buffer.from(body)
-  if (copy.length > 0) {
-    const middle = Math.floor(copy.length / 2)
-    copy[middle] = copy[middle]! ^ 0xff
-  }
-  return copy
-}
-
-/** A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range applied to a 200; anything else is ignored. */
-function applyRange(req: IncomingMessage, reply: Reply): Reply {
-  const header = req.headers.range
-  if (!reply.ranges || reply.status !== 200 || header === undefined) return reply
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
-  if (!match || (match[1] === '' && match[2] === '')) return reply
-  const size = reply.body.length
-  let start: number
-  let end: number
-  if (match[1] === '') {
-    start = Math.max(0, size - Number(match[2]))
-    end = size - 1
-  } else {
-    start = Number(match[1])
-    end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1)
-    if (match[2] !== '' && Number(match[2]) < start) return reply
-  }
-  if (start >= size || end < start) {
-    return text(416, 'range not satisfiable\n', { 'content-range': `bytes */${size}` })
-  }
-  return {
-    status: 206,
-    headers: { ...reply.headers, 'content-range': `bytes ${start}-${end}/${size}` },
-    body: reply.body.subarray(start, end + 1),
-  }
-}
-
-function send(req: IncomingMessage, res: ServerResponse, reply: Reply, cutAfter?: number): void {
-  const noBody = reply.status === 304 || reply.status === 204
-  const headers = noBody
-    ? reply.headers
-    : { ...reply.headers, 'content-length': String(reply.body.length) }
-  res.writeHead(reply.status, headers)
-  if (noBody || req.method === 'HEAD') {
-    res.end()
-    return
-  }
-  if (cutAfter !== undefined) {
-    // Send the head and what the fault lets through, then close the connection mid-body:
-    // end() flushes the queued bytes before the FIN, so the client gets exactly these.
-    res.flushHeaders()
-    if (cutAfter > 0) res.write(reply.body.subarray(0, cutAfter))
-    res.socket?.end()
-    return
-  }
-  res.end(reply.body)
-}
-
-/** Starts a server on 127.0.0.1:0 answering with `route`; stopped at test end. */
-async function startTestServer(t: Test, route: Route): Promise<TestServer> {
-  const requests: RecordedRequest[] = []
-  let faults: ActiveFault[] = []
-  const sockets = new Set<Socket>()
-  let origin = ''
-
-  /** The path of a request target or of an absolute URL on this server. */
-  const pathOf = (target: string): string => {
-    if (target.startsWith('/')) return target.split('?')[0]!
-    const url = new URL(target)
-    if (url.origin !== origin) throw new Error(`${target} is not on this server (${origin})`)
-    return url.pathname
-  }
-  const takeFault = (path: string): Fault | undefined => {
-    const active = faults.find((f) => pathMatches(f.path, path))
-    if (!active) return undefined
-    active.remaining -= 1
-    if (active.remaining <= 0) faults = faults.filter((f) => f !== active)
-    return active.fault
-  }
-  const addFault = (target: string, fault: Fault, options: FaultOptions = {}) => {
-    const path = pathOf(target)
-    // The newest fault for a path wins: it replaces an older one for the same path.
-    faults = [
-      { path, fault, remaining: options.times ?? Infinity },
-      ...faults.filter((f) => f.path !== path),
-    ]
-  }
-
-  const server = createServer((req, res) => {
-    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
-    const path = requestPath(req.url ?? '/')
-    const fault = takeFault(path)
-    if (fault?.kind === 'status') {
-      send(req, res, text(fault.status, `injected fault: ${fault.status}\n`))
-      return
-    }
-    let reply: Reply
-    try {
-      reply = route(req, path)
-    } catch (error) {
-      reply = text(500, `fixture error: ${String(error)}\n`)
-    }
-    if (fault?.kind === 'corrupt' && reply.status === 200) {
-      reply = { ...reply, body: flipMiddleByte(reply.body) }
-    }
-    send(req, res, applyRange(req, reply), fault?.kind === 'cut' ? fault.afterBytes : undefined)
-  })
-  server.on('connection', (socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-  })
-
-  let port = 0
-  const start = async () => {
-    if (server.listening) return
-    server.listen(port, '127.0.0.1')
-    await once(server, 'listening')
-    port = (server.address() as { port: number }).port
-  }
-  const stop = async () => {
-    if (!server.listening) return
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-    for (const socket of sockets) socket.destroy()
-    await closed
-  }
-  await start()
-  origin = `http://127.0.0.1:${port}`
-  t.teardown(stop)
-
-  const requestsTo = (target: string) => {
-    const path = pathOf(target)
-    return requests.filter((r) => pathMatches(path, requestPath(r.url)))
-  }
-  return {
-    origin,
-    port,
-    requests,
-    requestsTo,
-    count: (target) => (target === undefined ? requests.length : requestsTo(target).length),
-    fail: (target, status = 503, options) => addFault(target, { kind: 'status', status }, options),
-    notFound: (target, options) => addFault(target, { kind: 'status', status: 404 }, options),
-    cut: (target, afterBytes, options) => addFault(target, { kind: 'cut', afterBytes }, options),
-    corrupt: (target, options) => addFault(target, { kind: 'corrupt' }, options),
-    clearFaults: () => {
-      faults = []
-    },
-    stop,
-    start,
-  }
 }
 
 /** Escapes text and attribute values for HTML (quotes included: values are in double quotes). */
@@ -547,12 +316,12 @@ export async function startPypiUpstream(
   const packages = options.packages ?? (await pypiPackages())
   const listing = newListing(packages, options)
   const files = await fileRoutes(listing)
-  const filesHost = await startTestServer(t, (_req, path) => {
+  const filesHost = await startFaultServer(t, (_req, path) => {
     return serveFile(files, path, true) ?? text(404, 'Not Found\n')
   })
   const fileUrl = (file: PypiFile) => `${filesHost.origin}${filePath(file)}`
 
-  const index = await startTestServer(t, (req, path) => {
+  const index = await startFaultServer(t, (req, path) => {
     if (path === '/simple') return redirect(301, '/simple/')
     if (path === '/simple/') {
       return pypiPage(req, listing, (kind) =>
@@ -621,8 +390,8 @@ function legacyJson(
 }
 
 function withPypiApi(
-  index: TestServer,
-  filesHost: TestServer,
+  index: FaultServer,
+  filesHost: FaultServer,
   listing: Listing,
   fileUrl: (file: PypiFile) => string,
 ): PypiUpstream {
@@ -657,7 +426,7 @@ export async function startMirrorUpstream(
     body: Buffer.from(body),
   })
 
-  const server = await startTestServer(t, (_req, path) => {
+  const server = await startFaultServer(t, (_req, path) => {
     const file = serveFile(files, path, false)
     if (file) return file
     if (path === '/simple') return redirect(301, '/simple/')

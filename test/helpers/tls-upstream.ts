@@ -13,6 +13,7 @@ import { promisify } from 'node:util'
 import type { Test } from 'tap'
 import { tempDir } from './config.ts'
 import { notFound, type Handler, type RecordedRequest } from './fake-upstream.ts'
+import { runHandler } from './fault-server.ts'
 
 const run = promisify(execFile)
 
@@ -69,7 +70,7 @@ export async function tlsUpstream(t: Test, handler: Handler = notFound): Promise
   const sockets = new Set<Socket>()
   const server = createServer({ cert, key }, (req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
-    Promise.resolve(current(req, res)).catch(() => res.destroy())
+    runHandler(current, req, res)
   })
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)

@@ -25,18 +25,13 @@ import {
   startPypiUpstream,
   type PypiUpstream,
 } from '../helpers/pypi-upstream.ts'
+import { get } from '../helpers/http.ts'
 
 /** Flags for every pip run: fail fast instead of pip's default five retries with backoff. */
 const PIP_FLAGS = ['--retries', '0', '--timeout', '10', '--no-input', '--progress-bar', 'off']
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex')
-}
-
-async function get(url: string, headers: Record<string, string> = {}, method = 'GET') {
-  const res = await request(url, { method: method as 'GET', headers })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers, body }
 }
 
 /** `pip install --target` into a fresh dir; reports how long pip took. */
@@ -156,7 +151,7 @@ t.test('pip installs app and lib from the mirror-like index with relative links'
   // ... and pip 23.0 then downloads each wheel twice (pypa/pip#11847).
   t.comment(`downloads of ${lib.filename}: ${b.count(b.fileUrl(lib))}`)
   t.ok(b.count(b.fileUrl(lib)) >= 1, 'the wheel came from the mirror itself')
-  const page = await get(b.pageUrl('lib'), { accept: SIMPLE_JSON })
+  const page = await get(b.pageUrl('lib'), { headers: { accept: SIMPLE_JSON } })
   t.equal(page.headers['content-type'], 'text/html', 'the JSON Accept gets HTML')
   t.equal(page.headers.etag, undefined)
   t.match(page.body.toString(), `href="../../packages/${lib.sha256.slice(0, 2)}/`)
@@ -261,12 +256,12 @@ t.test('the PyPI-like index negotiates PEP 691 and revalidates by ETag', async (
     ['application/json', 406, undefined],
   ]
   for (const [accept, status, type] of cases) {
-    const res = await get(url, accept === undefined ? {} : { accept })
+    const res = await get(url, { headers: accept === undefined ? {} : { accept } })
     t.equal(res.status, status, String(accept))
     if (type) t.equal(res.headers['content-type'], type)
   }
 
-  const json = await get(url, { accept: SIMPLE_JSON })
+  const json = await get(url, { headers: { accept: SIMPLE_JSON } })
   const page = JSON.parse(json.body.toString()) as {
     meta: Record<string, unknown>
     name: string
@@ -290,7 +285,7 @@ t.test('the PyPI-like index negotiates PEP 691 and revalidates by ETag', async (
   })
   t.equal(page.files[1]?.['core-metadata'], false, 'sdists have no metadata file')
 
-  const html = (await get(url, { accept: 'text/html' })).body.toString()
+  const html = (await get(url, { headers: { accept: 'text/html' } })).body.toString()
   t.match(html, '<meta name="pypi:repository-version" content="1.1">')
   t.match(
     html,
@@ -303,12 +298,16 @@ t.test('the PyPI-like index negotiates PEP 691 and revalidates by ETag', async (
 
   const etag = json.headers.etag as string
   t.match(etag, /^"[0-9a-f]{32}"$/)
-  t.not((await get(url, { accept: 'text/html' })).headers.etag, etag, 'one ETag per representation')
-  const revalidated = await get(url, { accept: SIMPLE_JSON, 'if-none-match': etag })
+  t.not(
+    (await get(url, { headers: { accept: 'text/html' } })).headers.etag,
+    etag,
+    'one ETag per representation',
+  )
+  const revalidated = await get(url, { headers: { accept: SIMPLE_JSON, 'if-none-match': etag } })
   t.equal(revalidated.status, 304)
   t.equal(revalidated.body.length, 0)
   a.setFiles((f) => f.version !== '3.0')
-  const changed = await get(url, { accept: SIMPLE_JSON, 'if-none-match': etag })
+  const changed = await get(url, { headers: { accept: SIMPLE_JSON, 'if-none-match': etag } })
   t.equal(changed.status, 200, 'a changed listing is a new representation')
   t.same((JSON.parse(changed.body.toString()) as { versions: string[] }).versions, [
     '1.0',
@@ -317,7 +316,9 @@ t.test('the PyPI-like index negotiates PEP 691 and revalidates by ETag', async (
   ])
   t.equal(changed.headers['x-pypi-last-serial'], '2')
 
-  const list = JSON.parse((await get(a.index, { accept: SIMPLE_JSON })).body.toString()) as {
+  const list = JSON.parse(
+    (await get(a.index, { headers: { accept: SIMPLE_JSON } })).body.toString(),
+  ) as {
     projects: { name: string }[]
   }
   t.same(
@@ -340,18 +341,18 @@ t.test('files hosts serve ranges and metadata files', async (t) => {
     t.equal(full.status, 200)
     t.equal(sha256(full.body), wheel.sha256)
     t.equal(full.headers['accept-ranges'], 'bytes')
-    const tail = await get(url, { range: 'bytes=1000-' })
+    const tail = await get(url, { headers: { range: 'bytes=1000-' } })
     t.equal(tail.status, 206)
     t.equal(tail.headers['content-range'], `bytes 1000-${wheel.size - 1}/${wheel.size}`)
     t.same(tail.body, whole.subarray(1000))
-    const mid = await get(url, { range: 'bytes=10-19' })
+    const mid = await get(url, { headers: { range: 'bytes=10-19' } })
     t.same(mid.body, whole.subarray(10, 20))
-    const suffix = await get(url, { range: 'bytes=-5' })
+    const suffix = await get(url, { headers: { range: 'bytes=-5' } })
     t.same(suffix.body, whole.subarray(-5))
-    const beyond = await get(url, { range: `bytes=${wheel.size}-` })
+    const beyond = await get(url, { headers: { range: `bytes=${wheel.size}-` } })
     t.equal(beyond.status, 416)
     t.equal(beyond.headers['content-range'], `bytes */${wheel.size}`)
-    const head = await get(url, {}, 'HEAD')
+    const head = await get(url, { method: 'HEAD' })
     t.equal(head.headers['content-length'], String(wheel.size))
     t.equal(head.body.length, 0)
     const metadata = await get(`${url}.metadata`)

@@ -22,6 +22,7 @@ import {
   pullImage,
 } from '../helpers/images.ts'
 import { startRegistry } from '../helpers/registry.ts'
+import { get } from '../helpers/http.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -30,16 +31,6 @@ const execFileAsync = promisify(execFile)
 
 function sha256(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
-}
-
-async function get(
-  url: string,
-  headers: Record<string, string> = {},
-  method: 'GET' | 'HEAD' | 'POST' = 'GET',
-) {
-  const res = await request(url, { method, headers })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers, body }
 }
 
 t.test('a multi-layer image pushed and pulled back keeps its manifest digest', async (t) => {
@@ -56,11 +47,10 @@ t.test('a multi-layer image pushed and pulled back keeps its manifest digest', a
   )
   t.equal(pushed.manifests[0]?.config, built.config)
 
-  const head = await get(
-    `${registry.url}/v2/library/app/manifests/1.0`,
-    { accept: ACCEPT_ALL },
-    'HEAD',
-  )
+  const head = await get(`${registry.url}/v2/library/app/manifests/1.0`, {
+    headers: { accept: ACCEPT_ALL },
+    method: 'HEAD',
+  })
   t.equal(
     head.headers['docker-content-digest'],
     pushed.digest,
@@ -119,7 +109,9 @@ t.test('the v2s2 variant is served as Docker schema 2 with the same blobs', asyn
     pushed.manifests[0]?.layers,
     image.manifests[0]!.layers.map((l) => l.digest),
   )
-  const res = await get(`${registry.url}/v2/library/docker/manifests/v2`, { accept: ACCEPT_ALL })
+  const res = await get(`${registry.url}/v2/library/docker/manifests/v2`, {
+    headers: { accept: ACCEPT_ALL },
+  })
   t.equal(res.headers['content-type'], DOCKER_MANIFEST)
   t.equal(res.headers['docker-content-digest'], pushed.digest)
   t.equal(sha256(res.body), pushed.digest)
@@ -198,15 +190,20 @@ t.test('an anonymous token pulls but cannot push; wrong credentials get no token
   })
 
   const bearer = { authorization: `Bearer ${body.token}`, accept: ACCEPT_ALL }
-  const manifest = await get(`${registry.url}/v2/team/private/manifests/1`, bearer)
+  const manifest = await get(`${registry.url}/v2/team/private/manifests/1`, { headers: bearer })
   t.equal(manifest.status, 200, 'the token pulls')
   t.equal(sha256(manifest.body), image.digest)
-  const upload = await get(`${registry.url}/v2/team/private/blobs/uploads/`, bearer, 'POST')
+  const upload = await get(`${registry.url}/v2/team/private/blobs/uploads/`, {
+    headers: bearer,
+    method: 'POST',
+  })
   t.equal(upload.status, 401, 'the token does not push')
   t.match(upload.headers['www-authenticate'], /error="insufficient_scope"/)
 
   const wrong = await get(tokenUrl, {
-    authorization: `Basic ${Buffer.from('alice:queen').toString('base64')}`,
+    headers: {
+      authorization: `Basic ${Buffer.from('alice:queen').toString('base64')}`,
+    },
   })
   t.equal(wrong.status, 401)
   t.match(auth.tokenServer.tokenRequests.at(-1), { withCredentials: true, status: 401 })
@@ -224,11 +221,10 @@ t.test(
     await registry.stop()
     await t.rejects(request(`${registry.url}/v2/`), { code: 'ECONNREFUSED' })
     await registry.start()
-    const res = await get(
-      `${registry.url}/v2/library/up/manifests/1`,
-      { accept: ACCEPT_ALL },
-      'HEAD',
-    )
+    const res = await get(`${registry.url}/v2/library/up/manifests/1`, {
+      headers: { accept: ACCEPT_ALL },
+      method: 'HEAD',
+    })
     t.equal(res.headers['docker-content-digest'], pushed.digest)
   },
 )

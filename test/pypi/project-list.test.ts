@@ -6,13 +6,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { request } from 'undici'
 import { projectNamesFromHtml } from '../../src/pypi/parse-project-list.ts'
 import { renderProjectList } from '../../src/pypi/render-project-list.ts'
 import { startApp, type TestApp } from '../helpers/app.ts'
 import { fakeUpstream, type Handler } from '../helpers/fake-upstream.ts'
 import { SIMPLE_JSON } from '../helpers/pypi-upstream.ts'
 import { readAll } from '../helpers/streams.ts'
+import { getOrCut } from '../helpers/http.ts'
 
 const MiB = 1024 * 1024
 
@@ -36,16 +36,6 @@ async function setup(t: Test, handler: Handler, server = '', timeouts = '') {
   return { upstream, app }
 }
 
-async function get(url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers })
-  try {
-    const text = await res.body.text()
-    return { status: res.statusCode, headers: res.headers, text, cut: false }
-  } catch {
-    return { status: res.statusCode, headers: res.headers, text: '', cut: true }
-  }
-}
-
 /** The names stored for the index's list, once the load has committed them. */
 async function storedNames(app: TestApp): Promise<string | undefined> {
   for (let i = 0; i < 200; i++) {
@@ -65,7 +55,7 @@ t.test(
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-evil': '1' })
       res.end(HOSTILE_LIST)
     })
-    const html = await get(`${app.url}/simple/`)
+    const html = await getOrCut(`${app.url}/simple/`)
     t.equal(html.status, 200)
     t.equal(html.headers['content-type'], 'text/html')
     t.equal(html.headers['x-content-type-options'], 'nosniff')
@@ -80,7 +70,7 @@ t.test(
     ])
     t.notMatch(html.text, /INTERNAL-SECRET|script|evil\.example|onclick|refresh|commented/)
 
-    const json = await get(`${app.url}/simple/`, { accept: SIMPLE_JSON })
+    const json = await getOrCut(`${app.url}/simple/`, { headers: { accept: SIMPLE_JSON } })
     t.equal(json.headers['content-type'], SIMPLE_JSON)
     t.same(JSON.parse(json.text), {
       meta: { 'api-version': '1.0' },
@@ -89,7 +79,7 @@ t.test(
       })),
     })
     const format = encodeURIComponent('application/vnd.pypi.simple.v1+html')
-    const v1html = await get(`${app.url}/simple/?format=${format}`)
+    const v1html = await getOrCut(`${app.url}/simple/?format=${format}`)
     t.equal(v1html.headers['content-type'], 'application/vnd.pypi.simple.v1+html')
 
     t.equal(
@@ -106,11 +96,11 @@ t.test('an upstream answering JSON or plain text is never relayed', async (t) =>
     res.writeHead(200, { 'content-type': type })
     res.end('{"projects":[{"name":"<script>x</script>"}]}')
   })
-  const json = await get(`${app.url}/simple/`)
+  const json = await getOrCut(`${app.url}/simple/`)
   t.equal(json.status, 502, 'HTML was asked for; a JSON list is refused')
   t.notMatch(json.text, 'script')
   type = 'text/plain'
-  const plain = await get(`${app.url}/simple/`)
+  const plain = await getOrCut(`${app.url}/simple/`)
   t.equal(plain.status, 200)
   t.equal(plain.headers['content-type'], 'text/html')
   t.notMatch(plain.text, 'script')
@@ -127,7 +117,7 @@ t.test('concurrent requests for the list make one upstream request', async (t) =
   })
   const answers = Promise.all(
     Array.from({ length: 6 }, async (_, i) =>
-      get(`${app.url}/simple/`, i % 2 ? { accept: SIMPLE_JSON } : {}),
+      getOrCut(`${app.url}/simple/`, { headers: i % 2 ? { accept: SIMPLE_JSON } : {} }),
     ),
   )
   for (let i = 0; i < 200 && upstream.count('/simple/') === 0; i++) await sleep(10)
@@ -158,11 +148,11 @@ t.test(
       },
       'storage: { maxBlobSize: 1MiB }\n',
     )
-    const cut = await get(`${app.url}/simple/`)
+    const cut = await getOrCut(`${app.url}/simple/`)
     t.ok(cut.cut || cut.status !== 200, `no complete page (status ${cut.status})`)
     t.notMatch(cut.text, '</html>')
     declare = true
-    const refused = await get(`${app.url}/simple/`)
+    const refused = await getOrCut(`${app.url}/simple/`)
     t.equal(refused.status, 502, 'a declared Content-Length over the cap is refused')
     t.equal(await app.app.deps.metadata.getIndexPage('pypi', 'list:names'), undefined)
     t.match(app.logs.raw.join('\n'), /upstream document cut at the size limit/)
@@ -185,7 +175,7 @@ t.test(
       ', timeouts: { bodyIdle: 300ms }',
     )
     const started = Date.now()
-    const stalled = await get(`${app.url}/simple/`)
+    const stalled = await getOrCut(`${app.url}/simple/`)
     t.ok(stalled.cut, 'the client stream was destroyed')
     t.ok(Date.now() - started < 30_000, `after ${Date.now() - started} ms`)
     t.equal(await app.app.deps.metadata.getIndexPage('pypi', 'list:names'), undefined)

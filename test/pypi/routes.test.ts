@@ -16,6 +16,7 @@ import {
   startPypiUpstream,
   type PypiUpstream,
 } from '../helpers/pypi-upstream.ts'
+import { get } from '../helpers/http.ts'
 
 const INDEX_TTL_MS = 60_000
 
@@ -47,12 +48,6 @@ ${options.extra ?? ''}`,
   return { app, upstream, clock }
 }
 
-async function get(url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers, body, text: body.toString() }
-}
-
 interface JsonPage {
   name: string
   meta: Record<string, unknown>
@@ -81,7 +76,7 @@ t.test(
     )
     t.match(html.text, 'data-requires-python="&gt;=3.99"')
 
-    const json = await get(`${app.url}/simple/lib/`, { accept: SIMPLE_JSON })
+    const json = await get(`${app.url}/simple/lib/`, { headers: { accept: SIMPLE_JSON } })
     t.match(json.headers['content-type'], /^application\/vnd\.pypi\.simple\.v1\+json/)
     const page = JSON.parse(json.text) as JsonPage
     t.equal(page.name, 'lib')
@@ -98,10 +93,12 @@ t.test(
 t.test('Accept q-values choose the format, and nothing acceptable is a 406', async (t) => {
   const { app } = await setup(t)
   const html = await get(`${app.url}/simple/lib/`, {
-    accept: `${SIMPLE_JSON};q=0.1, application/vnd.pypi.simple.v1+html;q=0.9`,
+    headers: {
+      accept: `${SIMPLE_JSON};q=0.1, application/vnd.pypi.simple.v1+html;q=0.9`,
+    },
   })
   t.equal(html.headers['content-type'], 'application/vnd.pypi.simple.v1+html')
-  const none = await get(`${app.url}/simple/lib/`, { accept: 'image/png' })
+  const none = await get(`${app.url}/simple/lib/`, { headers: { accept: 'image/png' } })
   t.equal(none.status, 406)
 })
 
@@ -168,7 +165,7 @@ t.test('files and PEP 658 metadata are served by the sha256 the index gave', asy
 
 t.test('links to hosts outside the allowlist are dropped and never fetched', async (t) => {
   const { app, upstream } = await setup(t, { fileHosts: false })
-  const page = await get(`${app.url}/simple/lib/`, { accept: SIMPLE_JSON })
+  const page = await get(`${app.url}/simple/lib/`, { headers: { accept: SIMPLE_JSON } })
   t.same((JSON.parse(page.text) as JsonPage).files, [], 'every file was on the other host')
   const wheel = upstream.packages.project('lib').files[0]!
   const file = await get(`${app.url}/pypi/pypi/files/lib/${wheel.sha256}/${wheel.filename}`)
@@ -357,7 +354,7 @@ t.test(
     t.match(html.headers['content-type'], /html/)
     t.match(html.text, 'href="fancy-name-pkg/"')
     t.notMatch(html.text, 'href="/simple/', 'links are relative, so they work under any index URL')
-    const json = await get(`${app.url}/pypi/pypi/simple/`, { accept: SIMPLE_JSON })
+    const json = await get(`${app.url}/pypi/pypi/simple/`, { headers: { accept: SIMPLE_JSON } })
     t.match(json.headers['content-type'], /json/)
     t.match(JSON.parse(json.text), { projects: [{ name: 'lib' }] })
     // The copy is committed just after the last byte went out.

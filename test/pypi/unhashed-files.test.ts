@@ -7,9 +7,9 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { request } from 'undici'
 import { startApp } from '../helpers/app.ts'
 import { fakeUpstream } from '../helpers/fake-upstream.ts'
+import { getOrCut } from '../helpers/http.ts'
 
 const MiB = 1024 * 1024
 const INDEX_TTL_MS = 60_000
@@ -48,15 +48,6 @@ pypi: { indexes: [{ name: pypi, default: true, indexTTL: ${INDEX_TTL_MS}ms, upst
   return { upstream, app, clock }
 }
 
-async function get(url: string) {
-  const res = await request(url)
-  try {
-    return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()), cut: false }
-  } catch {
-    return { status: res.statusCode, body: Buffer.alloc(0), cut: true }
-  }
-}
-
 /** Waits until the load of the file is committed (it is stored just after the last byte went out). */
 async function settled(app: Awaited<ReturnType<typeof setup>>['app'], size: number) {
   for (let i = 0; i < 200; i++) {
@@ -72,10 +63,10 @@ t.test('two projects listing one filename at different URLs get their own bytes'
     [`/files/alpha/${WHEEL}`]: alpha,
     [`/files/beta/${WHEEL}`]: beta,
   })
-  const first = await get(`${app.url}/pypi/pypi/files/alpha/_/${WHEEL}`)
+  const first = await getOrCut(`${app.url}/pypi/pypi/files/alpha/_/${WHEEL}`)
   t.ok(first.body.equals(alpha))
   await settled(app, alpha.length)
-  const second = await get(`${app.url}/pypi/pypi/files/beta/_/${WHEEL}`)
+  const second = await getOrCut(`${app.url}/pypi/pypi/files/beta/_/${WHEEL}`)
   t.equal(second.status, 200)
   t.ok(second.body.equals(beta), "beta's own file, not alpha's kept under the same filename")
   t.equal(upstream.count(`/files/beta/${WHEEL}`), 1)
@@ -85,12 +76,12 @@ t.test('a file without a sha256 is fetched again after indexTTL', async (t) => {
   const alpha = Buffer.from('alpha wheel bytes')
   const { app, upstream, clock } = await setup(t, { [`/files/alpha/${WHEEL}`]: alpha })
   const url = `${app.url}/pypi/pypi/files/alpha/_/${WHEEL}`
-  t.ok((await get(url)).body.equals(alpha))
+  t.ok((await getOrCut(url)).body.equals(alpha))
   await settled(app, alpha.length)
-  t.ok((await get(url)).body.equals(alpha))
+  t.ok((await getOrCut(url)).body.equals(alpha))
   t.equal(upstream.count(`/files/alpha/${WHEEL}`), 1, 'kept within indexTTL')
   clock.now += INDEX_TTL_MS + 1
-  t.ok((await get(url)).body.equals(alpha))
+  t.ok((await getOrCut(url)).body.equals(alpha))
   t.equal(upstream.count(`/files/alpha/${WHEEL}`), 2, 'fetched again after indexTTL')
 })
 
@@ -99,10 +90,10 @@ t.test('a file over storage.maxBlobSize is refused or cut, and nothing is stored
     [`/files/big/big-1.0.tar.gz`]: 'chunked',
     [`/files/big/declared-1.0.tar.gz`]: 'declared',
   })
-  const cut = await get(`${app.url}/pypi/pypi/files/big/_/big-1.0.tar.gz`)
+  const cut = await getOrCut(`${app.url}/pypi/pypi/files/big/_/big-1.0.tar.gz`)
   t.ok(cut.cut || cut.status !== 200, `no complete body (status ${cut.status})`)
   t.ok(cut.body.length <= MiB)
-  const declared = await get(`${app.url}/pypi/pypi/files/big/_/declared-1.0.tar.gz`)
+  const declared = await getOrCut(`${app.url}/pypi/pypi/files/big/_/declared-1.0.tar.gz`)
   t.equal(declared.status, 502, 'a declared Content-Length over the cap is refused')
   t.equal(upstream.count('/files/big/'), 2)
   let temps: string[] = []

@@ -44,7 +44,7 @@ function protectedRegistry(realm: string, valid: (token: string) => boolean) {
         .end()
       return
     }
-    serveBytes(BODY)(req, res)
+    return serveBytes(BODY)(req, res)
   }
 }
 

@@ -102,7 +102,7 @@ t.test('429 with Retry-After is honoured before the mirror is asked again', asyn
   let calls = 0
   const limited = await fakeUpstream(t, (_req, res) => {
     if (calls++ === 0) res.writeHead(429, { 'retry-after': '1' }).end()
-    else serveBytes(BODY)(_req, res)
+    else return serveBytes(BODY)(_req, res)
   })
   const { pool, metrics } = testPool(
     t,
@@ -191,7 +191,7 @@ t.test(
 t.test('fastest selection moves traffic to the quicker mirror', async (t) => {
   const slow = await fakeUpstream(t, async (req, res) => {
     await sleep(150)
-    serveBytes(BODY)(req, res)
+    return serveBytes(BODY)(req, res)
   })
   const fast = await fakeUpstream(t, serveBytes(BODY))
   // Seeded: with Math.random the 10% exploration share alone sent 6 of 20 to
