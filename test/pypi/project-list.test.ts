@@ -49,7 +49,7 @@ async function get(url: string, headers: Record<string, string> = {}) {
 /** The names stored for the index's list, once the load has committed them. */
 async function storedNames(app: TestApp): Promise<string | undefined> {
   for (let i = 0; i < 200; i++) {
-    const record = await app.app.deps.metadata.getIndexPage('pypi', 'list:names')
+    const record = await app.app.deps.metadata.getDocument('pypi', 'list:names')
     const digest = (record?.page as { digest?: string } | undefined)?.digest
     if (digest !== undefined)
       return (await readAll(await app.app.deps.blobs.createReadStream(digest))).toString()
@@ -164,7 +164,7 @@ t.test(
     declare = true
     const refused = await get(`${app.url}/simple/`)
     t.equal(refused.status, 502, 'a declared Content-Length over the cap is refused')
-    t.equal(await app.app.deps.metadata.getIndexPage('pypi', 'list:names'), undefined)
+    t.equal(await app.app.deps.metadata.getDocument('pypi', 'list:names'), undefined)
     t.match(app.logs.raw.join('\n'), /upstream document cut at the size limit/)
     t.match(app.logs.raw.join('\n'), /upstream document over the size limit/)
     t.equal(upstream.count('/simple/'), 2)
@@ -188,7 +188,7 @@ t.test(
     const stalled = await get(`${app.url}/simple/`)
     t.ok(stalled.cut, 'the client stream was destroyed')
     t.ok(Date.now() - started < 30_000, `after ${Date.now() - started} ms`)
-    t.equal(await app.app.deps.metadata.getIndexPage('pypi', 'list:names'), undefined)
+    t.equal(await app.app.deps.metadata.getDocument('pypi', 'list:names'), undefined)
   },
 )
 
