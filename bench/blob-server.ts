@@ -11,13 +11,13 @@ import { runServer } from '../src/serve.ts'
 
 const { config } = await loadConfig()
 const app = await buildApp(config, { logger: createLogger({ level: config.log.level }) })
-const [pool] = app.transfer.registries.values()
+const [pool] = app.services.registries.values()
 if (!pool) throw new Error('bench needs one docker registry in its config')
 
 app.get<{ Params: { name: string; digest: string } }>(
   '/bench/:name/:digest',
   async (request, reply) => {
-    const served = await app.transfer.cache.serve(request.params.digest, {
+    const served = await app.services.cache.serve(request.params.digest, {
       pool,
       path: request.params.name,
     })

@@ -52,8 +52,8 @@ export interface AppDeps {
   readonly now: () => number
 }
 
-/** The transfer engine the protocol routes use: pools per registry/index and the read-through cache. */
-export interface Transfer {
+/** The services the protocol routes use: upstream pools per registry and index, the read-through cache and the caches of documents. */
+export interface Services {
   readonly cache: ReadThrough
   readonly manifests: ManifestCache
   /** Blob hits waiting to be written to the metadata store. */
@@ -115,7 +115,7 @@ export async function buildApp(
     },
   })
   metrics.cacheMaxSizeBytes.set(config.storage.maxSize)
-  const transfer = createTransfer(config, deps)
+  const services = createServices(config, deps)
   installErrorHandling(
     app,
     new Map([
@@ -130,43 +130,41 @@ export async function buildApp(
   })
   registerDockerRoutes(app, {
     registries: config.docker.registries,
-    pools: transfer.registries,
-    cache: transfer.cache,
-    manifests: transfer.manifests,
-    documents: transfer.documents,
-    logger,
-    metrics,
+    pools: services.registries,
+    cache: services.cache,
+    manifests: services.manifests,
+    documents: services.documents,
   })
   registerPypiRoutes(app, {
     indexes: config.pypi.indexes,
-    pools: transfer.indexes,
-    fileHosts: transfer.fileHosts,
-    pages: transfer.pages,
-    streamed: transfer.streamed,
-    cache: transfer.cache,
+    pools: services.indexes,
+    fileHosts: services.fileHosts,
+    pages: services.pages,
+    streamed: services.streamed,
+    cache: services.cache,
     logger,
     metrics,
     publicUrl: config.server.publicUrl,
   })
   app.decorate('deps', deps)
-  app.decorate('transfer', transfer)
+  app.decorate('services', services)
   app.addHook('onClose', async () => {
     // Stop transfers, but let verified fills finish storing before the metadata store closes.
-    transfer.cache.abortFills()
-    await transfer.cache.settled()
-    await transfer.accesses.flush()
+    services.cache.abortFills()
+    await services.cache.settled()
+    await services.accesses.flush()
     await Promise.all(
       [
-        ...transfer.registries.values(),
-        ...transfer.indexes.values(),
-        ...transfer.fileHosts.values(),
+        ...services.registries.values(),
+        ...services.indexes.values(),
+        ...services.fileHosts.values(),
       ].map((p) => p.close()),
     )
     for (const part of owned.reverse()) await part.close()
   })
   // Account for blobs the metadata store does not know, then enforce the cap; in the background.
   reconcileBlobs(blobs, metadata, logger)
-    .then(() => transfer.evictor.run())
+    .then(() => services.evictor.run())
     .catch((error: unknown) => {
       logger.warn({ err: error }, 'start-up reconciliation of the blob store failed')
     })
@@ -176,11 +174,11 @@ export async function buildApp(
 declare module 'fastify' {
   interface FastifyInstance {
     deps: AppDeps
-    transfer: Transfer
+    services: Services
   }
 }
 
-function createTransfer(config: Config, deps: AppDeps): Transfer {
+function createServices(config: Config, deps: AppDeps): Services {
   const { blobs, metadata, metrics, logger, now } = deps
   const poolDeps = { logger, metrics, now }
   const registries = new Map(

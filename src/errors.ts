@@ -143,6 +143,13 @@ export function isUpstreamForbidden(error: unknown): boolean {
   return outcomeOf(error) === 'denied' && (error as { status?: unknown }).status === 403
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The registry or index a request was routed to, named in its error answers. */
+    pool?: string
+  }
+}
+
 /** How a protocol renders an error for its own routes. */
 export type ErrorRenderer = (
   error: unknown,

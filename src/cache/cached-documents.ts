@@ -45,11 +45,11 @@ export class CachedDocuments {
       ttlMs,
       what: 'document',
       read: async () => {
-        const record = await metadata.getIndexPage(ns, key)
+        const record = await metadata.getDocument(ns, key)
         return record && { fetchedAt: record.fetchedAt, value: record.page as T }
       },
       write: async (kept) => {
-        await metadata.putIndexPage(ns, key, { fetchedAt: kept.fetchedAt, page: kept.value })
+        await metadata.putDocument(ns, key, { fetchedAt: kept.fetchedAt, page: kept.value })
       },
       serve: (kept) => kept.value,
       load: async () => {

@@ -10,7 +10,7 @@
  * stored parsed, as JSON data, in the metadata store. Recently used pages stay
  * in memory too, up to a total of INDEX_PAGES_MEMORY_BYTES of their stored form.
  */
-import type { IndexPageRecord, MetadataStore, SizedIndexPage } from '../metadata/store.ts'
+import type { DocumentRecord, MetadataStore, SizedDocument } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
 import { ProjectUnknownError } from './errors.ts'
@@ -82,7 +82,7 @@ export interface IndexPagesDeps {
 export class IndexPages {
   readonly #freshness: Freshness
   /** Recently used pages, weighed by the bytes of their stored form. */
-  readonly #recent: Lru<SizedIndexPage>
+  readonly #recent: Lru<SizedDocument>
   /** Sizes of the upstream bodies just loaded pages were parsed from, to weigh them when unstored. */
   readonly #bodyBytes = new WeakMap<Kept<KeptPage>, number>()
   readonly #logger: Logger
@@ -120,7 +120,7 @@ export class IndexPages {
       write: (kept) => this.#put(source, kept),
       remove: async () => {
         this.#recent.delete(key)
-        await metadata.deleteIndexPage(source.index, source.project)
+        await metadata.deleteDocument(source.index, source.project)
       },
       serve: (kept) => kept.value.page,
       load: (previous) => this.#load(source, parse, previous),
@@ -141,9 +141,9 @@ export class IndexPages {
     const key = pageKey(source)
     const held = this.#recent.get(key)
     if (held && this.#freshness.fresh(source, held.record)) return fromRecord(held.record)
-    let stored: SizedIndexPage | undefined
+    let stored: SizedDocument | undefined
     try {
-      stored = await this.deps.metadata.readIndexPage(source.index, source.project)
+      stored = await this.deps.metadata.readDocument(source.index, source.project)
     } catch (error) {
       if (!held) throw error
       this.#logger.warn({ key, err: error }, 'could not read the cached index page')
@@ -212,7 +212,7 @@ export class IndexPages {
     const record = toRecord(kept)
     let bytes: number | undefined
     try {
-      bytes = await this.deps.metadata.putIndexPage(source.index, source.project, record)
+      bytes = await this.deps.metadata.putDocument(source.index, source.project, record)
     } finally {
       bytes ??= this.#bodyBytes.get(kept) ?? Buffer.byteLength(JSON.stringify(record))
       this.#recent.set(pageKey(source), { record, bytes })
@@ -226,7 +226,7 @@ interface KeptPage {
   readonly etag?: string
 }
 
-function toRecord(kept: Kept<KeptPage>): IndexPageRecord {
+function toRecord(kept: Kept<KeptPage>): DocumentRecord {
   const { fetchedAt, upstream, value } = kept
   return {
     fetchedAt,
@@ -236,7 +236,7 @@ function toRecord(kept: Kept<KeptPage>): IndexPageRecord {
   }
 }
 
-function fromRecord(record: IndexPageRecord): Kept<KeptPage> {
+function fromRecord(record: DocumentRecord): Kept<KeptPage> {
   const { fetchedAt, upstream, page, etag } = record
   return { fetchedAt, upstream, value: { page, ...(etag ? { etag } : {}) } }
 }

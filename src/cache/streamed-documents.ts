@@ -82,12 +82,12 @@ export class StreamedDocuments {
       ttlMs,
       what: 'document',
       read: async () => {
-        const record = await metadata.getIndexPage(ns, key)
+        const record = await metadata.getDocument(ns, key)
         const stored = record?.page as StoredDocument | null | undefined
         return record && stored ? { fetchedAt: record.fetchedAt, value: stored } : undefined
       },
       write: async (kept) => {
-        await metadata.putIndexPage(ns, key, { fetchedAt: kept.fetchedAt, page: kept.value })
+        await metadata.putDocument(ns, key, { fetchedAt: kept.fetchedAt, page: kept.value })
       },
       serve: (kept, cache) => this.#open(kept.value, cache),
       load: () => this.#fetch(ns, key, source, options),

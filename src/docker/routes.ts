@@ -8,8 +8,6 @@ import type { CachedDocuments } from '../cache/cached-documents.ts'
 import type { ManifestCache } from '../cache/manifests.ts'
 import type { ReadThrough } from '../cache/read-through.ts'
 import type { ErrorRenderer } from '../errors.ts'
-import type { Logger } from '../observability/logger.ts'
-import type { Metrics } from '../observability/metrics.ts'
 import { serveBlob } from './blobs.ts'
 import { serveCatalog } from './catalog.ts'
 import { OciError, toOciError } from './errors.ts'
@@ -27,22 +25,13 @@ export interface DockerRoutesDeps {
   readonly cache: ReadThrough
   readonly manifests: ManifestCache
   readonly documents: CachedDocuments
-  readonly logger: Logger
-  readonly metrics: Metrics
 }
 
 const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The registry a Docker request was routed to, for error details. */
-    dockerRegistry?: string
-  }
-}
-
 /** Renders any error on a Docker route as the OCI error body. */
 export const renderDockerError: ErrorRenderer = (error, request, reply) => {
-  const oci = toOciError(error, request.dockerRegistry)
+  const oci = toOciError(error, request.pool)
   return reply
     .code(oci.status)
     .headers(API_VERSION)
@@ -114,7 +103,7 @@ function resolveTarget(
     throw new OciError('NAME_UNKNOWN', undefined, {
       message: 'no configured registry serves this name',
     })
-  request.dockerRegistry = routed.registry.name
+  request.pool = routed.registry.name
   if (!isRepositoryName(routed.repository)) throw new OciError('NAME_INVALID')
   const pool = deps.pools.get(routed.registry.name)
   if (!pool) throw new OciError('NAME_UNKNOWN')

@@ -3,7 +3,7 @@
  *
  *   snapshot.json   every small record (tags, blob records) at the last compaction
  *   journal.jsonl   one JSON line per change since then, appended in order
- *   pages/<h>.json  one file per index page (they can be megabytes; read on demand)
+ *   pages/<h>.json  one file per document (DocumentRecord; megabytes for a PyPI page; read on demand)
  *   lock            the PID of the process using the directory
  *
  * Small records live in memory and every change is appended to the journal
@@ -30,10 +30,10 @@ import {
 } from './retention.ts'
 import type {
   BlobRecord,
-  IndexPageRecord,
+  DocumentRecord,
   LeaseOptions,
   MetadataStore,
-  SizedIndexPage,
+  SizedDocument,
   TagRecord,
 } from './store.ts'
 
@@ -182,19 +182,19 @@ export class FsMetadataStore implements MetadataStore {
     return Promise.resolve([...repos].sort())
   }
 
-  async getIndexPage(index: string, project: string): Promise<IndexPageRecord | undefined> {
-    return (await this.readIndexPage(index, project))?.record
+  async getDocument(namespace: string, key: string): Promise<DocumentRecord | undefined> {
+    return (await this.readDocument(namespace, key))?.record
   }
 
-  async readIndexPage(index: string, project: string): Promise<SizedIndexPage | undefined> {
+  async readDocument(namespace: string, key: string): Promise<SizedDocument | undefined> {
     this.#check()
-    const path = this.#pagePath(index, project)
+    const path = this.#pagePath(namespace, key)
     try {
       const fh = await open(path, 'r')
       try {
         const { mtimeMs } = await fh.stat()
         const text = await fh.readFile()
-        const record = JSON.parse(text.toString('utf8')) as IndexPageRecord
+        const record = JSON.parse(text.toString('utf8')) as DocumentRecord
         const now = this.#now()
         // The mtime is the page's last use; refreshed under the page's lock so a sweep never
         // deletes a page between deciding it is old and this read.
@@ -208,14 +208,14 @@ export class FsMetadataStore implements MetadataStore {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       if (error instanceof SyntaxError) return undefined
-      this.#onError('getIndexPage')
-      throw new MetadataUnavailableError('fs', 'getIndexPage', { cause: error })
+      this.#onError('getDocument')
+      throw new MetadataUnavailableError('fs', 'getDocument', { cause: error })
     }
   }
 
-  async putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<number> {
+  async putDocument(namespace: string, key: string, record: DocumentRecord): Promise<number> {
     this.#check()
-    const path = this.#pagePath(index, project)
+    const path = this.#pagePath(namespace, key)
     const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
     const text = Buffer.from(JSON.stringify(record))
     try {
@@ -234,19 +234,19 @@ export class FsMetadataStore implements MetadataStore {
     } catch (error) {
       // The temp file may not exist, or its directory may be what failed.
       await rm(temp, { force: true }).catch(() => undefined)
-      this.#onError('putIndexPage')
-      throw new MetadataUnavailableError('fs', 'putIndexPage', { cause: error })
+      this.#onError('putDocument')
+      throw new MetadataUnavailableError('fs', 'putDocument', { cause: error })
     }
   }
 
-  async deleteIndexPage(index: string, project: string): Promise<void> {
+  async deleteDocument(namespace: string, key: string): Promise<void> {
     this.#check()
-    const path = this.#pagePath(index, project)
+    const path = this.#pagePath(namespace, key)
     try {
       await this.#withPage(path, () => rm(path, { force: true }))
     } catch (error) {
-      this.#onError('deleteIndexPage')
-      throw new MetadataUnavailableError('fs', 'deleteIndexPage', { cause: error })
+      this.#onError('deleteDocument')
+      throw new MetadataUnavailableError('fs', 'deleteDocument', { cause: error })
     }
   }
 
@@ -387,8 +387,8 @@ export class FsMetadataStore implements MetadataStore {
     return collected
   }
 
-  #pagePath(index: string, project: string): string {
-    const name = createHash('sha256').update(`${index}${SEP}${project}`).digest('hex')
+  #pagePath(namespace: string, key: string): string {
+    const name = createHash('sha256').update(`${namespace}${SEP}${key}`).digest('hex')
     return join(this.dir, 'pages', `${name}.json`)
   }
 

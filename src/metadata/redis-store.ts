@@ -11,7 +11,7 @@
  *   tag:<registry>:<repo>:<tag>   JSON TagRecord                 } expire after the record
  *   tags:<registry>:<repo>        set of cached tags             } retention (retention.ts),
  *   repos:<registry>              set of repositories with tags  } renewed by every read
- *   page:<index>:<project>        JSON IndexPageRecord           } and write (GETEX / SET PX)
+ *   page:<namespace>:<key>        JSON DocumentRecord            } and write (GETEX / SET PX)
  *   blob:<digest>                 hash size, createdAt, lastAccess, hits
  *   lru                           sorted set digest -> lastAccess
  *   blobbytes                     sum of blob sizes
@@ -25,10 +25,10 @@ import { MetadataClosedError, MetadataUnavailableError } from './errors.ts'
 import { RECORD_RETENTION_FLOOR_MS, RECORD_SWEEP_INTERVAL_MS } from './retention.ts'
 import type {
   BlobRecord,
-  IndexPageRecord,
+  DocumentRecord,
   LeaseOptions,
   MetadataStore,
-  SizedIndexPage,
+  SizedDocument,
   TagRecord,
 } from './store.ts'
 
@@ -201,22 +201,22 @@ export class RedisMetadataStore implements MetadataStore {
     return (await this.#prune('listRepositories', this.#reposKey(registry))).sort()
   }
 
-  async getIndexPage(index: string, project: string): Promise<IndexPageRecord | undefined> {
-    return (await this.readIndexPage(index, project))?.record
+  async getDocument(namespace: string, key: string): Promise<DocumentRecord | undefined> {
+    return (await this.readDocument(namespace, key))?.record
   }
 
-  async readIndexPage(index: string, project: string): Promise<SizedIndexPage | undefined> {
-    const value = await this.#call('getIndexPage', (r) =>
-      r.getex(this.#pageKey(index, project), 'PX', this.#retentionMs),
+  async readDocument(namespace: string, key: string): Promise<SizedDocument | undefined> {
+    const value = await this.#call('getDocument', (r) =>
+      r.getex(this.#pageKey(namespace, key), 'PX', this.#retentionMs),
     )
     if (value === null) return undefined
-    return { record: JSON.parse(value) as IndexPageRecord, bytes: Buffer.byteLength(value) }
+    return { record: JSON.parse(value) as DocumentRecord, bytes: Buffer.byteLength(value) }
   }
 
-  async putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<number> {
+  async putDocument(namespace: string, key: string, record: DocumentRecord): Promise<number> {
     const value = JSON.stringify(record)
-    await this.#call('putIndexPage', (r) =>
-      r.set(this.#pageKey(index, project), value, 'PX', this.#retentionMs),
+    await this.#call('putDocument', (r) =>
+      r.set(this.#pageKey(namespace, key), value, 'PX', this.#retentionMs),
     )
     return Buffer.byteLength(value)
   }
@@ -239,8 +239,8 @@ export class RedisMetadataStore implements MetadataStore {
     return pruned
   }
 
-  async deleteIndexPage(index: string, project: string): Promise<void> {
-    await this.#call('deleteIndexPage', (r) => r.del(this.#pageKey(index, project)))
+  async deleteDocument(namespace: string, key: string): Promise<void> {
+    await this.#call('deleteDocument', (r) => r.del(this.#pageKey(namespace, key)))
   }
 
   async getBlob(digest: string): Promise<BlobRecord | undefined> {
@@ -374,8 +374,8 @@ export class RedisMetadataStore implements MetadataStore {
     return live
   }
 
-  #pageKey(index: string, project: string): string {
-    return this.#key(`page:${enc(index)}:${enc(project)}`)
+  #pageKey(namespace: string, key: string): string {
+    return this.#key(`page:${enc(namespace)}:${enc(key)}`)
   }
 
   #blobKeys(digest: string): [string, string, string] {

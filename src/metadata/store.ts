@@ -25,19 +25,23 @@ export interface TagRecord {
   readonly etag?: string
 }
 
-/** A cached PyPI project page (or another index document) in the neutral model. */
-export interface IndexPageRecord {
+/**
+ * A cached upstream document, under a namespace and a key: a PyPI project page
+ * (the index, the project), a Docker tag list, the pointer to a streamed
+ * document (project list, legacy JSON, a file without a hash).
+ */
+export interface DocumentRecord {
   readonly fetchedAt: number
   readonly etag?: string
-  /** Which upstream the page came from (its URL, never credentials). */
+  /** Which upstream the document came from (its URL, never credentials). */
   readonly upstream?: string
-  /** The parsed page; JSON-serialisable, opaque to the store. */
+  /** The document; JSON-serialisable, opaque to the store. (`page`: the stored name since the first release.) */
   readonly page: unknown
 }
 
-/** An index page as read back, with the size of its stored (serialised) form. */
-export interface SizedIndexPage {
-  readonly record: IndexPageRecord
+/** A document as read back, with the size of its stored (serialised) form. */
+export interface SizedDocument {
+  readonly record: DocumentRecord
   /** Bytes of the record as the store holds it (its JSON). */
   readonly bytes: number
 }
@@ -66,12 +70,12 @@ export interface MetadataStore {
   /** Repositories of a registry that have at least one cached tag, sorted. */
   listRepositories(registry: string): Promise<string[]>
 
-  getIndexPage(index: string, project: string): Promise<IndexPageRecord | undefined>
-  /** getIndexPage, with the size of the stored record (to weigh it in memory without serialising it again). */
-  readIndexPage(index: string, project: string): Promise<SizedIndexPage | undefined>
+  getDocument(namespace: string, key: string): Promise<DocumentRecord | undefined>
+  /** getDocument, with the size of the stored record (to weigh it in memory without serialising it again). */
+  readDocument(namespace: string, key: string): Promise<SizedDocument | undefined>
   /** Stores the record; resolves with the bytes of its stored form. */
-  putIndexPage(index: string, project: string, record: IndexPageRecord): Promise<number>
-  deleteIndexPage(index: string, project: string): Promise<void>
+  putDocument(namespace: string, key: string, record: DocumentRecord): Promise<number>
+  deleteDocument(namespace: string, key: string): Promise<void>
   /**
    * Deletes the index pages and tag records nobody read or wrote for the
    * retention. The embedded store also does this periodically on its own; Redis

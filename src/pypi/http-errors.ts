@@ -13,13 +13,6 @@ import {
   type Outcome,
 } from '../errors.ts'
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The index a PyPI request was routed to, for error messages. */
-    pypiIndex?: string
-  }
-}
-
 /** An answer of the PyPI routes themselves (bad name, unknown index, not acceptable). */
 export class PypiHttpError extends PullthroughError {
   readonly code = 'PT_PYPI_REQUEST'
@@ -82,7 +75,7 @@ export const renderPypiError: ErrorRenderer = (
   request: FastifyRequest,
   reply: FastifyReply,
 ) => {
-  const { status, message } = describePypiError(error, request.pypiIndex ?? 'unknown')
+  const { status, message } = describePypiError(error, request.pool ?? 'unknown')
   const accept = request.headers.accept ?? ''
   if (/json/i.test(accept)) return reply.code(status).send({ status, message })
   return reply.code(status).type('text/plain; charset=utf-8').send(`${status} ${message}\n`)

@@ -67,7 +67,7 @@ function target(
   const pool = index && deps.pools.get(index.name)
   const files = index && deps.fileHosts.get(index.name)
   if (!index || !pool || !files) throw new PypiHttpError(404, 'no such index')
-  request.pypiIndex = index.name
+  request.pool = index.name
   return { index, remote: new PypiRemote(pool, index.name), files, prefix: `/pypi/${index.name}` }
 }
 

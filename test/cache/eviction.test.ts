@@ -131,9 +131,9 @@ docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${r
     servingClock.now = evictorClock.now
     await pull(read)
     await pull(fresh)
-    await serving.app.transfer.accesses.flush()
+    await serving.app.services.accesses.flush()
 
-    const evictor = evicting.app.transfer.evictor
+    const evictor = evicting.app.services.evictor
     t.equal(await evictor.run(), MiB, 'only the blob nobody read for long is evicted')
     const blobs = evicting.app.deps.blobs
     t.notOk(await blobs.has(old.digest))

@@ -84,7 +84,7 @@ t.test(
     const { app, clock } = await pypiApp(t, [{ index }])
     const names = await askForUnknownProjects(t, app.url, upstream)
     t.same(await readdir(join(app.storagePath, 'meta', 'pages')), [], 'meta/pages is empty')
-    const negatives = app.app.transfer.pages.negatives.size
+    const negatives = app.app.services.pages.negatives.size
     t.ok(negatives <= NEGATIVE_CACHE_MAX_ENTRIES, `${negatives} negative answers held in memory`)
     clock.now += NEGATIVE_TTL_MS + 1
     const name = names[0] ?? ''
@@ -128,7 +128,7 @@ function countingStore(store: MetadataStore): { store: MetadataStore; reads: Map
   const reads = new Map<string, number>()
   const wrapper = new Proxy(store, {
     get(target, property) {
-      if (property === 'getIndexPage' || property === 'readIndexPage') {
+      if (property === 'getDocument' || property === 'readDocument') {
         return (index: string, project: string) => {
           reads.set(project, (reads.get(project) ?? 0) + 1)
           return target[property](index, project)
@@ -163,8 +163,8 @@ t.test('pages held in memory are bounded by their size in bytes, not their numbe
   // Fill the store once and learn how big each page is there.
   const loader = new IndexPages({ metadata, logger, now: Date.now })
   for (const project of ['lib', 'app']) await loader.get(source(project), parse)
-  const lib = (await metadata.readIndexPage('pypi', 'lib'))?.bytes ?? 0
-  const app = (await metadata.readIndexPage('pypi', 'app'))?.bytes ?? 0
+  const lib = (await metadata.readDocument('pypi', 'lib'))?.bytes ?? 0
+  const app = (await metadata.readDocument('pypi', 'app'))?.bytes ?? 0
   t.ok(lib > 0 && app > 0, `pages of ${lib} and ${app} bytes`)
 
   // Room for the bigger page, not for both: a page read after the other was loaded comes from the store again.

@@ -61,7 +61,7 @@ t.test(
     const body = (await res.body.json()) as { errors: { code: string; message: string }[] }
     t.equal(res.statusCode, 502)
     t.match(body.errors[0]?.message, /storage\.maxBlobSize: 1048576 bytes/)
-    await app.transfer.cache.settled()
+    await app.services.cache.settled()
     t.same(await readdir(join(storagePath, 'tmp')), [], 'no temp file')
     t.ok(huge.state.sent <= SOCKET_SLACK_BYTES, `the upstream sent ${huge.state.sent} bytes`)
     const metrics = app.deps.metrics
@@ -81,7 +81,7 @@ t.test(
     const got = await drain(res.body)
     t.ok(got.error, 'the client does not get a complete body')
     t.ok(got.bytes <= LIMIT_BYTES, `the client got ${got.bytes} bytes`)
-    await app.transfer.cache.settled()
+    await app.services.cache.settled()
     t.same(await readdir(join(storagePath, 'tmp')), [], 'the temp file is gone')
     t.ok(
       huge.state.sent <= LIMIT_BYTES + SOCKET_SLACK_BYTES,

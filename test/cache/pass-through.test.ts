@@ -94,7 +94,7 @@ t.test(
       upstream.closed.then(() => true),
       sleep(STOP_TIMEOUT_MS).then(() => false),
     ])
-    await app.transfer.cache.settled()
+    await app.services.cache.settled()
     // A few more samples, in case memory still grows after the transfer ended.
     await sleep(5 * RSS_SAMPLE_MS)
     clearInterval(sampler)

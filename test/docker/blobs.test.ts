@@ -41,7 +41,7 @@ t.test('a blob of a real registry comes through byte for byte, then from the cac
   t.equal(first.headers['docker-content-digest'], blob.digest)
   t.equal(first.headers['content-length'], String(blob.data.length))
   // The fill commits just after the client got its last byte; a request in between joins the fill.
-  await app.transfer.cache.settled()
+  await app.services.cache.settled()
   const second = await get(`${url}/v2/library/busybox/blobs/${blob.digest}`)
   t.ok(second.body.equals(blob.data))
   const pulls = logs.lines.filter((l) => l.msg === 'pull')
@@ -87,7 +87,7 @@ t.test(
     const blob = randomBlob(2 * MiB)
     await registry.pushBlob('library/rot', blob.digest, blob.data)
     t.equal((await get(`${url}/v2/rot/blobs/${blob.digest}`)).status, 200)
-    await app.transfer.cache.settled()
+    await app.services.cache.settled()
     const file = blobFile(storagePath, blob.digest)
     await flipByte(file, MiB + 7)
 

@@ -22,7 +22,7 @@ t.test('ranges past the end or beyond safe integers answer 416 or are clamped', 
   await registry.pushBlob('org/app', uncached.digest, uncached.data)
   const at = (digest: string) => `${url}/v2/org/app/blobs/${digest}`
   t.equal((await get(at(cached.digest))).status, 200)
-  await app.transfer.cache.settled()
+  await app.services.cache.settled()
   t.ok(await app.deps.blobs.has(cached.digest))
 
   const size = cached.data.length

@@ -185,7 +185,7 @@ docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${u
     socket.on('error', () => undefined)
     const closed = once(socket, 'close')
     t.ok(await until(() => received >= MiB, 4 * QUICK_MS), 'the transfer started')
-    await app.transfer.cache.settled()
+    await app.services.cache.settled()
     t.ok(await app.deps.blobs.has(blob.digest), 'the fill stored the blob without its reader')
     t.equal(await metricValue(app.deps.metrics.fillsInFlight), 0)
     t.ok(await within(serverClosed, 6 * QUICK_MS), 'the server closed the stalled connection')

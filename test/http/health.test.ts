@@ -61,9 +61,9 @@ t.test(
     const { app } = await startApp(t, {
       yaml: `docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${up.url}" }] }] }\n`,
     })
-    const pool = app.transfer.registries.get('docker.io')
+    const pool = app.services.registries.get('docker.io')
     if (!pool) throw new Error('no pool')
-    const served = await app.transfer.cache.serve(blob.digest, { pool, path: 'blob' })
+    const served = await app.services.cache.serve(blob.digest, { pool, path: 'blob' })
     const started = Date.now()
     const reading = drain(served.stream)
     await app.close()

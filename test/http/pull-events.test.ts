@@ -55,7 +55,7 @@ t.test('a blob GET miss, GET hit and HEAD each log one pull event', async (t) =>
   await registry.pushBlob('library/busybox', blob.digest, blob.data)
   const url = `${app.url}/v2/busybox/blobs/${blob.digest}`
   t.ok((await fetchBody(url)).body.equals(blob.data))
-  await app.app.transfer.cache.settled()
+  await app.app.services.cache.settled()
   t.ok((await fetchBody(url)).body.equals(blob.data))
   const head = await fetchBody(url, 'HEAD')
   t.equal(head.status, 200)
@@ -122,7 +122,7 @@ t.test('a client that leaves mid-body is reported with the bytes sent, not the s
   await registry.pushBlob('library/big', blob.digest, blob.data)
   const url = `${app.url}/v2/big/blobs/${blob.digest}`
   t.ok((await fetchBody(url)).body.equals(blob.data))
-  await app.app.transfer.cache.settled()
+  await app.app.services.cache.settled()
   const received = await new Promise<number>((resolve, reject) => {
     const req = httpGet(url, (res) => {
       let bytes = 0
@@ -159,7 +159,7 @@ t.test('a PyPI page and a file each log one pull event per GET and per HEAD', as
   const fileUrl = `${app.url}/pypi/pypi/files/lib/${wheel.sha256}/${wheel.filename}`
   const file = await fetchBody(fileUrl)
   t.equal(file.body.length, wheel.size)
-  await app.app.transfer.cache.settled()
+  await app.app.services.cache.settled()
   t.equal((await fetchBody(`${app.url}/simple/lib/`, 'HEAD')).status, 200)
   t.equal((await fetchBody(fileUrl, 'HEAD')).status, 200)
   const pulls = await pullsAfter(app, 4)

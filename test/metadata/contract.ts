@@ -66,15 +66,15 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
     t.equal((await store.getTag('a', 'b', 'c:d'))?.digest, DIGEST_C)
     t.equal((await store.getTag('reg', 'ü ñ/π', 'tag with space'))?.digest, DIGEST_A)
     t.same(await store.listRepositories('a'), ['b', 'b:c'])
-    await store.putIndexPage('pypi', 'a:b', { fetchedAt: 1, page: 'one' })
-    await store.putIndexPage('pypi:a', 'b', { fetchedAt: 1, page: 'two' })
-    t.equal((await store.getIndexPage('pypi', 'a:b'))?.page, 'one')
-    t.equal((await store.getIndexPage('pypi:a', 'b'))?.page, 'two')
+    await store.putDocument('pypi', 'a:b', { fetchedAt: 1, page: 'one' })
+    await store.putDocument('pypi:a', 'b', { fetchedAt: 1, page: 'two' })
+    t.equal((await store.getDocument('pypi', 'a:b'))?.page, 'one')
+    t.equal((await store.getDocument('pypi:a', 'b'))?.page, 'two')
   })
 
   t.test('index pages round-trip, large ones included', async (t) => {
     const store = await makeStore(t)
-    t.equal(await store.getIndexPage('pypi', 'numpy'), undefined)
+    t.equal(await store.getDocument('pypi', 'numpy'), undefined)
     const files = Array.from({ length: 20_000 }, (_, i) => ({
       filename: `numpy-1.${i}.0-cp312-cp312-manylinux_2_17_x86_64.whl`,
       url: `https://files.example/packages/${i}/numpy.whl`,
@@ -87,13 +87,13 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
       page: { name: 'numpy', files },
     }
     t.ok(JSON.stringify(record).length > 3_000_000, 'several MB of JSON')
-    const bytes = await store.putIndexPage('pypi', 'numpy', record)
+    const bytes = await store.putDocument('pypi', 'numpy', record)
     t.equal(bytes, Buffer.byteLength(JSON.stringify(record)), 'put says how big the stored form is')
-    t.same(await store.getIndexPage('pypi', 'numpy'), record)
-    const sized = await store.readIndexPage('pypi', 'numpy')
+    t.same(await store.getDocument('pypi', 'numpy'), record)
+    const sized = await store.readDocument('pypi', 'numpy')
     t.same(sized, { record, bytes }, 'and so does a sized read')
-    await store.deleteIndexPage('pypi', 'numpy')
-    t.equal(await store.getIndexPage('pypi', 'numpy'), undefined)
+    await store.deleteDocument('pypi', 'numpy')
+    t.equal(await store.getDocument('pypi', 'numpy'), undefined)
   })
 
   t.test(
@@ -101,23 +101,23 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
     async (t) => {
       const store = await makeStore(t, { recordRetentionMs: RETENTION_MS })
       const page = (name: string) => ({ fetchedAt: 1, page: { name, files: [] } })
-      await store.putIndexPage('pypi', 'kept', page('kept'))
-      await store.putIndexPage('pypi', 'dropped', page('dropped'))
-      await store.putIndexPage('docker-tags:docker.io', 'library/dropped', page('tags'))
+      await store.putDocument('pypi', 'kept', page('kept'))
+      await store.putDocument('pypi', 'dropped', page('dropped'))
+      await store.putDocument('docker-tags:docker.io', 'library/dropped', page('tags'))
       await store.putTag('docker.io', 'library/kept', 'latest', tag(DIGEST_A))
       await store.putTag('docker.io', 'library/dropped', 'latest', tag(DIGEST_B))
       await store.putBlob(DIGEST_C, 10, 1)
       await sleep(RETENTION_MS * 0.6)
       // Read, as a page or tag served (fresh or stale) is read: that is a use.
-      t.ok(await store.getIndexPage('pypi', 'kept'))
+      t.ok(await store.getDocument('pypi', 'kept'))
       t.ok(await store.getTag('docker.io', 'library/kept', 'latest'))
       await sleep(RETENTION_MS * 0.6)
       await store.collectUnused()
-      t.same((await store.getIndexPage('pypi', 'kept'))?.page, { name: 'kept', files: [] })
+      t.same((await store.getDocument('pypi', 'kept'))?.page, { name: 'kept', files: [] })
       t.equal((await store.getTag('docker.io', 'library/kept', 'latest'))?.digest, DIGEST_A)
-      t.equal(await store.getIndexPage('pypi', 'dropped'), undefined, 'an unused page is gone')
+      t.equal(await store.getDocument('pypi', 'dropped'), undefined, 'an unused page is gone')
       t.equal(
-        await store.getIndexPage('docker-tags:docker.io', 'library/dropped'),
+        await store.getDocument('docker-tags:docker.io', 'library/dropped'),
         undefined,
         'an unused cached document is gone',
       )
@@ -233,7 +233,7 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
           case 0:
             return store.putBlob(digest(i), i, i)
           case 1:
-            return store.putIndexPage('pypi', `p${i}`, { fetchedAt: i, page: i })
+            return store.putDocument('pypi', `p${i}`, { fetchedAt: i, page: i })
           case 2:
             return store.putTag('r', `repo${i % 10}`, `t${i}`, tag(digest(i)))
           default:
@@ -243,7 +243,7 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
     )
     t.equal((await store.blobTotals()).count, 50)
     const pages = await Promise.all(
-      Array.from({ length: 50 }, (_, k) => store.getIndexPage('pypi', `p${4 * k + 1}`)),
+      Array.from({ length: 50 }, (_, k) => store.getDocument('pypi', `p${4 * k + 1}`)),
     )
     t.same(
       pages.map((p) => p?.page),

@@ -35,7 +35,7 @@ t.test('data survives close and reopen', async (t) => {
   })
   await first.putBlob('sha256:a', 10, 100)
   await first.touchBlob('sha256:a', 200)
-  await first.putIndexPage('pypi', 'requests', { fetchedAt: 9, page: { files: [] } })
+  await first.putDocument('pypi', 'requests', { fetchedAt: 9, page: { files: [] } })
   await first.close()
   const second = await FsMetadataStore.open(dir)
   t.teardown(() => second.close())
@@ -47,7 +47,7 @@ t.test('data survives close and reopen', async (t) => {
     lastAccess: 200,
     hits: 1,
   })
-  t.same((await second.getIndexPage('pypi', 'requests'))?.page, { files: [] })
+  t.same((await second.getDocument('pypi', 'requests'))?.page, { files: [] })
 })
 
 // SIGKILL ends the process, not the machine: what the process wrote is in the
@@ -227,7 +227,7 @@ t.test('unused pages and temp files are swept on a timer, without a call', async
   const dir = join(await tempDir(t), 'meta')
   const store = await FsMetadataStore.open(dir, { recordRetentionMs: 200, sweepIntervalMs: 100 })
   t.teardown(() => store.close())
-  await store.putIndexPage('pypi', 'old', { fetchedAt: 1, page: {} })
+  await store.putDocument('pypi', 'old', { fetchedAt: 1, page: {} })
   await writeFile(join(dir, 'pages', 'left-by-a-crash.json.1.x.tmp'), '{')
   const deadline = Date.now() + 10_000
   while (Date.now() < deadline && (await readdir(join(dir, 'pages'))).length > 0) await sleep(50)
@@ -239,14 +239,14 @@ t.test('store failures are reported with the operation that failed', async (t) =
   const failed: string[] = []
   const store = await FsMetadataStore.open(dir, { onError: (op) => failed.push(op) })
   t.teardown(() => store.close())
-  await store.putIndexPage('pypi', 'one', { fetchedAt: 1, page: {} })
+  await store.putDocument('pypi', 'one', { fetchedAt: 1, page: {} })
   // Root ignores permissions: a file where the directory was fails for everyone.
   await rm(join(dir, 'pages'), { recursive: true })
   await writeFile(join(dir, 'pages'), 'not a directory')
-  await t.rejects(store.putIndexPage('pypi', 'two', { fetchedAt: 1, page: {} }), {
+  await t.rejects(store.putDocument('pypi', 'two', { fetchedAt: 1, page: {} }), {
     code: 'PT_METADATA_UNAVAILABLE',
   })
-  await t.rejects(store.getIndexPage('pypi', 'one'), { code: 'PT_METADATA_UNAVAILABLE' })
+  await t.rejects(store.getDocument('pypi', 'one'), { code: 'PT_METADATA_UNAVAILABLE' })
   await t.rejects(store.collectUnused(), { code: 'PT_METADATA_UNAVAILABLE' })
-  t.same(failed, ['putIndexPage', 'getIndexPage', 'collectUnused'])
+  t.same(failed, ['putDocument', 'getDocument', 'collectUnused'])
 })

@@ -124,6 +124,6 @@ t.test('failed calls are reported with the operation that failed', async (t) => 
   t.same(failed, [])
   await redis.kill()
   await t.rejects(store.getTag('docker.io', 'library/busybox', 'latest'), MetadataUnavailableError)
-  await t.rejects(store.putIndexPage('pypi', 'x', { fetchedAt: 1, page: {} }))
-  t.same(failed, ['getTag', 'putIndexPage'])
+  await t.rejects(store.putDocument('pypi', 'x', { fetchedAt: 1, page: {} }))
+  t.same(failed, ['getTag', 'putDocument'])
 })

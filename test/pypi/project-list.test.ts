@@ -39,7 +39,7 @@ async function setup(t: Test, handler: Handler, server = '', timeouts = '') {
 /** The names stored for the index's list, once the load has committed them. */
 async function storedNames(app: TestApp): Promise<string | undefined> {
   for (let i = 0; i < 200; i++) {
-    const record = await app.app.deps.metadata.getIndexPage('pypi', 'list:names')
+    const record = await app.app.deps.metadata.getDocument('pypi', 'list:names')
     const digest = (record?.page as { digest?: string } | undefined)?.digest
     if (digest !== undefined)
       return (await readAll(await app.app.deps.blobs.createReadStream(digest))).toString()
@@ -154,7 +154,7 @@ t.test(
     declare = true
     const refused = await getOrCut(`${app.url}/simple/`)
     t.equal(refused.status, 502, 'a declared Content-Length over the cap is refused')
-    t.equal(await app.app.deps.metadata.getIndexPage('pypi', 'list:names'), undefined)
+    t.equal(await app.app.deps.metadata.getDocument('pypi', 'list:names'), undefined)
     t.match(app.logs.raw.join('\n'), /upstream document cut at the size limit/)
     t.match(app.logs.raw.join('\n'), /upstream document over the size limit/)
     t.equal(upstream.count('/simple/'), 2)
@@ -178,7 +178,7 @@ t.test(
     const stalled = await getOrCut(`${app.url}/simple/`)
     t.ok(stalled.cut, 'the client stream was destroyed')
     t.ok(Date.now() - started < 30_000, `after ${Date.now() - started} ms`)
-    t.equal(await app.app.deps.metadata.getIndexPage('pypi', 'list:names'), undefined)
+    t.equal(await app.app.deps.metadata.getDocument('pypi', 'list:names'), undefined)
   },
 )
 

@@ -152,7 +152,7 @@ t.test('files and PEP 658 metadata are served by the sha256 the index gave', asy
   const metadata = await get(`${base}.metadata`)
   t.equal(metadata.status, 200)
   t.equal(digestOf(metadata.body), `sha256:${wheel.metadata?.sha256 ?? ''}`)
-  await app.app.transfer.cache.settled()
+  await app.app.services.cache.settled()
   await get(base)
   t.equal(
     upstream.files.count(new URL(upstream.fileUrl(wheel)).pathname),
@@ -310,7 +310,7 @@ t.test('a corrupt file is never completed for the client, and not cached', async
     `no complete 200 body (status ${outcome.status}, ${outcome.body ? 'a body' : 'cut'})`,
   )
   upstream.files.clearFaults()
-  await app.app.transfer.cache.settled()
+  await app.app.services.cache.settled()
   const good = await get(url)
   t.equal(good.status, 200)
   t.equal(digestOf(good.body), `sha256:${wheel.sha256}`)
@@ -359,7 +359,7 @@ t.test(
     t.match(JSON.parse(json.text), { projects: [{ name: 'lib' }] })
     // The copy is committed just after the last byte went out.
     const metadata = app.app.deps.metadata
-    for (let i = 0; i < 100 && !(await metadata.getIndexPage('pypi', 'list:names')); i++)
+    for (let i = 0; i < 100 && !(await metadata.getDocument('pypi', 'list:names')); i++)
       await new Promise((resolve) => setTimeout(resolve, 20))
     await get(`${app.url}/simple/`)
     t.equal(upstream.count('/simple/'), 1, 'one upstream fetch serves both formats; repeats hit')
@@ -395,7 +395,7 @@ t.test('a file the index lists without a sha256 is streamed, kept, and flagged',
     t.ok(file.body.equals(wheel))
     // The record that makes the next request a hit is written after the body ends.
     const record = `file:nohash ${bare.url}/files/nohash-1.0-py3-none-any.whl`
-    for (let j = 0; j < 250 && !(await app.app.deps.metadata.getIndexPage('pypi', record)); j++)
+    for (let j = 0; j < 250 && !(await app.app.deps.metadata.getDocument('pypi', record)); j++)
       await new Promise((resolve) => setTimeout(resolve, 20))
   }
   t.equal(bare.count('/files/'), 1, 'kept after the first fetch')
