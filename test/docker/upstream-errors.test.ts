@@ -85,10 +85,10 @@ t.test(
     const upstream = await fakeUpstream(t, (_req, res) => res.writeHead(400).end('bad request'))
     const { url } = await appWith(t, upstream.url)
     for (const [kind, path] of Object.entries(paths)) {
-      const res = await fetchJson(`${url}${path}`)
+      const res = await get(`${url}${path}`)
       t.equal(res.status, 502, kind)
       t.match(
-        res.body,
+        res.json(),
         { errors: [{ message: /unexpected status/, detail: { registry: 'docker.io' } }] },
         kind,
       )
