@@ -1,7 +1,9 @@
 /**
  * The process the benchmark measures: the real app (config, blob store,
  * metadata store, transfer engine, metrics, logging) plus a blob route doing
- * what the protocol blob routes do: ReadThrough.serve and stream the result.
+ * what the protocol blob routes do: ReadThrough.serve, state the pull
+ * (reply.pull, so the pull event and its byte counter run as on a real
+ * route) and stream the result.
  * Env: PULLTHROUGH_* as usual; the first docker registry is the upstream.
  */
 import { buildApp } from '../src/app.ts'
@@ -22,6 +24,15 @@ app.get<{ Params: { name: string; digest: string } }>(
       path: request.params.name,
     })
     if (served.size !== undefined) reply.header('content-length', String(served.size))
+    reply.pull = {
+      protocol: 'docker',
+      pool: pool.name,
+      subject: request.params.name,
+      reference: request.params.digest,
+      digest: request.params.digest,
+      cache: served.cache,
+      upstream: served.upstream,
+    }
     return reply.header('content-type', 'application/octet-stream').send(served.stream)
   },
 )
