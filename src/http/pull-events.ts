@@ -15,6 +15,10 @@ declare module 'fastify' {
   interface FastifyReply {
     /** What this response serves, set by its handler; undefined unless it serves an artifact. */
     pull: ServedArtifact | undefined
+    /** Body bytes handed to the connection so far (a number for a body sent whole). Internal. */
+    pullBytes: (() => number) | number | undefined
+    /** Whether the pull event went out (once per response). Internal. */
+    pullReported: boolean
   }
 }
 
@@ -23,54 +27,54 @@ export interface PullEvents {
   report(request: FastifyRequest, reply: FastifyReply): void
 }
 
-interface Outgoing {
-  /** Body bytes handed to the connection so far. */
-  readonly bytes: () => number
-  reported: boolean
-}
-
+/**
+ * The state of a response lives in reply decorations, not in a WeakMap or a
+ * closure per reply: on the warm tag-manifest path (thousands of replies a
+ * second) those kept every reply alive into old-space and tripled the GC
+ * time (bench/RESULTS.md, 2026-12-02).
+ */
 export function registerPullEvents(
   app: FastifyInstance,
   deps: { readonly logger: Logger; readonly metrics: Metrics },
 ): PullEvents {
-  const outgoing = new WeakMap<FastifyReply, Outgoing>()
   const report = (request: FastifyRequest, reply: FastifyReply): void => {
-    const out = outgoing.get(reply)
+    const sent = reply.pullBytes
     // Errors are not pulls; a body cut after a 2xx header still is, with what was sent.
-    if (!reply.pull || !out || out.reported || reply.statusCode >= 400) return
-    out.reported = true
+    if (!reply.pull || sent === undefined || reply.pullReported || reply.statusCode >= 400) return
+    reply.pullReported = true
     // GET routes answer HEAD too (Fastify's exposeHeadRoutes): the method says which it was.
     const head = request.method === 'HEAD'
     recordPull(deps.logger, deps.metrics, {
       ...reply.pull,
       action: head ? 'head' : 'get',
-      bytes: head ? 0 : out.bytes(),
+      bytes: head ? 0 : typeof sent === 'number' ? sent : sent(),
       durationMs: reply.elapsedTime,
       clientIp: request.ip,
     })
   }
 
   app.decorateReply('pull', undefined)
+  app.decorateReply('pullBytes', undefined)
+  app.decorateReply('pullReported', false)
   app.addHook('onSend', (request, reply, payload, done) => {
     if (!reply.pull) {
       done(null, payload)
       return
     }
-    const first = !outgoing.has(reply)
-    if (isReadable(payload)) {
-      const counted = countBytes(payload)
-      outgoing.set(reply, { bytes: counted.bytes, reported: false })
-      done(null, counted.stream)
-    } else {
-      const bytes =
+    if (!isReadable(payload)) {
+      reply.pullBytes =
         typeof payload === 'string'
           ? Buffer.byteLength(payload)
           : Buffer.isBuffer(payload)
             ? payload.length
             : 0
-      outgoing.set(reply, { bytes: () => bytes, reported: false })
       done(null, payload)
+      return
     }
+    const first = reply.pullBytes === undefined
+    const counted = countBytes(payload)
+    reply.pullBytes = counted.bytes
+    done(null, counted.stream)
     // Fastify runs no onResponse hook for a response that ends before its last
     // byte (the client left, or the body failed mid-way): report those here.
     if (first)
