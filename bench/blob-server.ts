@@ -24,7 +24,7 @@ app.get<{ Params: { name: string; digest: string } }>(
       path: request.params.name,
     })
     if (served.size !== undefined) reply.header('content-length', String(served.size))
-    reply.pull = {
+    const artifact = {
       protocol: 'docker',
       pool: pool.name,
       subject: request.params.name,
@@ -32,8 +32,10 @@ app.get<{ Params: { name: string; digest: string } }>(
       digest: request.params.digest,
       cache: served.cache,
       upstream: served.upstream,
-    }
-    return reply.header('content-type', 'application/octet-stream').send(served.stream)
+    } as const
+    return reply
+      .header('content-type', 'application/octet-stream')
+      .sendPull(artifact, served.stream)
   },
 )
 

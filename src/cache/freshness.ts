@@ -141,7 +141,9 @@ export class Freshness {
   }
 
   /** The kept record; undefined (logged) when the metadata store fails. */
-  async read<V>(policy: FreshnessPolicy<V, unknown>): Promise<Kept<V> | undefined> {
+  async read<V>(
+    policy: Pick<FreshnessPolicy<V, unknown>, 'key' | 'what' | 'read'>,
+  ): Promise<Kept<V> | undefined> {
     try {
       return await policy.read()
     } catch (error) {

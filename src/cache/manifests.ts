@@ -179,15 +179,27 @@ export class ManifestCache {
   /** The manifest a tag points at, fresh within tagTTL, revalidated after, stale when upstreams fail. */
   async byTag(source: ManifestSource, tag: string, needs: ManifestNeeds): Promise<ServedManifest> {
     const canonicalView = this.#view(source, tag, tag, source.accept)
-    const canonicalPolicy = this.#tagPolicy(source, tag, canonicalView, needs)
-    const canonical = await this.#freshness.read(canonicalPolicy)
-    if (needs.canonical) return this.#answer(tag, canonicalPolicy, { kept: canonical })
+    const canonical = await this.#freshness.read({
+      key: canonicalView.key,
+      what: 'manifest',
+      read: () => this.#readTag(source, tag),
+    })
     const usable = canonical && needs.acceptable(canonical.value.mediaType) ? canonical : undefined
-    if (usable && this.#freshness.fresh(canonicalPolicy, usable)) {
+    // The warm path (thousands a second) builds no policy: a fresh record of a
+    // type the client takes, whose manifest is at hand, is the answer.
+    if (
+      usable &&
+      this.#freshness.fresh({ ttlMs: source.tagTTLMs }, usable) &&
+      !this.#freshness.negatives.has(canonicalView.key)
+    ) {
       const body = await this.#readStored(usable.value.digest)
       if (body)
         return this.#served(usable.value.digest, body, 'hit', undefined, usable.value.mediaType)
     }
+    if (needs.canonical)
+      return this.#answer(tag, this.#tagPolicy(source, tag, canonicalView, needs), {
+        kept: canonical,
+      })
     const view = this.#view(source, tag, `${tag}${NARROW_SEPARATOR}${needs.accept}`, needs.accept)
     return this.#answer(tag, this.#tagPolicy(source, tag, view, needs, usable))
   }
@@ -225,10 +237,7 @@ export class ManifestCache {
       key: view.key,
       ttlMs: source.tagTTLMs,
       what: 'manifest',
-      read: async () => {
-        const record = await metadata.getTag(registry, repository, view.name)
-        return record && { fetchedAt: record.fetchedAt, value: record }
-      },
+      read: () => this.#readTag(source, view.name),
       write: (kept) =>
         metadata.putTag(registry, repository, view.name, {
           ...kept.value,
@@ -288,6 +297,12 @@ export class ManifestCache {
     const kept = { fetchedAt, value: { digest, mediaType, size: fetched.body.length, fetchedAt } }
     const served = needs.acceptable(mediaType) ? fetched : { refused: mediaType }
     return { kept, cache: 'miss', served, upstream: fetched.upstream }
+  }
+
+  /** The tag record stored under `name` (a tag, or a narrower view of one). */
+  async #readTag(source: ManifestSource, name: string): Promise<Kept<TagRecord> | undefined> {
+    const record = await this.deps.metadata.getTag(source.registry, source.repository, name)
+    return record && { fetchedAt: record.fetchedAt, value: record }
   }
 
   #view(source: ManifestSource, tag: string, name: string, accept: string): TagView {

@@ -65,8 +65,7 @@ export async function serveBlob(
   if (request.method === 'HEAD') {
     const stat = await cache.stat(blob.digest, blob.source)
     if (stat.size !== undefined) reply.header('content-length', String(stat.size))
-    reply.pull = { ...pulled, cache: stat.cache, upstream: stat.upstream }
-    return reply.code(200).send()
+    return reply.code(200).sendPull({ ...pulled, cache: stat.cache, upstream: stat.upstream })
   }
   const range = parseRange(request.headers.range)
   if (range && !Number.isSafeInteger(range.start)) {
@@ -88,6 +87,8 @@ export async function serveBlob(
   } else if (served.size !== undefined) {
     reply.header('content-length', String(served.size))
   }
-  reply.pull = { ...pulled, cache: served.cache, upstream: served.upstream }
-  return reply.send(served.stream)
+  return reply.sendPull(
+    { ...pulled, cache: served.cache, upstream: served.upstream },
+    served.stream,
+  )
 }

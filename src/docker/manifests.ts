@@ -74,7 +74,7 @@ export async function serveManifest(
     .header('content-length', String(manifest.body.length))
     .header('docker-content-digest', manifest.digest)
     .header('etag', `"${manifest.digest}"`)
-  reply.pull = {
+  const served = {
     protocol: 'docker',
     pool: target.registry.name,
     subject: target.repository,
@@ -82,6 +82,6 @@ export async function serveManifest(
     digest: manifest.digest,
     cache: manifest.cache,
     upstream: manifest.upstream,
-  }
-  return reply.code(200).send(head ? undefined : manifest.body)
+  } as const
+  return reply.code(200).sendPull(served, head ? undefined : manifest.body)
 }

@@ -13,12 +13,17 @@ import { recordPull, type ServedArtifact } from '../observability/pull-event.ts'
 
 declare module 'fastify' {
   interface FastifyReply {
-    /** What this response serves, set by its handler; undefined unless it serves an artifact. */
+    /** What this response serves; set by sendPull, undefined unless it serves an artifact. */
     pull: ServedArtifact | undefined
     /** Body bytes handed to the connection so far (a number for a body sent whole). Internal. */
     pullBytes: (() => number) | number | undefined
     /** Whether the pull event went out (once per response). Internal. */
     pullReported: boolean
+    /**
+     * Sends `body` as the artifact `served`: its pull event is reported once,
+     * when the response ends, with the bytes that went out.
+     */
+    sendPull(served: ServedArtifact, body?: Buffer | string | Readable): FastifyReply
   }
 }
 
@@ -28,10 +33,11 @@ export interface PullEvents {
 }
 
 /**
- * The state of a response lives in reply decorations, not in a WeakMap or a
- * closure per reply: on the warm tag-manifest path (thousands of replies a
- * second) those kept every reply alive into old-space and tripled the GC
- * time (bench/RESULTS.md, 2026-12-02).
+ * No hook sees every response: handlers that serve an artifact call
+ * `reply.sendPull`, and only streamed bodies pass through a byte counter.
+ * A global onSend hook cost a third of the warm tag-manifest GETs a second, and
+ * state kept per reply in a WeakMap or closure tripled GC time there
+ * (bench/RESULTS.md, 2026-12-02): the state lives in reply decorations.
  */
 export function registerPullEvents(
   app: FastifyInstance,
@@ -44,8 +50,17 @@ export function registerPullEvents(
     reply.pullReported = true
     // GET routes answer HEAD too (Fastify's exposeHeadRoutes): the method says which it was.
     const head = request.method === 'HEAD'
+    const pull = reply.pull
+    // Field by field, not `...pull`: spreading the handlers' objects (of several
+    // shapes) took the slow path and halved warm tag-manifest GETs a second.
     recordPull(deps.logger, deps.metrics, {
-      ...reply.pull,
+      protocol: pull.protocol,
+      pool: pull.pool,
+      subject: pull.subject,
+      reference: pull.reference,
+      digest: pull.digest,
+      cache: pull.cache,
+      upstream: pull.upstream,
       action: head ? 'head' : 'get',
       bytes: head ? 0 : typeof sent === 'number' ? sent : sent(),
       durationMs: reply.elapsedTime,
@@ -56,32 +71,29 @@ export function registerPullEvents(
   app.decorateReply('pull', undefined)
   app.decorateReply('pullBytes', undefined)
   app.decorateReply('pullReported', false)
-  app.addHook('onSend', (request, reply, payload, done) => {
-    if (!reply.pull) {
-      done(null, payload)
-      return
-    }
-    if (!isReadable(payload)) {
-      reply.pullBytes =
-        typeof payload === 'string'
-          ? Buffer.byteLength(payload)
-          : Buffer.isBuffer(payload)
-            ? payload.length
-            : 0
-      done(null, payload)
-      return
-    }
-    const first = reply.pullBytes === undefined
-    const counted = countBytes(payload)
-    reply.pullBytes = counted.bytes
-    done(null, counted.stream)
-    // Fastify runs no onResponse hook for a response that ends before its last
-    // byte (the client left, or the body failed mid-way): report those here.
-    if (first)
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) report(request, reply)
+  app.decorateReply(
+    'sendPull',
+    function sendPull(
+      this: FastifyReply,
+      served: ServedArtifact,
+      body?: Buffer | string | Readable,
+    ) {
+      this.pull = served
+      if (!isReadable(body)) {
+        this.pullBytes =
+          typeof body === 'string' ? Buffer.byteLength(body) : body === undefined ? 0 : body.length
+        return this.send(body)
+      }
+      const counted = countBytes(body)
+      this.pullBytes = counted.bytes
+      // Fastify runs no onResponse hook for a response that ends before its last
+      // byte (the client left, or the body failed mid-way): report those here.
+      this.raw.once('close', () => {
+        if (!this.raw.writableFinished) report(this.request, this)
       })
-  })
+      return this.send(counted.stream)
+    },
+  )
   return { report }
 }
 

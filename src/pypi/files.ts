@@ -68,13 +68,13 @@ export async function serveFile(
   }
   reply.header('content-type', metadata ? 'text/plain; charset=utf-8' : 'application/octet-stream')
   if (served.size !== undefined) reply.header('content-length', String(served.size))
-  reply.pull = {
+  const artifact = {
     ...pulled(where, project, filename),
     digest,
     cache: served.cache,
     upstream: served.upstream,
   }
-  return reply.send(served.stream)
+  return reply.sendPull(artifact, served.stream)
 }
 
 /**
@@ -129,12 +129,12 @@ async function serveUnhashed(
   const served = await deps.streamed.get(where.index.name, key, where.index.indexTTL, location)
   reply.header('content-type', 'application/octet-stream')
   // No digest: nothing vouched for one before the bytes went out.
-  reply.pull = {
+  const artifact = {
     ...pulled(where, project, filename),
     cache: served.cache,
     upstream: served.upstream,
   }
-  return reply.send(served.stream)
+  return reply.sendPull(artifact, served.stream)
 }
 
 /** The pull event fields every file answer shares. */

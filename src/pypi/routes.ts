@@ -99,13 +99,16 @@ async function servePage(
     negotiated.format === 'json'
       ? renderProjectJson(page, fileUrl)
       : renderProjectHtml(page, fileUrl)
-  reply.pull = {
+  const artifact = {
     protocol: 'pypi',
     pool: where.index.name,
     subject: project,
     reference: '/simple/',
     cache,
     upstream,
-  }
-  return reply.header('content-type', negotiated.contentType).header('vary', 'Accept').send(body)
+  } as const
+  return reply
+    .header('content-type', negotiated.contentType)
+    .header('vary', 'Accept')
+    .sendPull(artifact, body)
 }
