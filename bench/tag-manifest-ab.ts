@@ -9,7 +9,7 @@
  * decorations, the pull event) moves first; `bench:docker` measures it too,
  * but one process at a time, which this machine's noise swamps.
  *
-^ * Usage: npm run bench:manifest-ab -- --a /path/to/checkout-a [--b /path/to/checkout-b]
+ * Usage: npm run bench:manifest-ab -- --a /path/to/checkout-a [--b /path/to/checkout-b]
  *        [--rounds 6 --wrk-seconds 4 --connections 32 --threads 2 --cpu-prof DIR]
  * B defaults to this checkout. `--cpu-prof DIR` writes one V8 profile per side
  * (summarise with bench/profile-summary.ts).
