@@ -11,6 +11,10 @@ const layer = {
   },
   docker: { group: ['**/docker/**'], message: 'protocols never import each other' },
   pypi: { group: ['**/pypi/**'], message: 'protocols never import each other' },
+  insight: {
+    group: ['**/cache/**', '**/storage/**', '**/upstream/**', '**/http/**'],
+    message: 'insight/ reads the metadata store and pull events only',
+  },
   fastify: {
     group: ['fastify', 'fastify/**', '@fastify/**'],
     message: 'only http/ and the protocols know Fastify',
@@ -43,6 +47,10 @@ export default tseslint.config(
   {
     files: ['src/{storage,metadata,upstream,cache}/**'],
     rules: restrict([layer.fastify]),
+  },
+  {
+    files: ['src/insight/**'],
+    rules: restrict([layer.fastify, layer.insight, layer.docker, layer.pypi]),
   },
   {
     // tap awaits the promise t.test() returns itself; async test bodies need no await;

@@ -5,6 +5,7 @@
  *   journal.jsonl   one JSON line per change since then, appended in order
  *   pages/<h>.json  one file per document (DocumentRecord; megabytes for a PyPI page; read on demand)
  *   lock            the PID of the process using the directory
+ *   statistics.json pull statistics (fs-statistics.ts)
  *
  * Small records live in memory and every change is appended to the journal
  * (fdatasync batched every JOURNAL_SYNC_INTERVAL_MS); opening replays snapshot then
@@ -22,6 +23,8 @@ import { createHash } from 'node:crypto'
 import { mkdir, open, opendir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DirLock } from './dir-lock.ts'
+import { FsStatistics } from './fs-statistics.ts'
+import type { UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
 import { MetadataClosedError, MetadataCorruptError, MetadataUnavailableError } from './errors.ts'
 import {
   RECORD_RETENTION_FLOOR_MS,
@@ -107,6 +110,7 @@ export class FsMetadataStore implements MetadataStore {
   /** Per page file: the rename that replaces it, or the sweep deciding to delete it. */
   readonly #pageLocks = new Map<string, Promise<void>>()
   #sweeping: Promise<number> | undefined
+  #statistics: FsStatistics | undefined
   #sweepTimer: NodeJS.Timeout | undefined
 
   private constructor(
@@ -135,7 +139,14 @@ export class FsMetadataStore implements MetadataStore {
       throw error
     }
     const store = new FsMetadataStore(dir, journal, lock, options)
-    await store.#load(options.logger)
+    try {
+      await store.#load(options.logger)
+      store.#statistics = await FsStatistics.open(dir, store.#now)
+    } catch (error) {
+      await journal.close()
+      await lock.release()
+      throw error
+    }
     store.#sweepTimer = setInterval(() => {
       // Failures are counted and logged by collectUnused; the next round tries again.
       store.collectUnused().catch(() => undefined)
@@ -317,6 +328,22 @@ export class FsMetadataStore implements MetadataStore {
     await this.#enqueue(async () => {
       await this.#journal.stat()
     }, 'ping')
+  }
+
+  async addUsage(batch: readonly UsageDelta[]): Promise<void> {
+    this.#check()
+    if (batch.length === 0) return
+    try {
+      await this.#statistics?.add(batch)
+    } catch (error) {
+      this.#onError('addUsage')
+      throw new MetadataUnavailableError('fs', 'addUsage', { cause: error })
+    }
+  }
+
+  usage(query: UsageQuery): Promise<UsageAnswer> {
+    const answer = this.#closed ? undefined : this.#statistics?.usage(query)
+    return answer ? Promise.resolve(answer) : Promise.reject(new MetadataClosedError('fs'))
   }
 
   async close(): Promise<void> {

@@ -16,13 +16,16 @@
  *   lru                           sorted set digest -> lastAccess
  *   blobbytes                     sum of blob sizes
  *   lease:<name>                  owner, with a TTL
+ *   stats*                        pull statistics (redis-statistics.ts)
  *
  * A repository whose tags all expired may linger in its registry's set until
  * listRepositories or collectUnused (every RECORD_SWEEP_INTERVAL_MS) meets it.
  */
 import { Redis } from 'ioredis'
 import { MetadataClosedError, MetadataUnavailableError } from './errors.ts'
+import { RedisStatistics } from './redis-statistics.ts'
 import { RECORD_RETENTION_FLOOR_MS, RECORD_SWEEP_INTERVAL_MS } from './retention.ts'
+import type { UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
 import type {
   BlobRecord,
   DocumentRecord,
@@ -42,6 +45,8 @@ export interface RedisStoreOptions {
   readonly recordRetentionMs?: number
   /** Called with the operation's name whenever a call fails (for the error metric). */
   readonly onError?: (operation: string) => void
+  /** Milliseconds since the epoch (statistics retention); tests pass a controllable clock. */
+  readonly now?: () => number
 }
 
 /** Longest pause between reconnection attempts. */
@@ -91,12 +96,14 @@ export class RedisMetadataStore implements MetadataStore {
   readonly #prefix: string
   /** Record retention as Redis wants it: whole milliseconds, at least 1. */
   readonly #retentionMs: number
+  readonly #statistics: RedisStatistics
   #sweepTimer: NodeJS.Timeout | undefined
   #closed = false
   #down = false
 
   private constructor(private readonly options: RedisStoreOptions) {
     this.#prefix = options.keyPrefix ?? 'pullthrough:'
+    this.#statistics = new RedisStatistics((suffix) => this.#key(suffix), options.now ?? Date.now)
     this.#retentionMs = Math.max(
       1,
       Math.round(options.recordRetentionMs ?? RECORD_RETENTION_FLOOR_MS),
@@ -307,6 +314,15 @@ export class RedisMetadataStore implements MetadataStore {
     await this.#call('releaseLease', (r) =>
       r.eval(RELEASE_LEASE, 1, this.#key(`lease:${enc(name)}`), owner),
     )
+  }
+
+  async addUsage(batch: readonly UsageDelta[]): Promise<void> {
+    if (batch.length === 0) return
+    await this.#call('addUsage', (r) => this.#statistics.add(r, batch))
+  }
+
+  async usage(query: UsageQuery): Promise<UsageAnswer> {
+    return this.#call('usage', (r) => this.#statistics.usage(r, query))
   }
 
   async ping(): Promise<void> {

@@ -55,6 +55,9 @@ export interface BlobRecord {
   readonly hits: number
 }
 
+export type { UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
+import type { UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
+
 /** A lease is held by one owner until it expires or is released. */
 export interface LeaseOptions {
   readonly ttlMs: number
@@ -97,6 +100,11 @@ export interface MetadataStore {
   leastRecentlyUsed(limit: number): Promise<BlobRecord[]>
   /** Number of blob records and the sum of their sizes. */
   blobTotals(): Promise<{ count: number; bytes: number }>
+
+  /** Adds a batch of pull statistics; every replica adds to the same totals. */
+  addUsage(batch: readonly UsageDelta[]): Promise<void>
+  /** Pull statistics summed over the buckets `query` selects. */
+  usage(query: UsageQuery): Promise<UsageAnswer>
 
   /** Takes the lease when free or expired; true when `owner` now holds it. */
   acquireLease(name: string, owner: string, options: LeaseOptions): Promise<boolean>

@@ -33,6 +33,7 @@ export interface Metrics {
   readonly indexLinksDropped: Counter<'pool' | 'reason'>
   readonly upstreamRedirectsRefused: Counter<'pool' | 'upstream' | 'reason'>
   readonly httpConnectionsRejected: Counter
+  readonly statisticsDropped: Counter
 }
 
 /** Registers all metrics (and Node's default metrics) on `registry`. */
@@ -114,6 +115,11 @@ export function createMetrics(
     storageWriteErrors: new Counter({
       name: `${PREFIX}storage_write_errors_total`,
       help: 'Fills served through without caching because the disk could not be written.',
+      registers,
+    }),
+    statisticsDropped: new Counter({
+      name: `${PREFIX}statistics_dropped_total`,
+      help: 'Pulls left out of the statistics because too many were pending while the metadata store failed.',
       registers,
     }),
     storageCorruptions: new Counter({

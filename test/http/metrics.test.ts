@@ -29,6 +29,7 @@ t.test(
     for (const name of [
       'digest_mismatch_total',
       'storage_corruptions_total',
+      'statistics_dropped_total',
       'upstream_failovers_total',
       'evictions_total',
       'fills_in_flight',

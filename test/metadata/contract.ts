@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { MetadataClosedError } from '../../src/metadata/errors.ts'
+import { DAY_MS, HOUR_MS, ZERO_COUNTS, type UsageDelta } from '../../src/metadata/statistics.ts'
 import type { MetadataStore, TagRecord } from '../../src/metadata/store.ts'
 
 export interface StoreOptions {
@@ -252,12 +253,114 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
     t.equal((await store.listRepositories('r')).length, 5)
   })
 
+  t.test('statistics: batches add up per hour and per day, with distinct clients', async (t) => {
+    const store = await makeStore(t)
+    const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS
+    await store.addUsage([
+      usage(hour, 'docker', 'library/nginx', { hit: 3, bytesServed: 300 }, [
+        '10.0.0.1',
+        '10.0.0.2',
+      ]),
+      usage(hour, 'pypi', 'requests', { miss: 1, bytesServed: 50, bytesUpstream: 50 }, [
+        '10.0.0.1',
+      ]),
+    ])
+    await store.addUsage([
+      usage(hour, 'docker', 'library/nginx', { miss: 1, bytesServed: 100, bytesUpstream: 100 }, [
+        '10.0.0.2',
+        '10.0.0.3',
+      ]),
+      usage(hour - HOUR_MS, 'docker', 'library/nginx', { stale: 2, bytesServed: 20 }, ['10.0.0.9']),
+    ])
+    await store.addUsage([])
+    for (const granularity of ['hour', 'day'] as const) {
+      const answer = await store.usage({ granularity, from: hour - 2 * DAY_MS })
+      const nginx = answer.subjects.find((s) => s.subject === 'library/nginx')
+      t.same(
+        nginx?.counts,
+        { ...ZERO_COUNTS, hit: 3, miss: 1, stale: 2, bytesServed: 420, bytesUpstream: 100 },
+        `${granularity}: counts add up`,
+      )
+      t.equal(nginx?.clients, 4, `${granularity}: distinct clients over the buckets`)
+      t.equal(nginx?.pool, 'docker.io')
+      t.equal(nginx?.firstPulled, hour - HOUR_MS, 'first pulled: the earliest hour')
+      t.equal(nginx?.lastPulled, hour + 10, 'last pulled: the latest pull')
+      t.same(answer.clients, { all: 4, docker: 4, pypi: 1 }, `${granularity}: clients per protocol`)
+      const requests = answer.subjects.find((s) => s.subject === 'requests')
+      t.equal(requests?.protocol, 'pypi')
+      t.equal(requests?.counts.bytesUpstream, 50)
+    }
+    const hourly = await store.usage({ granularity: 'hour', from: hour - 2 * DAY_MS })
+    t.same(
+      hourly.buckets.map((b) => [b.start - hour, b.protocol, b.counts.bytesServed]),
+      [
+        [-HOUR_MS, 'docker', 20],
+        [0, 'docker', 400],
+        [0, 'pypi', 50],
+      ],
+      'one bucket per hour and protocol, oldest first',
+    )
+    const lastHour = await store.usage({ granularity: 'hour', from: hour })
+    t.equal(lastHour.subjects.find((s) => s.subject === 'library/nginx')?.counts.stale, 0)
+  })
+
+  t.test('statistics: buckets past their retention are dropped', async (t) => {
+    const store = await makeStore(t)
+    const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS
+    await store.addUsage([
+      usage(hour - 8 * DAY_MS, 'docker', 'old/weekly', { hit: 1, bytesServed: 1 }, ['10.0.0.1']),
+      usage(hour - 91 * DAY_MS, 'docker', 'old/gone', { hit: 1, bytesServed: 1 }, ['10.0.0.1']),
+      usage(hour, 'docker', 'new/one', { hit: 1, bytesServed: 1 }, ['10.0.0.1']),
+    ])
+    const names = async (granularity: 'hour' | 'day') =>
+      (await store.usage({ granularity, from: 0 })).subjects.map((s) => s.subject).sort()
+    t.same(await names('hour'), ['new/one'], 'hourly buckets are kept 7 days')
+    t.same(await names('day'), ['new/one', 'old/weekly'], 'daily buckets 90 days')
+  })
+
+  t.test('statistics: distinct clients are estimated within 5% at 2000 clients', async (t) => {
+    const store = await makeStore(t)
+    const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS
+    const clients = Array.from({ length: 2000 }, (_, i) => `10.${i >> 8}.${i & 255}.7`)
+    await store.addUsage([
+      usage(hour, 'docker', 'busy/app', { hit: 2000 }, clients.slice(0, 1200)),
+      usage(hour - HOUR_MS, 'docker', 'busy/app', { hit: 1 }, clients.slice(800)),
+    ])
+    const answer = await store.usage({ granularity: 'hour', from: 0 })
+    const estimate = answer.subjects[0]?.clients ?? 0
+    t.ok(Math.abs(estimate - 2000) <= 100, `estimate ${estimate} for 2000 distinct clients`)
+  })
+
   t.test('a closed store rejects calls', async (t) => {
     const store = await makeStore(t)
     await store.ping()
     await store.close()
     await t.rejects(store.getTag('a', 'b', 'c'), MetadataClosedError)
     await t.rejects(store.putBlob(DIGEST_A, 1, 1), MetadataClosedError)
+    await t.rejects(store.usage({ granularity: 'hour', from: 0 }), MetadataClosedError)
+    await t.rejects(
+      store.addUsage([usage(0, 'docker', 'a/b', { hit: 1 }, [])]),
+      MetadataClosedError,
+    )
     await store.close()
   })
+}
+
+/** One subject's pulls in `hour` (last pulled 10 ms into it), on docker.io or pypi. */
+function usage(
+  hour: number,
+  protocol: 'docker' | 'pypi',
+  subject: string,
+  counts: Partial<UsageDelta['counts']>,
+  clients: string[],
+): UsageDelta {
+  return {
+    hour,
+    protocol,
+    pool: protocol === 'docker' ? 'docker.io' : 'pypi',
+    subject,
+    counts: { ...ZERO_COUNTS, ...counts },
+    clients,
+    lastPulled: hour + 10,
+  }
 }

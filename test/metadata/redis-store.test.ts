@@ -127,3 +127,40 @@ t.test('failed calls are reported with the operation that failed', async (t) => 
   await t.rejects(store.putDocument('pypi', 'x', { fetchedAt: 1, page: {} }))
   t.same(failed, ['getTag', 'putDocument'])
 })
+
+t.test('two replicas add their statistics to the same totals', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `t${Math.random().toString(36).slice(2)}:`
+  const replicas = [await connect(redis.url, {}, prefix), await connect(redis.url, {}, prefix)]
+  t.teardown(() => Promise.all(replicas.map((r) => r.close())))
+  const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000
+  await Promise.all(
+    replicas.map((replica, i) =>
+      replica.addUsage([
+        {
+          hour,
+          protocol: 'docker',
+          pool: 'docker.io',
+          subject: 'library/nginx',
+          counts: {
+            hit: 5,
+            miss: 1,
+            stale: 0,
+            revalidated: 0,
+            bytesServed: 600,
+            bytesUpstream: 100,
+          },
+          clients: [`10.0.0.${i}`, '10.0.0.99'],
+          lastPulled: hour + i,
+        },
+      ]),
+    ),
+  )
+  for (const replica of replicas) {
+    const [nginx] = (await replica.usage({ granularity: 'hour', from: hour })).subjects
+    t.equal(nginx?.counts.hit, 10, 'either replica answers for both')
+    t.equal(nginx?.counts.bytesServed, 1200)
+    t.equal(nginx?.clients, 3, 'clients seen by both count once')
+    t.equal(nginx?.lastPulled, hour + 1)
+  }
+})

@@ -1,0 +1,178 @@
+/**
+ * Aggregates pull events in memory and flushes them to the metadata store in
+ * batches, so no store write sits on a request's path: `record` only bumps
+ * counters in a map (it runs on every warm tag-manifest GET, thousands a
+ * second). A flush that fails keeps its batch for the next one, up to
+ * STATS_MAX_PENDING_SUBJECTS subject-hours; past that, new subjects are
+ * dropped and counted until the store answers again.
+ */
+import type { MetadataStore } from '../metadata/store.ts'
+import { HOUR_MS, type UsageDelta } from '../metadata/statistics.ts'
+import type { Logger } from '../observability/logger.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import type { PullEventFields } from '../observability/pull-event.ts'
+
+/** How often pending statistics go to the metadata store. */
+export const STATS_FLUSH_INTERVAL_MS = 5_000
+/** Subject-hours held between flushes at most (a few hundred bytes each). */
+export const STATS_MAX_PENDING_SUBJECTS = 20_000
+/** Distinct client addresses kept per subject-hour between flushes; more are not counted. */
+export const STATS_MAX_PENDING_CLIENTS = 1_000
+
+interface Pending {
+  readonly hour: number
+  readonly protocol: PullEventFields['protocol']
+  readonly pool: string
+  readonly subject: string
+  hit: number
+  miss: number
+  stale: number
+  revalidated: number
+  bytesServed: number
+  bytesUpstream: number
+  readonly clients: Set<string>
+  lastPulled: number
+}
+
+export interface PullStatisticsDeps {
+  readonly metadata: MetadataStore
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly now: () => number
+  readonly flushIntervalMs?: number
+}
+
+export class PullStatistics {
+  #pending = new Map<string, Pending>()
+  #timer: NodeJS.Timeout | undefined
+  #flushing: Promise<void> | undefined
+  #failing = false
+
+  constructor(private readonly deps: PullStatisticsDeps) {}
+
+  /** Flushes every `flushIntervalMs` from now on. */
+  start(): void {
+    this.#timer ??= setInterval(() => {
+      void this.flush()
+    }, this.deps.flushIntervalMs ?? STATS_FLUSH_INTERVAL_MS).unref()
+  }
+
+  /**
+   * Counts one served artifact. Only GETs are pulls: a HEAD asks whether
+   * something is there (Docker asks one before each blob it already has).
+   */
+  record(event: PullEventFields): void {
+    if (event.action !== 'get') return
+    const now = this.deps.now()
+    const hour = now - (now % HOUR_MS)
+    const key = `${hour}\u001f${event.protocol}\u001f${event.pool}\u001f${event.subject}`
+    let pending = this.#pending.get(key)
+    if (!pending) {
+      if (this.#pending.size >= STATS_MAX_PENDING_SUBJECTS) {
+        this.deps.metrics.statisticsDropped.inc()
+        return
+      }
+      pending = {
+        hour,
+        protocol: event.protocol,
+        pool: event.pool,
+        subject: event.subject,
+        hit: 0,
+        miss: 0,
+        stale: 0,
+        revalidated: 0,
+        bytesServed: 0,
+        bytesUpstream: 0,
+        clients: new Set(),
+        lastPulled: now,
+      }
+      this.#pending.set(key, pending)
+    }
+    pending[event.cache]++
+    pending.bytesServed += event.bytes
+    if (event.cache === 'miss' || event.cache === 'revalidated')
+      pending.bytesUpstream += event.bytes
+    if (pending.clients.size < STATS_MAX_PENDING_CLIENTS) pending.clients.add(event.clientIp)
+    pending.lastPulled = now
+  }
+
+  /** Writes what is pending; resolves when done (a failure is logged and kept for the next flush). */
+  async flush(): Promise<void> {
+    // One flush at a time: a second caller waits for the running one, then flushes what came since.
+    while (this.#flushing) await this.#flushing
+    if (this.#pending.size === 0) return
+    const batch = this.#pending
+    this.#pending = new Map()
+    this.#flushing = this.#write(batch).finally(() => {
+      this.#flushing = undefined
+    })
+    await this.#flushing
+  }
+
+  /** Stops the timer and flushes a last time. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    await this.flush()
+  }
+
+  async #write(batch: Map<string, Pending>): Promise<void> {
+    const deltas: UsageDelta[] = []
+    for (const p of batch.values())
+      deltas.push({
+        hour: p.hour,
+        protocol: p.protocol,
+        pool: p.pool,
+        subject: p.subject,
+        counts: {
+          hit: p.hit,
+          miss: p.miss,
+          stale: p.stale,
+          revalidated: p.revalidated,
+          bytesServed: p.bytesServed,
+          bytesUpstream: p.bytesUpstream,
+        },
+        clients: [...p.clients],
+        lastPulled: p.lastPulled,
+      })
+    try {
+      await this.deps.metadata.addUsage(deltas)
+      if (this.#failing)
+        this.deps.logger.info({ subjects: deltas.length }, 'statistics stored again')
+      this.#failing = false
+    } catch (error) {
+      if (!this.#failing)
+        this.deps.logger.warn(
+          { err: error, subjects: deltas.length },
+          'could not store pull statistics; keeping them for the next flush',
+        )
+      this.#failing = true
+      this.#keep(batch)
+    }
+  }
+
+  /** Puts a batch that could not be written back in front of what came since. */
+  #keep(batch: Map<string, Pending>): void {
+    for (const [key, later] of this.#pending) {
+      const earlier = batch.get(key)
+      if (!earlier) {
+        if (batch.size >= STATS_MAX_PENDING_SUBJECTS) {
+          this.deps.metrics.statisticsDropped.inc()
+          continue
+        }
+        batch.set(key, later)
+        continue
+      }
+      earlier.hit += later.hit
+      earlier.miss += later.miss
+      earlier.stale += later.stale
+      earlier.revalidated += later.revalidated
+      earlier.bytesServed += later.bytesServed
+      earlier.bytesUpstream += later.bytesUpstream
+      for (const client of later.clients)
+        if (earlier.clients.size < STATS_MAX_PENDING_CLIENTS) earlier.clients.add(client)
+      earlier.lastPulled = Math.max(earlier.lastPulled, later.lastPulled)
+    }
+    this.#pending = batch
+  }
+}
