@@ -34,6 +34,10 @@ import { BlobStore } from './storage/blob-store.ts'
 import { FileHasher } from './storage/file-hasher.ts'
 import { sweepStaleTemps } from './storage/temp-sweeper.ts'
 import { FileHosts } from './upstream/file-hosts.ts'
+import { PullStatistics } from './insight/pull-statistics.ts'
+import { Statistics } from './insight/statistics.ts'
+import { registerApi } from './http/api/routes.ts'
+import { EventRing } from './observability/event-ring.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
 /**
@@ -68,6 +72,12 @@ export interface Services {
   readonly pages: IndexPages
   /** Large documents streamed and cached whole (project lists, files without a hash). */
   readonly streamed: StreamedDocuments
+  /** Pull events counted in memory and flushed to the metadata store; undefined when statistics are off. */
+  readonly pulls: PullStatistics | undefined
+  /** Questions asked of the flushed statistics. */
+  readonly statistics: Statistics
+  /** The most recent pull events of this replica. */
+  readonly events: EventRing
 }
 
 /** Builds the app; call `listen` on the result, and `close` to release everything it created. */
@@ -123,7 +133,21 @@ export async function buildApp(
       ['pypi', renderPypiError],
     ]),
   )
-  registerMetrics(app, metrics, logger)
+  registerMetrics(app, metrics, logger, (event) => {
+    services.events.push(event)
+    services.pulls?.record(event)
+  })
+  registerApi(app, {
+    token: config.admin.token,
+    maxSize: config.storage.maxSize,
+    statistics: services.statistics,
+    events: services.events,
+    registries: [...services.registries.values()],
+    indexes: [...services.indexes.values()],
+    fileHosts: [...services.fileHosts.values()],
+    metadata,
+    now: deps.now,
+  })
   registerHealthRoutes(app, {
     storage: () => deps.blobs.checkWritable(),
     metadata: () => deps.metadata.ping(),
@@ -153,6 +177,7 @@ export async function buildApp(
     services.cache.abortFills()
     await services.cache.settled()
     await services.accesses.flush()
+    await services.pulls?.close()
     await Promise.all(
       [
         ...services.registries.values(),
@@ -234,7 +259,20 @@ function createServices(config: Config, deps: AppDeps): Services {
     shared: config.metadata.redis !== undefined,
     now,
   })
+  const pulls = config.statistics.enabled
+    ? new PullStatistics({
+        metadata,
+        logger,
+        metrics,
+        now,
+        flushIntervalMs: config.statistics.flushInterval,
+      })
+    : undefined
+  pulls?.start()
   return {
+    pulls,
+    statistics: new Statistics(metadata, now),
+    events: new EventRing(),
     cache,
     manifests,
     documents,

@@ -51,6 +51,8 @@ export type ErrorCode =
   | 'PT_PYPI_REQUEST'
   | 'PT_CONFIG_INVALID'
   | 'PT_SERVER_BUSY'
+  | 'PT_API_BAD_QUERY'
+  | 'PT_API_UNAUTHORIZED'
   // Only on the wire, in the default JSON error body.
   | 'PT_BAD_REQUEST'
   | 'PT_NOT_FOUND'
@@ -109,6 +111,8 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_PYPI_PAGE_INVALID: 'bad_upstream',
   PT_CONFIG_INVALID: 'invalid',
   PT_SERVER_BUSY: 'unavailable',
+  PT_API_BAD_QUERY: 'invalid',
+  PT_API_UNAUTHORIZED: 'denied',
   PT_BAD_REQUEST: 'invalid',
   PT_NOT_FOUND: 'not_found',
   PT_INTERNAL: 'internal',

@@ -213,6 +213,16 @@ async function resolveSecrets(
       }
     }
   }
+  const { admin } = config
+  if (admin.tokenFile !== undefined)
+    admin.token = await readSecretFile(admin.tokenFile, 'admin.tokenFile')
+  else if (admin.tokenEnv !== undefined) {
+    const value = nonEmpty(env[admin.tokenEnv])
+    if (value === undefined)
+      throw new ConfigError(`admin.tokenEnv: environment variable ${admin.tokenEnv} is not set`)
+    admin.token = value
+  }
+  if (admin.token !== undefined) secrets.push(admin.token)
   const redisUrl = config.metadata.redis?.url
   const redisPassword = redisUrl === undefined ? '' : decodeURIComponent(new URL(redisUrl).password)
   if (redisPassword) secrets.push(redisPassword)

@@ -290,6 +290,36 @@ export const configSchema = z.strictObject({
       level: z.enum(LOG_LEVELS).default('info'),
     })
     .prefault({}),
+  statistics: z
+    .strictObject({
+      /** Aggregate pull events into the statistics behind /-/api/v1 and the status page. */
+      enabled: z.boolean().default(true),
+      /** How often aggregated pulls are written to the metadata store. */
+      flushInterval: duration('5s'),
+    })
+    .prefault({}),
+  admin: z
+    .strictObject({
+      /** Bearer token the /-/api/ endpoints require; unset, they are open to every client. */
+      token: z.string().min(16).optional(),
+      tokenFile: z.string().min(1).optional(),
+      tokenEnv: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+        .optional(),
+    })
+    .superRefine((admin, ctx) => {
+      const sources = (['token', 'tokenFile', 'tokenEnv'] as const).filter(
+        (k) => admin[k] !== undefined,
+      )
+      if (sources.length > 1)
+        ctx.addIssue({
+          code: 'custom',
+          path: [sources[1] ?? 'token'],
+          message: `set only one of token, tokenFile, tokenEnv (also set: ${sources[0] ?? ''})`,
+        })
+    })
+    .prefault({}),
   docker: z
     .strictObject({
       registries: z

@@ -6,13 +6,19 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
+import type { PullEventFields } from '../observability/pull-event.ts'
 import { registerPullEvents } from './pull-events.ts'
 
 /** Routes polled by probes and scrapers: logged at debug, not info, to keep logs readable. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics'])
 
-export function registerMetrics(app: FastifyInstance, metrics: Metrics, logger: Logger): void {
-  const pulls = registerPullEvents(app, { logger, metrics })
+export function registerMetrics(
+  app: FastifyInstance,
+  metrics: Metrics,
+  logger: Logger,
+  onPull?: (event: PullEventFields) => void,
+): void {
+  const pulls = registerPullEvents(app, { logger, metrics, onPull })
   app.get('/metrics', { config: { protocol: 'ops' } }, async (_request, reply) =>
     reply
       .header('content-type', metrics.registry.contentType)

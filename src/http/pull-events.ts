@@ -9,7 +9,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { countBytes } from '../observability/count-bytes.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import { recordPull, type ServedArtifact } from '../observability/pull-event.ts'
+import {
+  recordPull,
+  type PullEventFields,
+  type ServedArtifact,
+} from '../observability/pull-event.ts'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -41,7 +45,12 @@ export interface PullEvents {
  */
 export function registerPullEvents(
   app: FastifyInstance,
-  deps: { readonly logger: Logger; readonly metrics: Metrics },
+  deps: {
+    readonly logger: Logger
+    readonly metrics: Metrics
+    /** Called with every pull event after it is logged and counted (the statistics). */
+    readonly onPull?: ((event: PullEventFields) => void) | undefined
+  },
 ): PullEvents {
   const report = (request: FastifyRequest, reply: FastifyReply): void => {
     const sent = reply.pullBytes
@@ -53,7 +62,7 @@ export function registerPullEvents(
     const pull = reply.pull
     // Field by field, not `...pull`: spreading the handlers' objects (of several
     // shapes) took the slow path and halved warm tag-manifest GETs a second.
-    recordPull(deps.logger, deps.metrics, {
+    const event: PullEventFields = {
       protocol: pull.protocol,
       pool: pull.pool,
       subject: pull.subject,
@@ -65,7 +74,9 @@ export function registerPullEvents(
       bytes: head ? 0 : typeof sent === 'number' ? sent : sent(),
       durationMs: reply.elapsedTime,
       clientIp: request.ip,
-    })
+    }
+    recordPull(deps.logger, deps.metrics, event)
+    deps.onPull?.(event)
   }
 
   app.decorateReply('pull', undefined)

@@ -7,7 +7,7 @@
  * Any other origin has no pool: pullthrough is not an open proxy.
  */
 import type { IndexConfig } from '../config/schema.ts'
-import { UpstreamPool, type PoolDeps } from './pool.ts'
+import { UpstreamPool, type MirrorSnapshot, type PoolDeps } from './pool.ts'
 
 /** A file URL as a transfer source: the pool of its origin and its path there. */
 export interface FileLocation {
@@ -45,6 +45,10 @@ export class FileHosts {
       const origin = new URL(host).origin
       if (!this.#pools.has(origin)) this.#pools.set(origin, pool(origin, undefined))
     }
+  }
+  /** The health of each file host (for the API). */
+  snapshot(): MirrorSnapshot[] {
+    return [...this.#pools.values()].flatMap((pool) => pool.snapshot())
   }
 
   /** True when files may be fetched from this URL's origin. */

@@ -23,7 +23,7 @@ import {
 } from './errors.ts'
 import { Mirror, type MirrorNetwork, type MirrorResponse } from './mirror.ts'
 import { backoffDelayMs } from './retry.ts'
-import { rankMirrors, type SelectionPolicy } from './selection.ts'
+import { rankMirrors, type LastFailure, type SelectionPolicy } from './selection.ts'
 
 export interface UpstreamRequest {
   /** Path relative to each mirror's base URL (`v2/library/busybox/manifests/latest`, `requests/`). */
@@ -222,6 +222,7 @@ export class UpstreamPool {
     const signal =
       timeout && req.signal ? AbortSignal.any([req.signal, timeout]) : (timeout ?? req.signal)
     const started = this.#now()
+    mirror.stats.requests++
     try {
       const res = await mirror.send(req.path, {
         method: req.method ?? 'GET',
@@ -256,6 +257,11 @@ export class UpstreamPool {
       // Refused credentials say nothing about the mirror's health.
       if (attempt.failure.reason === 'auth') mirror.breaker.release()
       else mirror.breaker.onFailure()
+      mirror.stats.recordFailure({
+        reason: attempt.failure.reason,
+        status: attempt.failure.status,
+        at: this.#now(),
+      })
       this.#metrics.upstreamErrors.inc({ ...labels, reason: attempt.failure.reason })
       this.#metrics.upstreamRequestDuration.observe(
         { ...labels, outcome: 'error' },
@@ -278,12 +284,55 @@ export class UpstreamPool {
   /** Records a body-phase failure (stall, cut, corrupt bytes) against a mirror. */
   recordBodyFailure(mirror: Mirror, reason: AttemptFailure['reason']): void {
     mirror.breaker.onFailure()
+    mirror.stats.recordFailure({ reason, at: this.#now() })
     this.#metrics.upstreamErrors.inc({ pool: this.name, upstream: mirror.name, reason })
+  }
+
+  /** Each mirror's health as plain data (for the API): no credentials, no URLs beyond the origin and path. */
+  snapshot(): MirrorSnapshot[] {
+    return this.mirrors.map((mirror) => {
+      const { stats, breaker } = mirror
+      const url = new URL(mirror.name)
+      url.username = ''
+      url.password = ''
+      return {
+        pool: this.name,
+        upstream: url.toString().replace(/\/+$/, ''),
+        state:
+          breaker.state === 'closed'
+            ? 'healthy'
+            : breaker.state === 'open'
+              ? 'breaker open'
+              : 'half-open',
+        retryInMs: breaker.retryInMs(),
+        ttfbMs: stats.ttfbMs === undefined ? null : Math.round(stats.ttfbMs),
+        bytesPerSecond: stats.bytesPerMs === undefined ? null : Math.round(stats.bytesPerMs * 1000),
+        requests: stats.requests,
+        failures: stats.failures,
+        errorRate: stats.requests === 0 ? null : Math.min(1, stats.failures / stats.requests),
+        lastFailure: stats.lastFailure ?? null,
+        bytesFetched: stats.bytes,
+      }
+    })
   }
 
   async close(): Promise<void> {
     await Promise.all(this.mirrors.map((m) => m.close()))
   }
+}
+
+export interface MirrorSnapshot {
+  readonly pool: string
+  readonly upstream: string
+  readonly state: 'healthy' | 'breaker open' | 'half-open'
+  readonly retryInMs: number
+  readonly ttfbMs: number | null
+  readonly bytesPerSecond: number | null
+  readonly requests: number
+  readonly failures: number
+  readonly errorRate: number | null
+  readonly lastFailure: LastFailure | null
+  readonly bytesFetched: number
 }
 
 export type { IncomingHttpHeaders }

@@ -18,16 +18,37 @@ export const MIN_THROUGHPUT_SAMPLE_BYTES = 256 * 1024
 
 export type SelectionPolicy = 'ordered' | 'fastest'
 
-/** Moving averages for one mirror. */
+/** The last failure of a mirror, as the API shows it: a reason and a status, never a URL or header. */
+export interface LastFailure {
+  readonly reason: string
+  readonly status?: number | undefined
+  /** ms since the epoch */
+  readonly at: number
+}
+
+/** Moving averages and totals for one mirror. */
 export class MirrorStats {
   ttfbMs: number | undefined
   bytesPerMs: number | undefined
+  /** Attempts sent (every outcome). */
+  requests = 0
+  /** Attempts and transfers that failed (the breaker's failures). */
+  failures = 0
+  /** Body bytes received in fills. */
+  bytes = 0
+  lastFailure: LastFailure | undefined
+
+  recordFailure(failure: LastFailure): void {
+    this.failures++
+    this.lastFailure = failure
+  }
 
   recordTtfb(ms: number): void {
     this.ttfbMs = ewma(this.ttfbMs, Math.max(ms, 0))
   }
 
   recordTransfer(bytes: number, ms: number): void {
+    this.bytes += bytes
     if (bytes < MIN_THROUGHPUT_SAMPLE_BYTES || ms <= 0) return
     this.bytesPerMs = ewma(this.bytesPerMs, bytes / ms)
   }

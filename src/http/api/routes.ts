@@ -1,0 +1,231 @@
+/**
+ * The JSON API under /-/api/v1/ (docs/api.md): statistics, recent pull
+ * events, upstream health and what is on disk. Read-only; when `admin.token`
+ * is set every request needs it as a Bearer token. Lists are paged with
+ * `limit` and `offset` and answer `{ items, total, offset, next }`, `next`
+ * being the offset of the following page or null.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import { SORT_KEYS, SUMMARY_WINDOWS, type Statistics } from '../../insight/statistics.ts'
+import { DAY_MS } from '../../metadata/statistics.ts'
+import type { BlobRecord, MetadataStore } from '../../metadata/store.ts'
+import type { EventRing } from '../../observability/event-ring.ts'
+import type { MirrorSnapshot } from '../../upstream/pool.ts'
+import { ApiBadQueryError, ApiUnauthorizedError } from './errors.ts'
+
+export const API_PREFIX = '/-/api/v1'
+/** Items per page at most. */
+export const MAX_PAGE_SIZE = 500
+const DEFAULT_PAGE_SIZE = 50
+/** Blob records read at most to answer `artifacts` and `unused` (least recently used first). */
+export const MAX_BLOBS_SCANNED = 100_000
+
+const WINDOWS = { ...SUMMARY_WINDOWS, '30d': 30 * DAY_MS, '90d': 90 * DAY_MS } as const
+const windowParam = z.enum(Object.keys(WINDOWS) as [keyof typeof WINDOWS]).default('24h')
+const page = {
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
+  offset: z.coerce.number().int().min(0).default(0),
+}
+const result = z.enum(['hit', 'miss', 'stale', 'revalidated'])
+
+const subjectsQuery = z.strictObject({
+  sort: z.enum(SORT_KEYS as [string, ...string[]]).default('pulls'),
+  prefix: z.string().min(1).max(512).optional(),
+  rollup: z.enum(['subject', 'namespace']).default('subject'),
+  window: windowParam,
+  ...page,
+})
+
+interface Snapshots {
+  snapshot(): MirrorSnapshot[]
+}
+
+export interface ApiDeps {
+  /** `admin.token`: required as a Bearer token when set. */
+  readonly token: string | undefined
+  /** `storage.maxSize` */
+  readonly maxSize: number
+  readonly statistics: Statistics
+  readonly events: EventRing
+  readonly registries: readonly Snapshots[]
+  readonly indexes: readonly Snapshots[]
+  readonly fileHosts: readonly Snapshots[]
+  readonly metadata: Pick<MetadataStore, 'blobTotals' | 'leastRecentlyUsed'>
+  readonly now: () => number
+}
+
+export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
+  const { token, statistics } = deps
+  const expected = token === undefined ? undefined : digestOf(token)
+  const route = { config: { protocol: 'api' } }
+
+  void app.register(
+    (api, _options, done) => {
+      api.addHook('onRequest', (request, reply, next) => {
+        if (expected && !authorized(request, expected)) {
+          void reply.header('www-authenticate', 'Bearer realm="pullthrough"')
+          next(new ApiUnauthorizedError())
+          return
+        }
+        next()
+      })
+
+      api.get('/summary', route, async (request) => {
+        parse(z.strictObject({}), request.query)
+        const [windows, disk] = await Promise.all([
+          statistics.summary(),
+          deps.metadata.blobTotals(),
+        ])
+        return {
+          windows,
+          disk: { usedBytes: disk.bytes, maxBytes: deps.maxSize, artifacts: disk.count },
+        }
+      })
+
+      for (const [path, protocol] of [
+        ['/repositories', 'docker'],
+        ['/projects', 'pypi'],
+      ] as const) {
+        api.get(path, route, async (request) => {
+          const query = parse(subjectsQuery, request.query)
+          const { rows, total } = await statistics.subjects({
+            protocol,
+            prefix: query.prefix,
+            rollup: query.rollup,
+            sort: query.sort as (typeof SORT_KEYS)[number],
+            windowMs: WINDOWS[query.window],
+            limit: query.limit,
+            offset: query.offset,
+          })
+          return paged(rows, total, query)
+        })
+      }
+
+      api.get('/series', route, async (request) => {
+        const query = parse(z.strictObject({ window: windowParam }), request.query)
+        return { items: await statistics.series(WINDOWS[query.window]) }
+      })
+
+      api.get('/events', route, (request) => {
+        const query = parse(
+          z.strictObject({
+            protocol: z.enum(['docker', 'pypi']).optional(),
+            repository: z.string().min(1).optional(),
+            project: z.string().min(1).optional(),
+            result: result.optional(),
+            limit: page.limit,
+          }),
+          request.query,
+        )
+        const items = deps.events.recent({
+          protocol: query.protocol,
+          subject: query.repository ?? query.project,
+          cache: query.result,
+          limit: query.limit,
+        })
+        return Promise.resolve({ items })
+      })
+
+      api.get('/upstreams', route, (request) => {
+        parse(z.strictObject({}), request.query)
+        const health = (pools: readonly Snapshots[], protocol: string, kind: string) =>
+          pools.flatMap((pool) => pool.snapshot().map((m) => ({ protocol, kind, ...m })))
+        const items = [
+          ...health(deps.registries, 'docker', 'registry'),
+          ...health(deps.indexes, 'pypi', 'index'),
+          ...health(deps.fileHosts, 'pypi', 'files'),
+        ]
+        return Promise.resolve({ items })
+      })
+
+      api.get('/artifacts', route, async (request) => {
+        const query = parse(
+          z.strictObject({
+            sort: z.enum(['last', 'size', 'first']).default('last'),
+            digest: z.string().min(1).optional(),
+            ...page,
+          }),
+          request.query,
+        )
+        const blobs = (await deps.metadata.leastRecentlyUsed(MAX_BLOBS_SCANNED)).filter(
+          (b) => query.digest === undefined || b.digest.startsWith(query.digest),
+        )
+        const by = {
+          last: (a: BlobRecord, b: BlobRecord) => b.lastAccess - a.lastAccess,
+          size: (a: BlobRecord, b: BlobRecord) => b.size - a.size,
+          first: (a: BlobRecord, b: BlobRecord) => b.createdAt - a.createdAt,
+        }[query.sort]
+        const items = blobs.sort((a, b) => by(a, b) || a.digest.localeCompare(b.digest))
+        return paged(slice(items, query).map(artifactOf), items.length, query)
+      })
+
+      api.get('/unused', route, async (request) => {
+        const query = parse(
+          z.strictObject({ days: z.coerce.number().int().min(1).max(3650).default(30), ...page }),
+          request.query,
+        )
+        const cutoff = deps.now() - query.days * DAY_MS
+        const [blobs, disk] = await Promise.all([
+          deps.metadata.leastRecentlyUsed(MAX_BLOBS_SCANNED),
+          deps.metadata.blobTotals(),
+        ])
+        const unused = blobs.filter((b) => b.lastAccess < cutoff)
+        const bytes = unused.reduce((sum, b) => sum + b.size, 0)
+        return {
+          ...paged(slice(unused, query).map(artifactOf), unused.length, query),
+          days: query.days,
+          bytes,
+          shareOfDisk: disk.bytes === 0 ? 0 : bytes / disk.bytes,
+        }
+      })
+      done()
+    },
+    { prefix: API_PREFIX },
+  )
+}
+
+function artifactOf(blob: BlobRecord) {
+  return {
+    digest: blob.digest,
+    size: blob.size,
+    firstCached: blob.createdAt,
+    lastAccessed: blob.lastAccess,
+    hits: blob.hits,
+  }
+}
+
+/** One page of a list: `items` is the page itself, `total` the whole list's length. */
+function paged<T>(items: readonly T[], total: number, query: { offset: number }) {
+  const end = query.offset + items.length
+  return { items, total, offset: query.offset, next: end < total ? end : null }
+}
+
+function slice<T>(all: readonly T[], query: { limit: number; offset: number }): T[] {
+  return all.slice(query.offset, query.offset + query.limit)
+}
+
+function parse<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
+  const parsed = schema.safeParse(query ?? {})
+  if (parsed.success) return parsed.data
+  const issue = parsed.error.issues[0]
+  const where = issue?.path.join('.') ?? ''
+  const unknown = issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : undefined
+  throw new ApiBadQueryError(
+    unknown !== undefined
+      ? `unknown query parameter: ${unknown}`
+      : `${where || 'query'}: ${issue?.message ?? 'invalid'}`,
+  )
+}
+
+function digestOf(text: string): Buffer {
+  return createHash('sha256').update(text).digest()
+}
+
+/** Compares digests, not the strings, so the comparison takes the same time whatever the length. */
+function authorized(request: FastifyRequest, expected: Buffer): boolean {
+  const header = request.headers.authorization ?? ''
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  return match?.[1] !== undefined && timingSafeEqual(digestOf(match[1]), expected)
+}
