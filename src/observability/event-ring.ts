@@ -55,7 +55,12 @@ export class EventRing {
       if (filter.protocol !== undefined && event.protocol !== filter.protocol) continue
       if (filter.subject !== undefined && event.subject !== filter.subject) continue
       if (filter.cache !== undefined && event.cache !== filter.cache) continue
-      out.push({ ...event, time: this.#times[at] ?? 0, node: this.#node })
+      out.push({
+        ...event,
+        durationMs: Math.round(event.durationMs),
+        time: this.#times[at] ?? 0,
+        node: this.#node,
+      })
     }
     return out
   }
