@@ -42,6 +42,7 @@ import {
   cleanUp as cleanUpAll,
   cleanUpOnSignals,
   cpuSeconds,
+  DOCKER_ACCEPT,
   machineLine,
   median,
   oneOf,
@@ -98,14 +99,6 @@ const TAG = 'latest'
 const WARMUP_REPOSITORY = 'library/warmup'
 const WARMUP_LAYER_BYTES = 8 * 2 ** 20
 const WARMUP_LAYERS = 3
-/** What containerd (and so dockerd) sends when it resolves a tag: every manifest type. */
-const DOCKER_ACCEPT = [
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.oci.image.index.v1+json',
-  '*/*',
-].join(', ')
 /** Long enough that every warm request of the run is within it. */
 const TAG_TTL = '1h'
 const HTTP_TIMEOUT_MS = 10_000

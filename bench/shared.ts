@@ -24,6 +24,15 @@ const HTTP_TIMEOUT_MS = 10_000
 /** How much of pullthrough's output is kept for error messages. */
 const LOG_TAIL_CHARS = 8192
 
+/** What containerd (and so dockerd) sends when it resolves a tag: every manifest type. */
+export const DOCKER_ACCEPT = [
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  '*/*',
+].join(', ')
+
 export const say = (line: string) => process.stdout.write(`${line}\n`)
 
 /** One markdown table row. */

@@ -24,6 +24,7 @@ import {
   cleanUp,
   cleanUpOnSignals,
   cpuSeconds,
+  DOCKER_ACCEPT,
   machineLine,
   median,
   positiveInt,
@@ -57,14 +58,6 @@ const CONNECTIONS = positiveInt('connections', values.connections)
 const THREADS = positiveInt('threads', values.threads)
 
 const REPOSITORY = 'library/bench'
-/** What containerd (and so dockerd) sends when it resolves a tag. */
-const DOCKER_ACCEPT = [
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.oci.image.index.v1+json',
-  '*/*',
-].join(', ')
 /** Unmeasured requests per side before the first round, so both are JIT-warm. */
 const WARMUP_SECONDS = 3
 const HTTP_TIMEOUT_MS = 10_000
