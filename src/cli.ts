@@ -10,6 +10,8 @@ import { loadConfig } from './config/load.ts'
 import { ConfigError } from './config/errors.ts'
 import { createLogger } from './observability/logger.ts'
 import { runServer } from './serve.ts'
+import { ClientError, localUrl } from './client/api-client.ts'
+import { LS_SORTS, lsCommand, statsCommand } from './client/commands.ts'
 
 const EXIT_OK = 0
 const EXIT_FAILURE = 1
@@ -22,12 +24,24 @@ Python packages (PyPI simple API).
 
 Commands:
   serve              Start the server
+  stats              Pulls, hit ratio, bytes saved and disk use of a running server
+  ls [docker|pypi]   The repositories and projects it serves, most pulled first
 
 Options:
   -c, --config FILE  Config file (default: $PULLTHROUGH_CONFIG, else ./config.yaml
                      if present, else built-in defaults)
   -h, --help         Show this help
   -v, --version      Show the version
+
+Options of stats and ls:
+  --url URL          The server (default: the config's server.host and port)
+  --token TOKEN      Its admin.token (default: $PULLTHROUGH_ADMIN_TOKEN, else the config's)
+  --json             Print the API's JSON instead of a table
+  --sort KEY         ls: pulls, size or last (default pulls)
+  --window W         ls: 1h, 24h, 7d, 30d or 90d (default 24h)
+  --limit N          ls: rows per protocol (default 50)
+
+Example: pullthrough ls docker --sort size --window 7d
 
 Environment overrides: PULLTHROUGH_CONFIG, PULLTHROUGH_HOST, PULLTHROUGH_PORT,
 PULLTHROUGH_STORAGE_PATH, PULLTHROUGH_REDIS_URL, PULLTHROUGH_LOG_LEVEL.
@@ -55,6 +69,12 @@ async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        url: { type: 'string' },
+        token: { type: 'string' },
+        json: { type: 'boolean' },
+        sort: { type: 'string' },
+        window: { type: 'string' },
+        limit: { type: 'string' },
       },
     })
   } catch (error) {
@@ -71,9 +91,70 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command, ...rest] = positionals
   if (command === undefined) return fail(`missing command\n\n${USAGE}`, EXIT_USAGE)
+  if (command === 'stats' || command === 'ls') return client(command, rest, values)
   if (command !== 'serve') return fail(`unknown command "${command}"\n\n${USAGE}`, EXIT_USAGE)
   if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
   return serve(values.config)
+}
+
+/** Rows per protocol `ls` asks for at most (the API's page size). */
+const MAX_LS_LIMIT = 500
+
+async function client(
+  command: 'stats' | 'ls',
+  rest: string[],
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  const text = (name: string) => (typeof values[name] === 'string' ? values[name] : undefined)
+  let url = text('url')
+  let token = text('token') ?? nonEmpty(process.env.PULLTHROUGH_ADMIN_TOKEN)
+  if (url === undefined || token === undefined) {
+    try {
+      const { config } = await loadConfig({ file: text('config') })
+      url ??= localUrl(config)
+      token ??= config.admin.token
+    } catch (error) {
+      return fail(`invalid config: ${(error as Error).message}`, EXIT_USAGE)
+    }
+  }
+  const common = {
+    url,
+    token,
+    json: values.json === true,
+    write: (s: string) => process.stdout.write(s),
+  }
+  try {
+    if (command === 'stats') {
+      if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
+      await statsCommand(common)
+      return EXIT_OK
+    }
+    const [protocol, extra] = rest
+    if (extra !== undefined) return fail(`unexpected argument "${extra}"`, EXIT_USAGE)
+    if (protocol !== undefined && protocol !== 'docker' && protocol !== 'pypi')
+      return fail(`ls takes docker or pypi, not "${protocol}"`, EXIT_USAGE)
+    const sort = text('sort') ?? 'pulls'
+    if (!(sort in LS_SORTS))
+      return fail(`--sort takes pulls, size or last, not "${sort}"`, EXIT_USAGE)
+    const limit = Number(text('limit') ?? 50)
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LS_LIMIT)
+      return fail(`--limit takes a whole number from 1 to ${MAX_LS_LIMIT}`, EXIT_USAGE)
+    await lsCommand({
+      ...common,
+      protocol,
+      sort: sort as keyof typeof LS_SORTS,
+      window: text('window') ?? '24h',
+      limit,
+    })
+    return EXIT_OK
+  } catch (error) {
+    if (error instanceof ClientError) return fail(error.message, EXIT_FAILURE)
+    throw error
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value
 }
 
 async function serve(configFile: string | undefined): Promise<number> {

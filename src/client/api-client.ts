@@ -1,0 +1,46 @@
+/**
+ * Reads the JSON API of a running pullthrough (`/-/api/v1/`) for the CLI's
+ * client commands, with a bounded wait and errors that say what to do.
+ */
+import type { Config } from '../config/schema.ts'
+
+/** Bound on one API request from the CLI. */
+export const CLIENT_TIMEOUT_MS = 10_000
+
+/** The server could not be asked, or refused: the message is for the terminal. */
+export class ClientError extends Error {}
+
+/** Where the server of `config` listens, as seen from this machine. */
+export function localUrl(config: Config): string {
+  const scheme = config.server.tls ? 'https' : 'http'
+  const host = ['0.0.0.0', '::', ''].includes(config.server.host) ? '127.0.0.1' : config.server.host
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${config.server.port}`
+}
+
+export async function getJson(
+  base: string,
+  path: string,
+  token: string | undefined,
+): Promise<unknown> {
+  const url = `${base.replace(/\/+$/, '')}/-/api/v1/${path}`
+  let res: Response
+  try {
+    res = await fetch(url, {
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
+    })
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name
+    throw new ClientError(`cannot reach pullthrough at ${base} (${cause}); is it running? (--url)`)
+  }
+  const text = await res.text()
+  if (res.status === 401)
+    throw new ClientError(
+      `${base} requires the admin token: pass --token or set PULLTHROUGH_ADMIN_TOKEN`,
+    )
+  if (res.status !== 200) {
+    const message = /"message":"([^"]*)"/.exec(text)?.[1] ?? text.slice(0, 200)
+    throw new ClientError(`${url} answered ${res.status}: ${message}`)
+  }
+  return JSON.parse(text) as unknown
+}
