@@ -21,6 +21,8 @@ declare -A needed=(
   # linters the deploy tests run on shell scripts and static YAML
   [shellcheck]=shellcheck
   [yamllint]=yamllint
+  # the status page is tested in a real browser (puppeteer-core drives it)
+  [chromium]=chromium
 )
 
 # Python module -> Debian package that lets /usr/bin/python3 import it. The PyPI

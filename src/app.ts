@@ -37,6 +37,7 @@ import { FileHosts } from './upstream/file-hosts.ts'
 import { PullStatistics } from './insight/pull-statistics.ts'
 import { Statistics } from './insight/statistics.ts'
 import { registerApi } from './http/api/routes.ts'
+import { registerStatusPage } from './http/page/routes.ts'
 import { EventRing } from './observability/event-ring.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
@@ -137,7 +138,7 @@ export async function buildApp(
     services.events.push(event)
     services.pulls?.record(event)
   })
-  registerApi(app, {
+  const apiDeps = {
     token: config.admin.token,
     maxSize: config.storage.maxSize,
     statistics: services.statistics,
@@ -147,6 +148,13 @@ export async function buildApp(
     fileHosts: [...services.fileHosts.values()],
     metadata,
     now: deps.now,
+  }
+  registerApi(app, apiDeps)
+  registerStatusPage(app, {
+    ...apiDeps,
+    publicUrl: config.server.publicUrl,
+    registryNames: config.docker.registries.map((r) => r.name),
+    indexNames: config.pypi.indexes.map((i) => ({ name: i.name, isDefault: i.default })),
   })
   registerHealthRoutes(app, {
     storage: () => deps.blobs.checkWritable(),

@@ -4,7 +4,8 @@
  */
 import type { Summary, SubjectRow, Usage, WindowName } from '../insight/statistics.ts'
 import { getJson } from './api-client.ts'
-import { formatBytes, formatRatio, formatTime, table } from './tables.ts'
+import { formatBytes, formatRatio, formatTime } from '../insight/format.ts'
+import { table } from './tables.ts'
 
 export interface ClientOptions {
   readonly url: string

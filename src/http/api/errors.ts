@@ -12,6 +12,8 @@ export class ApiUnauthorizedError extends PullthroughError {
   readonly code = 'PT_API_UNAUTHORIZED'
   readonly status = 401
   constructor() {
-    super('this endpoint needs "Authorization: Bearer <admin.token>"')
+    super(
+      'this needs the admin token: "Authorization: Bearer <admin.token>", or it as the password of Basic credentials',
+    )
   }
 }

@@ -5,15 +5,15 @@
  * `limit` and `offset` and answer `{ items, total, offset, next }`, `next`
  * being the offset of the following page or null.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import { SORT_KEYS, SUMMARY_WINDOWS, type Statistics } from '../../insight/statistics.ts'
 import { DAY_MS } from '../../metadata/statistics.ts'
 import type { BlobRecord, MetadataStore } from '../../metadata/store.ts'
 import type { EventRing } from '../../observability/event-ring.ts'
 import type { MirrorSnapshot } from '../../upstream/pool.ts'
-import { ApiBadQueryError, ApiUnauthorizedError } from './errors.ts'
+import { adminGuard } from './access.ts'
+import { ApiBadQueryError } from './errors.ts'
 
 export const API_PREFIX = '/-/api/v1'
 /** Items per page at most. */
@@ -38,7 +38,7 @@ const subjectsQuery = z.strictObject({
   ...page,
 })
 
-interface Snapshots {
+export interface Snapshots {
   snapshot(): MirrorSnapshot[]
 }
 
@@ -57,20 +57,12 @@ export interface ApiDeps {
 }
 
 export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
-  const { token, statistics } = deps
-  const expected = token === undefined ? undefined : digestOf(token)
+  const { statistics } = deps
   const route = { config: { protocol: 'api' } }
 
   void app.register(
     (api, _options, done) => {
-      api.addHook('onRequest', (request, reply, next) => {
-        if (expected && !authorized(request, expected)) {
-          void reply.header('www-authenticate', 'Bearer realm="pullthrough"')
-          next(new ApiUnauthorizedError())
-          return
-        }
-        next()
-      })
+      api.addHook('onRequest', adminGuard(deps.token, 'bearer'))
 
       api.get('/summary', route, async (request) => {
         parse(z.strictObject({}), request.query)
@@ -130,13 +122,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
 
       api.get('/upstreams', route, (request) => {
         parse(z.strictObject({}), request.query)
-        const health = (pools: readonly Snapshots[], protocol: string, kind: string) =>
-          pools.flatMap((pool) => pool.snapshot().map((m) => ({ protocol, kind, ...m })))
-        const items = [
-          ...health(deps.registries, 'docker', 'registry'),
-          ...health(deps.indexes, 'pypi', 'index'),
-          ...health(deps.fileHosts, 'pypi', 'files'),
-        ]
+        const items = upstreamHealth(deps)
         return Promise.resolve({ items })
       })
 
@@ -196,6 +182,24 @@ function artifactOf(blob: BlobRecord) {
   }
 }
 
+/** Every mirror of every pool, labelled with its protocol and kind. */
+export function upstreamHealth(pools: {
+  readonly registries: readonly Snapshots[]
+  readonly indexes: readonly Snapshots[]
+  readonly fileHosts: readonly Snapshots[]
+}): (MirrorSnapshot & { protocol: 'docker' | 'pypi'; kind: 'registry' | 'index' | 'files' })[] {
+  const health = (
+    list: readonly Snapshots[],
+    protocol: 'docker' | 'pypi',
+    kind: 'registry' | 'index' | 'files',
+  ) => list.flatMap((pool) => pool.snapshot().map((m) => ({ protocol, kind, ...m })))
+  return [
+    ...health(pools.registries, 'docker', 'registry'),
+    ...health(pools.indexes, 'pypi', 'index'),
+    ...health(pools.fileHosts, 'pypi', 'files'),
+  ]
+}
+
 /** One page of a list: `items` is the page itself, `total` the whole list's length. */
 function paged<T>(items: readonly T[], total: number, query: { offset: number }) {
   const end = query.offset + items.length
@@ -217,15 +221,4 @@ function parse<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
       ? `unknown query parameter: ${unknown}`
       : `${where || 'query'}: ${issue?.message ?? 'invalid'}`,
   )
-}
-
-function digestOf(text: string): Buffer {
-  return createHash('sha256').update(text).digest()
-}
-
-/** Compares digests, not the strings, so the comparison takes the same time whatever the length. */
-function authorized(request: FastifyRequest, expected: Buffer): boolean {
-  const header = request.headers.authorization ?? ''
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
-  return match?.[1] !== undefined && timingSafeEqual(digestOf(match[1]), expected)
 }
