@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { buildApp } from './app.ts'
 import { loadConfig } from './config/load.ts'
 import { ConfigError } from './config/errors.ts'
-import { createLogger } from './observability/logger.ts'
+import { createLogger, prettyLogs } from './observability/logger.ts'
 import { runServer } from './serve.ts'
 import { ClientError, localUrl } from './client/api-client.ts'
 import { LS_SORTS, lsCommand, statsCommand } from './client/commands.ts'
@@ -165,7 +165,11 @@ async function serve(configFile: string | undefined): Promise<number> {
     return fail(`invalid config: ${(error as Error).message}`, EXIT_USAGE)
   }
   const { config, secrets } = loaded
-  const logger = createLogger({ level: config.log.level, secrets })
+  const logger = createLogger({
+    level: config.log.level,
+    secrets,
+    pretty: prettyLogs(config.log.format, process.stdout.isTTY),
+  })
   logger.info(
     {
       version: version(),

@@ -288,6 +288,8 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(LOG_LEVELS).default('info'),
+      /** json: one JSON object per line; pretty: for a person; auto: pretty when stdout is a terminal. */
+      format: z.enum(['auto', 'json', 'pretty']).default('auto'),
     })
     .prefault({}),
   statistics: z

@@ -5,6 +5,7 @@
  * Upstream URLs are logged through `logUrl`/`logUrlPath`: origin and path only,
  * since queries carry signatures (presigned URLs) and userinfo carries passwords.
  */
+import pretty from 'pino-pretty'
 import { hostname } from 'node:os'
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
 
@@ -16,6 +17,13 @@ export interface LoggerSettings {
   readonly secrets?: readonly string[]
   /** Where lines go; stdout by default. Tests pass a stream to read them back. */
   readonly destination?: DestinationStream
+  /** Lines for a person (colour, one line per event) instead of JSON; only for stdout. */
+  readonly pretty?: boolean
+}
+
+/** `log.format: auto` means pretty exactly when stdout is a terminal. */
+export function prettyLogs(format: 'auto' | 'json' | 'pretty', stdoutIsTty: boolean): boolean {
+  return format === 'pretty' || (format === 'auto' && stdoutIsTty)
 }
 
 const REDACTED = '[Redacted]'
@@ -43,7 +51,14 @@ export function createLogger(settings: LoggerSettings): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     hooks: { streamWrite: secretScrubber(settings.secrets ?? []) },
   }
-  return settings.destination ? pino(options, settings.destination) : pino(options)
+  if (settings.destination) return pino(options, settings.destination)
+  // Synchronous, in this thread: the secret scrubber above has run on the JSON line first.
+  if (settings.pretty)
+    return pino(
+      options,
+      pretty({ sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname' }),
+    )
+  return pino(options)
 }
 
 /**

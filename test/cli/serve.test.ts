@@ -145,3 +145,27 @@ t.test('a second process on the same embedded store refuses to start', async (t)
   const code = await exitCode(first)
   t.equal(code, 0)
 })
+
+t.test('log.format: pretty writes lines for a person; auto writes JSON to a pipe', async (t) => {
+  const blocker = createServer()
+  blocker.listen(0, '127.0.0.1')
+  await once(blocker, 'listening')
+  t.teardown(() => blocker.close())
+  const port = String((blocker.address() as { port: number }).port)
+  const env = cleanEnv({ PULLTHROUGH_HOST: '127.0.0.1', PULLTHROUGH_PORT: port })
+  const run = async (format: string) => {
+    const dir = await tempDir(t)
+    await writeFile(join(dir, 'config.yaml'), `log: { format: ${format} }\n`)
+    // The port is taken: the server logs its start, then exits 1.
+    return runCli(t, ['serve'], { cwd: dir, env })
+  }
+  const pretty = await run('pretty')
+  t.equal(pretty.code, 1)
+  const starting = pretty.stdout.split('\n').find((l) => l.includes('starting pullthrough'))
+  t.ok(starting, 'the start line is there')
+  t.match(starting, /INFO/)
+  t.throws(() => JSON.parse(starting ?? '') as unknown, 'not JSON')
+  const auto = await run('auto')
+  const line = auto.stdout.split('\n').find((l) => l.includes('starting pullthrough')) ?? ''
+  t.match(JSON.parse(line), { msg: 'starting pullthrough', level: 30 }, 'stdout is a pipe: JSON')
+})
