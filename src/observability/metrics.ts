@@ -34,6 +34,8 @@ export interface Metrics {
   readonly upstreamRedirectsRefused: Counter<'pool' | 'upstream' | 'reason'>
   readonly httpConnectionsRejected: Counter
   readonly statisticsDropped: Counter
+  readonly bandwidthSaved: Counter<'protocol'>
+  readonly staleServed: Counter<'protocol'>
 }
 
 /** Registers all metrics (and Node's default metrics) on `registry`. */
@@ -115,6 +117,18 @@ export function createMetrics(
     storageWriteErrors: new Counter({
       name: `${PREFIX}storage_write_errors_total`,
       help: 'Fills served through without caching because the disk could not be written.',
+      registers,
+    }),
+    bandwidthSaved: new Counter({
+      name: `${PREFIX}bandwidth_saved_bytes_total`,
+      help: 'Bytes served from the cache (hits and stale answers): upstream traffic saved.',
+      labelNames: ['protocol'],
+      registers,
+    }),
+    staleServed: new Counter({
+      name: `${PREFIX}stale_served_total`,
+      help: 'Artifacts served from the cache because every upstream failed.',
+      labelNames: ['protocol'],
       registers,
     }),
     statisticsDropped: new Counter({

@@ -62,7 +62,13 @@ export function logPullEvent(logger: Logger, fields: PullEventFields): void {
  */
 export function recordPull(logger: Logger, metrics: Metrics, fields: PullEventFields): void {
   metrics.cacheRequests.inc({ protocol: fields.protocol, pool: fields.pool, result: fields.cache })
-  const source = fields.cache === 'hit' || fields.cache === 'stale' ? 'cache' : 'upstream'
-  metrics.bytesServed.inc({ protocol: fields.protocol, source }, fields.bytes)
+  const fromCache = fields.cache === 'hit' || fields.cache === 'stale'
+  metrics.bytesServed.inc(
+    { protocol: fields.protocol, source: fromCache ? 'cache' : 'upstream' },
+    fields.bytes,
+  )
+  if (fromCache && fields.bytes > 0)
+    metrics.bandwidthSaved.inc({ protocol: fields.protocol }, fields.bytes)
+  if (fields.cache === 'stale') metrics.staleServed.inc({ protocol: fields.protocol })
   logPullEvent(logger, fields)
 }

@@ -40,12 +40,13 @@ async function docker(t: Test) {
 
 /** The cache and bytes counters of one protocol, as an operator's dashboard reads them. */
 async function counters(app: TestApp, protocol: string) {
-  const { cacheRequests, bytesServed } = app.app.deps.metrics
+  const { cacheRequests, bytesServed, bandwidthSaved } = app.app.deps.metrics
   return {
     hit: await metricValue(cacheRequests, { protocol, result: 'hit' }),
     miss: await metricValue(cacheRequests, { protocol, result: 'miss' }),
     fromCache: await metricValue(bytesServed, { protocol, source: 'cache' }),
     fromUpstream: await metricValue(bytesServed, { protocol, source: 'upstream' }),
+    saved: await metricValue(bandwidthSaved, { protocol }),
   }
 }
 
@@ -83,6 +84,7 @@ t.test('a blob GET miss, GET hit and HEAD each log one pull event', async (t) =>
     miss: 1,
     fromCache: blob.data.length,
     fromUpstream: blob.data.length,
+    saved: blob.data.length,
   })
 })
 
@@ -185,6 +187,7 @@ t.test('a PyPI page and a file each log one pull event per GET and per HEAD', as
     miss: 2,
     fromCache: 0,
     fromUpstream: page.body.length + wheel.size,
+    saved: 0,
   })
 })
 

@@ -13,6 +13,7 @@ import { request } from 'undici'
 import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
 import { buildImage, pullImage } from '../helpers/images.ts'
+import { metricValue } from '../helpers/pool.ts'
 import { pip } from '../helpers/pypi-packages.ts'
 import { indexYaml, startPypiUpstream } from '../helpers/pypi-upstream.ts'
 import { startRegistry } from '../helpers/registry.ts'
@@ -163,6 +164,8 @@ ${indexYaml([index])}admin: { token: "${TOKEN}" }
     await app.app.services.pulls?.flush()
     await visit(page, `${app.url}/-/`, 'overview')
     t.equal(await text(page, '#stale .value'), '1', 'served stale, 24 h')
+    const { staleServed } = app.app.deps.metrics
+    t.equal(await metricValue(staleServed, { protocol: 'docker' }), 1, 'and in /metrics')
     const recent = await rows(page, '#events')
     t.match(
       recent[0],
