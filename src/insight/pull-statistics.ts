@@ -6,7 +6,7 @@
  * STATS_MAX_PENDING_SUBJECTS subject-hours; past that, new subjects are
  * dropped and counted until the store answers again.
  */
-import type { MetadataStore } from '../metadata/store.ts'
+import type { ArtifactReference, MetadataStore } from '../metadata/store.ts'
 import { HOUR_MS, type UsageDelta } from '../metadata/statistics.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
@@ -18,6 +18,8 @@ export const STATS_FLUSH_INTERVAL_MS = 5_000
 export const STATS_MAX_PENDING_SUBJECTS = 20_000
 /** Distinct client addresses kept per subject-hour between flushes; more are not counted. */
 export const STATS_MAX_PENDING_CLIENTS = 1_000
+/** Artifact references (digest, subject, tag or file) held between flushes at most. */
+export const STATS_MAX_PENDING_REFERENCES = 20_000
 
 interface Pending {
   readonly hour: number
@@ -44,6 +46,7 @@ export interface PullStatisticsDeps {
 
 export class PullStatistics {
   #pending = new Map<string, Pending>()
+  #references = new Map<string, ArtifactReference>()
   #timer: NodeJS.Timeout | undefined
   #flushing: Promise<void> | undefined
   #failing = false
@@ -94,16 +97,34 @@ export class PullStatistics {
       pending.bytesUpstream += event.bytes
     if (pending.clients.size < STATS_MAX_PENDING_CLIENTS) pending.clients.add(event.clientIp)
     pending.lastPulled = now
+    if (event.digest !== undefined) this.#reference(event, event.digest)
+  }
+
+  /** Remembers that `event.subject` served `digest` (by tag or file name, unless asked by digest). */
+  #reference(event: PullEventFields, digest: string): void {
+    const reference = event.reference === digest ? undefined : event.reference
+    const key = `${digest}\u001f${event.pool}\u001f${event.subject}\u001f${reference ?? ''}`
+    if (this.#references.has(key)) return
+    if (this.#references.size >= STATS_MAX_PENDING_REFERENCES) return
+    this.#references.set(key, {
+      digest,
+      protocol: event.protocol,
+      pool: event.pool,
+      subject: event.subject,
+      reference,
+    })
   }
 
   /** Writes what is pending; resolves when done (a failure is logged and kept for the next flush). */
   async flush(): Promise<void> {
     // One flush at a time: a second caller waits for the running one, then flushes what came since.
     while (this.#flushing) await this.#flushing
-    if (this.#pending.size === 0) return
+    if (this.#pending.size === 0 && this.#references.size === 0) return
     const batch = this.#pending
+    const references = this.#references
     this.#pending = new Map()
-    this.#flushing = this.#write(batch).finally(() => {
+    this.#references = new Map()
+    this.#flushing = this.#write(batch, references).finally(() => {
       this.#flushing = undefined
     })
     await this.#flushing
@@ -116,7 +137,10 @@ export class PullStatistics {
     await this.flush()
   }
 
-  async #write(batch: Map<string, Pending>): Promise<void> {
+  async #write(
+    batch: Map<string, Pending>,
+    references: Map<string, ArtifactReference>,
+  ): Promise<void> {
     const deltas: UsageDelta[] = []
     for (const p of batch.values())
       deltas.push({
@@ -135,8 +159,11 @@ export class PullStatistics {
         clients: [...p.clients],
         lastPulled: p.lastPulled,
       })
+    let written = false
     try {
-      await this.deps.metadata.addUsage(deltas)
+      if (deltas.length > 0) await this.deps.metadata.addUsage(deltas)
+      written = true
+      await this.deps.metadata.addReferences([...references.values()])
       if (this.#failing)
         this.deps.logger.info({ subjects: deltas.length }, 'statistics stored again')
       this.#failing = false
@@ -147,7 +174,10 @@ export class PullStatistics {
           'could not store pull statistics; keeping them for the next flush',
         )
       this.#failing = true
-      this.#keep(batch)
+      // Counts already written are not kept (they would count twice); references always are.
+      if (!written) this.#keep(batch)
+      for (const [key, ref] of references)
+        if (this.#references.size < STATS_MAX_PENDING_REFERENCES) this.#references.set(key, ref)
     }
   }
 

@@ -14,6 +14,10 @@ import {
   bucketSize,
   bucketStart,
   countsFrom,
+  MAX_REFERENCES_PER_ARTIFACT,
+  parseReferenceId,
+  referenceId,
+  type ArtifactReference,
   parseSubjectId,
   retentionOf,
   subjectId,
@@ -41,12 +45,16 @@ interface Saved {
   cells: [Granularity, number, string, UsageCounts, Sketch][]
   /** [subject id, first pulled, last pulled] */
   seen: [string, number, number][]
+  /** [digest, reference id, last recorded]; absent in files from before references. */
+  references?: [string, string, number][]
 }
 
 export class FsStatistics {
   /** `${granularity}:${start}` -> subject id -> cell. */
   readonly #buckets = new Map<string, Map<string, Cell>>()
   readonly #seen = new Map<string, { first: number; last: number }>()
+  /** Digest -> reference id -> last time it was recorded (ms). */
+  readonly #references = new Map<string, Map<string, number>>()
   /** Batches are written one after the other: each write replaces the whole file. */
   #writing: Promise<void> = Promise.resolve()
 
@@ -116,6 +124,48 @@ export class FsStatistics {
         if (before) this.#seen.set(id, before)
         else this.#seen.delete(id)
     }
+  }
+
+  /** Records references; written with the next batch (or now, when `save`). */
+  async addReferences(references: readonly ArtifactReference[]): Promise<void> {
+    const write = this.#writing.then(async () => {
+      const undo: (() => void)[] = []
+      const now = this.now()
+      for (const ref of references) {
+        let ids = this.#references.get(ref.digest)
+        if (!ids) {
+          const created = new Map<string, number>()
+          this.#references.set(ref.digest, created)
+          undo.push(() => this.#references.delete(ref.digest))
+          ids = created
+        }
+        const id = referenceId(ref)
+        const before = ids.get(id)
+        if (before === undefined && ids.size >= MAX_REFERENCES_PER_ARTIFACT) continue
+        const list = ids
+        undo.push(() => (before === undefined ? list.delete(id) : list.set(id, before)))
+        ids.set(id, now)
+      }
+      try {
+        await this.#save()
+      } catch (error) {
+        for (const step of undo.reverse()) step()
+        throw error
+      }
+    })
+    this.#writing = write.catch(() => undefined)
+    await write
+  }
+
+  references(digests: readonly string[]): Map<string, ArtifactReference[]> {
+    const out = new Map<string, ArtifactReference[]>()
+    for (const digest of digests) {
+      const ids = this.#references.get(digest)
+      if (!ids) continue
+      const refs = [...ids.keys()].sort().flatMap((id) => parseReferenceId(digest, id) ?? [])
+      if (refs.length > 0) out.set(digest, refs)
+    }
+    return out
   }
 
   usage(query: UsageQuery): UsageAnswer {
@@ -190,6 +240,10 @@ export class FsStatistics {
     }
     for (const [id, seen] of this.#seen)
       if (seen.last <= now - retentionOf('day')) this.#seen.delete(id)
+    for (const [digest, ids] of this.#references) {
+      for (const [id, at] of ids) if (at <= now - retentionOf('day')) ids.delete(id)
+      if (ids.size === 0) this.#references.delete(digest)
+    }
   }
 
   #restore(saved: Saved): void {
@@ -199,10 +253,17 @@ export class FsStatistics {
       cell.clients = mergeSketches([clients])
     }
     for (const [id, first, last] of saved.seen) this.#seen.set(id, { first, last })
+    for (const [digest, id, at] of saved.references ?? []) {
+      const ids = this.#references.get(digest) ?? new Map<string, number>()
+      ids.set(id, at)
+      this.#references.set(digest, ids)
+    }
   }
 
   async #save(): Promise<void> {
-    const saved: Saved = { version: 1, cells: [], seen: [] }
+    const saved: Saved = { version: 1, cells: [], seen: [], references: [] }
+    for (const [digest, ids] of this.#references)
+      for (const [id, at] of ids) saved.references?.push([digest, id, at])
     for (const [name, cells] of this.#buckets) {
       const [granularity, start] = name.split(':') as [Granularity, string]
       for (const [id, cell] of cells)

@@ -24,7 +24,7 @@ import { mkdir, open, opendir, readFile, rename, rm, stat, type FileHandle } fro
 import { join } from 'node:path'
 import { DirLock } from './dir-lock.ts'
 import { FsStatistics } from './fs-statistics.ts'
-import type { UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
+import type { ArtifactReference, UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
 import { MetadataClosedError, MetadataCorruptError, MetadataUnavailableError } from './errors.ts'
 import {
   RECORD_RETENTION_FLOOR_MS,
@@ -339,6 +339,22 @@ export class FsMetadataStore implements MetadataStore {
       this.#onError('addUsage')
       throw new MetadataUnavailableError('fs', 'addUsage', { cause: error })
     }
+  }
+
+  async addReferences(references: readonly ArtifactReference[]): Promise<void> {
+    this.#check()
+    if (references.length === 0) return
+    try {
+      await this.#statistics?.addReferences(references)
+    } catch (error) {
+      this.#onError('addReferences')
+      throw new MetadataUnavailableError('fs', 'addReferences', { cause: error })
+    }
+  }
+
+  references(digests: readonly string[]): Promise<Map<string, ArtifactReference[]>> {
+    const answer = this.#closed ? undefined : this.#statistics?.references(digests)
+    return answer ? Promise.resolve(answer) : Promise.reject(new MetadataClosedError('fs'))
   }
 
   usage(query: UsageQuery): Promise<UsageAnswer> {

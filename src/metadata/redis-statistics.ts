@@ -8,6 +8,7 @@
  *   statsc:<g>:<start>:*<protocol>    the same over a protocol, and `*all`    } their bucket
  *   statsb:<g>                        sorted set of bucket starts
  *   statsfirst, statslast             sorted sets subject id -> first / last pull (ms)
+ *   statsref:<digest>                 set of reference ids (subject and tag or file); expires 90 d after the last
  * <g> is `hour` or `day`; subject ids are URI-encoded in key names.
  */
 import type { Redis } from 'ioredis'
@@ -18,6 +19,10 @@ import {
   bucketSize,
   bucketStart,
   countsFrom,
+  MAX_REFERENCES_PER_ARTIFACT,
+  parseReferenceId,
+  referenceId,
+  type ArtifactReference,
   parseSubjectId,
   retentionOf,
   subjectId,
@@ -40,6 +45,15 @@ local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, member in ipairs(gone) do redis.call('ZREM', KEYS[2], member) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return #gone`
+
+// Adds a reference unless the set is full, and renews its expiry.
+const ADD_REFERENCE = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`
 
 export class RedisStatistics {
   constructor(
@@ -158,6 +172,43 @@ export class RedisStatistics {
         pypi: Number(answers[totalAt + 2]) || 0,
       },
     }
+  }
+
+  async addReferences(redis: Redis, references: readonly ArtifactReference[]): Promise<void> {
+    const pipeline = redis.pipeline()
+    for (const ref of references)
+      pipeline.eval(
+        ADD_REFERENCE,
+        1,
+        this.#referencesKey(ref.digest),
+        referenceId(ref),
+        MAX_REFERENCES_PER_ARTIFACT,
+        retentionOf('day'),
+      )
+    const results = await pipeline.exec()
+    const failed = results?.find(([error]) => error)
+    if (failed?.[0]) throw failed[0]
+  }
+
+  async references(
+    redis: Redis,
+    digests: readonly string[],
+  ): Promise<Map<string, ArtifactReference[]>> {
+    const out = new Map<string, ArtifactReference[]>()
+    if (digests.length === 0) return out
+    const pipeline = redis.pipeline()
+    for (const digest of digests) pipeline.smembers(this.#referencesKey(digest))
+    const results = (await pipeline.exec()) ?? []
+    digests.forEach((digest, i) => {
+      const ids = (results[i]?.[1] ?? []) as string[]
+      const refs = ids.sort().flatMap((id) => parseReferenceId(digest, id) ?? [])
+      if (refs.length > 0) out.set(digest, refs)
+    })
+    return out
+  }
+
+  #referencesKey(digest: string): string {
+    return this.key(`statsref:${encodeURIComponent(digest)}`)
   }
 
   #bucketKey(granularity: Granularity, start: number): string {

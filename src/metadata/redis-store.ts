@@ -25,7 +25,7 @@ import { Redis } from 'ioredis'
 import { MetadataClosedError, MetadataUnavailableError } from './errors.ts'
 import { RedisStatistics } from './redis-statistics.ts'
 import { RECORD_RETENTION_FLOOR_MS, RECORD_SWEEP_INTERVAL_MS } from './retention.ts'
-import type { UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
+import type { ArtifactReference, UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
 import type {
   BlobRecord,
   DocumentRecord,
@@ -319,6 +319,15 @@ export class RedisMetadataStore implements MetadataStore {
   async addUsage(batch: readonly UsageDelta[]): Promise<void> {
     if (batch.length === 0) return
     await this.#call('addUsage', (r) => this.#statistics.add(r, batch))
+  }
+
+  async addReferences(references: readonly ArtifactReference[]): Promise<void> {
+    if (references.length === 0) return
+    await this.#call('addReferences', (r) => this.#statistics.addReferences(r, references))
+  }
+
+  async references(digests: readonly string[]): Promise<Map<string, ArtifactReference[]>> {
+    return this.#call('references', (r) => this.#statistics.references(r, digests))
   }
 
   async usage(query: UsageQuery): Promise<UsageAnswer> {

@@ -148,3 +148,28 @@ export function parseSubjectId(id: string): SubjectKey | undefined {
     return undefined
   return { protocol, pool, subject }
 }
+
+/** References kept per artifact at most; a layer shared by more repositories lists the first ones. */
+export const MAX_REFERENCES_PER_ARTIFACT = 50
+
+/**
+ * A subject that served an artifact: the repository (and tag, for a manifest
+ * pulled by tag) or project (and file name) a digest was pulled through.
+ */
+export interface ArtifactReference extends SubjectKey {
+  readonly digest: string
+  /** The tag or file name it was asked by; absent when asked by digest. */
+  readonly reference?: string | undefined
+}
+
+export function referenceId(ref: ArtifactReference): string {
+  return `${subjectId(ref)}\u001f${ref.reference ?? ''}`
+}
+
+export function parseReferenceId(digest: string, id: string): ArtifactReference | undefined {
+  const cut = id.lastIndexOf('\u001f')
+  const key = parseSubjectId(id.slice(0, cut))
+  if (!key || cut === -1) return undefined
+  const reference = id.slice(cut + 1)
+  return { ...key, digest, ...(reference === '' ? {} : { reference }) }
+}

@@ -55,8 +55,8 @@ export interface BlobRecord {
   readonly hits: number
 }
 
-export type { UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
-import type { UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
+export type { ArtifactReference, UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
+import type { ArtifactReference, UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
 
 /** A lease is held by one owner until it expires or is released. */
 export interface LeaseOptions {
@@ -105,6 +105,10 @@ export interface MetadataStore {
   addUsage(batch: readonly UsageDelta[]): Promise<void>
   /** Pull statistics summed over the buckets `query` selects. */
   usage(query: UsageQuery): Promise<UsageAnswer>
+  /** Records which subjects served which artifacts (kept 90 days after the last, MAX_REFERENCES_PER_ARTIFACT each). */
+  addReferences(references: readonly ArtifactReference[]): Promise<void>
+  /** The recorded references of each of `digests` (digests without any are left out). */
+  references(digests: readonly string[]): Promise<Map<string, ArtifactReference[]>>
 
   /** Takes the lease when free or expired; true when `owner` now holds it. */
   acquireLease(name: string, owner: string, options: LeaseOptions): Promise<boolean>

@@ -155,6 +155,24 @@ t.test('after skopeo and pip pulls the API shows counts, bytes and upstream heal
 
   const artifacts = await api(app, 'artifacts?sort=size&limit=1')
   t.equal(artifacts.body.items?.[0]?.size, Math.max(...(await blobSizes(app))))
+  t.same(
+    artifacts.body.items?.[0]?.references,
+    [{ protocol: 'docker', pool: 'docker.io', name: 'library/app', reference: null }],
+    'the largest blob, a layer, was pulled through library/app by digest',
+  )
+  const catalog = await api(app, 'artifacts?limit=500')
+  const referenced = (test: (r: { name: string; reference: string | null }) => boolean) =>
+    catalog.body.items?.some((a) =>
+      (a.references as { name: string; reference: string | null }[]).some(test),
+    )
+  t.ok(
+    referenced((r) => r.name === 'library/app' && r.reference === '1.0'),
+    'the manifest is referenced by its tag',
+  )
+  t.ok(
+    referenced((r) => r.name === 'lib' && r.reference?.endsWith('.whl') === true),
+    'a wheel is referenced by its project and file name',
+  )
   t.equal(artifacts.body.next, 1)
   t.equal((await api(app, 'unused?days=1')).body.total, 0, 'everything was pulled today')
 

@@ -189,6 +189,7 @@ ${indexYaml([index])}admin: { token: "${TOKEN}" }
     t.equal(found.length, 1, 'searching by a digest prefix finds the layer')
     t.equal(found[0]?.[0], layer)
     t.match(found[0]?.[1], /^20\d\.\d KiB$/, 'its size: about 200 KiB, compressed')
+    t.equal(found[0]?.[5], 'library/app', 'pulled through library/app')
 
     t.equal(await visit(page, `${app.url}/-/upstreams`, 'upstreams'), 200)
     const mirrors = await rows(page, '#upstreams')

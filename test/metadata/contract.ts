@@ -5,7 +5,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { MetadataClosedError } from '../../src/metadata/errors.ts'
-import { DAY_MS, HOUR_MS, ZERO_COUNTS, type UsageDelta } from '../../src/metadata/statistics.ts'
+import {
+  DAY_MS,
+  HOUR_MS,
+  MAX_REFERENCES_PER_ARTIFACT,
+  ZERO_COUNTS,
+  type UsageDelta,
+} from '../../src/metadata/statistics.ts'
 import type { MetadataStore, TagRecord } from '../../src/metadata/store.ts'
 
 export interface StoreOptions {
@@ -331,6 +337,52 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
     t.ok(Math.abs(estimate - 2000) <= 100, `estimate ${estimate} for 2000 distinct clients`)
   })
 
+  t.test('statistics: which subjects served an artifact, bounded per artifact', async (t) => {
+    const store = await makeStore(t)
+    const ref = (subject: string, reference?: string) =>
+      ({ digest: DIGEST_A, protocol: 'docker', pool: 'docker.io', subject, reference }) as const
+    await store.addReferences([ref('library/app', '1.0'), ref('library/app'), ref('org/other')])
+    await store.addReferences([ref('library/app', '1.0')])
+    await store.addReferences([
+      {
+        digest: DIGEST_B,
+        protocol: 'pypi',
+        pool: 'pypi',
+        subject: 'lib',
+        reference: 'lib-1.0.whl',
+      },
+    ])
+    const found = await store.references([DIGEST_A, DIGEST_B, DIGEST_C])
+    t.same(
+      found.get(DIGEST_A)?.map((r) => [r.subject, r.reference]),
+      [
+        ['library/app', undefined],
+        ['library/app', '1.0'],
+        ['org/other', undefined],
+      ],
+      'each subject and tag once, sorted',
+    )
+    t.same(found.get(DIGEST_B), [
+      {
+        digest: DIGEST_B,
+        protocol: 'pypi',
+        pool: 'pypi',
+        subject: 'lib',
+        reference: 'lib-1.0.whl',
+      },
+    ])
+    t.notOk(found.has(DIGEST_C), 'an artifact nobody pulled has no entry')
+    await store.addReferences(
+      Array.from({ length: MAX_REFERENCES_PER_ARTIFACT + 10 }, (_, i) => ref(`many/r${i}`)),
+    )
+    const bounded = (await store.references([DIGEST_A])).get(DIGEST_A) ?? []
+    t.equal(bounded.length, MAX_REFERENCES_PER_ARTIFACT, 'at most MAX_REFERENCES_PER_ARTIFACT')
+    t.ok(
+      bounded.some((r) => r.subject === 'library/app'),
+      'the first ones stay',
+    )
+  })
+
   t.test('a closed store rejects calls', async (t) => {
     const store = await makeStore(t)
     await store.ping()
@@ -338,6 +390,7 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
     await t.rejects(store.getTag('a', 'b', 'c'), MetadataClosedError)
     await t.rejects(store.putBlob(DIGEST_A, 1, 1), MetadataClosedError)
     await t.rejects(store.usage({ granularity: 'hour', from: 0 }), MetadataClosedError)
+    await t.rejects(store.references([DIGEST_A]), MetadataClosedError)
     await t.rejects(
       store.addUsage([usage(0, 'docker', 'a/b', { hit: 1 }, [])]),
       MetadataClosedError,

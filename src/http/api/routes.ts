@@ -52,7 +52,7 @@ export interface ApiDeps {
   readonly registries: readonly Snapshots[]
   readonly indexes: readonly Snapshots[]
   readonly fileHosts: readonly Snapshots[]
-  readonly metadata: Pick<MetadataStore, 'blobTotals' | 'leastRecentlyUsed'>
+  readonly metadata: Pick<MetadataStore, 'blobTotals' | 'leastRecentlyUsed' | 'references'>
   readonly now: () => number
 }
 
@@ -144,7 +144,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
           first: (a: BlobRecord, b: BlobRecord) => b.createdAt - a.createdAt,
         }[query.sort]
         const items = blobs.sort((a, b) => by(a, b) || a.digest.localeCompare(b.digest))
-        return paged(slice(items, query).map(artifactOf), items.length, query)
+        return paged(await artifactRows(deps, slice(items, query)), items.length, query)
       })
 
       api.get('/unused', route, async (request) => {
@@ -160,7 +160,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         const unused = blobs.filter((b) => b.lastAccess < cutoff)
         const bytes = unused.reduce((sum, b) => sum + b.size, 0)
         return {
-          ...paged(slice(unused, query).map(artifactOf), unused.length, query),
+          ...paged(await artifactRows(deps, slice(unused, query)), unused.length, query),
           days: query.days,
           bytes,
           shareOfDisk: disk.bytes === 0 ? 0 : bytes / disk.bytes,
@@ -172,14 +172,22 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   )
 }
 
-function artifactOf(blob: BlobRecord) {
-  return {
+/** Rows of the catalog: the blob record and what the statistics say pulled it. */
+export async function artifactRows(deps: Pick<ApiDeps, 'metadata'>, blobs: readonly BlobRecord[]) {
+  const references = await deps.metadata.references(blobs.map((b) => b.digest))
+  return blobs.map((blob) => ({
     digest: blob.digest,
     size: blob.size,
     firstCached: blob.createdAt,
     lastAccessed: blob.lastAccess,
     hits: blob.hits,
-  }
+    references: (references.get(blob.digest) ?? []).map((r) => ({
+      protocol: r.protocol,
+      pool: r.pool,
+      name: r.subject,
+      reference: r.reference ?? null,
+    })),
+  }))
 }
 
 /** Every mirror of every pool, labelled with its protocol and kind. */

@@ -10,7 +10,7 @@ import type {
   Usage,
   WindowName,
 } from '../../insight/statistics.ts'
-import type { BlobRecord } from '../../metadata/store.ts'
+import type { artifactRows } from '../api/routes.ts'
 import type { RecentEvent } from '../../observability/event-ring.ts'
 import type { MirrorSnapshot } from '../../upstream/pool.ts'
 import { pullsChart, usageBar } from './chart.ts'
@@ -246,7 +246,7 @@ export function subjects(data: SubjectsData): Html {
 }
 
 export interface CatalogData {
-  readonly items: readonly BlobRecord[]
+  readonly items: Awaited<ReturnType<typeof artifactRows>>
   readonly total: number
   readonly offset: number
   readonly limit: number
@@ -261,9 +261,17 @@ export function catalog(data: CatalogData): Html {
       html`<tr>
         <td><code>${b.digest}</code></td>
         <td class="num">${formatBytes(b.size)}</td>
-        <td>${formatTime(b.createdAt)}</td>
-        <td>${formatTime(b.lastAccess)}</td>
+        <td>${formatTime(b.firstCached)}</td>
+        <td>${formatTime(b.lastAccessed)}</td>
         <td class="num">${b.hits}</td>
+        <td>
+          ${b.references.map(
+            (r, i) =>
+              html`${i > 0 ? ', ' : ''}<code
+                  >${r.name}${r.reference === null ? '' : r.protocol === 'docker' ? `:${r.reference}` : ` ${r.reference}`}</code
+                >`,
+          )}
+        </td>
       </tr>`,
   )
   const query = data.digest === undefined ? '' : `&digest=${encodeURIComponent(data.digest)}`
@@ -291,6 +299,7 @@ export function catalog(data: CatalogData): Html {
             <th>first cached (UTC)</th>
             <th>last accessed (UTC)</th>
             <th class="num">hits</th>
+            <th>pulled through</th>
           </tr>
         </thead>
         <tbody>
