@@ -24,6 +24,7 @@ table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nu
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { color: var(--muted); font-weight: 600; font-size: .85rem; }
 td.num, th.num { text-align: right; }
+td.digest { white-space: normal; word-break: break-all; min-width: 14rem; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .85rem; }
 pre { background: var(--card); padding: .7rem .9rem; border-radius: .5rem; overflow-x: auto; }
 .result { display: inline-block; padding: 0 .4rem; border-radius: .3rem; font-size: .8rem; color: #fff; }

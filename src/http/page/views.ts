@@ -259,7 +259,7 @@ export function catalog(data: CatalogData): Html {
   const rows = data.items.map(
     (b) =>
       html`<tr>
-        <td><code>${b.digest}</code></td>
+        <td class="digest"><code>${b.digest}</code></td>
         <td class="num">${formatBytes(b.size)}</td>
         <td>${formatTime(b.firstCached)}</td>
         <td>${formatTime(b.lastAccessed)}</td>
