@@ -4,22 +4,10 @@
  * file URL pointing at pullthrough. Every attribute value and text is escaped:
  * filenames, yank reasons and Requires-Python come from upstreams.
  */
+import { escapeHtml } from '../escape-html.ts'
 import { formatHashPair } from './hashes.ts'
 import type { FileUrl, ProjectFile, ProjectPage } from './model.ts'
 import { HTML_REPOSITORY_VERSION } from './repository-version.ts'
-
-const ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-}
-
-/** Escapes text for HTML content and quoted attribute values. */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c)
-}
 
 /** The HTML body of a project page. */
 export function renderProjectHtml(page: ProjectPage, fileUrl: FileUrl): string {

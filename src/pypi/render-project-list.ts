@@ -8,7 +8,7 @@ import { Transform } from 'node:stream'
 import { UpstreamDocumentInvalidError } from './errors.ts'
 import { MAX_PROJECT_NAME_LENGTH, isProjectName, normalizeProjectName } from './names.ts'
 import type { SimpleFormat } from './negotiate.ts'
-import { escapeHtml } from './render-html.ts'
+import { escapeHtml } from '../escape-html.ts'
 import { HTML_REPOSITORY_VERSION } from './repository-version.ts'
 
 /** The PEP 691 version the JSON list declares (the list has nothing later versions changed). */

@@ -666,3 +666,23 @@ export function bigPypiPackages(): Promise<PypiPackageSet> {
   bigPackages ??= build(BIG_PROJECTS, false)
   return bigPackages
 }
+
+/** `pip install --target <temp dir> packages` with pullthrough at `serverUrl` as its index. */
+export async function pipInstallThrough(
+  t: Test,
+  serverUrl: string,
+  packages: readonly string[],
+): Promise<PythonRun> {
+  const target = await tempDir(t, 'pt-site-')
+  const host = new URL(serverUrl).host
+  return pip(t, [
+    'install',
+    '--index-url',
+    `${serverUrl}/simple/`,
+    '--trusted-host',
+    host,
+    '--target',
+    target,
+    ...packages,
+  ])
+}

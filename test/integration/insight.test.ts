@@ -11,7 +11,7 @@ import { request } from 'undici'
 import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
 import { buildImage, pullImage } from '../helpers/images.ts'
-import { pip } from '../helpers/pypi-packages.ts'
+import { pipInstallThrough } from '../helpers/pypi-packages.ts'
 import { indexYaml, startPypiUpstream } from '../helpers/pypi-upstream.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 import { startRegistry } from '../helpers/registry.ts'
@@ -65,17 +65,7 @@ ${extra}`
 async function pullThrough(t: Test, app: TestApp): Promise<void> {
   const host = new URL(app.url).host
   await pullImage(t, `${host}/app:1.0`, join(await tempDir(t, 'pt-out-'), 'app'))
-  const target = await tempDir(t, 'pt-site-')
-  const run = await pip(t, [
-    'install',
-    '--index-url',
-    `${app.url}/simple/`,
-    '--trusted-host',
-    host,
-    '--target',
-    target,
-    'app',
-  ])
+  const run = await pipInstallThrough(t, app.url, ['app'])
   t.equal(run.code, 0, run.stderr)
   await app.app.services.cache.settled()
 }

@@ -14,7 +14,7 @@ import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
 import { buildImage, pullImage } from '../helpers/images.ts'
 import { metricValue } from '../helpers/pool.ts'
-import { pip } from '../helpers/pypi-packages.ts'
+import { pipInstallThrough } from '../helpers/pypi-packages.ts'
 import { indexYaml, startPypiUpstream } from '../helpers/pypi-upstream.ts'
 import { startRegistry } from '../helpers/registry.ts'
 
@@ -100,17 +100,7 @@ ${indexYaml([index])}admin: { token: "${TOKEN}" }
     })
     const host = new URL(app.url).host
     await pullImage(t, `${host}/app:1.0`, join(await tempDir(t, 'pt-out-'), 'app'))
-    const site = await tempDir(t, 'pt-site-')
-    const run = await pip(t, [
-      'install',
-      '--index-url',
-      `${app.url}/simple/`,
-      '--trusted-host',
-      host,
-      '--target',
-      site,
-      'app',
-    ])
+    const run = await pipInstallThrough(t, app.url, ['app'])
     t.equal(run.code, 0, run.stderr)
     await app.app.services.cache.settled()
     await app.app.services.pulls?.flush()

@@ -2,7 +2,8 @@ import t from 'tap'
 import type { FileUrl, ProjectFile, ProjectPage } from '../../src/pypi/model.ts'
 import { parseProjectHtml } from '../../src/pypi/parse-html.ts'
 import { parseProjectJson } from '../../src/pypi/parse-json.ts'
-import { escapeHtml, renderProjectHtml } from '../../src/pypi/render-html.ts'
+import { escapeHtml } from '../../src/escape-html.ts'
+import { renderProjectHtml } from '../../src/pypi/render-html.ts'
 import { jsonApiVersion, renderProjectJson } from '../../src/pypi/render-json.ts'
 
 const SHA = 'ab'.repeat(32)

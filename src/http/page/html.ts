@@ -4,6 +4,8 @@
  * template engine: the pages are a handful of tables and one chart.
  */
 
+import { escapeHtml } from '../../escape-html.ts'
+
 export class Html {
   constructor(readonly text: string) {}
   toString(): string {
@@ -12,18 +14,6 @@ export class Html {
 }
 
 type Value = Html | string | number | null | undefined | readonly Value[]
-
-const ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-}
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c)
-}
 
 function render(value: Value): string {
   if (value === null || value === undefined) return ''

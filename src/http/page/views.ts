@@ -112,14 +112,7 @@ function protocolTable(windows: Record<WindowName, Summary>): Html {
         <tr>
           <th>window</th>
           <th>protocol</th>
-          <th class="num">pulls</th>
-          <th class="num">hit</th>
-          <th class="num">miss</th>
-          <th class="num">stale</th>
-          <th class="num">hit ratio</th>
-          <th class="num">served</th>
-          <th class="num">saved</th>
-          <th class="num">clients</th>
+          ${USAGE_HEADERS}
         </tr>
       </thead>
       <tbody>
@@ -128,6 +121,16 @@ function protocolTable(windows: Record<WindowName, Summary>): Html {
     </table>
   </div>`
 }
+
+/** The headers of the cells usageCells gives. */
+const USAGE_HEADERS = html`<th class="num">pulls</th>
+  <th class="num">hit</th>
+  <th class="num">miss</th>
+  <th class="num">stale</th>
+  <th class="num">hit ratio</th>
+  <th class="num">served</th>
+  <th class="num">saved</th>
+  <th class="num">clients</th>`
 
 function usageCells(u: Usage): Html {
   return html`<td class="num">${u.pulls.total}</td>
@@ -157,14 +160,7 @@ export function subjectTable(rows: readonly SubjectRow[], id: string): Html {
         <tr>
           <th>pool</th>
           <th>name</th>
-          <th class="num">pulls</th>
-          <th class="num">hit</th>
-          <th class="num">miss</th>
-          <th class="num">stale</th>
-          <th class="num">hit ratio</th>
-          <th class="num">served</th>
-          <th class="num">saved</th>
-          <th class="num">clients</th>
+          ${USAGE_HEADERS}
           <th>last pulled (UTC)</th>
         </tr>
       </thead>
