@@ -8,6 +8,7 @@
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import t, { type Test } from 'tap'
+import { request } from 'undici'
 import { tempDir } from '../helpers/config.ts'
 import { startContainerd, writeHostsDir, type TestContainerd } from '../helpers/containerd.ts'
 import { startDockerd } from '../helpers/dockerd.ts'
@@ -123,6 +124,22 @@ t.test('docker and ctr pull through pullthrough, then from its cache alone', asy
         t.ok(
           pullsSeen(app).some((p) => p.startsWith(`docker.io ${repository} `)),
           `${ref} went through pullthrough`,
+        )
+      }
+      // The statistics count what dockerd pulled, as the API reports it.
+      await app.app.services.pulls?.flush()
+      const res = await request(`${app.url}/-/api/v1/repositories`)
+      const body = (await res.body.json()) as {
+        items: { name: string; pulls: { total: number } }[]
+      }
+      for (const repository of [REPOSITORY, ORG_REPOSITORY]) {
+        const gets = app.logs.lines.filter(
+          (l) => l.msg === 'pull' && l.action === 'get' && l.repository === repository,
+        ).length
+        t.equal(
+          body.items.find((r) => r.name === repository)?.pulls.total,
+          gets,
+          `${repository}: the API counts the ${gets} GETs dockerd made`,
         )
       }
     },

@@ -203,6 +203,13 @@ t.test('two replicas on one Redis answer for each other', async (t) => {
       projects.body.items?.some((p) => p.name === 'lib'),
       'pip pulls through replica one',
     )
+    // The status page reads the same shared statistics.
+    const page = await request(`${replica.url}/-/repositories`, {
+      headers: { authorization: `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}` },
+    })
+    const html = await page.body.text()
+    t.equal(page.statusCode, 200)
+    t.match(html, new RegExp(`<code>library/app</code></td>\\s*<td class="num">${both}</td>`))
   }
 })
 
