@@ -137,7 +137,8 @@ t.test('docker and ctr pull through pullthrough, then from its cache alone', asy
           (l) => l.msg === 'pull' && l.action === 'get' && l.repository === repository,
         ).length
         t.equal(
-          body.items.find((r) => r.name === repository)?.pulls.total,
+          // A repository only HEADed (its content already local) has no row: 0 pulls.
+          body.items.find((r) => r.name === repository)?.pulls.total ?? 0,
           gets,
           `${repository}: the API counts the ${gets} GETs dockerd made`,
         )
