@@ -75,7 +75,9 @@ t.test(
     t.teardown(() => sweeper.close())
     const { abandoned, live } = await abandonedAndLive(store)
     const deadline = Date.now() + 5000
-    while ((await readdir(join(root, 'tmp'))).length > 1 && Date.now() < deadline)
+    const logged = () => logs.raw.some((l) => l.includes('removed abandoned temp files'))
+    // The file goes before the sweep's promise resolves and logs: wait for both.
+    while (((await readdir(join(root, 'tmp'))).length > 1 || !logged()) && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 20))
     t.same(await readdir(join(root, 'tmp')), [live.tempPath.split('/').at(-1)])
     t.match(logs.raw.join('\n'), /"removed":1,.*removed abandoned temp files/)
