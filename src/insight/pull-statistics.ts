@@ -34,6 +34,8 @@ interface Pending {
   bytesUpstream: number
   readonly clients: Set<string>
   lastPulled: number
+  /** Digest -> tags or file names it was asked by ('' for by digest). */
+  readonly references: Map<string, Set<string>>
 }
 
 export interface PullStatisticsDeps {
@@ -46,7 +48,10 @@ export interface PullStatisticsDeps {
 
 export class PullStatistics {
   #pending = new Map<string, Pending>()
-  #references = new Map<string, ArtifactReference>()
+  /** References of a flush that failed, for the next one. */
+  #references: ArtifactReference[] = []
+  /** References pending in all subject-hours (bounded by STATS_MAX_PENDING_REFERENCES). */
+  #referenceCount = 0
   #timer: NodeJS.Timeout | undefined
   #flushing: Promise<void> | undefined
   #failing = false
@@ -88,6 +93,7 @@ export class PullStatistics {
         bytesUpstream: 0,
         clients: new Set(),
         lastPulled: now,
+        references: new Map(),
       }
       this.#pending.set(key, pending)
     }
@@ -97,33 +103,42 @@ export class PullStatistics {
       pending.bytesUpstream += event.bytes
     if (pending.clients.size < STATS_MAX_PENDING_CLIENTS) pending.clients.add(event.clientIp)
     pending.lastPulled = now
-    if (event.digest !== undefined) this.#reference(event, event.digest)
-  }
-
-  /** Remembers that `event.subject` served `digest` (by tag or file name, unless asked by digest). */
-  #reference(event: PullEventFields, digest: string): void {
-    const reference = event.reference === digest ? undefined : event.reference
-    const key = `${digest}\u001f${event.pool}\u001f${event.subject}\u001f${reference ?? ''}`
-    if (this.#references.has(key)) return
-    if (this.#references.size >= STATS_MAX_PENDING_REFERENCES) return
-    this.#references.set(key, {
-      digest,
-      protocol: event.protocol,
-      pool: event.pool,
-      subject: event.subject,
-      reference,
-    })
+    // Which artifact this subject served, by tag or file name (none when asked by digest):
+    // kept on the subject-hour, so a warm repeat is one lookup and no new string.
+    const digest = event.digest
+    if (digest !== undefined && this.#referenceCount < STATS_MAX_PENDING_REFERENCES) {
+      let references = pending.references.get(digest)
+      if (!references) pending.references.set(digest, (references = new Set()))
+      const reference = event.reference === digest ? '' : event.reference
+      if (!references.has(reference)) {
+        references.add(reference)
+        this.#referenceCount++
+      }
+    }
   }
 
   /** Writes what is pending; resolves when done (a failure is logged and kept for the next flush). */
   async flush(): Promise<void> {
     // One flush at a time: a second caller waits for the running one, then flushes what came since.
     while (this.#flushing) await this.#flushing
-    if (this.#pending.size === 0 && this.#references.size === 0) return
+    if (this.#pending.size === 0 && this.#references.length === 0) return
     const batch = this.#pending
     const references = this.#references
     this.#pending = new Map()
-    this.#references = new Map()
+    this.#references = []
+    this.#referenceCount = 0
+    for (const p of batch.values())
+      for (const [digest, names] of p.references)
+        for (const name of names)
+          references.push({
+            digest,
+            protocol: p.protocol,
+            pool: p.pool,
+            subject: p.subject,
+            reference: name === '' ? undefined : name,
+          })
+    // Taken out: a batch kept after a failed write must not send them twice.
+    for (const p of batch.values()) p.references.clear()
     this.#flushing = this.#write(batch, references).finally(() => {
       this.#flushing = undefined
     })
@@ -137,10 +152,7 @@ export class PullStatistics {
     await this.flush()
   }
 
-  async #write(
-    batch: Map<string, Pending>,
-    references: Map<string, ArtifactReference>,
-  ): Promise<void> {
+  async #write(batch: Map<string, Pending>, references: ArtifactReference[]): Promise<void> {
     const deltas: UsageDelta[] = []
     for (const p of batch.values())
       deltas.push({
@@ -163,7 +175,7 @@ export class PullStatistics {
     try {
       if (deltas.length > 0) await this.deps.metadata.addUsage(deltas)
       written = true
-      await this.deps.metadata.addReferences([...references.values()])
+      await this.deps.metadata.addReferences(references)
       if (this.#failing)
         this.deps.logger.info({ subjects: deltas.length }, 'statistics stored again')
       this.#failing = false
@@ -176,8 +188,7 @@ export class PullStatistics {
       this.#failing = true
       // Counts already written are not kept (they would count twice); references always are.
       if (!written) this.#keep(batch)
-      for (const [key, ref] of references)
-        if (this.#references.size < STATS_MAX_PENDING_REFERENCES) this.#references.set(key, ref)
+      this.#references = references.slice(0, STATS_MAX_PENDING_REFERENCES)
     }
   }
 
@@ -202,6 +213,11 @@ export class PullStatistics {
       for (const client of later.clients)
         if (earlier.clients.size < STATS_MAX_PENDING_CLIENTS) earlier.clients.add(client)
       earlier.lastPulled = Math.max(earlier.lastPulled, later.lastPulled)
+      for (const [digest, names] of later.references) {
+        const kept = earlier.references.get(digest)
+        if (kept) for (const name of names) kept.add(name)
+        else earlier.references.set(digest, names)
+      }
     }
     this.#pending = batch
   }

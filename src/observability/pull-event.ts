@@ -4,6 +4,7 @@
  * Built here and nowhere else so every protocol logs the same fields.
  */
 import type { Logger } from 'pino'
+import type { Counter } from 'prom-client'
 import type { Metrics } from './metrics.ts'
 
 export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidated'
@@ -56,19 +57,44 @@ export function logPullEvent(logger: Logger, fields: PullEventFields): void {
   logger.info(buildPullEvent(fields), 'pull')
 }
 
+/** Per-protocol counters bound once: labelling them on every pull hashed the labels each time. */
+interface Bound {
+  readonly fromCache: Counter.Internal
+  readonly fromUpstream: Counter.Internal
+  readonly saved: Counter.Internal
+  readonly stale: Counter.Internal
+}
+const boundCounters = new WeakMap<Metrics, Map<string, Bound>>()
+
+function bound(metrics: Metrics, protocol: PullEventFields['protocol']): Bound {
+  let byProtocol = boundCounters.get(metrics)
+  if (!byProtocol) boundCounters.set(metrics, (byProtocol = new Map<string, Bound>()))
+  let counters = byProtocol.get(protocol)
+  if (!counters) {
+    counters = {
+      fromCache: metrics.bytesServed.labels({ protocol, source: 'cache' }),
+      fromUpstream: metrics.bytesServed.labels({ protocol, source: 'upstream' }),
+      saved: metrics.bandwidthSaved.labels({ protocol }),
+      stale: metrics.staleServed.labels({ protocol }),
+    }
+    byProtocol.set(protocol, counters)
+  }
+  return counters
+}
+
 /**
- * Everything one served artifact reports: the pull event, the cache result
- * counter and the bytes by source (cache for hits, upstream otherwise).
+ * Everything one served artifact reports: the pull event (built only when
+ * info lines are logged), the cache result counter and the bytes by source
+ * (cache for hits and stale answers, upstream otherwise).
  */
 export function recordPull(logger: Logger, metrics: Metrics, fields: PullEventFields): void {
   metrics.cacheRequests.inc({ protocol: fields.protocol, pool: fields.pool, result: fields.cache })
+  const counters = bound(metrics, fields.protocol)
   const fromCache = fields.cache === 'hit' || fields.cache === 'stale'
-  metrics.bytesServed.inc(
-    { protocol: fields.protocol, source: fromCache ? 'cache' : 'upstream' },
-    fields.bytes,
-  )
-  if (fromCache && fields.bytes > 0)
-    metrics.bandwidthSaved.inc({ protocol: fields.protocol }, fields.bytes)
-  if (fields.cache === 'stale') metrics.staleServed.inc({ protocol: fields.protocol })
-  logPullEvent(logger, fields)
+  if (fromCache) {
+    counters.fromCache.inc(fields.bytes)
+    counters.saved.inc(fields.bytes)
+    if (fields.cache === 'stale') counters.stale.inc()
+  } else counters.fromUpstream.inc(fields.bytes)
+  if (logger.isLevelEnabled('info')) logPullEvent(logger, fields)
 }
