@@ -147,6 +147,8 @@ export async function buildApp(
     indexes: [...services.indexes.values()],
     fileHosts: [...services.fileHosts.values()],
     metadata,
+    readHead: (digest: string, bytes: number) => deps.blobs.readHead(digest, bytes),
+    ttl: freshFor(config),
     now: deps.now,
   }
   registerApi(app, apiDeps)
@@ -209,6 +211,14 @@ declare module 'fastify' {
     deps: AppDeps
     services: Services
   }
+}
+
+/** How long a registry's tags or an index's pages stay fresh, by pool name (the catalog's staleness). */
+function freshFor(config: Config) {
+  const tagTTL = new Map(config.docker.registries.map((r) => [r.name, r.tagTTL]))
+  const indexTTL = new Map(config.pypi.indexes.map((i) => [i.name, i.indexTTL]))
+  return (protocol: 'docker' | 'pypi', pool: string) =>
+    (protocol === 'docker' ? tagTTL : indexTTL).get(pool)
 }
 
 function createServices(config: Config, deps: AppDeps): Services {

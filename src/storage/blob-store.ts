@@ -198,6 +198,32 @@ export class BlobStore {
   }
 
   /**
+   * Up to `maxBytes` from the start of a committed blob, unverified (to tell
+   * what it is, never to serve); undefined when it is not on disk.
+   */
+  async readHead(digest: string, maxBytes: number): Promise<Buffer | undefined> {
+    let fh: nodeFs.FileHandle
+    try {
+      fh = await this.#open(parseDigest(digest))
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) return undefined
+      throw error
+    }
+    try {
+      const buffer = Buffer.allocUnsafe(maxBytes)
+      let length = 0
+      while (length < maxBytes) {
+        const { bytesRead } = await fh.read(buffer, length, maxBytes - length, length)
+        if (bytesRead === 0) break
+        length += bytesRead
+      }
+      return buffer.subarray(0, length)
+    } finally {
+      await fh.close().catch(() => undefined)
+    }
+  }
+
+  /**
    * Opens a committed blob for reading; rejects with BlobNotFoundError before
    * streaming if absent. With `verify`, a read that covers the whole blob errors
    * with DigestMismatchError instead of delivering its last chunk when the content

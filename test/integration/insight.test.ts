@@ -145,23 +145,50 @@ t.test('after skopeo and pip pulls the API shows counts, bytes and upstream heal
 
   const artifacts = await api(app, 'artifacts?sort=size&limit=1')
   t.equal(artifacts.body.items?.[0]?.size, Math.max(...(await blobSizes(app))))
+  t.match(artifacts.body.items?.[0], { kind: 'layer', mediaType: 'application/gzip', stale: false })
   t.same(
     artifacts.body.items?.[0]?.references,
-    [{ protocol: 'docker', pool: 'docker.io', name: 'library/app', reference: null }],
+    [
+      {
+        protocol: 'docker',
+        pool: 'docker.io',
+        name: 'library/app',
+        reference: null,
+        fetchedAt: null,
+        stale: null,
+        current: null,
+      },
+    ],
     'the largest blob, a layer, was pulled through library/app by digest',
   )
   const catalog = await api(app, 'artifacts?limit=500')
   const referenced = (test: (r: { name: string; reference: string | null }) => boolean) =>
-    catalog.body.items?.some((a) =>
+    catalog.body.items?.find((a) =>
       (a.references as { name: string; reference: string | null }[]).some(test),
     )
-  t.ok(
+  t.match(
     referenced((r) => r.name === 'library/app' && r.reference === '1.0'),
-    'the manifest is referenced by its tag',
+    {
+      kind: 'manifest',
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      stale: false,
+      references: [{ reference: '1.0', fetchedAt: Number, stale: false, current: true }],
+    },
+    'the manifest is referenced by its tag, fresh',
   )
-  t.ok(
+  t.match(
     referenced((r) => r.name === 'lib' && r.reference?.endsWith('.whl') === true),
-    'a wheel is referenced by its project and file name',
+    {
+      kind: 'wheel',
+      mediaType: 'application/zip',
+      references: [{ protocol: 'pypi', fetchedAt: Number, stale: false, current: null }],
+    },
+    'a wheel is referenced by its project and file name; the page is fresh',
+  )
+  t.equal(
+    catalog.body.items?.filter((a) => a.kind === 'config').length,
+    1,
+    'the image config is told apart from the layers',
   )
   t.equal(artifacts.body.next, 1)
   t.equal((await api(app, 'unused?days=1')).body.total, 0, 'everything was pulled today')
@@ -179,6 +206,42 @@ t.test('after skopeo and pip pulls the API shows counts, bytes and upstream heal
   const down = await api(app, 'upstreams')
   t.match(down.body.items, [{ state: 'breaker open', lastFailure: { reason: String } }])
   t.notMatch(down.text, UPSTREAM_PASSWORD)
+})
+
+t.test('the catalog marks a tag served stale while its registry is down', async (t) => {
+  const { registry, yaml } = await setUp(t)
+  let offset = 0
+  const app = await startApp(t, { yaml, deps: { now: () => Date.now() + offset } })
+  await pullThrough(t, app)
+  await app.app.services.pulls?.flush()
+  const tagged = async () => {
+    const catalog = await api(app, 'artifacts?limit=500')
+    return catalog.body.items?.find((a) =>
+      (a.references as { reference: string | null }[]).some((r) => r.reference === '1.0'),
+    )
+  }
+  t.match(await tagged(), { stale: false, references: [{ stale: false, current: true }] })
+
+  await registry.stop()
+  offset = 10 * 60_000 // past the default tagTTL of 5 minutes
+  const res = await request(`${app.url}/v2/library/app/manifests/1.0`, {
+    headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+  })
+  await res.body.dump()
+  t.equal(res.statusCode, 200, 'the cached manifest is served while the registry is down')
+  await app.app.services.pulls?.flush()
+  t.match(await tagged(), { stale: true, references: [{ stale: true, current: true }] })
+  const page = await request(`${app.url}/-/catalog`, {
+    headers: { authorization: `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}` },
+  })
+  const html = await page.body.text()
+  t.match(html, /<code\s*>library\/app:1\.0<\/code\s*>\s*<span class="stale-ref">\(stale\)<\/span>/)
+  t.match(html, /<td title="application\/gzip">layer<\/td>/)
+  const summary = await api(app, 'summary')
+  const hour = (summary.body.windows as Record<string, Record<string, Record<string, unknown>>>)[
+    '1h'
+  ]
+  t.match(hour?.docker, { pulls: { stale: 1 } }, 'the statistics count the stale pull')
 })
 
 t.test('two replicas on one Redis answer for each other', async (t) => {

@@ -51,3 +51,16 @@ t.test('a range that selects no bytes reads nothing', async (t) => {
   const read = await store.createReadStream(empty, { start: 0, end: -1, verify: true })
   t.equal((await readAll(read)).length, 0)
 })
+
+t.test(
+  'readHead gives the first bytes, the whole of a shorter blob, nothing for a missing one',
+  async (t) => {
+    const store = await BlobStore.open(await tempDir(t))
+    const blob = randomBlob(2 * READ_HIGH_WATER_MARK + 5)
+    await store.put(blob.digest, Readable.from([blob.data]))
+    t.ok((await store.readHead(blob.digest, 100))?.equals(blob.data.subarray(0, 100)))
+    t.ok((await store.readHead(blob.digest, blob.data.length * 2))?.equals(blob.data))
+    t.equal(await store.readHead(randomBlob(10).digest, 100), undefined)
+    await t.rejects(store.readHead('sha256:nothex', 100), 'an invalid digest is an error')
+  },
+)

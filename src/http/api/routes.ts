@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
+import { catalogRows, type CatalogDeps } from '../../insight/catalog.ts'
 import { SORT_KEYS, SUMMARY_WINDOWS, type Statistics } from '../../insight/statistics.ts'
 import { DAY_MS } from '../../metadata/statistics.ts'
 import type { BlobRecord, MetadataStore } from '../../metadata/store.ts'
@@ -52,7 +53,10 @@ export interface ApiDeps {
   readonly registries: readonly Snapshots[]
   readonly indexes: readonly Snapshots[]
   readonly fileHosts: readonly Snapshots[]
-  readonly metadata: Pick<MetadataStore, 'blobTotals' | 'leastRecentlyUsed' | 'references'>
+  readonly metadata: Pick<MetadataStore, 'blobTotals' | 'leastRecentlyUsed'> &
+    CatalogDeps['metadata']
+  readonly readHead: CatalogDeps['readHead']
+  readonly ttl: CatalogDeps['ttl']
   readonly now: () => number
 }
 
@@ -144,7 +148,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
           first: (a: BlobRecord, b: BlobRecord) => b.createdAt - a.createdAt,
         }[query.sort]
         const items = blobs.sort((a, b) => by(a, b) || a.digest.localeCompare(b.digest))
-        return paged(await artifactRows(deps, slice(items, query)), items.length, query)
+        return paged(await catalogRows(deps, slice(items, query)), items.length, query)
       })
 
       api.get('/unused', route, async (request) => {
@@ -160,7 +164,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         const unused = blobs.filter((b) => b.lastAccess < cutoff)
         const bytes = unused.reduce((sum, b) => sum + b.size, 0)
         return {
-          ...paged(await artifactRows(deps, slice(unused, query)), unused.length, query),
+          ...paged(await catalogRows(deps, slice(unused, query)), unused.length, query),
           days: query.days,
           bytes,
           shareOfDisk: disk.bytes === 0 ? 0 : bytes / disk.bytes,
@@ -170,24 +174,6 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     },
     { prefix: API_PREFIX },
   )
-}
-
-/** Rows of the catalog: the blob record and what the statistics say pulled it. */
-export async function artifactRows(deps: Pick<ApiDeps, 'metadata'>, blobs: readonly BlobRecord[]) {
-  const references = await deps.metadata.references(blobs.map((b) => b.digest))
-  return blobs.map((blob) => ({
-    digest: blob.digest,
-    size: blob.size,
-    firstCached: blob.createdAt,
-    lastAccessed: blob.lastAccess,
-    hits: blob.hits,
-    references: (references.get(blob.digest) ?? []).map((r) => ({
-      protocol: r.protocol,
-      pool: r.pool,
-      name: r.subject,
-      reference: r.reference ?? null,
-    })),
-  }))
 }
 
 /** Every mirror of every pool, labelled with its protocol and kind. */

@@ -8,7 +8,8 @@ import { hostname } from 'node:os'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DAY_MS } from '../../metadata/statistics.ts'
 import { adminGuard } from '../api/access.ts'
-import { artifactRows, upstreamHealth, type ApiDeps } from '../api/routes.ts'
+import { catalogRows } from '../../insight/catalog.ts'
+import { upstreamHealth, type ApiDeps } from '../api/routes.ts'
 import type { Html } from './html.ts'
 import { PAGE_CSS } from './style.ts'
 import { catalog, connect, layout, overview, subjects, upstreams, type TabPath } from './views.ts'
@@ -126,7 +127,7 @@ export function registerStatusPage(app: FastifyInstance, deps: PageDeps): void {
         .filter((b) => digest === undefined || b.digest.startsWith(digest))
         .sort((a, b) => b.lastAccess - a.lastAccess || a.digest.localeCompare(b.digest))
       const body = catalog({
-        items: await artifactRows(deps, matching.slice(offset, offset + PAGE_ROWS)),
+        items: await catalogRows(deps, matching.slice(offset, offset + PAGE_ROWS)),
         total: matching.length,
         offset,
         limit: PAGE_ROWS,

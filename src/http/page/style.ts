@@ -31,6 +31,7 @@ pre { background: var(--card); padding: .7rem .9rem; border-radius: .5rem; overf
 .result.hit { background: var(--hit); } .result.miss { background: var(--miss); }
 .result.stale { background: var(--stale); } .result.revalidated { background: var(--reval); }
 .state-healthy { color: var(--hit); } .state-open { color: var(--stale); font-weight: 600; } .state-half { color: var(--miss); }
+.stale-ref { color: var(--stale); }
 svg.chart { width: 100%; height: auto; max-height: 14rem; }
 svg.bar { width: 100%; height: .6rem; margin-top: .6rem; }
 svg.bar .hit { fill: var(--accent); }

@@ -10,7 +10,7 @@ import type {
   Usage,
   WindowName,
 } from '../../insight/statistics.ts'
-import type { artifactRows } from '../api/routes.ts'
+import type { CatalogReference, CatalogRow } from '../../insight/catalog.ts'
 import type { RecentEvent } from '../../observability/event-ring.ts'
 import type { MirrorSnapshot } from '../../upstream/pool.ts'
 import { pullsChart, usageBar } from './chart.ts'
@@ -242,7 +242,7 @@ export function subjects(data: SubjectsData): Html {
 }
 
 export interface CatalogData {
-  readonly items: Awaited<ReturnType<typeof artifactRows>>
+  readonly items: readonly CatalogRow[]
   readonly total: number
   readonly offset: number
   readonly limit: number
@@ -251,11 +251,19 @@ export interface CatalogData {
   readonly unusedCount: number
 }
 
+/** After a reference: whether its tag moved on or its tag or page is past its TTL. */
+function referenceNote(r: CatalogReference): Html | string {
+  if (r.current === false) return html` <span class="muted">(tag moved)</span>`
+  if (r.stale === true) return html` <span class="stale-ref">(stale)</span>`
+  return ''
+}
+
 export function catalog(data: CatalogData): Html {
   const rows = data.items.map(
     (b) =>
       html`<tr>
         <td class="digest"><code>${b.digest}</code></td>
+        <td title="${b.mediaType ?? ''}">${b.kind}</td>
         <td class="num">${formatBytes(b.size)}</td>
         <td>${formatTime(b.firstCached)}</td>
         <td>${formatTime(b.lastAccessed)}</td>
@@ -263,9 +271,7 @@ export function catalog(data: CatalogData): Html {
         <td>
           ${b.references.map(
             (r, i) =>
-              html`${i > 0 ? ', ' : ''}<code
-                  >${r.name}${r.reference === null ? '' : r.protocol === 'docker' ? `:${r.reference}` : ` ${r.reference}`}</code
-                >`,
+              html`${i > 0 ? ', ' : ''}<code>${r.name}${r.reference === null ? '' : r.protocol === 'docker' ? `:${r.reference}` : ` ${r.reference}`}</code>${referenceNote(r)}`,
           )}
         </td>
       </tr>`,
@@ -291,6 +297,7 @@ export function catalog(data: CatalogData): Html {
         <thead>
           <tr>
             <th>digest</th>
+            <th>type</th>
             <th class="num">size</th>
             <th>first cached (UTC)</th>
             <th>last accessed (UTC)</th>
