@@ -13,6 +13,8 @@ export interface WrkOptions {
   readonly connections: number
   readonly durationS: number
   readonly headers?: Readonly<Record<string, string>>
+  /** Run wrk on these CPUs only (`taskset -c`), away from the server under test. */
+  readonly cpus?: string
 }
 
 export interface WrkResult {
@@ -52,7 +54,9 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
   for (const [name, value] of Object.entries(options.headers ?? {}))
     args.push('-H', `${name}: ${value}`)
   args.push(options.url)
-  const { stdout } = await execFileAsync('wrk', args, {
+  const [command, commandArgs] =
+    options.cpus === undefined ? ['wrk', args] : ['taskset', ['-c', options.cpus, 'wrk', ...args]]
+  const { stdout } = await execFileAsync(command, commandArgs, {
     timeout: options.durationS * 1000 + WRK_GRACE_MS,
   })
   return parseWrk(stdout)
