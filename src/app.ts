@@ -39,6 +39,7 @@ import { Statistics } from './insight/statistics.ts'
 import { registerApi } from './http/api/routes.ts'
 import { registerStatusPage } from './http/page/routes.ts'
 import { EventRing } from './observability/event-ring.ts'
+import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
 /**
@@ -79,6 +80,8 @@ export interface Services {
   readonly statistics: Statistics
   /** The most recent pull events of this replica. */
   readonly events: EventRing
+  /** Offline mode: while on, no upstream is contacted. */
+  readonly offline: OfflineSwitch
 }
 
 /** Builds the app; call `listen` on the result, and `close` to release everything it created. */
@@ -149,6 +152,7 @@ export async function buildApp(
     metadata,
     readHead: (digest: string, bytes: number) => deps.blobs.readHead(digest, bytes),
     ttl: freshFor(config),
+    offline: services.offline,
     now: deps.now,
   }
   registerApi(app, apiDeps)
@@ -223,7 +227,8 @@ function freshFor(config: Config) {
 
 function createServices(config: Config, deps: AppDeps): Services {
   const { blobs, metadata, metrics, logger, now } = deps
-  const poolDeps = { logger, metrics, now }
+  const offline = new OfflineSwitch(config.offline, { logger, metrics })
+  const poolDeps = { logger, metrics, now, offline }
   const registries = new Map(
     config.docker.registries.map((r) => [r.name, new UpstreamPool(r, poolDeps)]),
   )
@@ -288,6 +293,7 @@ function createServices(config: Config, deps: AppDeps): Services {
     : undefined
   pulls?.start()
   return {
+    offline,
     pulls,
     statistics: new Statistics(metadata, now),
     events: new EventRing(),

@@ -33,6 +33,11 @@ Options:
   -h, --help         Show this help
   -v, --version      Show the version
 
+Options of serve:
+  --offline          Contact no upstream: serve what is cached, answer 503 for
+                     the rest (also: offline: true, PULLTHROUGH_OFFLINE=true;
+                     switch at runtime with PUT /-/api/v1/offline)
+
 Options of stats and ls:
   --url URL          The server (default: the config's server.host and port)
   --token TOKEN      Its admin.token (default: $PULLTHROUGH_ADMIN_TOKEN, else the config's)
@@ -44,7 +49,8 @@ Options of stats and ls:
 Example: pullthrough ls docker --sort size --window 7d
 
 Environment overrides: PULLTHROUGH_CONFIG, PULLTHROUGH_HOST, PULLTHROUGH_PORT,
-PULLTHROUGH_STORAGE_PATH, PULLTHROUGH_REDIS_URL, PULLTHROUGH_LOG_LEVEL.
+PULLTHROUGH_STORAGE_PATH, PULLTHROUGH_REDIS_URL, PULLTHROUGH_LOG_LEVEL,
+PULLTHROUGH_OFFLINE.
 Documentation: config.example.yaml, docs/ and README.md.
 `
 
@@ -75,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
         sort: { type: 'string' },
         window: { type: 'string' },
         limit: { type: 'string' },
+        offline: { type: 'boolean' },
       },
     })
   } catch (error) {
@@ -91,10 +98,12 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command, ...rest] = positionals
   if (command === undefined) return fail(`missing command\n\n${USAGE}`, EXIT_USAGE)
+  if (values.offline === true && command !== 'serve')
+    return fail('--offline is an option of serve', EXIT_USAGE)
   if (command === 'stats' || command === 'ls') return client(command, rest, values)
   if (command !== 'serve') return fail(`unknown command "${command}"\n\n${USAGE}`, EXIT_USAGE)
   if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
-  return serve(values.config)
+  return serve(values.config, values.offline === true)
 }
 
 /** Rows per protocol `ls` asks for at most (the API's page size). */
@@ -157,14 +166,15 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value
 }
 
-async function serve(configFile: string | undefined): Promise<number> {
+async function serve(configFile: string | undefined, offline: boolean): Promise<number> {
   let loaded
   try {
     loaded = await loadConfig({ file: configFile })
   } catch (error) {
     return fail(`invalid config: ${(error as Error).message}`, EXIT_USAGE)
   }
-  const { config, secrets } = loaded
+  const config = offline ? { ...loaded.config, offline: true } : loaded.config
+  const { secrets } = loaded
   const logger = createLogger({
     level: config.log.level,
     secrets,

@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'PT_UPSTREAM_STATUS'
   | 'PT_UPSTREAM_TOKEN'
   | 'PT_UPSTREAM_UNAVAILABLE'
+  | 'PT_OFFLINE'
   // cache/
   | 'PT_BLOB_UNKNOWN'
   | 'PT_DOCUMENT_TOO_LARGE'
@@ -53,6 +54,7 @@ export type ErrorCode =
   | 'PT_SERVER_BUSY'
   | 'PT_API_BAD_QUERY'
   | 'PT_API_UNAUTHORIZED'
+  | 'PT_API_FORBIDDEN'
   // Only on the wire, in the default JSON error body.
   | 'PT_BAD_REQUEST'
   | 'PT_NOT_FOUND'
@@ -94,6 +96,7 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_UPSTREAM_STATUS: 'bad_upstream',
   PT_UPSTREAM_TOKEN: 'denied',
   PT_UPSTREAM_UNAVAILABLE: 'unavailable',
+  PT_OFFLINE: 'unavailable',
   PT_BLOB_UNKNOWN: 'not_found',
   PT_DOCUMENT_TOO_LARGE: 'bad_upstream',
   PT_FILL_FAILED: 'bad_upstream',
@@ -113,6 +116,7 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_SERVER_BUSY: 'unavailable',
   PT_API_BAD_QUERY: 'invalid',
   PT_API_UNAUTHORIZED: 'denied',
+  PT_API_FORBIDDEN: 'denied',
   PT_BAD_REQUEST: 'invalid',
   PT_NOT_FOUND: 'not_found',
   PT_INTERNAL: 'internal',

@@ -36,6 +36,7 @@ export const ENV_OVERRIDES = {
   PULLTHROUGH_STORAGE_PATH: ['storage', 'path'],
   PULLTHROUGH_REDIS_URL: ['metadata', 'redis', 'url'],
   PULLTHROUGH_LOG_LEVEL: ['log', 'level'],
+  PULLTHROUGH_OFFLINE: ['offline'],
 } as const satisfies Record<string, readonly string[]>
 
 const DEFAULT_FILE = 'config.yaml'
@@ -120,10 +121,20 @@ function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
       node = node[key] as Record<string, unknown>
     }
     const leaf = path[path.length - 1] ?? ''
-    // Numbers arrive as strings from the environment; the schema checks the result.
-    node[leaf] = name === 'PULLTHROUGH_PORT' && /^\d+$/.test(value) ? Number(value) : value
+    // Numbers and booleans arrive as strings from the environment; the schema checks the result.
+    node[leaf] = fromEnv(name, value)
   }
   return root
+}
+
+function fromEnv(name: string, value: string): unknown {
+  if (name === 'PULLTHROUGH_PORT' && /^\d+$/.test(value)) return Number(value)
+  if (name === 'PULLTHROUGH_OFFLINE') {
+    const flag = value.toLowerCase()
+    if (['true', '1', 'yes', 'on'].includes(flag)) return true
+    if (['false', '0', 'no', 'off'].includes(flag)) return false
+  }
+  return value
 }
 
 function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {

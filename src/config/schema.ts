@@ -292,6 +292,8 @@ export const configSchema = z.strictObject({
       format: z.enum(['auto', 'json', 'pretty']).default('auto'),
     })
     .prefault({}),
+  /** Contact no upstream: serve what is cached, answer 503 for the rest. Switchable at runtime. */
+  offline: z.boolean().default(false),
   statistics: z
     .strictObject({
       /** Aggregate pull events into the statistics behind /-/api/v1 and the status page. */

@@ -127,6 +127,10 @@ const OCI_BY_CODE: Partial<Record<ErrorCode, OciRefinement>> = {
     message: 'no upstream of this registry could answer',
     namesRegistry: true,
   },
+  PT_OFFLINE: {
+    message: 'this cache is offline and does not hold what was asked for',
+    namesRegistry: true,
+  },
   PT_UPSTREAM_BLOB_TOO_LARGE: {
     message: (error) =>
       `the upstream blob is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,

@@ -21,6 +21,7 @@ export interface Metrics {
   readonly upstreamFailovers: Counter<'pool'>
   readonly upstreamResumes: Counter<'pool' | 'upstream'>
   readonly upstreamCircuitOpen: Gauge<'pool' | 'upstream'>
+  readonly offline: Gauge
   readonly digestMismatches: Counter<'pool' | 'upstream'>
   readonly fillsInFlight: Gauge
   readonly storageWriteErrors: Counter
@@ -101,6 +102,11 @@ export function createMetrics(
       name: `${PREFIX}upstream_circuit_open`,
       help: '1 while the circuit breaker of an upstream mirror is open.',
       labelNames: ['pool', 'upstream'],
+      registers,
+    }),
+    offline: new Gauge({
+      name: `${PREFIX}offline`,
+      help: '1 while offline mode is on: no upstream is contacted.',
       registers,
     }),
     digestMismatches: new Counter({

@@ -52,6 +52,8 @@ const MESSAGE_BY_CODE: Partial<Record<ErrorCode, Message>> = {
   PT_PROJECT_UNKNOWN: () => 'project not found',
   PT_BLOB_UNKNOWN: () => 'file not found on any upstream',
   PT_UPSTREAM_UNAVAILABLE: (index) => `no upstream of index ${index} could answer`,
+  PT_OFFLINE: (index) =>
+    `this cache is offline and does not hold what was asked for (index ${index})`,
   PT_SERVER_BUSY: () => 'too many open connections; try again later',
   PT_UPSTREAM_BLOB_TOO_LARGE: (_index, error) =>
     `the file is larger than this cache accepts (storage.maxBlobSize: ${String((error as { maxBytes?: number }).maxBytes)} bytes)`,

@@ -28,7 +28,8 @@ export interface AttemptFailure {
 
 /** Every mirror of a pool failed; the attempts say how. */
 export class UpstreamUnavailableError extends PullthroughError {
-  readonly code: 'PT_UPSTREAM_UNAVAILABLE' | 'PT_UPSTREAM_RATE_LIMITED' = 'PT_UPSTREAM_UNAVAILABLE'
+  readonly code: 'PT_UPSTREAM_UNAVAILABLE' | 'PT_UPSTREAM_RATE_LIMITED' | 'PT_OFFLINE' =
+    'PT_UPSTREAM_UNAVAILABLE'
   constructor(
     readonly pool: string,
     readonly attempts: readonly AttemptFailure[],
@@ -44,6 +45,18 @@ export class UpstreamUnavailableError extends PullthroughError {
 /** Every mirror that was asked answered 429 (open circuits aside): the client should slow down. */
 export class UpstreamRateLimitedError extends UpstreamUnavailableError {
   override readonly code = 'PT_UPSTREAM_RATE_LIMITED'
+}
+
+/**
+ * The cache is offline: no upstream was asked. An upstream failure like any
+ * other to the caches (what is kept is served stale), with its own message.
+ */
+export class UpstreamOfflineError extends UpstreamUnavailableError {
+  override readonly code = 'PT_OFFLINE'
+  constructor(pool: string) {
+    super(pool, [])
+    this.message = `the cache is offline: no upstream of ${pool} is asked`
+  }
 }
 
 /** True when every attempt that reached a mirror was answered 429. */

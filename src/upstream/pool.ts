@@ -18,6 +18,7 @@ import {
   UpstreamRateLimitedError,
   UpstreamNotFoundError,
   UpstreamStatusError,
+  UpstreamOfflineError,
   UpstreamUnavailableError,
   type AttemptFailure,
 } from './errors.ts'
@@ -65,6 +66,8 @@ export interface PoolDeps {
   readonly random?: () => number
   /** DNS and TLS trust for every mirror (tests inject their CA and DNS answers). */
   readonly network?: MirrorNetwork
+  /** While this says true, no mirror is asked (offline mode). */
+  readonly offline?: { readonly on: boolean }
 }
 
 /** Statuses that say the content is not on the mirror. */
@@ -79,6 +82,7 @@ export class UpstreamPool {
   readonly #metrics: Metrics
   readonly #now: () => number
   readonly #random: () => number
+  readonly #offline: { readonly on: boolean } | undefined
 
   constructor(config: PoolConfig, deps: PoolDeps) {
     this.name = config.name
@@ -87,6 +91,7 @@ export class UpstreamPool {
     this.#metrics = deps.metrics
     this.#now = deps.now ?? Date.now
     this.#random = deps.random ?? Math.random
+    this.#offline = deps.offline
     this.#logger = deps.logger.child({ component: 'upstream', pool: config.name })
     this.mirrors = config.upstreams.map(
       (upstream) =>
@@ -134,9 +139,11 @@ export class UpstreamPool {
    * UpstreamNotFoundError (404/410), UpstreamAuthError (401/403 after the token
    * dance), UpstreamStatusError (any other status a mirror answered),
    * UpstreamRateLimitedError (every mirror asked answered 429), or
-   * UpstreamUnavailableError (every mirror failed: 5xx, timeouts...).
+   * UpstreamUnavailableError (every mirror failed: 5xx, timeouts...), or
+   * UpstreamOfflineError (offline mode: no mirror asked).
    */
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    if (this.#offline?.on === true) throw new UpstreamOfflineError(this.name)
     const started = this.#now()
     const failures: AttemptFailure[] = []
     // The first mirror that said not found: the answer if no mirror has the content.

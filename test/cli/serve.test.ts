@@ -169,3 +169,19 @@ t.test('log.format: pretty writes lines for a person; auto writes JSON to a pipe
   const line = auto.stdout.split('\n').find((l) => l.includes('starting pullthrough')) ?? ''
   t.match(JSON.parse(line), { msg: 'starting pullthrough', level: 30 }, 'stdout is a pipe: JSON')
 })
+
+t.test('serve --offline starts offline; --offline on another command is refused', async (t) => {
+  const dir = await tempDir(t)
+  const child = spawnNode(t, CLI, ['serve', '--offline'], {
+    cwd: dir,
+    env: cleanEnv({ PULLTHROUGH_HOST: '127.0.0.1', PULLTHROUGH_PORT: '0' }),
+  })
+  const url = await waitListening(child)
+  const res = await request(`${url}/-/api/v1/offline`)
+  t.same(await res.body.json(), { offline: true })
+  child.kill('SIGTERM')
+  t.equal(await exitCode(child), 0)
+  const refused = await runCli(t, ['stats', '--offline'], { cwd: dir, env: cleanEnv() })
+  t.equal(refused.code, 2)
+  t.match(refused.stderr, '--offline is an option of serve')
+})

@@ -267,3 +267,22 @@ t.test('secret sources that cannot be read are named', async (t) => {
     /passwordEnv: environment variable NOT_SET_ANYWHERE is not set$/,
   )
 })
+
+t.test('PULLTHROUGH_OFFLINE takes the usual spellings of a flag and refuses others', async (t) => {
+  for (const [value, offline] of [
+    ['true', true],
+    ['1', true],
+    ['YES', true],
+    ['on', true],
+    ['false', false],
+    ['0', false],
+    ['no', false],
+  ] as const) {
+    const { config } = await loadYaml(t, '', { PULLTHROUGH_OFFLINE: value })
+    t.equal(config.offline, offline, `PULLTHROUGH_OFFLINE=${value}`)
+  }
+  t.equal((await loadYaml(t, '')).config.offline, false, 'online by default')
+  await t.rejects(loadYaml(t, '', { PULLTHROUGH_OFFLINE: 'maybe' }), {
+    message: /offline \(from PULLTHROUGH_OFFLINE\): expected boolean/,
+  })
+})

@@ -8,6 +8,15 @@ export class ApiBadQueryError extends PullthroughError {
 }
 
 /** `admin.token` is set and the request did not carry it. */
+/** A change through the API while `admin.token` is not set: reads may be open, writes never are. */
+export class ApiForbiddenError extends PullthroughError {
+  readonly code = 'PT_API_FORBIDDEN'
+  readonly status = 403
+  constructor() {
+    super('changes through the API need admin.token to be set in the config')
+  }
+}
+
 export class ApiUnauthorizedError extends PullthroughError {
   readonly code = 'PT_API_UNAUTHORIZED'
   readonly status = 401

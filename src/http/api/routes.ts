@@ -12,9 +12,10 @@ import { SORT_KEYS, SUMMARY_WINDOWS, type Statistics } from '../../insight/stati
 import { DAY_MS } from '../../metadata/statistics.ts'
 import type { BlobRecord, MetadataStore } from '../../metadata/store.ts'
 import type { EventRing } from '../../observability/event-ring.ts'
+import type { OfflineSwitch } from '../../upstream/offline-switch.ts'
 import type { MirrorSnapshot } from '../../upstream/pool.ts'
 import { adminGuard } from './access.ts'
-import { ApiBadQueryError } from './errors.ts'
+import { ApiBadQueryError, ApiForbiddenError } from './errors.ts'
 
 export const API_PREFIX = '/-/api/v1'
 /** Items per page at most. */
@@ -57,6 +58,7 @@ export interface ApiDeps {
     CatalogDeps['metadata']
   readonly readHead: CatalogDeps['readHead']
   readonly ttl: CatalogDeps['ttl']
+  readonly offline: OfflineSwitch
   readonly now: () => number
 }
 
@@ -122,6 +124,22 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
           limit: query.limit,
         })
         return Promise.resolve({ items })
+      })
+
+      api.get('/offline', route, (request) => {
+        parse(z.strictObject({}), request.query)
+        return Promise.resolve({ offline: deps.offline.on })
+      })
+
+      api.put('/offline', route, (request) => {
+        // Reads may be open to every client; a change never is.
+        if (deps.token === undefined) throw new ApiForbiddenError()
+        parse(z.strictObject({}), request.query)
+        const body = z.strictObject({ offline: z.boolean() }).safeParse(request.body)
+        if (!body.success)
+          throw new ApiBadQueryError('the body must be JSON: {"offline": true} or {"offline": false}')
+        deps.offline.set(body.data.offline, `api from ${request.ip}`)
+        return Promise.resolve({ offline: deps.offline.on })
       })
 
       api.get('/upstreams', route, (request) => {

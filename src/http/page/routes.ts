@@ -50,7 +50,7 @@ export function registerStatusPage(app: FastifyInstance, deps: PageDeps): void {
       .header('content-type', 'text/html; charset=utf-8')
       .header('content-security-policy', PAGE_CSP)
       .header('cache-control', 'no-store')
-      .send(layout(tab, title, node, body).text)
+      .send(layout({ current: tab, title, node, offline: deps.offline.on }, body).text)
 
   void app.register((page, _options, done) => {
     page.addHook('onRequest', adminGuard(deps.token, 'basic'))

@@ -25,7 +25,15 @@ export const TABS = [
 ] as const
 export type TabPath = (typeof TABS)[number][0]
 
-export function layout(current: TabPath, title: string, node: string, body: Html): Html {
+export interface LayoutData {
+  readonly current: TabPath
+  readonly title: string
+  /** The replica's host name. */
+  readonly node: string
+  readonly offline: boolean
+}
+
+export function layout({ current, title, node, offline }: LayoutData, body: Html): Html {
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -38,6 +46,7 @@ export function layout(current: TabPath, title: string, node: string, body: Html
         <header>
           <h1>pullthrough</h1>
           <span class="node">replica ${node}</span>
+          ${offline ? html`<span id="offline" class="state-open">offline: no upstream is contacted</span>` : ''}
           <nav>
             ${TABS.map(([path, label]) => html`<a href="${path}" ${path === current ? html` aria-current="page"` : ''}>${label}</a>`)}
           </nav>
