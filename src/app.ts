@@ -3,6 +3,7 @@
  * down; tests build the app in-process and replace a part by passing another.
  * Parts the caller did not pass are created from the config and closed with the app.
  */
+import { hostname } from 'node:os'
 import { readFile } from 'node:fs/promises'
 import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
@@ -39,6 +40,7 @@ import { Statistics } from './insight/statistics.ts'
 import { registerApi } from './http/api/routes.ts'
 import { registerStatusPage } from './http/page/routes.ts'
 import { EventRing } from './observability/event-ring.ts'
+import { Scrubber } from './cache/scrub.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
@@ -82,6 +84,8 @@ export interface Services {
   readonly events: EventRing
   /** Offline mode: while on, no upstream is contacted. */
   readonly offline: OfflineSwitch
+  /** Re-hashes the stored blobs on a schedule and when asked. */
+  readonly scrubber: Scrubber
 }
 
 /** Builds the app; call `listen` on the result, and `close` to release everything it created. */
@@ -153,6 +157,7 @@ export async function buildApp(
     readHead: (digest: string, bytes: number) => deps.blobs.readHead(digest, bytes),
     ttl: freshFor(config),
     offline: services.offline,
+    scrubber: services.scrubber,
     now: deps.now,
   }
   registerApi(app, apiDeps)
@@ -189,6 +194,7 @@ export async function buildApp(
   app.addHook('onClose', async () => {
     // Stop transfers, but let verified fills finish storing before the metadata store closes.
     services.cache.abortFills()
+    await services.scrubber.close()
     await services.cache.settled()
     await services.accesses.flush()
     await services.pulls?.close()
@@ -201,6 +207,7 @@ export async function buildApp(
     )
     for (const part of owned.reverse()) await part.close()
   })
+  services.scrubber.startSchedule()
   // Account for blobs the metadata store does not know, then enforce the cap; in the background.
   reconcileBlobs(blobs, metadata, logger)
     .then(() => services.evictor.run())
@@ -292,7 +299,18 @@ function createServices(config: Config, deps: AppDeps): Services {
       })
     : undefined
   pulls?.start()
+  const scrubber = new Scrubber({
+    blobs,
+    metadata,
+    metrics,
+    logger,
+    now,
+    intervalMs: config.scrub.interval,
+    rate: config.scrub.rate,
+    owner: `${hostname()}:${process.pid}`,
+  })
   return {
+    scrubber,
     offline,
     pulls,
     statistics: new Statistics(metadata, now),

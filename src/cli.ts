@@ -12,6 +12,7 @@ import { createLogger, prettyLogs } from './observability/logger.ts'
 import { runServer } from './serve.ts'
 import { ClientError, localUrl } from './client/api-client.ts'
 import { LS_SORTS, lsCommand, statsCommand } from './client/commands.ts'
+import { verifyCommand } from './client/verify-command.ts'
 
 const EXIT_OK = 0
 const EXIT_FAILURE = 1
@@ -26,6 +27,8 @@ Commands:
   serve              Start the server
   stats              Pulls, hit ratio, bytes saved and disk use of a running server
   ls [docker|pypi]   The repositories and projects it serves, most pulled first
+  verify             Re-hash every stored blob of a running server at a bounded
+                     rate; mismatches are quarantined (exit 1 when any)
 
 Options:
   -c, --config FILE  Config file (default: $PULLTHROUGH_CONFIG, else ./config.yaml
@@ -38,15 +41,18 @@ Options of serve:
                      the rest (also: offline: true, PULLTHROUGH_OFFLINE=true;
                      switch at runtime with PUT /-/api/v1/offline)
 
-Options of stats and ls:
+Options of stats, ls and verify:
   --url URL          The server (default: the config's server.host and port)
   --token TOKEN      Its admin.token (default: $PULLTHROUGH_ADMIN_TOKEN, else the config's)
   --json             Print the API's JSON instead of a table
   --sort KEY         ls: pulls, size or last (default pulls)
   --window W         ls: 1h, 24h, 7d, 30d or 90d (default 24h)
   --limit N          ls: rows per protocol (default 50)
+  --rate RATE        verify: read at most this fast, like 100MB/s (default:
+                     the server's scrub.rate)
 
-Example: pullthrough ls docker --sort size --window 7d
+Examples: pullthrough ls docker --sort size --window 7d
+          pullthrough verify --rate 200MB/s
 
 Environment overrides: PULLTHROUGH_CONFIG, PULLTHROUGH_HOST, PULLTHROUGH_PORT,
 PULLTHROUGH_STORAGE_PATH, PULLTHROUGH_REDIS_URL, PULLTHROUGH_LOG_LEVEL,
@@ -82,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
         window: { type: 'string' },
         limit: { type: 'string' },
         offline: { type: 'boolean' },
+        rate: { type: 'string' },
       },
     })
   } catch (error) {
@@ -100,7 +107,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined) return fail(`missing command\n\n${USAGE}`, EXIT_USAGE)
   if (values.offline === true && command !== 'serve')
     return fail('--offline is an option of serve', EXIT_USAGE)
-  if (command === 'stats' || command === 'ls') return client(command, rest, values)
+  if (values.rate !== undefined && command !== 'verify')
+    return fail('--rate is an option of verify', EXIT_USAGE)
+  if (command === 'stats' || command === 'ls' || command === 'verify')
+    return client(command, rest, values)
   if (command !== 'serve') return fail(`unknown command "${command}"\n\n${USAGE}`, EXIT_USAGE)
   if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
   return serve(values.config, values.offline === true)
@@ -110,7 +120,7 @@ async function main(argv: string[]): Promise<number> {
 const MAX_LS_LIMIT = 500
 
 async function client(
-  command: 'stats' | 'ls',
+  command: 'stats' | 'ls' | 'verify',
   rest: string[],
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
@@ -137,6 +147,11 @@ async function client(
       if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
       await statsCommand(common)
       return EXIT_OK
+    }
+    if (command === 'verify') {
+      if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
+      const run = await verifyCommand({ ...common, rate: text('rate'), progress: process.stderr })
+      return run.corrupt > 0 || run.error !== null ? EXIT_FAILURE : EXIT_OK
     }
     const [protocol, extra] = rest
     if (extra !== undefined) return fail(`unexpected argument "${extra}"`, EXIT_USAGE)

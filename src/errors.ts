@@ -55,6 +55,7 @@ export type ErrorCode =
   | 'PT_API_BAD_QUERY'
   | 'PT_API_UNAUTHORIZED'
   | 'PT_API_FORBIDDEN'
+  | 'PT_API_CONFLICT'
   // Only on the wire, in the default JSON error body.
   | 'PT_BAD_REQUEST'
   | 'PT_NOT_FOUND'
@@ -117,6 +118,7 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_API_BAD_QUERY: 'invalid',
   PT_API_UNAUTHORIZED: 'denied',
   PT_API_FORBIDDEN: 'denied',
+  PT_API_CONFLICT: 'unavailable',
   PT_BAD_REQUEST: 'invalid',
   PT_NOT_FOUND: 'not_found',
   PT_INTERNAL: 'internal',

@@ -22,11 +22,36 @@ export async function getJson(
   path: string,
   token: string | undefined,
 ): Promise<unknown> {
+  return requestJson(base, path, token)
+}
+
+/** POST (or PUT) `body` as JSON; a 2xx answer is parsed. */
+export async function sendJson(
+  base: string,
+  path: string,
+  token: string | undefined,
+  body: unknown,
+  method: 'POST' | 'PUT' = 'POST',
+): Promise<unknown> {
+  return requestJson(base, path, token, { method, body: JSON.stringify(body) })
+}
+
+async function requestJson(
+  base: string,
+  path: string,
+  token: string | undefined,
+  send?: { method: 'POST' | 'PUT'; body: string },
+): Promise<unknown> {
   const url = `${base.replace(/\/+$/, '')}/-/api/v1/${path}`
+  const headers: Record<string, string> = {}
+  if (token !== undefined) headers.authorization = `Bearer ${token}`
+  if (send) headers['content-type'] = 'application/json'
   let res: Response
   try {
     res = await fetch(url, {
-      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      method: send?.method ?? 'GET',
+      headers,
+      ...(send ? { body: send.body } : {}),
       signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
     })
   } catch (error) {
@@ -38,7 +63,7 @@ export async function getJson(
     throw new ClientError(
       `${base} requires the admin token: pass --token or set PULLTHROUGH_ADMIN_TOKEN`,
     )
-  if (res.status !== 200) {
+  if (res.status < 200 || res.status > 299) {
     const message = /"message":"([^"]*)"/.exec(text)?.[1] ?? text.slice(0, 200)
     throw new ClientError(`${url} answered ${res.status}: ${message}`)
   }

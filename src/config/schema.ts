@@ -10,6 +10,9 @@ import { parseDuration, parseSize } from './units.ts'
 /** Milliseconds, parsed from `30s`, `5m`, ... */
 export type Millis = number
 
+/** The slowest scrub rate accepted (bytes per second): slower would take months on a full disk. */
+export const MIN_SCRUB_RATE = 1024 * 1024
+
 function duration(fallback: string) {
   return z
     .union([z.string(), z.number()])
@@ -290,6 +293,14 @@ export const configSchema = z.strictObject({
       level: z.enum(LOG_LEVELS).default('info'),
       /** json: one JSON object per line; pretty: for a person; auto: pretty when stdout is a terminal. */
       format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    })
+    .prefault({}),
+  scrub: z
+    .strictObject({
+      /** How often every stored blob is re-hashed against its digest; 0 turns the schedule off. */
+      interval: duration('7d'),
+      /** How fast a scrub reads, bytes per second. */
+      rate: size('50MiB').refine((bytes) => bytes >= MIN_SCRUB_RATE, 'must be at least 1MiB'),
     })
     .prefault({}),
   /** Contact no upstream: serve what is cached, answer 503 for the rest. Switchable at runtime. */

@@ -22,6 +22,10 @@ export interface Metrics {
   readonly upstreamResumes: Counter<'pool' | 'upstream'>
   readonly upstreamCircuitOpen: Gauge<'pool' | 'upstream'>
   readonly offline: Gauge
+  readonly scrubRunning: Gauge
+  readonly scrubBlobs: Counter<'result'>
+  readonly scrubBytes: Counter
+  readonly scrubLastCompleted: Gauge
   readonly digestMismatches: Counter<'pool' | 'upstream'>
   readonly fillsInFlight: Gauge
   readonly storageWriteErrors: Counter
@@ -107,6 +111,27 @@ export function createMetrics(
     offline: new Gauge({
       name: `${PREFIX}offline`,
       help: '1 while offline mode is on: no upstream is contacted.',
+      registers,
+    }),
+    scrubRunning: new Gauge({
+      name: `${PREFIX}scrub_running`,
+      help: '1 while a scrub re-hashes the stored blobs.',
+      registers,
+    }),
+    scrubBlobs: new Counter({
+      name: `${PREFIX}scrub_blobs_total`,
+      help: 'Stored blobs a scrub checked, by result: ok, corrupt (quarantined), missing or changed.',
+      labelNames: ['result'],
+      registers,
+    }),
+    scrubBytes: new Counter({
+      name: `${PREFIX}scrub_read_bytes_total`,
+      help: 'Bytes a scrub read and hashed.',
+      registers,
+    }),
+    scrubLastCompleted: new Gauge({
+      name: `${PREFIX}scrub_last_completed_timestamp_seconds`,
+      help: 'When the last scrub on this replica finished (Unix time).',
       registers,
     }),
     digestMismatches: new Counter({

@@ -38,6 +38,12 @@ import { fileIdentity, type FileHasher } from './file-hasher.ts'
 import { transferPacer, type ScavengePacer } from './scavenge-pacer.ts'
 import { createDeferredVerifyStream, createVerifyStream } from './verify-stream.ts'
 
+/** What re-hashing a stored blob found (BlobStore.check). */
+export type BlobCheck = 'ok' | 'corrupt' | 'missing' | 'changed'
+
+/** Read size of a scrub check: large reads from disk, small enough to pace finely. */
+const CHECK_CHUNK_BYTES = 1024 * 1024
+
 /** The filesystem calls the store makes; tests pass a recording wrapper around node:fs/promises. */
 export type BlobStoreFs = Pick<
   typeof nodeFs,
@@ -218,6 +224,44 @@ export class BlobStore {
         length += bytesRead
       }
       return buffer.subarray(0, length)
+    } finally {
+      await fh.close().catch(() => undefined)
+    }
+  }
+
+  /**
+   * Re-hashes a committed blob (the scrub), awaiting `pace(bytes)` after each
+   * chunk so the caller bounds the rate. `corrupt` only when the very file
+   * read is still the one under the blob's name (one replaced meanwhile, by a
+   * new fill, is `changed`); `missing` when there is none.
+   */
+  async check(
+    digest: string,
+    pace: (bytes: number) => Promise<void>,
+  ): Promise<{ readonly result: BlobCheck; readonly bytes: number }> {
+    const valid = parseDigest(digest)
+    let fh: nodeFs.FileHandle
+    try {
+      fh = await this.#open(valid)
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) return { result: 'missing', bytes: 0 }
+      throw error
+    }
+    try {
+      const hash = createSha256()
+      const buffer = Buffer.allocUnsafe(CHECK_CHUNK_BYTES)
+      let bytes = 0
+      for (;;) {
+        const { bytesRead } = await fh.read(buffer, 0, buffer.length, bytes)
+        if (bytesRead === 0) break
+        hash.update(buffer.subarray(0, bytesRead))
+        bytes += bytesRead
+        await pace(bytesRead)
+      }
+      if (hashToDigest(hash) === valid) return { result: 'ok', bytes }
+      const read = fileIdentity(await fh.stat({ bigint: true }))
+      const now = await this.fs.stat(this.#path(valid), { bigint: true }).catch(() => undefined)
+      return { result: now && fileIdentity(now) === read ? 'corrupt' : 'changed', bytes }
     } finally {
       await fh.close().catch(() => undefined)
     }

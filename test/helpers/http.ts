@@ -44,3 +44,12 @@ function answer(res: Dispatcher.ResponseData, body: Buffer): Answer {
     json: () => JSON.parse(text) as unknown,
   }
 }
+
+/** The sample lines of a running server's /metrics whose name (and labels) start with `prefix`, as numbers summed. */
+export async function metricSum(baseUrl: string, prefix: string): Promise<number> {
+  const text = await (await request(`${baseUrl}/metrics`)).body.text()
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(prefix))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0)
+}

@@ -10,6 +10,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
+import { metricSum } from '../helpers/http.ts'
 import { startDockerd } from '../helpers/dockerd.ts'
 import { buildImage } from '../helpers/images.ts'
 import { pipInstallThrough } from '../helpers/pypi-packages.ts'
@@ -32,13 +33,8 @@ async function setOffline(app: TestApp, body: string, token: string | null = TOK
 }
 
 /** Requests pullthrough has sent to any upstream so far, as its /metrics count them. */
-async function upstreamRequests(app: TestApp): Promise<number> {
-  const text = await (await request(`${app.url}/metrics`)).body.text()
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('pullthrough_upstream_request_duration_seconds_count'))
-    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0)
-}
+const upstreamRequests = (app: TestApp) =>
+  metricSum(app.url, 'pullthrough_upstream_request_duration_seconds_count')
 
 async function metricLine(app: TestApp, name: string): Promise<string | undefined> {
   const text = await (await request(`${app.url}/metrics`)).body.text()

@@ -17,6 +17,12 @@ export class ApiForbiddenError extends PullthroughError {
   }
 }
 
+/** The job asked for is already running (here or on another replica). */
+export class ApiConflictError extends PullthroughError {
+  readonly code = 'PT_API_CONFLICT'
+  readonly status = 409
+}
+
 export class ApiUnauthorizedError extends PullthroughError {
   readonly code = 'PT_API_UNAUTHORIZED'
   readonly status = 401

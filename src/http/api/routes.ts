@@ -13,9 +13,12 @@ import { DAY_MS } from '../../metadata/statistics.ts'
 import type { BlobRecord, MetadataStore } from '../../metadata/store.ts'
 import type { EventRing } from '../../observability/event-ring.ts'
 import type { OfflineSwitch } from '../../upstream/offline-switch.ts'
+import { ScrubBusyError, type Scrubber } from '../../cache/scrub.ts'
+import { MIN_SCRUB_RATE } from '../../config/schema.ts'
+import { parseSize } from '../../config/units.ts'
 import type { MirrorSnapshot } from '../../upstream/pool.ts'
 import { adminGuard } from './access.ts'
-import { ApiBadQueryError, ApiForbiddenError } from './errors.ts'
+import { ApiBadQueryError, ApiConflictError, ApiForbiddenError } from './errors.ts'
 
 export const API_PREFIX = '/-/api/v1'
 /** Items per page at most. */
@@ -59,6 +62,7 @@ export interface ApiDeps {
   readonly readHead: CatalogDeps['readHead']
   readonly ttl: CatalogDeps['ttl']
   readonly offline: OfflineSwitch
+  readonly scrubber: Pick<Scrubber, 'status' | 'start'>
   readonly now: () => number
 }
 
@@ -137,9 +141,29 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         parse(z.strictObject({}), request.query)
         const body = z.strictObject({ offline: z.boolean() }).safeParse(request.body)
         if (!body.success)
-          throw new ApiBadQueryError('the body must be JSON: {"offline": true} or {"offline": false}')
+          throw new ApiBadQueryError(
+            'the body must be JSON: {"offline": true} or {"offline": false}',
+          )
         deps.offline.set(body.data.offline, `api from ${request.ip}`)
         return Promise.resolve({ offline: deps.offline.on })
+      })
+
+      api.get('/verify', route, (request) => {
+        parse(z.strictObject({}), request.query)
+        return Promise.resolve(deps.scrubber.status())
+      })
+
+      api.post('/verify', route, async (request, reply) => {
+        if (deps.token === undefined) throw new ApiForbiddenError()
+        parse(z.strictObject({}), request.query)
+        const rate = scrubRate(request.body)
+        try {
+          const status = await deps.scrubber.start('api', rate)
+          return await reply.code(202).send(status)
+        } catch (error) {
+          if (error instanceof ScrubBusyError) throw new ApiConflictError(error.message)
+          throw error
+        }
       })
 
       api.get('/upstreams', route, (request) => {
@@ -210,6 +234,22 @@ export function upstreamHealth(pools: {
     ...health(pools.indexes, 'pypi', 'index'),
     ...health(pools.fileHosts, 'pypi', 'files'),
   ]
+}
+
+/** The `rate` of a scrub request body (`"100MB"`, `"1GiB/s"` or bytes per second); undefined: the configured one. */
+function scrubRate(body: unknown): number | undefined {
+  const parsed = z
+    .strictObject({ rate: z.union([z.string(), z.number()]).optional() })
+    .optional()
+    .safeParse(body ?? undefined)
+  if (!parsed.success)
+    throw new ApiBadQueryError('the body must be empty or JSON: {"rate": "100MB/s"}')
+  const given = parsed.data?.rate
+  if (given === undefined) return undefined
+  const rate = parseSize(typeof given === 'string' ? given.replace(/\/s$/i, '') : given)
+  if (rate === undefined || rate < MIN_SCRUB_RATE)
+    throw new ApiBadQueryError('rate: must be a rate like 100MB/s, at least 1MiB/s')
+  return rate
 }
 
 /** One page of a list: `items` is the page itself, `total` the whole list's length. */
