@@ -40,6 +40,7 @@ import { Statistics } from './insight/statistics.ts'
 import { registerApi } from './http/api/routes.ts'
 import { registerStatusPage } from './http/page/routes.ts'
 import { EventRing } from './observability/event-ring.ts'
+import { GarbageCollector } from './cache/gc.ts'
 import { Scrubber } from './cache/scrub.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
@@ -86,6 +87,8 @@ export interface Services {
   readonly offline: OfflineSwitch
   /** Re-hashes the stored blobs on a schedule and when asked. */
   readonly scrubber: Scrubber
+  /** Reconciles records with the disk and applies `retention`. */
+  readonly gc: GarbageCollector
 }
 
 /** Builds the app; call `listen` on the result, and `close` to release everything it created. */
@@ -158,6 +161,7 @@ export async function buildApp(
     ttl: freshFor(config),
     offline: services.offline,
     scrubber: services.scrubber,
+    gc: services.gc,
     now: deps.now,
   }
   registerApi(app, apiDeps)
@@ -195,6 +199,7 @@ export async function buildApp(
     // Stop transfers, but let verified fills finish storing before the metadata store closes.
     services.cache.abortFills()
     await services.scrubber.close()
+    await services.gc.close()
     await services.cache.settled()
     await services.accesses.flush()
     await services.pulls?.close()
@@ -208,6 +213,7 @@ export async function buildApp(
     for (const part of owned.reverse()) await part.close()
   })
   services.scrubber.startSchedule()
+  services.gc.startSchedule(config.retention.interval)
   // Account for blobs the metadata store does not know, then enforce the cap; in the background.
   reconcileBlobs(blobs, metadata, logger)
     .then(() => services.evictor.run())
@@ -309,7 +315,19 @@ function createServices(config: Config, deps: AppDeps): Services {
     rate: config.scrub.rate,
     owner: `${hostname()}:${process.pid}`,
   })
+  const gc = new GarbageCollector({
+    blobs,
+    metadata,
+    metrics,
+    logger,
+    inUse: cache.inUse,
+    now,
+    unusedForMs: config.retention.unusedFor,
+    shared: config.metadata.redis !== undefined,
+    owner: `${hostname()}:${process.pid}`,
+  })
   return {
+    gc,
     scrubber,
     offline,
     pulls,

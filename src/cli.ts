@@ -12,6 +12,7 @@ import { createLogger, prettyLogs } from './observability/logger.ts'
 import { runServer } from './serve.ts'
 import { ClientError, localUrl } from './client/api-client.ts'
 import { LS_SORTS, lsCommand, statsCommand } from './client/commands.ts'
+import { gcCommand } from './client/gc-command.ts'
 import { verifyCommand } from './client/verify-command.ts'
 
 const EXIT_OK = 0
@@ -29,6 +30,8 @@ Commands:
   ls [docker|pypi]   The repositories and projects it serves, most pulled first
   verify             Re-hash every stored blob of a running server at a bounded
                      rate; mismatches are quarantined (exit 1 when any)
+  gc [--dry-run]     Reconcile a running server's metadata with its disk and
+                     apply retention.unusedFor; --dry-run only reports
 
 Options:
   -c, --config FILE  Config file (default: $PULLTHROUGH_CONFIG, else ./config.yaml
@@ -41,7 +44,7 @@ Options of serve:
                      the rest (also: offline: true, PULLTHROUGH_OFFLINE=true;
                      switch at runtime with PUT /-/api/v1/offline)
 
-Options of stats, ls and verify:
+Options of stats, ls, verify and gc:
   --url URL          The server (default: the config's server.host and port)
   --token TOKEN      Its admin.token (default: $PULLTHROUGH_ADMIN_TOKEN, else the config's)
   --json             Print the API's JSON instead of a table
@@ -51,8 +54,11 @@ Options of stats, ls and verify:
   --rate RATE        verify: read at most this fast, like 100MB/s (default:
                      the server's scrub.rate)
 
+  --dry-run          gc: report what would change, change nothing
+
 Examples: pullthrough ls docker --sort size --window 7d
           pullthrough verify --rate 200MB/s
+          pullthrough gc --dry-run
 
 Environment overrides: PULLTHROUGH_CONFIG, PULLTHROUGH_HOST, PULLTHROUGH_PORT,
 PULLTHROUGH_STORAGE_PATH, PULLTHROUGH_REDIS_URL, PULLTHROUGH_LOG_LEVEL,
@@ -89,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
         limit: { type: 'string' },
         offline: { type: 'boolean' },
         rate: { type: 'string' },
+        'dry-run': { type: 'boolean' },
       },
     })
   } catch (error) {
@@ -109,7 +116,9 @@ async function main(argv: string[]): Promise<number> {
     return fail('--offline is an option of serve', EXIT_USAGE)
   if (values.rate !== undefined && command !== 'verify')
     return fail('--rate is an option of verify', EXIT_USAGE)
-  if (command === 'stats' || command === 'ls' || command === 'verify')
+  if (values['dry-run'] === true && command !== 'gc')
+    return fail('--dry-run is an option of gc', EXIT_USAGE)
+  if (command === 'stats' || command === 'ls' || command === 'verify' || command === 'gc')
     return client(command, rest, values)
   if (command !== 'serve') return fail(`unknown command "${command}"\n\n${USAGE}`, EXIT_USAGE)
   if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
@@ -120,7 +129,7 @@ async function main(argv: string[]): Promise<number> {
 const MAX_LS_LIMIT = 500
 
 async function client(
-  command: 'stats' | 'ls' | 'verify',
+  command: 'stats' | 'ls' | 'verify' | 'gc',
   rest: string[],
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
@@ -146,6 +155,11 @@ async function client(
     if (command === 'stats') {
       if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
       await statsCommand(common)
+      return EXIT_OK
+    }
+    if (command === 'gc') {
+      if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
+      await gcCommand({ ...common, dryRun: values['dry-run'] === true })
       return EXIT_OK
     }
     if (command === 'verify') {

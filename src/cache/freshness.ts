@@ -10,7 +10,9 @@
  *   the previous record holds: an ETag, a digest to HEAD) and concurrent
  *   callers wait for it;
  * - a load that ends in a "not found" the policy names is remembered in
- *   memory (NegativeCache) for the policy's negative TTL and drops the record;
+ *   memory (NegativeCache) for the policy's negative TTL and drops the record,
+ *   unless the policy keeps it (`onUpstreamNotFound: keep`): then the kept
+ *   record is served stale, without asking again for the negative TTL;
  * - a load that fails because the upstreams could not answer serves the kept
  *   record stale, without writing anything;
  * - a metadata store that fails to read or write is logged once, with the
@@ -53,6 +55,8 @@ export interface NotFoundRule {
   readonly matches: (error: unknown) => boolean
   /** The error thrown while it is remembered. */
   readonly error: () => Error
+  /** Serve a kept record stale instead of dropping it: the upstream deleted what the cache keeps. */
+  readonly keep?: boolean
 }
 
 export interface FreshnessPolicy<V, T> {
@@ -118,7 +122,7 @@ export class Freshness {
 
   /** The policy's value: fresh, revalidated, loaded, or stale when the upstreams fail. */
   async readThrough<V, T>(policy: FreshnessPolicy<V, T>, known?: Known<V>): Promise<Served<T>> {
-    if (policy.notFound && this.negatives.has(policy.key)) throw policy.notFound.error()
+    if (policy.notFound && this.negatives.has(policy.key)) return this.#gone(policy, known)
     const kept = known ? known.kept : await this.read(policy)
     if (kept && this.fresh(policy, kept)) {
       const served = await policy.serve(kept, 'hit')
@@ -195,6 +199,8 @@ export class Freshness {
       return { loaded, served: loaded.served }
     } catch (error) {
       if (policy.notFound?.matches(error)) {
+        const kept = policy.notFound.keep ? await this.#keptAnyway(policy, previous) : undefined
+        if (kept) return kept
         await this.#forget(policy, previous)
         throw error
       }
@@ -219,6 +225,33 @@ export class Freshness {
     this.deps.logger.warn(
       { key: policy.key, err: error },
       `every upstream failed; serving the cached ${policy.what} stale`,
+    )
+    return { loaded: { cache: 'stale', kept, upstream: kept.upstream }, served }
+  }
+
+  /** A key the upstreams said they do not have, asked again within the negative TTL. */
+  async #gone<V, T>(policy: FreshnessPolicy<V, T>, known?: Known<V>): Promise<Served<T>> {
+    const notFound = policy.notFound
+    const kept = notFound?.keep ? (known ? known.kept : await this.read(policy)) : undefined
+    const served = kept && (await policy.serve(kept, 'stale'))
+    if (kept === undefined || served === undefined)
+      throw notFound?.error() ?? new Error(`${policy.key} is not found`)
+    return { served, cache: 'stale', upstream: kept.upstream }
+  }
+
+  /** The kept record served stale after a "not found" (onUpstreamNotFound: keep), remembered as gone upstream. */
+  async #keptAnyway<V, T>(
+    policy: FreshnessPolicy<V, T>,
+    previous: Kept<V> | undefined,
+  ): Promise<{ loaded: StaleOr<V>; served: T } | undefined> {
+    const own = previous && (policy.staleable?.(previous) ?? true) ? previous : undefined
+    const kept = own ?? policy.fallback
+    const served = kept && (await policy.serve(kept, 'stale'))
+    if (kept === undefined || served === undefined) return undefined
+    if (policy.notFound) this.negatives.add(policy.key, policy.notFound.ttlMs)
+    this.deps.logger.warn(
+      { key: policy.key },
+      `the upstream no longer has the ${policy.what}; serving the cached one (onUpstreamNotFound: keep)`,
     )
     return { loaded: { cache: 'stale', kept, upstream: kept.upstream }, served }
   }

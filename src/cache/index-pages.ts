@@ -62,6 +62,8 @@ export interface IndexPageSource {
   readonly project: string
   readonly ttlMs: number
   readonly negativeTtlMs: number
+  /** A project the upstreams no longer have keeps its cached page. */
+  readonly keepOnNotFound: boolean
 }
 
 export interface CachedPage<T> {
@@ -128,6 +130,7 @@ export class IndexPages {
         ttlMs: source.negativeTtlMs,
         matches: (error) => error instanceof ProjectUnknownError,
         error: () => new ProjectUnknownError(source.index, source.project),
+        keep: source.keepOnNotFound,
       },
     }
   }

@@ -92,6 +92,8 @@ export interface ManifestSource {
   /** The Accept sent upstream for the canonical answer (every manifest type) and by digest. */
   readonly accept: string
   readonly tagTTLMs: number
+  /** A tag the upstreams no longer have keeps being served from the cache. */
+  readonly keepOnNotFound: boolean
 }
 
 /** What the client can take. */
@@ -259,6 +261,7 @@ export class ManifestCache {
         ttlMs: Math.min(UNKNOWN_TAG_TTL_MS, source.tagTTLMs),
         matches: (error) => error instanceof ManifestUnknownError,
         error: () => new ManifestUnknownError(repository, tag),
+        keep: source.keepOnNotFound,
       },
     }
   }

@@ -177,6 +177,13 @@ const poolFields = {
 const REGISTRY_NAME_RE = /^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]{1,5})?$/
 const INDEX_NAME_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/
 
+/**
+ * A tag or project page the upstreams answer 404 for, after the cache held it:
+ * keep serving what is cached (upstream deletions do not delete the cache) or
+ * drop it and answer 404 too.
+ */
+const onUpstreamNotFound = z.enum(['keep', 'drop']).default('keep')
+
 const registrySchema = z.strictObject({
   name: z
     .string()
@@ -184,6 +191,7 @@ const registrySchema = z.strictObject({
   default: z.boolean().default(false),
   upstreams: z.array(upstreamSchema).min(1, 'needs at least one upstream'),
   tagTTL: duration('5m'),
+  onUpstreamNotFound,
   ...poolFields,
 })
 
@@ -193,6 +201,7 @@ const indexSchema = z.strictObject({
   upstreams: z.array(upstreamSchema).min(1, 'needs at least one upstream'),
   fileHosts: z.array(origin).default([]),
   indexTTL: duration('10m'),
+  onUpstreamNotFound,
   ...poolFields,
 })
 
@@ -301,6 +310,14 @@ export const configSchema = z.strictObject({
       interval: duration('7d'),
       /** How fast a scrub reads, bytes per second. */
       rate: size('50MiB').refine((bytes) => bytes >= MIN_SCRUB_RATE, 'must be at least 1MiB'),
+    })
+    .prefault({}),
+  retention: z
+    .strictObject({
+      /** Blobs nobody pulled for this long are deleted by gc; 0: no such rule (the size cap still applies). */
+      unusedFor: duration('0'),
+      /** How often gc runs while a rule is set. */
+      interval: duration('1h'),
     })
     .prefault({}),
   /** Contact no upstream: serve what is cached, answer 503 for the rest. Switchable at runtime. */

@@ -58,6 +58,7 @@ export async function serveManifest(
     // The canonical answer, and content by digest, are asked for with every type.
     accept: DEFAULT_ACCEPT,
     tagTTLMs: target.registry.tagTTL,
+    keepOnNotFound: target.registry.onUpstreamNotFound === 'keep',
   }
   const manifest =
     'tag' in reference

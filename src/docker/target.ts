@@ -5,6 +5,8 @@ import type { RegistryRef } from './routing.ts'
 export interface RegistryEntry extends RegistryRef {
   /** How long a tag's manifest is served without asking the upstream (ms). */
   readonly tagTTL: number
+  /** A tag the upstreams answer 404 for keeps being served from the cache (`keep`), or goes (`drop`). */
+  readonly onUpstreamNotFound: 'keep' | 'drop'
 }
 
 export interface DockerTarget {

@@ -28,6 +28,7 @@ export function projectPages(deps: PypiRoutesDeps, where: IndexTarget): ProjectP
     project,
     ttlMs: where.index.indexTTL,
     negativeTtlMs: NEGATIVE_TTL_MS,
+    keepOnNotFound: where.index.onUpstreamNotFound === 'keep',
   })
   const parse = (project: string) => (upstream: UpstreamPage) =>
     parseUpstreamPage(

@@ -11,6 +11,8 @@ export interface IndexEntry {
   readonly default: boolean
   /** How long a project page is served without asking the upstream (ms). */
   readonly indexTTL: number
+  /** A project the upstreams answer 404 for keeps its cached page (`keep`), or it goes (`drop`). */
+  readonly onUpstreamNotFound: 'keep' | 'drop'
 }
 
 export type { IndexPool }

@@ -125,10 +125,11 @@ export class BlobStore {
 
   /**
    * Removes temp files untouched for STALE_TEMP_MS (downloads of a process that
-   * died) and returns how many. Live downloads write continuously.
+   * died) and returns how many; with `dryRun`, only counts them. Live
+   * downloads write continuously.
    */
-  async removeStaleTemps(now = Date.now()): Promise<number> {
-    return removeStaleTemps(this.fs, join(this.root, TMP), now - STALE_TEMP_MS)
+  async removeStaleTemps(now = Date.now(), options: { dryRun?: boolean } = {}): Promise<number> {
+    return removeStaleTemps(this.fs, join(this.root, TMP), now - STALE_TEMP_MS, options.dryRun)
   }
 
   /** Size and modification time of a committed blob, or undefined. */
@@ -555,8 +556,13 @@ export class BlobWriter extends Writable {
   }
 }
 
-/** Removes the files in `dir` last modified before `before` (ms since the epoch). */
-async function removeStaleTemps(fs: BlobStoreFs, dir: string, before: number): Promise<number> {
+/** Removes (or with `dryRun` counts) the files in `dir` last modified before `before` (ms since the epoch). */
+async function removeStaleTemps(
+  fs: BlobStoreFs,
+  dir: string,
+  before: number,
+  dryRun = false,
+): Promise<number> {
   let names: string[]
   try {
     names = await fs.readdir(dir)
@@ -569,7 +575,7 @@ async function removeStaleTemps(fs: BlobStoreFs, dir: string, before: number): P
     const path = join(dir, name)
     const stat = await fs.stat(path).catch(() => undefined)
     if (stat && stat.mtimeMs < before) {
-      await fs.rm(path, { force: true, recursive: true })
+      if (!dryRun) await fs.rm(path, { force: true, recursive: true })
       removed++
     }
   }

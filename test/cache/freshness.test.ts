@@ -239,3 +239,31 @@ t.test(
     t.equal(loads, 3)
   },
 )
+
+t.test('onUpstreamNotFound keep: a kept record is served stale, never dropped', async (t) => {
+  const { engine, policy, state, clock } = setup('expired', 'not found')
+  const keeping = { ...policy, notFound: { ...policy.notFound!, keep: true } }
+  const serve = async () => {
+    const { served, cache } = await engine.readThrough(keeping)
+    return `${served} ${cache}`
+  }
+  t.equal(await serve(), 'v1 stale')
+  t.equal(state.removes, 0, 'the record stays')
+  t.equal(state.writes, 0, 'and is not renewed')
+  clock.now += NOT_FOUND_TTL_MS - 1
+  t.equal(await serve(), 'v1 stale')
+  t.equal(state.loads, 1, 'the upstream is not asked again within the negative TTL')
+  clock.now += 1
+  t.equal(await serve(), 'v1 stale')
+  t.equal(state.loads, 2, 'then it is')
+
+  const fresh = setup('none', 'not found')
+  const none = { ...fresh.policy, notFound: { ...fresh.policy.notFound!, keep: true } }
+  await t.rejects(fresh.engine.readThrough(none), { code: 'PT_PROJECT_UNKNOWN' })
+  await t.rejects(
+    fresh.engine.readThrough(none),
+    { code: 'PT_PROJECT_UNKNOWN' },
+    'nothing kept: not found, remembered',
+  )
+  t.equal(fresh.state.loads, 1)
+})

@@ -158,6 +158,7 @@ t.test('pages held in memory are bounded by their size in bytes, not their numbe
     project,
     ttlMs: INDEX_TTL_MS,
     negativeTtlMs: NEGATIVE_TTL_MS,
+    keepOnNotFound: false,
   })
   const parse = (page: { body: Buffer }) => JSON.parse(page.body.toString()) as unknown
   // Fill the store once and learn how big each page is there.

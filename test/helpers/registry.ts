@@ -48,6 +48,8 @@ export interface TestRegistry {
   pushBlob(repository: string, digest: string, data: Buffer): Promise<void>
   /** Pushes a built image to `repo:tag` here, with the auth credentials unless `creds: undefined`. */
   pushImage(image: ImageSource, ref: string, options?: PushOptions): Promise<PushedImage>
+  /** Deletes a manifest by digest (and so every tag pointing at it), as an upstream that removed a release. */
+  deleteManifest(repository: string, digest: string): Promise<void>
   /** SIGKILL and wait for the exit: connections are refused from then on. */
   stop(): Promise<void>
   /** Starts it again on the same port with the same data; a no-op while running. */
@@ -71,7 +73,7 @@ function configYaml(dir: string, port: number, auth: RegistryAuth | undefined): 
   // Info level for the "listening on" line that says the port is bound; no access log.
   let yaml = `version: 0.1
 log: { level: info, accesslog: { disabled: true } }
-storage: { filesystem: { rootdirectory: ${join(dir, 'data')} } }
+storage: { filesystem: { rootdirectory: ${join(dir, 'data')} }, delete: { enabled: true } }
 http: { addr: 127.0.0.1:${port} }
 `
   if (auth) {
@@ -147,11 +149,14 @@ export async function startRegistry(t: Test, options: RegistryOptions = {}): Pro
   const host = `127.0.0.1:${port}`
 
   /** Authorization for a push with the auth credentials, or none for an open registry. */
-  const pushHeaders = async (repository: string): Promise<Record<string, string>> => {
+  const pushHeaders = async (
+    repository: string,
+    actions = 'pull,push',
+  ): Promise<Record<string, string>> => {
     if (!auth) return {}
     const realm = new URL(auth.tokenServer.realm)
     realm.searchParams.set('service', auth.service)
-    realm.searchParams.set('scope', `repository:${repository}:pull,push`)
+    realm.searchParams.set('scope', `repository:${repository}:${actions}`)
     const basic = Buffer.from(auth.creds).toString('base64')
     const res = await request(realm, { headers: { authorization: `Basic ${basic}` } })
     const body = (await res.body.json()) as { token: string }
@@ -166,6 +171,14 @@ export async function startRegistry(t: Test, options: RegistryOptions = {}): Pro
     start,
     pushImage: (image, ref, pushOptions = {}) =>
       pushImage(t, image, `${host}/${ref}`, { creds: auth?.creds, ...pushOptions }),
+    deleteManifest: async (repository, digest) => {
+      const res = await request(`${url}/v2/${repository}/manifests/${digest}`, {
+        method: 'DELETE',
+        headers: await pushHeaders(repository, 'pull,push,delete'),
+      })
+      await res.body.dump()
+      if (res.statusCode !== 202) throw new Error(`manifest delete answered ${res.statusCode}`)
+    },
     pushBlob: async (repository, digest, data) => {
       const headers = await pushHeaders(repository)
       // The registry's two-step upload: open a session, then PUT the bytes with their digest.

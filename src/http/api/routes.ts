@@ -13,6 +13,7 @@ import { DAY_MS } from '../../metadata/statistics.ts'
 import type { BlobRecord, MetadataStore } from '../../metadata/store.ts'
 import type { EventRing } from '../../observability/event-ring.ts'
 import type { OfflineSwitch } from '../../upstream/offline-switch.ts'
+import { GcBusyError, type GarbageCollector } from '../../cache/gc.ts'
 import { ScrubBusyError, type Scrubber } from '../../cache/scrub.ts'
 import { MIN_SCRUB_RATE } from '../../config/schema.ts'
 import { parseSize } from '../../config/units.ts'
@@ -63,6 +64,7 @@ export interface ApiDeps {
   readonly ttl: CatalogDeps['ttl']
   readonly offline: OfflineSwitch
   readonly scrubber: Pick<Scrubber, 'status' | 'start'>
+  readonly gc: Pick<GarbageCollector, 'run'>
   readonly now: () => number
 }
 
@@ -162,6 +164,23 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
           return await reply.code(202).send(status)
         } catch (error) {
           if (error instanceof ScrubBusyError) throw new ApiConflictError(error.message)
+          throw error
+        }
+      })
+
+      api.post('/gc', route, async (request) => {
+        if (deps.token === undefined) throw new ApiForbiddenError()
+        parse(z.strictObject({}), request.query)
+        const body = z
+          .strictObject({ dryRun: z.boolean().default(false) })
+          .optional()
+          .safeParse(request.body ?? undefined)
+        if (!body.success)
+          throw new ApiBadQueryError('the body must be empty or JSON: {"dryRun": true}')
+        try {
+          return await deps.gc.run({ dryRun: body.data?.dryRun ?? false })
+        } catch (error) {
+          if (error instanceof GcBusyError) throw new ApiConflictError(error.message)
           throw error
         }
       })
