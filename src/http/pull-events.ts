@@ -10,7 +10,7 @@ import { countBytes } from '../observability/count-bytes.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import {
-  recordPull,
+  PullRecorder,
   type PullEventFields,
   type ServedArtifact,
 } from '../observability/pull-event.ts'
@@ -52,6 +52,7 @@ export function registerPullEvents(
     readonly onPull?: ((event: PullEventFields) => void) | undefined
   },
 ): PullEvents {
+  const recorder = new PullRecorder(deps.logger, deps.metrics)
   const report = (request: FastifyRequest, reply: FastifyReply): void => {
     const sent = reply.pullBytes
     // Errors are not pulls; a body cut after a 2xx header still is, with what was sent.
@@ -75,7 +76,7 @@ export function registerPullEvents(
       durationMs: reply.elapsedTime,
       clientIp: request.ip,
     }
-    recordPull(deps.logger, deps.metrics, event)
+    recorder.record(event)
     deps.onPull?.(event)
   }
 

@@ -48,6 +48,8 @@ export interface PullStatisticsDeps {
 
 export class PullStatistics {
   #pending = new Map<string, Pending>()
+  /** The subject-hour the last pull went to: a run of pulls of one image skips the key and lookup. */
+  #last: Pending | undefined
   /** References of a flush that failed, for the next one. */
   #references: ArtifactReference[] = []
   /** References pending in all subject-hours (bounded by STATS_MAX_PENDING_REFERENCES). */
@@ -73,30 +75,17 @@ export class PullStatistics {
     if (event.action !== 'get') return
     const now = this.deps.now()
     const hour = now - (now % HOUR_MS)
-    const key = `${hour}\u001f${event.protocol}\u001f${event.pool}\u001f${event.subject}`
-    let pending = this.#pending.get(key)
-    if (!pending) {
-      if (this.#pending.size >= STATS_MAX_PENDING_SUBJECTS) {
-        this.deps.metrics.statisticsDropped.inc()
-        return
-      }
-      pending = {
-        hour,
-        protocol: event.protocol,
-        pool: event.pool,
-        subject: event.subject,
-        hit: 0,
-        miss: 0,
-        stale: 0,
-        revalidated: 0,
-        bytesServed: 0,
-        bytesUpstream: 0,
-        clients: new Set(),
-        lastPulled: now,
-        references: new Map(),
-      }
-      this.#pending.set(key, pending)
-    }
+    let pending = this.#last
+    if (
+      pending === undefined ||
+      pending.hour !== hour ||
+      pending.subject !== event.subject ||
+      pending.pool !== event.pool ||
+      pending.protocol !== event.protocol
+    )
+      pending = this.#pendingFor(hour, event, now)
+    if (pending === undefined) return
+    this.#last = pending
     pending[event.cache]++
     pending.bytesServed += event.bytes
     if (event.cache === 'miss' || event.cache === 'revalidated')
@@ -117,6 +106,34 @@ export class PullStatistics {
     }
   }
 
+  /** The subject-hour of `event`, created if new; undefined (counted) when too many are pending. */
+  #pendingFor(hour: number, event: PullEventFields, now: number): Pending | undefined {
+    const key = `${hour}\u001f${event.protocol}\u001f${event.pool}\u001f${event.subject}`
+    let pending = this.#pending.get(key)
+    if (pending) return pending
+    if (this.#pending.size >= STATS_MAX_PENDING_SUBJECTS) {
+      this.deps.metrics.statisticsDropped.inc()
+      return undefined
+    }
+    pending = {
+      hour,
+      protocol: event.protocol,
+      pool: event.pool,
+      subject: event.subject,
+      hit: 0,
+      miss: 0,
+      stale: 0,
+      revalidated: 0,
+      bytesServed: 0,
+      bytesUpstream: 0,
+      clients: new Set(),
+      lastPulled: now,
+      references: new Map(),
+    }
+    this.#pending.set(key, pending)
+    return pending
+  }
+
   /** Writes what is pending; resolves when done (a failure is logged and kept for the next flush). */
   async flush(): Promise<void> {
     // One flush at a time: a second caller waits for the running one, then flushes what came since.
@@ -125,6 +142,7 @@ export class PullStatistics {
     const batch = this.#pending
     const references = this.#references
     this.#pending = new Map()
+    this.#last = undefined
     this.#references = []
     this.#referenceCount = 0
     for (const p of batch.values())
@@ -220,5 +238,6 @@ export class PullStatistics {
       }
     }
     this.#pending = batch
+    this.#last = undefined
   }
 }

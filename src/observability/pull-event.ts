@@ -57,44 +57,69 @@ export function logPullEvent(logger: Logger, fields: PullEventFields): void {
   logger.info(buildPullEvent(fields), 'pull')
 }
 
-/** Per-protocol counters bound once: labelling them on every pull hashed the labels each time. */
-interface Bound {
+/** The counters one protocol's pulls move, with their labels bound once. */
+interface ProtocolCounters {
   readonly fromCache: Counter.Internal
   readonly fromUpstream: Counter.Internal
   readonly saved: Counter.Internal
   readonly stale: Counter.Internal
+  /** cache_requests_total per pool and result; pools come from the config, so this stays small. */
+  readonly results: Map<string, Readonly<Record<CacheResult, Counter.Internal>>>
 }
-const boundCounters = new WeakMap<Metrics, Map<string, Bound>>()
 
-function bound(metrics: Metrics, protocol: PullEventFields['protocol']): Bound {
-  let byProtocol = boundCounters.get(metrics)
-  if (!byProtocol) boundCounters.set(metrics, (byProtocol = new Map<string, Bound>()))
-  let counters = byProtocol.get(protocol)
-  if (!counters) {
-    counters = {
+/**
+ * Records pulls into the metrics and the log. Counters are bound to their
+ * labels once (per protocol, and per pool for the cache result): labelling on
+ * every pull hashed the label object each time, a visible share of a warm
+ * tag-manifest GET.
+ */
+export class PullRecorder {
+  readonly #protocols: Readonly<Record<PullEventFields['protocol'], ProtocolCounters>>
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    const bind = (protocol: PullEventFields['protocol']): ProtocolCounters => ({
       fromCache: metrics.bytesServed.labels({ protocol, source: 'cache' }),
       fromUpstream: metrics.bytesServed.labels({ protocol, source: 'upstream' }),
       saved: metrics.bandwidthSaved.labels({ protocol }),
       stale: metrics.staleServed.labels({ protocol }),
-    }
-    byProtocol.set(protocol, counters)
+      results: new Map(),
+    })
+    this.#protocols = { docker: bind('docker'), pypi: bind('pypi') }
   }
-  return counters
-}
 
-/**
- * Everything one served artifact reports: the pull event (built only when
- * info lines are logged), the cache result counter and the bytes by source
- * (cache for hits and stale answers, upstream otherwise).
- */
-export function recordPull(logger: Logger, metrics: Metrics, fields: PullEventFields): void {
-  metrics.cacheRequests.inc({ protocol: fields.protocol, pool: fields.pool, result: fields.cache })
-  const counters = bound(metrics, fields.protocol)
-  const fromCache = fields.cache === 'hit' || fields.cache === 'stale'
-  if (fromCache) {
-    counters.fromCache.inc(fields.bytes)
-    counters.saved.inc(fields.bytes)
-    if (fields.cache === 'stale') counters.stale.inc()
-  } else counters.fromUpstream.inc(fields.bytes)
-  if (logger.isLevelEnabled('info')) logPullEvent(logger, fields)
+  /**
+   * Everything one served artifact reports: the pull event (built only when
+   * info lines are logged), the cache result counter and the bytes by source
+   * (cache for hits and stale answers, upstream otherwise).
+   */
+  record(fields: PullEventFields): void {
+    const counters = this.#protocols[fields.protocol]
+    this.#result(counters, fields).inc()
+    if (fields.cache === 'hit' || fields.cache === 'stale') {
+      counters.fromCache.inc(fields.bytes)
+      counters.saved.inc(fields.bytes)
+      if (fields.cache === 'stale') counters.stale.inc()
+    } else counters.fromUpstream.inc(fields.bytes)
+    if (this.logger.isLevelEnabled('info')) logPullEvent(this.logger, fields)
+  }
+
+  #result(counters: ProtocolCounters, fields: PullEventFields): Counter.Internal {
+    let byResult = counters.results.get(fields.pool)
+    if (!byResult) {
+      const { protocol, pool } = fields
+      const bind = (result: CacheResult) =>
+        this.metrics.cacheRequests.labels({ protocol, pool, result })
+      byResult = {
+        hit: bind('hit'),
+        miss: bind('miss'),
+        stale: bind('stale'),
+        revalidated: bind('revalidated'),
+      }
+      counters.results.set(pool, byResult)
+    }
+    return byResult[fields.cache]
+  }
 }

@@ -177,6 +177,21 @@ t.test('a failed flush keeps its batch for the next one, and warns once', async 
   t.ok(logs.lines.some((l) => l.msg === 'statistics stored again'))
 })
 
+t.test('pulls counted while a failing flush runs, and after it, all arrive', async (t) => {
+  const { dir, pulls, statistics } = await setUp(t)
+  await mkdir(join(dir, 'statistics.json.tmp', 'x'), { recursive: true })
+  pulls.record(event({ bytes: 1 }))
+  const failing = pulls.flush()
+  pulls.record(event({ bytes: 2 }))
+  await failing
+  pulls.record(event({ bytes: 4 }))
+  await rm(join(dir, 'statistics.json.tmp'), { recursive: true })
+  await pulls.flush()
+  const totals = await statistics.totals(HOUR_MS)
+  t.equal(totals.all.pulls.total, 3)
+  t.equal(totals.all.bytesServed, 7, 'none lost to the subject-hour the last pull went to')
+})
+
 t.test('pending subjects are bounded while the store fails; the excess is counted', async (t) => {
   const { dir, pulls, metrics, statistics } = await setUp(t)
   await mkdir(join(dir, 'statistics.json.tmp', 'x'), { recursive: true })
