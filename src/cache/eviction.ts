@@ -5,7 +5,7 @@
  * skipped. With several replicas, a metadata lease makes one of them do it,
  * and since it cannot see the others' readers, it also spares every blob read
  * within SHARED_EVICTION_GRACE_MS, checking the blob's last access in the
- * metadata store again right before deleting it.
+ * metadata store again right before deleting it. Pinned blobs are never evicted.
  */
 import { randomUUID } from 'node:crypto'
 import type { BlobRecord, MetadataStore } from '../metadata/store.ts'
@@ -70,7 +70,8 @@ export class Evictor {
     let evicted = 0
     let spared = 0
     try {
-      const skipped = new Set<string>()
+      // Pinned blobs are skipped like blobs in use, from the first round on.
+      const skipped = await metadata.pinned()
       while (bytes > target) {
         const candidates = (await metadata.leastRecentlyUsed(EVICTION_BATCH + skipped.size)).filter(
           (record) => !skipped.has(record.digest),

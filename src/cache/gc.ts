@@ -11,7 +11,7 @@
  *   like any other once it has a record.
  * - Temporary files of downloads abandoned for STALE_TEMP_MS are removed.
  * - With `retention.unusedFor`, blobs nobody pulled for that long are deleted,
- *   except those being read or filled right now (and, with replicas sharing
+ *   except pinned ones and those being read or filled right now (and, with replicas sharing
  *   the storage, those another replica read within SHARED_EVICTION_GRACE_MS).
  *
  * One run at a time per cache, through the eviction-style lease `gc`.
@@ -63,6 +63,8 @@ export interface GcReport {
   readonly unused: GcGroup & { readonly unusedForMs: number }
   /** Unused blobs spared because they are being read or were read elsewhere lately. */
   readonly spared: number
+  /** Unused blobs kept because they are pinned. */
+  readonly pinned: number
   readonly tempFiles: number
 }
 
@@ -111,6 +113,7 @@ export class GarbageCollector {
     try {
       // Records first: a blob committed after this read is on disk and merely unrecorded.
       const records = await metadata.leastRecentlyUsed(MAX_GC_RECORDS)
+      const pins = await metadata.pinned()
       const recorded = new Set(records.map((r) => r.digest))
       const onDisk = new Set<string>()
       const filesWithoutRecord = group()
@@ -123,6 +126,7 @@ export class GarbageCollector {
       const recordsWithoutFile = group()
       const unused = group()
       let spared = 0
+      let pinned = 0
       const cutoff = now() - this.deps.unusedForMs
       for (const record of records) {
         if (!onDisk.has(record.digest)) {
@@ -133,6 +137,10 @@ export class GarbageCollector {
           continue
         }
         if (this.deps.unusedForMs <= 0 || record.lastAccess >= cutoff) continue
+        if (pins.has(record.digest)) {
+          pinned++
+          continue
+        }
         if (this.deps.inUse.has(record.digest) || (await this.#readElsewhere(record.digest))) {
           spared++
           continue
@@ -154,6 +162,7 @@ export class GarbageCollector {
         filesWithoutRecord: done(filesWithoutRecord),
         unused: { ...done(unused), unusedForMs: this.deps.unusedForMs },
         spared,
+        pinned,
         tempFiles,
       }
       this.#logger.info(

@@ -35,6 +35,7 @@ export async function gcCommand(options: ClientOptions & { dryRun: boolean }): P
   options.write(
     `${report.dryRun ? 'Dry run: nothing was changed.\n' : ''}${table(['', 'count', 'size'], rows, ['count', 'size'])}`,
   )
+  if (report.pinned > 0) options.write(`${report.pinned} unused blobs were kept: pinned.\n`)
   if (report.spared > 0)
     options.write(
       `${report.spared} unused blobs were spared: being read, or read lately elsewhere.\n`,

@@ -22,7 +22,7 @@ import {
 const SNIFF_CONCURRENCY = 16
 
 export interface CatalogDeps {
-  readonly metadata: Pick<MetadataStore, 'references' | 'getTag' | 'readDocument'>
+  readonly metadata: Pick<MetadataStore, 'references' | 'getTag' | 'readDocument' | 'pinned'>
   /** Up to `bytes` from the start of a stored blob, unverified; undefined when it is not on disk. */
   readonly readHead: (digest: string, bytes: number) => Promise<Buffer | undefined>
   /** How long a registry's tags or an index's pages stay fresh (ms); undefined for a pool no longer configured. */
@@ -54,6 +54,8 @@ export interface CatalogRow {
   readonly firstCached: number
   readonly lastAccessed: number
   readonly hits: number
+  /** Never evicted nor deleted by retention. */
+  readonly pinned: boolean
   /** A tag or page that points at it (and still does) is stale. */
   readonly stale: boolean
   readonly references: readonly CatalogReference[]
@@ -63,7 +65,10 @@ export async function catalogRows(
   deps: CatalogDeps,
   blobs: readonly BlobRecord[],
 ): Promise<CatalogRow[]> {
-  const references = await deps.metadata.references(blobs.map((b) => b.digest))
+  const [references, pins] = await Promise.all([
+    deps.metadata.references(blobs.map((b) => b.digest)),
+    deps.metadata.pinned(),
+  ])
   const pages = new Map<string, Promise<number | null>>()
   const pageFetchedAt = (index: string, project: string) => {
     const key = `${index}\u001f${project}`
@@ -88,6 +93,7 @@ export async function catalogRows(
       firstCached: blob.createdAt,
       lastAccessed: blob.lastAccess,
       hits: blob.hits,
+      pinned: pins.has(blob.digest),
       stale: states.some((s) => s.stale === true && s.current !== false),
       references: states,
     }

@@ -56,6 +56,8 @@ type Change =
   | { op: 'blob'; d: string; size: number; now: number }
   | { op: 'touch'; d: string; now: number; hits?: number }
   | { op: 'unblob'; d: string }
+  | { op: 'pin'; d: string }
+  | { op: 'unpin'; d: string }
 
 interface Snapshot {
   version: 1
@@ -63,6 +65,8 @@ interface Snapshot {
   /** Last use of each tag record (absent in snapshots from before collection: fetchedAt stands in). */
   tagUse?: [string, number][]
   blobs: BlobRecord[]
+  /** Pinned digests (absent in snapshots from before pins). */
+  pins?: string[]
   /** Always empty: written so that an older pullthrough, which requires it, can still open the snapshot. */
   counters: Record<string, never>
 }
@@ -95,6 +99,7 @@ export class FsMetadataStore implements MetadataStore {
   readonly #tags = new Map<string, TagRecord>()
   readonly #tagUse = new Map<string, TagUse>()
   readonly #blobs = new Map<string, BlobRecord>()
+  readonly #pins = new Set<string>()
   readonly #leases = new Map<string, { owner: string; expiresAt: number }>()
   #journal: FileHandle
   #journalLines = 0
@@ -291,6 +296,17 @@ export class FsMetadataStore implements MetadataStore {
     await this.#change({ op: 'unblob', d: digest })
   }
 
+  async setPinned(digest: string, pinned: boolean): Promise<void> {
+    this.#check()
+    if (this.#pins.has(digest) === pinned) return
+    await this.#change({ op: pinned ? 'pin' : 'unpin', d: digest })
+  }
+
+  async pinned(): Promise<Set<string>> {
+    this.#check()
+    return Promise.resolve(new Set(this.#pins))
+  }
+
   async leastRecentlyUsed(limit: number): Promise<BlobRecord[]> {
     this.#check()
     return Promise.resolve(
@@ -446,7 +462,7 @@ export class FsMetadataStore implements MetadataStore {
       this.#scheduleSync()
       if (
         this.#journalLines >= COMPACT_MIN_LINES &&
-        this.#journalLines > 2 * (this.#tags.size + this.#blobs.size)
+        this.#journalLines > 2 * (this.#tags.size + this.#blobs.size + this.#pins.size)
       ) {
         await this.#compact()
       }
@@ -516,6 +532,12 @@ export class FsMetadataStore implements MetadataStore {
       case 'unblob':
         this.#blobs.delete(change.d)
         break
+      case 'pin':
+        this.#pins.add(change.d)
+        break
+      case 'unpin':
+        this.#pins.delete(change.d)
+        break
     }
   }
 
@@ -531,6 +553,7 @@ export class FsMetadataStore implements MetadataStore {
         this.#tagUse.set(key, { at, saved: at })
       }
       for (const record of snapshot.blobs) this.#blobs.set(record.digest, record)
+      for (const digest of snapshot.pins ?? []) this.#pins.add(digest)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
         throw new MetadataCorruptError('fs', 'snapshot.json cannot be read', { cause: error })
@@ -561,6 +584,7 @@ export class FsMetadataStore implements MetadataStore {
       tags: [...this.#tags.entries()],
       tagUse: [...this.#tagUse.entries()].map(([key, use]) => [key, use.at]),
       blobs: [...this.#blobs.values()],
+      pins: [...this.#pins],
       counters: {},
     }
     const temp = join(this.dir, 'snapshot.json.tmp')

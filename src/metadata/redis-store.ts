@@ -271,6 +271,16 @@ export class RedisMetadataStore implements MetadataStore {
     await this.#call('deleteBlob', (r) => r.eval(DELETE_BLOB, 3, ...this.#blobKeys(digest), digest))
   }
 
+  async setPinned(digest: string, pinned: boolean): Promise<void> {
+    await this.#call('setPinned', (r) =>
+      pinned ? r.sadd(this.#key('pins'), digest) : r.srem(this.#key('pins'), digest),
+    )
+  }
+
+  async pinned(): Promise<Set<string>> {
+    return new Set(await this.#call('pinned', (r) => r.smembers(this.#key('pins'))))
+  }
+
   async leastRecentlyUsed(limit: number): Promise<BlobRecord[]> {
     if (limit <= 0) return []
     const digests = await this.#call('leastRecentlyUsed', (r) =>

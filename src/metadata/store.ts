@@ -101,6 +101,15 @@ export interface MetadataStore {
   /** Number of blob records and the sum of their sizes. */
   blobTotals(): Promise<{ count: number; bytes: number }>
 
+  /**
+   * Pins (`pinned` true) or unpins a blob: eviction and retention never delete
+   * a pinned blob. Independent of the blob record: a pin set before the blob
+   * is stored, or kept while it is refetched, holds.
+   */
+  setPinned(digest: string, pinned: boolean): Promise<void>
+  /** Every pinned digest. */
+  pinned(): Promise<Set<string>>
+
   /** Adds a batch of pull statistics; every replica adds to the same totals. */
   addUsage(batch: readonly UsageDelta[]): Promise<void>
   /** Pull statistics summed over the buckets `query` selects. */

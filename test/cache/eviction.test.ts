@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { request } from 'undici'
@@ -63,6 +64,30 @@ t.test(
     t.equal((await drain(reading.stream)).digest, a.digest, 'and its reader completes')
   },
 )
+
+t.test('a pinned blob is never evicted, however long unused', async (t) => {
+  const cache = await testCache(t)
+  const evictor = new Evictor({
+    blobs: cache.blobs,
+    metadata: cache.metadata,
+    metrics: cache.metrics,
+    logger: createLogger({ level: 'silent', destination: new LogCapture() }),
+    inUse: cache.cache.inUse,
+    maxSize: 2.5 * MiB,
+    lowWatermark: 0.5,
+  })
+  const blobs = ['a', 'b', 'c'].map(() => randomBlob(MiB))
+  for (const [i, blob] of blobs.entries()) {
+    await cache.blobs.put(blob.digest, Readable.from([blob.data]))
+    await cache.metadata.putBlob(blob.digest, MiB, 1000 + i)
+  }
+  const [oldest, middle, newest] = [blobs[0]!, blobs[1]!, blobs[2]!]
+  await cache.metadata.setPinned(oldest.digest, true)
+  t.equal(await evictor.run(), 2 * MiB, 'down to the low watermark without the pinned one')
+  t.ok(await cache.blobs.has(oldest.digest), 'the pinned, least recently used blob stays')
+  t.notOk(await cache.blobs.has(middle.digest))
+  t.notOk(await cache.blobs.has(newest.digest))
+})
 
 t.test('with several replicas only the lease holder evicts', async (t) => {
   const cache = await testCache(t)

@@ -9,6 +9,7 @@ import { randomBytes, createHash } from 'node:crypto'
 import { mkdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { request } from 'undici'
 import { startApp, type TestApp } from '../helpers/app.ts'
 import { cleanEnv, runCli } from '../helpers/cli.ts'
 import { tempDir } from '../helpers/config.ts'
@@ -80,14 +81,38 @@ admin: { token: "${TOKEN}" }
   t.match(await metadata.getBlob(extraDigest), { size: 1000 }, 'the unknown file is recorded')
   t.equal((await metadata.blobTotals()).count, stored, 'one record less, one more')
 
-  // Two days later nothing was pulled: the retention rule deletes every blob.
+  // The config blob is pinned through the API: the retention rule must keep it.
+  const config = pushed.manifests[0]?.config ?? ''
+  const admin = { authorization: `Bearer ${TOKEN}` }
+  const pin = await request(`${app.url}/-/api/v1/pins/${config}`, { method: 'PUT', headers: admin })
+  t.same(await pin.body.json(), { digest: config, pinned: true })
+  const bad = await request(`${app.url}/-/api/v1/pins/sha256:nothex`, {
+    method: 'PUT',
+    headers: admin,
+  })
+  t.equal(bad.statusCode, 400)
+  await bad.body.dump()
+  const pins = await request(`${app.url}/-/api/v1/pins`, { headers: admin })
+  t.same(await pins.body.json(), { items: [config] })
+
+  // Two days later nothing was pulled: the retention rule deletes every blob but the pinned one.
   offset = 2 * DAY_MS
   const later = await gc('--json')
   t.match(JSON.parse(later.stdout), {
-    unused: { count: stored, unusedForMs: DAY_MS },
+    unused: { count: stored - 1, unusedForMs: DAY_MS },
+    pinned: 1,
     recordsWithoutFile: { count: 0 },
   })
-  t.equal((await metadata.blobTotals()).count, 0, 'nothing is left')
+  t.equal((await metadata.blobTotals()).count, 1, 'only the pinned blob is left')
+  const catalog = await request(`${app.url}/-/api/v1/artifacts`, { headers: admin })
+  t.match(await catalog.body.json(), { items: [{ digest: config, kind: 'config', pinned: true }] })
+  const unpin = await request(`${app.url}/-/api/v1/pins/${config}`, {
+    method: 'DELETE',
+    headers: admin,
+  })
+  t.same(await unpin.body.json(), { digest: config, pinned: false })
+  t.match(JSON.parse((await gc('--json')).stdout), { unused: { count: 1 }, pinned: 0 })
+  t.equal((await metadata.blobTotals()).count, 0, 'unpinned, it goes too')
   const again = await pullImage(t, `${host}/app:1.0`, join(await tempDir(t, 'pt-out-'), 'again'))
   t.equal(again.digest, pushed.digest, 'the image is fetched again')
 })

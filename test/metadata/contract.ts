@@ -198,6 +198,21 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
     t.same(await store.leastRecentlyUsed(0), [])
   })
 
+  t.test('pins: set and cleared, independent of the blob record', async (t) => {
+    const store = await makeStore(t)
+    t.same(await store.pinned(), new Set())
+    await store.setPinned(DIGEST_A, true)
+    await store.setPinned(DIGEST_B, true)
+    await store.setPinned(DIGEST_B, true)
+    t.same(await store.pinned(), new Set([DIGEST_A, DIGEST_B]), 'pinning twice is one pin')
+    await store.putBlob(DIGEST_A, 100, 1000)
+    await store.deleteBlob(DIGEST_A)
+    t.ok((await store.pinned()).has(DIGEST_A), 'a pin outlives the record it covers')
+    await store.setPinned(DIGEST_A, false)
+    await store.setPinned(DIGEST_C, false)
+    t.same(await store.pinned(), new Set([DIGEST_B]))
+  })
+
   t.test('leases: one holder at a time, expiry, renew and release by the owner only', async (t) => {
     const store = await makeStore(t)
     t.equal(await store.acquireLease('fill:x', 'replica-1', { ttlMs: 300 }), true)

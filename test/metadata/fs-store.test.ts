@@ -36,6 +36,9 @@ t.test('data survives close and reopen', async (t) => {
   await first.putBlob('sha256:a', 10, 100)
   await first.touchBlob('sha256:a', 200)
   await first.putDocument('pypi', 'requests', { fetchedAt: 9, page: { files: [] } })
+  await first.setPinned('sha256:a', true)
+  await first.setPinned('sha256:b', true)
+  await first.setPinned('sha256:b', false)
   await first.close()
   const second = await FsMetadataStore.open(dir)
   t.teardown(() => second.close())
@@ -48,6 +51,11 @@ t.test('data survives close and reopen', async (t) => {
     hits: 1,
   })
   t.same((await second.getDocument('pypi', 'requests'))?.page, { files: [] })
+  t.same(await second.pinned(), new Set(['sha256:a']), 'pins survive a reopen')
+  await second.close()
+  const third = await FsMetadataStore.open(dir)
+  t.teardown(() => third.close())
+  t.same(await third.pinned(), new Set(['sha256:a']), 'and another')
 })
 
 // SIGKILL ends the process, not the machine: what the process wrote is in the

@@ -5,7 +5,7 @@
  * `limit` and `offset` and answer `{ items, total, offset, next }`, `next`
  * being the offset of the following page or null.
  */
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { catalogRows, type CatalogDeps } from '../../insight/catalog.ts'
 import { SORT_KEYS, SUMMARY_WINDOWS, type Statistics } from '../../insight/statistics.ts'
@@ -22,6 +22,8 @@ import { adminGuard } from './access.ts'
 import { ApiBadQueryError, ApiConflictError, ApiForbiddenError } from './errors.ts'
 
 export const API_PREFIX = '/-/api/v1'
+/** What a pin names: a blob by its SHA-256 digest. */
+const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/
 /** Items per page at most. */
 export const MAX_PAGE_SIZE = 500
 const DEFAULT_PAGE_SIZE = 50
@@ -58,7 +60,7 @@ export interface ApiDeps {
   readonly registries: readonly Snapshots[]
   readonly indexes: readonly Snapshots[]
   readonly fileHosts: readonly Snapshots[]
-  readonly metadata: Pick<MetadataStore, 'blobTotals' | 'leastRecentlyUsed'> &
+  readonly metadata: Pick<MetadataStore, 'blobTotals' | 'leastRecentlyUsed' | 'setPinned'> &
     CatalogDeps['metadata']
   readonly readHead: CatalogDeps['readHead']
   readonly ttl: CatalogDeps['ttl']
@@ -167,6 +169,23 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
           throw error
         }
       })
+
+      api.get('/pins', route, async (request) => {
+        parse(z.strictObject({}), request.query)
+        return { items: [...(await deps.metadata.pinned())].sort() }
+      })
+
+      const pinRoute = async (request: FastifyRequest, pinned: boolean) => {
+        if (deps.token === undefined) throw new ApiForbiddenError()
+        parse(z.strictObject({}), request.query)
+        const { digest } = request.params as { digest: string }
+        if (!SHA256_DIGEST.test(digest))
+          throw new ApiBadQueryError('digest: must be sha256: and 64 lowercase hex digits')
+        await deps.metadata.setPinned(digest, pinned)
+        return { digest, pinned }
+      }
+      api.put('/pins/:digest', route, (request) => pinRoute(request, true))
+      api.delete('/pins/:digest', route, (request) => pinRoute(request, false))
 
       api.post('/gc', route, async (request) => {
         if (deps.token === undefined) throw new ApiForbiddenError()

@@ -272,7 +272,7 @@ export function catalog(data: CatalogData): Html {
     (b) =>
       html`<tr>
         <td class="digest"><code>${b.digest}</code></td>
-        <td title="${b.mediaType ?? ''}">${b.kind}</td>
+        <td title="${b.mediaType ?? ''}">${b.kind}${b.pinned ? ' (pinned)' : ''}</td>
         <td class="num">${formatBytes(b.size)}</td>
         <td>${formatTime(b.firstCached)}</td>
         <td>${formatTime(b.lastAccessed)}</td>
