@@ -5,7 +5,10 @@
  * FreshnessPolicy; this file alone decides hit, miss, revalidated and stale:
  *
  * - a kept record younger than the policy's TTL is served (a hit) when it
- *   still can be (`serve`: the blob behind it may have been evicted);
+ *   still can be (`serve`: the blob behind it may have been evicted); past
+ *   REFRESH_AHEAD_FRACTION of its TTL, a policy that allows it (`refreshAhead`)
+ *   also starts the load in the background, so a record pulled often is
+ *   renewed before it expires and no client waits on its revalidation;
  * - otherwise one load per key runs (`load(previous)` revalidates with what
  *   the previous record holds: an ETag, a digest to HEAD) and concurrent
  *   callers wait for it;
@@ -23,6 +26,9 @@ import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
 import { isUpstreamFailure } from './errors.ts'
 import { NegativeCache } from './negative-cache.ts'
+
+/** Share of its TTL after which a hit also revalidates the record in the background. */
+export const REFRESH_AHEAD_FRACTION = 0.8
 
 /** A record as kept in the metadata store: a value and when the upstream last gave or confirmed it. */
 export interface Kept<V> {
@@ -77,6 +83,11 @@ export interface FreshnessPolicy<V, T> {
   staleable?(kept: Kept<V>): boolean
   /** Served stale when the key's own record cannot be (a tag's canonical record for a narrower client). */
   readonly fallback?: Kept<V> | undefined
+  /**
+   * A hit past REFRESH_AHEAD_FRACTION of the TTL revalidates in the background.
+   * Only for loads whose result needs no reader (not a stream to tee).
+   */
+  readonly refreshAhead?: boolean
   /** Errors after which a kept record is served stale (default: isUpstreamFailure). */
   staleOn?(error: unknown): boolean
   readonly notFound?: NotFoundRule
@@ -126,7 +137,10 @@ export class Freshness {
     const kept = known ? known.kept : await this.read(policy)
     if (kept && this.fresh(policy, kept)) {
       const served = await policy.serve(kept, 'hit')
-      if (served !== undefined) return { served, cache: 'hit', upstream: kept.upstream }
+      if (served !== undefined) {
+        if (policy.refreshAhead && this.due(policy, kept)) this.#refresh(policy, kept)
+        return { served, cache: 'hit', upstream: kept.upstream }
+      }
     }
     const running = this.#flights.get(policy.key) as Promise<Outcome<V>> | undefined
     if (running) {
@@ -159,6 +173,29 @@ export class Freshness {
   /** True while `kept` is younger than the policy's TTL. */
   fresh(policy: { readonly ttlMs: number }, kept: { readonly fetchedAt: number }): boolean {
     return this.deps.now() - kept.fetchedAt < policy.ttlMs
+  }
+
+  /** True once `kept` is past REFRESH_AHEAD_FRACTION of the policy's TTL (a hit then refreshes it). */
+  due(policy: { readonly ttlMs: number }, kept: { readonly fetchedAt: number }): boolean {
+    return this.deps.now() - kept.fetchedAt >= policy.ttlMs * REFRESH_AHEAD_FRACTION
+  }
+
+  /** Resolves when no load is running (background refreshes included). */
+  async idle(): Promise<void> {
+    while (this.#flights.size > 0) await Promise.allSettled([...this.#flights.values()])
+  }
+
+  /** A background load of a record still fresh; one per key, its failures logged. */
+  #refresh<V, T>(policy: FreshnessPolicy<V, T>, kept: Kept<V>): void {
+    if (this.#flights.has(policy.key)) return
+    this.#lead(policy, kept)
+      .then((lead) => lead.outcome)
+      .catch((error: unknown) => {
+        this.deps.logger.info(
+          { key: policy.key, err: error },
+          `could not refresh the cached ${policy.what} ahead of its TTL`,
+        )
+      })
   }
 
   /** Runs the one load of the policy's key; callers arriving meanwhile wait on its outcome. */

@@ -103,6 +103,11 @@ export class IndexPages {
     return { page: served as T, cache, upstream }
   }
 
+  /** Resolves when no page load runs (refreshes ahead of the TTL included). */
+  async idle(): Promise<void> {
+    await this.#freshness.idle()
+  }
+
   /** Projects no upstream has, each for its source's negative TTL. */
   get negatives(): NegativeCache {
     return this.#freshness.negatives
@@ -126,6 +131,7 @@ export class IndexPages {
       },
       serve: (kept) => kept.value.page,
       load: (previous) => this.#load(source, parse, previous),
+      refreshAhead: true,
       notFound: {
         ttlMs: source.negativeTtlMs,
         matches: (error) => error instanceof ProjectUnknownError,

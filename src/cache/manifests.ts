@@ -189,9 +189,12 @@ export class ManifestCache {
     const usable = canonical && needs.acceptable(canonical.value.mediaType) ? canonical : undefined
     // The warm path (thousands a second) builds no policy: a fresh record of a
     // type the client takes, whose manifest is at hand, is the answer.
+    const ttl = { ttlMs: source.tagTTLMs }
     if (
       usable &&
-      this.#freshness.fresh({ ttlMs: source.tagTTLMs }, usable) &&
+      this.#freshness.fresh(ttl, usable) &&
+      // Due for its refresh ahead of the TTL: the policy's path serves it and starts one.
+      !this.#freshness.due(ttl, usable) &&
       !this.#freshness.negatives.has(canonicalView.key)
     ) {
       const body = await this.#readStored(usable.value.digest)
@@ -204,6 +207,11 @@ export class ManifestCache {
       })
     const view = this.#view(source, tag, `${tag}${NARROW_SEPARATOR}${needs.accept}`, needs.accept)
     return this.#answer(tag, this.#tagPolicy(source, tag, view, needs, usable))
+  }
+
+  /** Resolves when no tag load runs (refreshes ahead of the TTL included). */
+  async idle(): Promise<void> {
+    await this.#freshness.idle()
   }
 
   /** Repositories of a registry with at least one cached tag, sorted. */
@@ -257,6 +265,7 @@ export class ManifestCache {
         (await this.#fetchTag(source, tag, view, needs)),
       staleable: (kept) => needs.acceptable(kept.value.mediaType),
       fallback,
+      refreshAhead: true,
       notFound: {
         ttlMs: Math.min(UNKNOWN_TAG_TTL_MS, source.tagTTLMs),
         matches: (error) => error instanceof ManifestUnknownError,

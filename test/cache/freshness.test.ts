@@ -267,3 +267,38 @@ t.test('onUpstreamNotFound keep: a kept record is served stale, never dropped', 
   )
   t.equal(fresh.state.loads, 1)
 })
+
+t.test('refresh ahead: a hit past 80% of the TTL revalidates in the background', async (t) => {
+  const { engine, policy, state, clock } = setup('fresh', 'same')
+  const ahead = { ...policy, refreshAhead: true }
+  const serve = async () => {
+    const { served, cache } = await engine.readThrough(ahead)
+    return `${served} ${cache}`
+  }
+  clock.now += Math.floor(TTL_MS * 0.5)
+  t.equal(await serve(), 'v1 hit')
+  await engine.idle()
+  t.equal(state.loads, 0, 'half-way through its TTL: nothing to do')
+  clock.now += Math.ceil(TTL_MS * 0.3)
+  t.equal(await serve(), 'v1 hit', 'served at once, as a hit')
+  t.equal(await serve(), 'v1 hit')
+  await engine.idle()
+  t.equal(state.loads, 1, 'one background revalidation for both hits')
+  t.equal(state.writes, 1, 'the record is renewed')
+  clock.now += Math.floor(TTL_MS * 0.5)
+  t.equal(await serve(), 'v1 hit', 'still fresh where it would have expired')
+  await engine.idle()
+  t.equal(state.loads, 1)
+
+  const plain = setup('fresh', 'same')
+  plain.clock.now += Math.ceil(TTL_MS * 0.9)
+  await plain.engine.readThrough(plain.policy)
+  await plain.engine.idle()
+  t.equal(plain.state.loads, 0, 'not without refreshAhead')
+
+  const down = setup('fresh', 'unavailable')
+  down.clock.now += Math.ceil(TTL_MS * 0.9)
+  t.equal((await down.engine.readThrough({ ...down.policy, refreshAhead: true })).cache, 'hit')
+  await down.engine.idle()
+  t.equal(down.state.writes, 0, 'a failed refresh writes nothing; the record stays until its TTL')
+})

@@ -34,7 +34,7 @@ async function status(url: string): Promise<number> {
 }
 
 /** The app in front of `upstreams` (index URLs, in this order), with a clock the test moves. */
-async function pypiApp(t: Test, upstreams: { index: string }[], extra = '') {
+async function pypiApp(t: Test, upstreams: { index: string }[], extra = '', indexLines = '') {
   const clock = { now: Date.now() }
   const app = await startApp(t, {
     yaml: `pypi:
@@ -45,7 +45,7 @@ async function pypiApp(t: Test, upstreams: { index: string }[], extra = '') {
       upstreams: [${upstreams.map((u) => `{ url: "${u.index}" }`).join(', ')}]
       retry: { attempts: 1 }
       breaker: { failures: 100 }
-${extra}`,
+${indexLines}${extra}`,
     deps: { now: () => clock.now },
   })
   return { app, clock }
@@ -108,9 +108,9 @@ t.test('random unknown projects leave no keys in Redis', async (t) => {
   t.same(await client.keys('*'), [], 'no keys at all')
 })
 
-t.test('a project that disappears upstream loses its cached page', async (t) => {
+t.test('onUpstreamNotFound drop: a project gone upstream loses its cached page', async (t) => {
   const upstream = await startPypiUpstream(t)
-  const { app, clock } = await pypiApp(t, [upstream])
+  const { app, clock } = await pypiApp(t, [upstream], '', '      onUpstreamNotFound: drop\n')
   t.equal(await status(`${app.url}/simple/lib/`), 200)
   t.equal((await readdir(join(app.storagePath, 'meta', 'pages'))).length, 1)
   upstream.notFound('/simple/lib/')
