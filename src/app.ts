@@ -42,6 +42,7 @@ import { registerStatusPage } from './http/page/routes.ts'
 import { EventRing } from './observability/event-ring.ts'
 import { GarbageCollector } from './cache/gc.ts'
 import { Scrubber } from './cache/scrub.ts'
+import { registerDockerWebhook } from './docker/webhook.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
@@ -174,6 +175,12 @@ export async function buildApp(
   registerHealthRoutes(app, {
     storage: () => deps.blobs.checkWritable(),
     metadata: () => deps.metadata.ping(),
+  })
+  registerDockerWebhook(app, {
+    token: config.admin.token,
+    registries: config.docker.registries,
+    pools: services.registries,
+    manifests: services.manifests,
   })
   registerDockerRoutes(app, {
     registries: config.docker.registries,

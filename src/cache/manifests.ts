@@ -209,6 +209,17 @@ export class ManifestCache {
     return this.#answer(tag, this.#tagPolicy(source, tag, view, needs, usable))
   }
 
+  /**
+   * Fetches the tag's manifest from the upstream now, whatever the cached
+   * record's age (a push notification said the tag moved), and records it.
+   */
+  async refresh(source: ManifestSource, tag: string): Promise<ServedManifest> {
+    const view = this.#view(source, tag, tag, source.accept)
+    this.#freshness.negatives.delete(view.key)
+    const everything = { acceptable: () => true, canonical: true, accept: source.accept }
+    return this.#answer(tag, this.#tagPolicy(source, tag, view, everything), { kept: undefined })
+  }
+
   /** Resolves when no tag load runs (refreshes ahead of the TTL included). */
   async idle(): Promise<void> {
     await this.#freshness.idle()

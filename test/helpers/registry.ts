@@ -54,6 +54,8 @@ export interface TestRegistry {
   stop(): Promise<void>
   /** Starts it again on the same port with the same data; a no-op while running. */
   start(): Promise<void>
+  /** Restarts it sending push notifications to `url` with `Authorization: Bearer <token>`. */
+  notify(url: string, token: string): Promise<void>
 }
 
 async function startAuth(
@@ -169,6 +171,22 @@ export async function startRegistry(t: Test, options: RegistryOptions = {}): Pro
     auth,
     stop,
     start,
+    notify: async (notifyUrl, token) => {
+      await stop()
+      await writeFile(
+        config,
+        `${configYaml(dir, port, auth)}notifications:
+  endpoints:
+    - name: pullthrough
+      url: ${notifyUrl}
+      headers: { Authorization: ["Bearer ${token}"] }
+      timeout: 2s
+      threshold: 3
+      backoff: 1s
+`,
+      )
+      await start()
+    },
     pushImage: (image, ref, pushOptions = {}) =>
       pushImage(t, image, `${host}/${ref}`, { creds: auth?.creds, ...pushOptions }),
     deleteManifest: async (repository, digest) => {
