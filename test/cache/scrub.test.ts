@@ -25,7 +25,10 @@ async function stored(t: Test, sizes: number[]) {
   return { parts, blobs }
 }
 
-function scrubber(parts: TestCache, options: { intervalMs?: number; owner?: string } = {}) {
+function scrubber(
+  parts: TestCache,
+  options: { intervalMs?: number; owner?: string; rate?: number } = {},
+) {
   const scrub = new Scrubber({
     blobs: parts.blobs,
     metadata: parts.metadata,
@@ -33,7 +36,7 @@ function scrubber(parts: TestCache, options: { intervalMs?: number; owner?: stri
     logger: createLogger({ level: 'silent' }),
     now: Date.now,
     intervalMs: options.intervalMs ?? 0,
-    rate: 1024 * MiB,
+    rate: options.rate ?? 1024 * MiB,
     owner: options.owner ?? 'replica-a',
   })
   t.teardown(() => scrub.close())
@@ -130,16 +133,7 @@ t.test('the schedule runs a scrub once the last run is an interval old', async (
 
 t.test('closing stops a run in the middle and releases the lease', async (t) => {
   const { parts } = await stored(t, [4 * MiB])
-  const scrub = new Scrubber({
-    blobs: parts.blobs,
-    metadata: parts.metadata,
-    metrics: parts.metrics,
-    logger: createLogger({ level: 'silent' }),
-    now: Date.now,
-    intervalMs: 0,
-    rate: MiB,
-    owner: 'replica-a',
-  })
+  const scrub = scrubber(parts, { rate: MiB })
   await scrub.start('api')
   await new Promise((resolve) => setTimeout(resolve, 300))
   await scrub.close()
