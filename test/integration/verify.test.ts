@@ -87,7 +87,8 @@ t.test('verify finds a flipped byte; the next pull fetches the layer again', asy
 })
 
 t.test('verify refuses clearly: no admin token, a bad rate, a run already going', async (t) => {
-  const { app } = await setUp(t, [4 * KiB, 3 * 1024 * KiB])
+  // 8 MiB at 1 MiB/s: the run outlasts the CLI's start-up even on a loaded machine.
+  const { app } = await setUp(t, [4 * KiB, 8 * 1024 * KiB])
   const slow = await request(`${app.url}/-/api/v1/verify`, {
     method: 'POST',
     headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
@@ -95,6 +96,13 @@ t.test('verify refuses clearly: no admin token, a bad rate, a run already going'
   })
   t.equal(slow.statusCode, 202)
   t.match(await slow.body.json(), { running: true, run: { rate: 1024 * 1024 } })
+  const again = await request(`${app.url}/-/api/v1/verify`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: '{}',
+  })
+  t.equal(again.statusCode, 409, 'a second start while one runs')
+  t.match(await again.body.json(), { error: 'PT_API_CONFLICT' })
   const busy = await verify(t, app)
   t.equal(busy.code, 1)
   t.match(busy.stderr, /answered 409: a scrub is already running/)
@@ -104,8 +112,8 @@ t.test('verify refuses clearly: no admin token, a bad rate, a run already going'
   await app.app.services.scrubber.settled()
   const took = app.app.services.scrubber.status().run
   t.ok(
-    (took?.finishedAt ?? 0) - (took?.startedAt ?? 0) >= 2_500,
-    'about 3 MiB at 1 MiB/s took its time',
+    (took?.finishedAt ?? 0) - (took?.startedAt ?? 0) >= 7_000,
+    'about 8 MiB at 1 MiB/s took its time',
   )
   const misplaced = await runCli(t, ['stats', '--rate', '1MB'], { env: cleanEnv() })
   t.equal(misplaced.code, 2)
