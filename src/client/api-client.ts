@@ -25,33 +25,33 @@ export async function getJson(
   return requestJson(base, path, token)
 }
 
-/** POST (or PUT) `body` as JSON; a 2xx answer is parsed. */
+/** POSTs `body` as JSON; a 2xx answer is parsed. */
 export async function sendJson(
   base: string,
   path: string,
   token: string | undefined,
   body: unknown,
-  method: 'POST' | 'PUT' = 'POST',
 ): Promise<unknown> {
-  return requestJson(base, path, token, { method, body: JSON.stringify(body) })
+  return requestJson(base, path, token, JSON.stringify(body))
 }
 
 async function requestJson(
   base: string,
   path: string,
   token: string | undefined,
-  send?: { method: 'POST' | 'PUT'; body: string },
+  /** A JSON body to POST; a GET without. */
+  body?: string,
 ): Promise<unknown> {
   const url = `${base.replace(/\/+$/, '')}/-/api/v1/${path}`
   const headers: Record<string, string> = {}
   if (token !== undefined) headers.authorization = `Bearer ${token}`
-  if (send) headers['content-type'] = 'application/json'
+  if (body !== undefined) headers['content-type'] = 'application/json'
   let res: Response
   try {
     res = await fetch(url, {
-      method: send?.method ?? 'GET',
+      method: body === undefined ? 'GET' : 'POST',
       headers,
-      ...(send ? { body: send.body } : {}),
+      ...(body === undefined ? {} : { body }),
       signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
     })
   } catch (error) {

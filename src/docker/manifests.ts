@@ -35,6 +35,21 @@ export interface ManifestDeps {
   readonly manifests: ManifestCache
 }
 
+/** Where a target's manifests come from, as the manifest cache needs it (routes and webhooks alike). */
+export function manifestSource(
+  target: Pick<DockerTarget, 'remote' | 'registry' | 'repository'>,
+): ManifestSource {
+  return {
+    remote: target.remote,
+    registry: target.registry.name,
+    repository: target.repository,
+    // The canonical answer, and content by digest, are asked for with every type.
+    accept: DEFAULT_ACCEPT,
+    tagTTLMs: target.registry.tagTTL,
+    keepOnNotFound: target.registry.onUpstreamNotFound === 'keep',
+  }
+}
+
 export async function serveManifest(
   deps: ManifestDeps,
   target: DockerTarget,
@@ -51,15 +66,7 @@ export async function serveManifest(
     throw new OciError('MANIFEST_UNKNOWN', undefined, {
       message: 'the client accepts no manifest media type',
     })
-  const source: ManifestSource = {
-    remote: target.remote,
-    registry: target.registry.name,
-    repository: target.repository,
-    // The canonical answer, and content by digest, are asked for with every type.
-    accept: DEFAULT_ACCEPT,
-    tagTTLMs: target.registry.tagTTL,
-    keepOnNotFound: target.registry.onUpstreamNotFound === 'keep',
-  }
+  const source = manifestSource(target)
   const manifest =
     'tag' in reference
       ? await deps.manifests.byTag(source, reference.tag, {

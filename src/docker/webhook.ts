@@ -15,7 +15,7 @@ import { z } from 'zod'
 import type { ManifestCache } from '../cache/manifests.ts'
 import { adminGuard } from '../http/api/access.ts'
 import { ApiBadQueryError, ApiForbiddenError } from '../http/api/errors.ts'
-import { DEFAULT_ACCEPT } from './media-types.ts'
+import { manifestSource } from './manifests.ts'
 import { isRepositoryName, isTag } from './names.ts'
 import { DockerRemote, type RegistryPool } from './remote.ts'
 import type { RegistryEntry } from './target.ts'
@@ -115,17 +115,12 @@ function registerRoute(app: FastifyInstance, deps: WebhookDeps): void {
       const refreshed: { repository: string; tag: string; digest?: string; error?: string }[] = []
       for (const { repository, tag } of valid.slice(0, MAX_WEBHOOK_TAGS)) {
         try {
-          const manifest = await deps.manifests.refresh(
-            {
-              remote: new DockerRemote(pool, repository),
-              registry: registry.name,
-              repository,
-              accept: DEFAULT_ACCEPT,
-              tagTTLMs: registry.tagTTL,
-              keepOnNotFound: registry.onUpstreamNotFound === 'keep',
-            },
-            tag,
-          )
+          const source = manifestSource({
+            remote: new DockerRemote(pool, repository),
+            registry,
+            repository,
+          })
+          const manifest = await deps.manifests.refresh(source, tag)
           refreshed.push({ repository, tag, digest: manifest.digest })
         } catch (error) {
           refreshed.push({ repository, tag, error: (error as Error).message })
