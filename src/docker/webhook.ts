@@ -9,10 +9,16 @@
  *
  * Answers which tags were refreshed; a tag that cannot be fetched is listed
  * with its error and does not fail the others.
+ *
+ * Distribution sends the push event before it moves the tag (the manifest is
+ * stored, then linked), so a refresh can still see the old digest. When the
+ * event names the pushed digest, the tag is asked again, with backoff, until
+ * it points there or TAG_LINK_WAIT_MS pass (then it was pushed again since).
  */
 import type { FastifyInstance } from 'fastify'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
-import type { ManifestCache } from '../cache/manifests.ts'
+import type { ManifestCache, ManifestSource } from '../cache/manifests.ts'
 import { adminGuard } from '../http/api/access.ts'
 import { ApiBadQueryError, ApiForbiddenError } from '../http/api/errors.ts'
 import { manifestSource } from './manifests.ts'
@@ -25,6 +31,13 @@ export const WEBHOOK_PATH = '/-/webhooks/distribution'
 export const MAX_WEBHOOK_TAGS = 100
 /** Largest notification body accepted. */
 const MAX_WEBHOOK_BYTES = 1024 * 1024
+/**
+ * How long a tag may lag behind its push event. Only a lagging tag waits; a
+ * registry whose notification timeout is shorter posts again, which is harmless.
+ */
+export const TAG_LINK_WAIT_MS = 2000
+/** First pause before asking a lagging tag again; doubled each time. */
+const TAG_LINK_FIRST_PAUSE_MS = 50
 
 export interface WebhookDeps {
   readonly token: string | undefined
@@ -37,7 +50,13 @@ const distribution = z.object({
   events: z.array(
     z.object({
       action: z.string(),
-      target: z.object({ repository: z.string(), tag: z.string().optional() }).optional(),
+      target: z
+        .object({
+          repository: z.string(),
+          tag: z.string().optional(),
+          digest: z.string().optional(),
+        })
+        .optional(),
     }),
   ),
 })
@@ -46,13 +65,17 @@ const harbor = z.object({
   type: z.string(),
   event_data: z.object({
     repository: z.object({ repo_full_name: z.string() }),
-    resources: z.array(z.object({ tag: z.string().optional() })).default([]),
+    resources: z
+      .array(z.object({ tag: z.string().optional(), digest: z.string().optional() }))
+      .default([]),
   }),
 })
 
 interface Pushed {
   readonly repository: string
   readonly tag: string
+  /** The manifest the push put under the tag, when the event says. */
+  readonly digest?: string
 }
 
 /** The (repository, tag) pairs a notification says were pushed; undefined when it is neither format. */
@@ -61,14 +84,16 @@ export function pushedTags(body: unknown): Pushed[] | undefined {
   if (d.success)
     return d.data.events.flatMap((e) =>
       e.action === 'push' && e.target?.tag
-        ? [{ repository: e.target.repository, tag: e.target.tag }]
+        ? [{ repository: e.target.repository, tag: e.target.tag, digest: e.target.digest }]
         : [],
     )
   const h = harbor.safeParse(body)
   if (h.success) {
     if (h.data.type !== 'PUSH_ARTIFACT') return []
     const repository = h.data.event_data.repository.repo_full_name
-    return h.data.event_data.resources.flatMap((r) => (r.tag ? [{ repository, tag: r.tag }] : []))
+    return h.data.event_data.resources.flatMap((r) =>
+      r.tag ? [{ repository, tag: r.tag, digest: r.digest }] : [],
+    )
   }
   return undefined
 }
@@ -113,15 +138,20 @@ function registerRoute(app: FastifyInstance, deps: WebhookDeps): void {
         )
       const valid = pushed.filter((p) => isRepositoryName(p.repository) && isTag(p.tag))
       const refreshed: { repository: string; tag: string; digest?: string; error?: string }[] = []
-      for (const { repository, tag } of valid.slice(0, MAX_WEBHOOK_TAGS)) {
+      for (const { repository, tag, digest } of valid.slice(0, MAX_WEBHOOK_TAGS)) {
         try {
           const source = manifestSource({
             remote: new DockerRemote(pool, repository),
             registry,
             repository,
           })
-          const manifest = await deps.manifests.refresh(source, tag)
-          refreshed.push({ repository, tag, digest: manifest.digest })
+          const served = await refreshUntil(deps.manifests, source, tag, digest)
+          if (digest !== undefined && served !== digest)
+            request.log.warn(
+              { repository, tag, pushed: digest, upstream: served },
+              'the tag points elsewhere than the push said; pushed again since?',
+            )
+          refreshed.push({ repository, tag, digest: served })
         } catch (error) {
           refreshed.push({ repository, tag, error: (error as Error).message })
         }
@@ -137,4 +167,24 @@ function registerRoute(app: FastifyInstance, deps: WebhookDeps): void {
       return { registry: registry.name, refreshed, ignored: pushed.length - refreshed.length }
     },
   )
+}
+
+/**
+ * Refreshes the tag; while it still points elsewhere than `pushed`, asks again
+ * with doubling pauses for TAG_LINK_WAIT_MS. The digest the tag has at the end.
+ */
+async function refreshUntil(
+  manifests: WebhookDeps['manifests'],
+  source: ManifestSource,
+  tag: string,
+  pushed: string | undefined,
+): Promise<string> {
+  const deadline = Date.now() + TAG_LINK_WAIT_MS
+  let pause = TAG_LINK_FIRST_PAUSE_MS
+  for (;;) {
+    const { digest } = await manifests.refresh(source, tag)
+    if (pushed === undefined || digest === pushed || Date.now() + pause > deadline) return digest
+    await sleep(pause)
+    pause *= 2
+  }
 }

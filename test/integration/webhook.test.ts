@@ -89,6 +89,49 @@ admin: { token: "${TOKEN}" }
         ignored: 0,
       },
     })
+    // Distribution posts the event before it moves the tag: a notification that
+    // runs ahead of its tag is answered once the tag points at the pushed digest.
+    const third = await registry.pushImage(
+      await buildImage(join(dir, 'third'), { layers: [4096] }),
+      'library/app:next',
+    )
+    const stored = await request(`${registry.url}/v2/library/app/manifests/${third.digest}`, {
+      headers: { accept: third.mediaType },
+    })
+    const manifest = Buffer.from(await stored.body.arrayBuffer())
+    const ahead = hook(app, {
+      events: [
+        { action: 'push', target: { repository: 'library/app', tag: '1.0', digest: third.digest } },
+      ],
+    })
+    await sleep(300)
+    const put = await request(`${registry.url}/v2/library/app/manifests/1.0`, {
+      method: 'PUT',
+      headers: { 'content-type': third.mediaType },
+      body: manifest,
+    })
+    await put.body.dump()
+    t.equal(put.statusCode, 201)
+    t.match(
+      await ahead,
+      { status: 200, body: { refreshed: [{ tag: '1.0', digest: third.digest }] } },
+      'the tag is asked again until it catches up with the push',
+    )
+    const never = `sha256:${'0'.repeat(64)}`
+    t.match(
+      await hook(app, {
+        events: [
+          { action: 'push', target: { repository: 'library/app', tag: '1.0', digest: never } },
+        ],
+      }),
+      { status: 200, body: { refreshed: [{ tag: '1.0', digest: third.digest }] } },
+      'a tag pushed again since is reported as it is now',
+    )
+    t.ok(
+      app.logs.lines.some((l) => l.level === 40 && l.pushed === never),
+      'and the difference is logged',
+    )
+
     const gone = await hook(app, {
       events: [{ action: 'push', target: { repository: 'library/nothing', tag: 'v9' } }],
     })
