@@ -51,6 +51,8 @@ export type ErrorCode =
   | 'PT_PYPI_PAGE_INVALID'
   | 'PT_PYPI_REQUEST'
   | 'PT_CONFIG_INVALID'
+  | 'PT_SYNC_PLAN'
+  | 'PT_SYNC_STALE'
   | 'PT_SERVER_BUSY'
   | 'PT_API_BAD_QUERY'
   | 'PT_API_UNAUTHORIZED'
@@ -114,6 +116,8 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_PYPI_DOCUMENT_INVALID: 'bad_upstream',
   PT_PYPI_PAGE_INVALID: 'bad_upstream',
   PT_CONFIG_INVALID: 'invalid',
+  PT_SYNC_PLAN: 'invalid',
+  PT_SYNC_STALE: 'unavailable',
   PT_SERVER_BUSY: 'unavailable',
   PT_API_BAD_QUERY: 'invalid',
   PT_API_UNAUTHORIZED: 'denied',

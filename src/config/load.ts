@@ -4,8 +4,8 @@
  * This is the only module that reads process.env or config files.
  */
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { access, constants, readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { ConfigError } from './errors.ts'
@@ -53,8 +53,9 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   const config = parsed.data
   const secrets = await resolveSecrets(config, env)
   const storagePath = resolve(cwd, config.storage.path)
+  const sync = await resolveRequirementFiles(config.sync, file === undefined ? cwd : dirname(file))
   return {
-    config: deepFreeze({ ...config, storage: { ...config.storage, path: storagePath } }),
+    config: deepFreeze({ ...config, storage: { ...config.storage, path: storagePath }, sync }),
     file,
     secrets,
   }
@@ -191,6 +192,34 @@ function formatIssues(
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''
   const message = unknownKey.length > 0 ? 'unknown key' : first.message
   return `${path || '(top level)'}${source}: ${message}${more}`
+}
+
+/**
+ * Requirements files of sync lists, made absolute against the config file's
+ * directory (where a ConfigMap mounts them too) and checked readable now; they
+ * are read again at each run, so an edited file needs no restart.
+ */
+async function resolveRequirementFiles(
+  lists: z.output<typeof configSchema>['sync'],
+  base: string,
+): Promise<z.output<typeof configSchema>['sync']> {
+  const resolved = []
+  for (const [i, list] of lists.entries()) {
+    const requirements = []
+    for (const [j, path] of list.requirements.entries()) {
+      const absolute = resolve(base, path)
+      try {
+        await access(absolute, constants.R_OK)
+      } catch (error) {
+        throw new ConfigError(
+          `sync[${i}].requirements[${j}]: cannot read ${absolute} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+        )
+      }
+      requirements.push(absolute)
+    }
+    resolved.push({ ...list, requirements })
+  }
+  return resolved
 }
 
 async function resolveSecrets(

@@ -4,6 +4,9 @@
  * loads it, so the two cannot drift. Durations parse to milliseconds and sizes to
  * bytes here, once; the rest of the code only sees numbers.
  */
+import { validRange as validPep440Range } from '@renovatebot/pep440'
+import { Cron } from 'croner'
+import { validRange as validSemverRange } from 'semver'
 import { z } from 'zod'
 import { parseDuration, parseSize } from './units.ts'
 
@@ -205,6 +208,95 @@ const indexSchema = z.strictObject({
   ...poolFields,
 })
 
+/** When a sync list runs by itself: every so often, or at the times a cron expression names. */
+export type SyncSchedule =
+  | { readonly kind: 'interval'; readonly ms: Millis }
+  | { readonly kind: 'cron'; readonly expression: string }
+
+/** The shortest interval between two scheduled runs of a list. */
+export const MIN_SYNC_INTERVAL_MS = 60_000
+
+const syncSchedule = z.string().transform((value, ctx): SyncSchedule => {
+  const ms = parseDuration(value)
+  if (ms !== undefined) {
+    if (ms < MIN_SYNC_INTERVAL_MS)
+      ctx.issues.push({ code: 'custom', input: value, message: 'must be at least 1m' })
+    return { kind: 'interval', ms }
+  }
+  try {
+    new Cron(value, { paused: true })
+  } catch (error) {
+    ctx.issues.push({
+      code: 'custom',
+      input: value,
+      message: `must be an interval like 6h or a cron expression like "0 3 * * *" (${(error as Error).message})`,
+    })
+    return z.NEVER
+  }
+  return { kind: 'cron', expression: value }
+})
+
+/** How many of the newest matching tags or versions to keep warm. */
+const latest = z.number().int().min(1).max(1000).optional()
+
+const syncImageSchema = z.strictObject({
+  /** The configured registry; the default one when omitted. */
+  registry: z.string().optional(),
+  repository: z.string().min(1),
+  /** Tag names or glob patterns (`3.*`, `*-alpine`); default `latest`. */
+  tags: z.array(z.string().min(1)).min(1).optional(),
+  /** A semver range the tags must satisfy (`>=3.19 <4`); `v1.2` and `1.2` count as `1.2.0`. */
+  semver: z
+    .string()
+    .refine((range) => validSemverRange(range) !== null, 'must be a semver range like ">=3.19 <4"')
+    .optional(),
+  latest,
+  /** `os/arch[/variant]` of a multi-arch index to fetch; default all. */
+  platforms: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/,
+          'must be like linux/amd64 or linux/arm64/v8',
+        ),
+    )
+    .min(1)
+    .optional(),
+})
+
+const syncPackageSchema = z.strictObject({
+  /** The configured index; the default one when omitted. */
+  index: z.string().optional(),
+  project: z.string().min(1),
+  /** A PEP 440 specifier (`>=2.31,<3`); default: every version (see latest). */
+  versions: z
+    .string()
+    .refine((spec) => validPep440Range(spec), 'must be a PEP 440 specifier like ">=2.31,<3"')
+    .optional(),
+  /** The newest N matching versions; the newest one when neither versions nor latest is set. */
+  latest,
+  /** Filename globs of the files wanted (`*manylinux*x86_64.whl`, `*.tar.gz`); default all. */
+  files: z.array(z.string().min(1)).min(1).optional(),
+})
+
+/** What a sync list's name may be: it is a CLI argument, a metric label and part of a key. */
+export const SYNC_LIST_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/
+
+const syncListSchema = z.strictObject({
+  name: z.string().regex(SYNC_LIST_NAME, 'must be lowercase letters, digits, ".", "_" or "-"'),
+  /** An interval (`6h`) or a cron expression; without one the list runs only when asked. */
+  schedule: syncSchedule.optional(),
+  /** Average download rate of a run, bytes per second; 0: unlimited. */
+  rate: size('0'),
+  /** Pin what the list fetches: eviction and retention never delete it. */
+  pin: z.boolean().default(false),
+  images: z.array(syncImageSchema).default([]),
+  packages: z.array(syncPackageSchema).default([]),
+  /** pip requirements files (`name==1.2`, `name>=1`): the newest version each line allows. */
+  requirements: z.array(z.string().min(1)).default([]),
+})
+
 /** Built-in upstreams: what `pullthrough serve` uses with no config file. */
 export const DEFAULT_REGISTRIES = [
   {
@@ -251,121 +343,176 @@ function uniqueNamesAndOneDefault(
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
-export const configSchema = z.strictObject({
-  server: z
-    .strictObject({
-      host: z.string().min(1).default('0.0.0.0'),
-      port: z.number().int().min(0).max(65535).default(5000),
-      /** How long in-flight responses may take to finish after SIGTERM/SIGINT. */
-      shutdownTimeout: duration('30s'),
-      /** Trust X-Forwarded-For (behind an ingress or load balancer) for client IPs. */
-      trustProxy: z.boolean().default(false),
-      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
-      /** Where clients reach pullthrough; absolute URLs in responses use it (else they are relative). */
-      publicUrl: publicUrl.optional(),
-      /** Open client connections at most; beyond it new connections get a quick 503. */
-      maxConnections: positiveInt(4096),
-      /** A connection that moves no byte either way for this long is closed. */
-      idleTimeout: duration('2m'),
-    })
-    .prefault({}),
-  storage: z
-    .strictObject({
-      path: z.string().min(1).default('./data'),
-      maxSize: size('50GiB'),
-      /** Eviction stops once the cache is at or below maxSize * lowWatermark. */
-      lowWatermark: z.number().gt(0).max(1).default(0.9),
-      verifyOnRead: z.boolean().default(true),
-      /** Largest blob accepted from an upstream; larger ones are refused or cut. */
-      maxBlobSize: size('32GiB'),
-    })
-    .prefault({}),
-  metadata: z
-    .strictObject({
-      redis: z
-        .strictObject({
-          url: z
-            .string()
-            .refine(
-              (value) => /^rediss?:$/.test(parsedUrl(value)?.protocol ?? ''),
-              'must be a redis:// or rediss:// URL',
-            ),
-          keyPrefix: z.string().default('pullthrough:'),
-          connectTimeout: duration('5s'),
-          commandTimeout: duration('2s'),
+export const configSchema = z
+  .strictObject({
+    server: z
+      .strictObject({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(5000),
+        /** How long in-flight responses may take to finish after SIGTERM/SIGINT. */
+        shutdownTimeout: duration('30s'),
+        /** Trust X-Forwarded-For (behind an ingress or load balancer) for client IPs. */
+        trustProxy: z.boolean().default(false),
+        tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+        /** Where clients reach pullthrough; absolute URLs in responses use it (else they are relative). */
+        publicUrl: publicUrl.optional(),
+        /** Open client connections at most; beyond it new connections get a quick 503. */
+        maxConnections: positiveInt(4096),
+        /** A connection that moves no byte either way for this long is closed. */
+        idleTimeout: duration('2m'),
+      })
+      .prefault({}),
+    storage: z
+      .strictObject({
+        path: z.string().min(1).default('./data'),
+        maxSize: size('50GiB'),
+        /** Eviction stops once the cache is at or below maxSize * lowWatermark. */
+        lowWatermark: z.number().gt(0).max(1).default(0.9),
+        verifyOnRead: z.boolean().default(true),
+        /** Largest blob accepted from an upstream; larger ones are refused or cut. */
+        maxBlobSize: size('32GiB'),
+      })
+      .prefault({}),
+    metadata: z
+      .strictObject({
+        redis: z
+          .strictObject({
+            url: z
+              .string()
+              .refine(
+                (value) => /^rediss?:$/.test(parsedUrl(value)?.protocol ?? ''),
+                'must be a redis:// or rediss:// URL',
+              ),
+            keyPrefix: z.string().default('pullthrough:'),
+            connectTimeout: duration('5s'),
+            commandTimeout: duration('2s'),
+          })
+          .optional(),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(LOG_LEVELS).default('info'),
+        /** json: one JSON object per line; pretty: for a person; auto: pretty when stdout is a terminal. */
+        format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+      })
+      .prefault({}),
+    scrub: z
+      .strictObject({
+        /** How often every stored blob is re-hashed against its digest; 0 turns the schedule off. */
+        interval: duration('7d'),
+        /** How fast a scrub reads, bytes per second. */
+        rate: size('50MiB').refine((bytes) => bytes >= MIN_SCRUB_RATE, 'must be at least 1MiB'),
+      })
+      .prefault({}),
+    retention: z
+      .strictObject({
+        /** Blobs nobody pulled for this long are deleted by gc; 0: no such rule (the size cap still applies). */
+        unusedFor: duration('0'),
+        /** How often gc runs while a rule is set. */
+        interval: duration('1h'),
+      })
+      .prefault({}),
+    /** What to keep warm: lists of images and projects fetched ahead of the clients. */
+    sync: z
+      .array(syncListSchema)
+      .default([])
+      .superRefine((lists, ctx) => {
+        const seen = new Set<string>()
+        lists.forEach((list, i) => {
+          if (seen.has(list.name))
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'name'],
+              message: `duplicate name "${list.name}"`,
+            })
+          seen.add(list.name)
         })
-        .optional(),
-    })
-    .prefault({}),
-  log: z
-    .strictObject({
-      level: z.enum(LOG_LEVELS).default('info'),
-      /** json: one JSON object per line; pretty: for a person; auto: pretty when stdout is a terminal. */
-      format: z.enum(['auto', 'json', 'pretty']).default('auto'),
-    })
-    .prefault({}),
-  scrub: z
-    .strictObject({
-      /** How often every stored blob is re-hashed against its digest; 0 turns the schedule off. */
-      interval: duration('7d'),
-      /** How fast a scrub reads, bytes per second. */
-      rate: size('50MiB').refine((bytes) => bytes >= MIN_SCRUB_RATE, 'must be at least 1MiB'),
-    })
-    .prefault({}),
-  retention: z
-    .strictObject({
-      /** Blobs nobody pulled for this long are deleted by gc; 0: no such rule (the size cap still applies). */
-      unusedFor: duration('0'),
-      /** How often gc runs while a rule is set. */
-      interval: duration('1h'),
-    })
-    .prefault({}),
-  /** Contact no upstream: serve what is cached, answer 503 for the rest. Switchable at runtime. */
-  offline: z.boolean().default(false),
-  statistics: z
-    .strictObject({
-      /** Aggregate pull events into the statistics behind /-/api/v1 and the status page. */
-      enabled: z.boolean().default(true),
-      /** How often aggregated pulls are written to the metadata store. */
-      flushInterval: duration('5s'),
-    })
-    .prefault({}),
-  admin: z
-    .strictObject({
-      /** Bearer token the /-/api/ endpoints require; unset, they are open to every client. */
-      token: z.string().min(16).optional(),
-      tokenFile: z.string().min(1).optional(),
-      tokenEnv: z
-        .string()
-        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
-        .optional(),
-    })
-    .superRefine((admin, ctx) => {
-      const sources = (['token', 'tokenFile', 'tokenEnv'] as const).filter(
-        (k) => admin[k] !== undefined,
-      )
-      if (sources.length > 1)
+      }),
+    /** Contact no upstream: serve what is cached, answer 503 for the rest. Switchable at runtime. */
+    offline: z.boolean().default(false),
+    statistics: z
+      .strictObject({
+        /** Aggregate pull events into the statistics behind /-/api/v1 and the status page. */
+        enabled: z.boolean().default(true),
+        /** How often aggregated pulls are written to the metadata store. */
+        flushInterval: duration('5s'),
+      })
+      .prefault({}),
+    admin: z
+      .strictObject({
+        /** Bearer token the /-/api/ endpoints require; unset, they are open to every client. */
+        token: z.string().min(16).optional(),
+        tokenFile: z.string().min(1).optional(),
+        tokenEnv: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+          .optional(),
+      })
+      .superRefine((admin, ctx) => {
+        const sources = (['token', 'tokenFile', 'tokenEnv'] as const).filter(
+          (k) => admin[k] !== undefined,
+        )
+        if (sources.length > 1)
+          ctx.addIssue({
+            code: 'custom',
+            path: [sources[1] ?? 'token'],
+            message: `set only one of token, tokenFile, tokenEnv (also set: ${sources[0] ?? ''})`,
+          })
+      })
+      .prefault({}),
+    docker: z
+      .strictObject({
+        registries: z
+          .array(registrySchema)
+          .prefault(DEFAULT_REGISTRIES)
+          .superRefine(uniqueNamesAndOneDefault),
+      })
+      .prefault({}),
+    pypi: z
+      .strictObject({
+        indexes: z
+          .array(indexSchema)
+          .prefault(DEFAULT_INDEXES)
+          .superRefine(uniqueNamesAndOneDefault),
+      })
+      .prefault({}),
+  })
+  .superRefine(syncNamesConfigured)
+
+/** A sync list may name only configured registries and indexes. */
+function syncNamesConfigured(
+  config: {
+    readonly sync: readonly {
+      readonly images: readonly { readonly registry?: string | undefined }[]
+      readonly packages: readonly { readonly index?: string | undefined }[]
+    }[]
+    readonly docker: { readonly registries: readonly { readonly name: string }[] }
+    readonly pypi: { readonly indexes: readonly { readonly name: string }[] }
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const registries = config.docker.registries.map((r) => r.name)
+  const indexes = config.pypi.indexes.map((i) => i.name)
+  config.sync.forEach((list, i) => {
+    list.images.forEach((image, j) => {
+      if (image.registry !== undefined && !registries.includes(image.registry))
         ctx.addIssue({
           code: 'custom',
-          path: [sources[1] ?? 'token'],
-          message: `set only one of token, tokenFile, tokenEnv (also set: ${sources[0] ?? ''})`,
+          path: ['sync', i, 'images', j, 'registry'],
+          message: `no registry is named "${image.registry}" (configured: ${registries.join(', ')})`,
         })
     })
-    .prefault({}),
-  docker: z
-    .strictObject({
-      registries: z
-        .array(registrySchema)
-        .prefault(DEFAULT_REGISTRIES)
-        .superRefine(uniqueNamesAndOneDefault),
+    list.packages.forEach((pkg, j) => {
+      if (pkg.index !== undefined && !indexes.includes(pkg.index))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sync', i, 'packages', j, 'index'],
+          message: `no index is named "${pkg.index}" (configured: ${indexes.join(', ')})`,
+        })
     })
-    .prefault({}),
-  pypi: z
-    .strictObject({
-      indexes: z.array(indexSchema).prefault(DEFAULT_INDEXES).superRefine(uniqueNamesAndOneDefault),
-    })
-    .prefault({}),
-})
+  })
+}
 
 type DeepReadonly<T> = T extends (infer U)[]
   ? readonly DeepReadonly<U>[]
@@ -382,3 +529,6 @@ export type PoolConfig = Pick<
   RegistryConfig,
   'name' | 'upstreams' | 'selection' | 'timeouts' | 'retry' | 'breaker'
 >
+export type SyncListConfig = Config['sync'][number]
+export type SyncImageConfig = SyncListConfig['images'][number]
+export type SyncPackageConfig = SyncListConfig['packages'][number]
