@@ -3,6 +3,8 @@
  * down; tests build the app in-process and replace a part by passing another.
  * Parts the caller did not pass are created from the config and closed with the app.
  */
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { hostname } from 'node:os'
 import { readFile } from 'node:fs/promises'
 import { LogController, fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
@@ -42,6 +44,10 @@ import { registerStatusPage } from './http/page/routes.ts'
 import { EventRing } from './observability/event-ring.ts'
 import { GarbageCollector } from './cache/gc.ts'
 import { Scrubber } from './cache/scrub.ts'
+import { SyncJobs } from './sync/jobs.ts'
+import { SYNC_ATTEMPTS, SYNC_BACKOFF_BASE_MS, SYNC_BACKOFF_CAP_MS } from './sync/backoff.ts'
+import { dockerSyncImages } from './docker/sync-images.ts'
+import { pypiSyncProjects } from './pypi/sync-projects.ts'
 import { registerDockerWebhook } from './docker/webhook.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
@@ -60,6 +66,10 @@ export interface AppDeps {
   readonly metadata: MetadataStore
   /** Milliseconds since the epoch; tests pass a controllable clock. */
   readonly now: () => number
+  /** Waits between retries of background work (sync lists); tests record the waits instead. */
+  readonly pause: (ms: number) => Promise<void>
+  /** In [0, 1): the jitter of those waits. */
+  readonly random: () => number
 }
 
 /** The services the protocol routes use: upstream pools per registry and index, the read-through cache and the caches of documents. */
@@ -90,6 +100,8 @@ export interface Services {
   readonly scrubber: Scrubber
   /** Reconciles records with the disk and applies `retention`. */
   readonly gc: GarbageCollector
+  /** Runs the sync lists on their schedules and when asked. */
+  readonly sync: SyncJobs
 }
 
 /** Builds the app; call `listen` on the result, and `close` to release everything it created. */
@@ -105,7 +117,15 @@ export async function buildApp(
   // Metadata first: the embedded store's lock must be held before tmp/ is cleaned.
   const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, metrics, owned))
   const blobs = given.blobs ?? (await openOwnedBlobStore(config, logger, owned))
-  const deps: AppDeps = { logger, metrics, blobs, metadata, now: given.now ?? Date.now }
+  const deps: AppDeps = {
+    logger,
+    metrics,
+    blobs,
+    metadata,
+    now: given.now ?? Date.now,
+    pause: given.pause ?? ((ms) => sleep(ms)),
+    random: given.random ?? Math.random,
+  }
 
   const options = {
     loggerInstance: logger as FastifyBaseLogger,
@@ -163,6 +183,7 @@ export async function buildApp(
     offline: services.offline,
     scrubber: services.scrubber,
     gc: services.gc,
+    sync: services.sync,
     now: deps.now,
   }
   registerApi(app, apiDeps)
@@ -206,6 +227,7 @@ export async function buildApp(
     // Stop transfers, but let verified fills finish storing before the metadata store closes.
     services.cache.abortFills()
     await services.scrubber.close()
+    await services.sync.close()
     await services.gc.close()
     await services.cache.settled()
     await services.accesses.flush()
@@ -220,6 +242,7 @@ export async function buildApp(
     for (const part of owned.reverse()) await part.close()
   })
   services.scrubber.startSchedule()
+  services.sync.startSchedule()
   services.gc.startSchedule(config.retention.interval)
   // Account for blobs the metadata store does not know, then enforce the cap; in the background.
   reconcileBlobs(blobs, metadata, logger)
@@ -312,6 +335,8 @@ function createServices(config: Config, deps: AppDeps): Services {
       })
     : undefined
   pulls?.start()
+  // The owner of this app's leases: one per app, so two apps in one process are two replicas.
+  const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
   const scrubber = new Scrubber({
     blobs,
     metadata,
@@ -320,7 +345,7 @@ function createServices(config: Config, deps: AppDeps): Services {
     now,
     intervalMs: config.scrub.interval,
     rate: config.scrub.rate,
-    owner: `${hostname()}:${process.pid}`,
+    owner,
   })
   const gc = new GarbageCollector({
     blobs,
@@ -331,9 +356,41 @@ function createServices(config: Config, deps: AppDeps): Services {
     now,
     unusedForMs: config.retention.unusedFor,
     shared: config.metadata.redis !== undefined,
-    owner: `${hostname()}:${process.pid}`,
+    owner,
+  })
+  const sync = new SyncJobs({
+    lists: config.sync,
+    images: dockerSyncImages({
+      registries: config.docker.registries,
+      pools: registries,
+      manifests,
+      cache,
+    }),
+    projects: pypiSyncProjects({
+      indexes: config.pypi.indexes,
+      pools: indexes,
+      fileHosts,
+      pages,
+      streamed,
+      cache,
+      logger,
+      metrics,
+    }),
+    metadata,
+    metrics,
+    logger,
+    now,
+    backoff: {
+      attempts: SYNC_ATTEMPTS,
+      baseMs: SYNC_BACKOFF_BASE_MS,
+      capMs: SYNC_BACKOFF_CAP_MS,
+      sleep: deps.pause,
+      random: deps.random,
+    },
+    owner,
   })
   return {
+    sync,
     gc,
     scrubber,
     offline,

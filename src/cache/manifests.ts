@@ -220,6 +220,29 @@ export class ManifestCache {
     return this.#answer(tag, this.#tagPolicy(source, tag, view, everything), { kept: undefined })
   }
 
+  /**
+   * Asks the upstream about the tag now, whatever the record's age: one
+   * conditional request (a HEAD) when the cached tag is unchanged, a GET when
+   * it moved or was never cached; `stale` when every upstream failed. Also
+   * says which digest the tag had before (sync lists report new and updated).
+   */
+  async revalidate(
+    source: ManifestSource,
+    tag: string,
+  ): Promise<ServedManifest & { readonly previous: string | undefined }> {
+    const view = this.#view(source, tag, tag, source.accept)
+    this.#freshness.negatives.delete(view.key)
+    const kept = await this.#freshness.read({
+      key: view.key,
+      what: 'manifest',
+      read: () => this.#readTag(source, tag),
+    })
+    const everything = { acceptable: () => true, canonical: true, accept: source.accept }
+    const policy = { ...this.#tagPolicy(source, tag, view, everything), ttlMs: 0 }
+    const served = await this.#answer(tag, policy, { kept })
+    return { ...served, previous: kept?.value.digest }
+  }
+
   /** Resolves when no tag load runs (refreshes ahead of the TTL included). */
   async idle(): Promise<void> {
     await this.#freshness.idle()

@@ -31,7 +31,7 @@ export async function serveTags(
     `docker-tags:${target.registry.name}`,
     target.repository,
     target.registry.tagTTL,
-    () => loadTags(target),
+    () => upstreamTags(target),
   )
   const page = paginate(tags, query)
   if (page.next !== undefined) {
@@ -46,7 +46,9 @@ export async function serveTags(
  * Every tag of the repository, from the upstream's pages. Only the parsed
  * tags are kept, never the pages, and at most MAX_TAG_LIST_BYTES of them.
  */
-async function loadTags(target: DockerTarget): Promise<string[]> {
+export async function upstreamTags(
+  target: Pick<DockerTarget, 'registry' | 'repository' | 'remote'>,
+): Promise<string[]> {
   const tags: string[] = []
   let bytes = 0
   for await (const body of target.remote.tagPages()) {
@@ -59,7 +61,7 @@ async function loadTags(target: DockerTarget): Promise<string[]> {
   return tags
 }
 
-function tagListTooLarge(target: DockerTarget): OciError {
+function tagListTooLarge(target: Pick<DockerTarget, 'registry'>): OciError {
   return new OciError(
     'UNAVAILABLE',
     { registry: target.registry.name },

@@ -26,6 +26,10 @@ export interface Metrics {
   readonly scrubBlobs: Counter<'result'>
   readonly scrubBytes: Counter
   readonly scrubLastCompleted: Gauge
+  readonly syncRunning: Gauge<'list'>
+  readonly syncItems: Counter<'list' | 'result'>
+  readonly syncBytes: Counter<'list'>
+  readonly syncLastSuccess: Gauge<'list'>
   readonly digestMismatches: Counter<'pool' | 'upstream'>
   readonly fillsInFlight: Gauge
   readonly storageWriteErrors: Counter
@@ -132,6 +136,30 @@ export function createMetrics(
     scrubLastCompleted: new Gauge({
       name: `${PREFIX}scrub_last_completed_timestamp_seconds`,
       help: 'When the last scrub on this replica finished (Unix time).',
+      registers,
+    }),
+    syncRunning: new Gauge({
+      name: `${PREFIX}sync_running`,
+      help: '1 while this replica runs the sync list.',
+      labelNames: ['list'],
+      registers,
+    }),
+    syncItems: new Counter({
+      name: `${PREFIX}sync_items_total`,
+      help: 'Tags and versions sync lists checked, by result: new, updated, unchanged or failed.',
+      labelNames: ['list', 'result'],
+      registers,
+    }),
+    syncBytes: new Counter({
+      name: `${PREFIX}sync_fetched_bytes_total`,
+      help: 'Bytes sync lists fetched from upstreams into the cache.',
+      labelNames: ['list'],
+      registers,
+    }),
+    syncLastSuccess: new Gauge({
+      name: `${PREFIX}sync_last_success_timestamp_seconds`,
+      help: 'When the sync list last finished with no failed item on this replica (Unix time).',
+      labelNames: ['list'],
       registers,
     }),
     digestMismatches: new Counter({

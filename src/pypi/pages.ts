@@ -14,6 +14,8 @@ export const NEGATIVE_TTL_MS = 60_000
 
 export interface ProjectPages {
   load(project: string): Promise<CachedPage<ProjectPage>>
+  /** The page asked of the upstream now, whatever its age: one conditional request when unchanged. */
+  revalidate(project: string): Promise<CachedPage<ProjectPage>>
   /** The project's page on every mirror but `except` (uncached), with the mirror's name. */
   elsewhere(
     project: string,
@@ -49,6 +51,7 @@ export function projectPages(deps: PypiRoutesDeps, where: IndexTarget): ProjectP
     )
   return {
     load: (project) => deps.pages.get(source(project), parse(project)),
+    revalidate: (project) => deps.pages.get({ ...source(project), ttlMs: 0 }, parse(project)),
     elsewhere: (project, except) =>
       deps.pages.fromOtherMirrors(source(project), except, parse(project)),
   }

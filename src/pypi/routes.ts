@@ -11,14 +11,13 @@ import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
 import { serveProjectList } from './project-list.ts'
 import { projectPages } from './pages.ts'
-import { PypiRemote } from './remote.ts'
 import { PypiHttpError } from './http-errors.ts'
 import type { ProjectPage } from './model.ts'
 import { isProjectName, normalizeProjectName } from './names.ts'
 import { negotiateSimple } from './negotiate.ts'
 import { renderProjectHtml } from './render-html.ts'
 import { renderProjectJson } from './render-json.ts'
-import type { IndexTarget, PypiRoutesDeps } from './target.ts'
+import { indexTarget, type IndexTarget, type PypiRoutesDeps } from './target.ts'
 
 export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): void {
   const config = { protocol: 'pypi' }
@@ -63,12 +62,10 @@ function target(
   request: FastifyRequest,
   name: string | undefined,
 ): IndexTarget {
-  const index = deps.indexes.find((i) => i.name === name)
-  const pool = index && deps.pools.get(index.name)
-  const files = index && deps.fileHosts.get(index.name)
-  if (!index || !pool || !files) throw new PypiHttpError(404, 'no such index')
-  request.pool = index.name
-  return { index, remote: new PypiRemote(pool, index.name), files, prefix: `/pypi/${index.name}` }
+  const where = indexTarget(deps, name)
+  if (!where) throw new PypiHttpError(404, 'no such index')
+  request.pool = where.index.name
+  return where
 }
 
 async function servePage(

@@ -4,7 +4,7 @@ import type { ReadThrough } from '../cache/read-through.ts'
 import type { StreamedDocuments } from '../cache/streamed-documents.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { IndexPool, PypiRemote } from './remote.ts'
+import { PypiRemote, type IndexPool } from './remote.ts'
 
 export interface IndexEntry {
   readonly name: string
@@ -45,4 +45,16 @@ export interface IndexTarget {
   readonly files: FileHostsLike
   /** URL prefix of this index's routes: `/pypi/<index>`. */
   readonly prefix: string
+}
+
+/** The configured index named `name`, ready to ask; undefined when none is. */
+export function indexTarget(
+  deps: Pick<PypiRoutesDeps, 'indexes' | 'pools' | 'fileHosts'>,
+  name: string | undefined,
+): IndexTarget | undefined {
+  const index = deps.indexes.find((i) => i.name === name)
+  const pool = index && deps.pools.get(index.name)
+  const files = index && deps.fileHosts.get(index.name)
+  if (!index || !pool || !files) return undefined
+  return { index, remote: new PypiRemote(pool, index.name), files, prefix: `/pypi/${index.name}` }
 }
