@@ -8,12 +8,14 @@ import { parseArgs } from 'node:util'
 import { buildApp } from './app.ts'
 import { loadConfig } from './config/load.ts'
 import { ConfigError } from './config/errors.ts'
+import { SYNC_LIST_NAME } from './config/schema.ts'
 import { createLogger, prettyLogs } from './observability/logger.ts'
 import { runServer } from './serve.ts'
 import { ClientError, localUrl } from './client/api-client.ts'
 import { LS_SORTS, lsCommand, statsCommand } from './client/commands.ts'
 import { gcCommand } from './client/gc-command.ts'
 import { verifyCommand } from './client/verify-command.ts'
+import { syncCommand } from './client/sync-command.ts'
 
 const EXIT_OK = 0
 const EXIT_FAILURE = 1
@@ -32,6 +34,8 @@ Commands:
                      rate; mismatches are quarantined (exit 1 when any)
   gc [--dry-run]     Reconcile a running server's metadata with its disk and
                      apply retention.unusedFor; --dry-run only reports
+  sync [LIST...]     Run a running server's sync lists (all when none is named)
+                     now, with progress; exit 1 when an item failed
 
 Options:
   -c, --config FILE  Config file (default: $PULLTHROUGH_CONFIG, else ./config.yaml
@@ -44,7 +48,7 @@ Options of serve:
                      the rest (also: offline: true, PULLTHROUGH_OFFLINE=true;
                      switch at runtime with PUT /-/api/v1/offline)
 
-Options of stats, ls, verify and gc:
+Options of stats, ls, verify, gc and sync:
   --url URL          The server (default: the config's server.host and port)
   --token TOKEN      Its admin.token (default: $PULLTHROUGH_ADMIN_TOKEN, else the config's)
   --json             Print the API's JSON instead of a table
@@ -59,6 +63,7 @@ Options of stats, ls, verify and gc:
 Examples: pullthrough ls docker --sort size --window 7d
           pullthrough verify --rate 200MB/s
           pullthrough gc --dry-run
+          pullthrough sync base python-wheels
 
 Environment overrides: PULLTHROUGH_CONFIG, PULLTHROUGH_HOST, PULLTHROUGH_PORT,
 PULLTHROUGH_STORAGE_PATH, PULLTHROUGH_REDIS_URL, PULLTHROUGH_LOG_LEVEL,
@@ -118,7 +123,13 @@ async function main(argv: string[]): Promise<number> {
     return fail('--rate is an option of verify', EXIT_USAGE)
   if (values['dry-run'] === true && command !== 'gc')
     return fail('--dry-run is an option of gc', EXIT_USAGE)
-  if (command === 'stats' || command === 'ls' || command === 'verify' || command === 'gc')
+  if (
+    command === 'stats' ||
+    command === 'ls' ||
+    command === 'verify' ||
+    command === 'gc' ||
+    command === 'sync'
+  )
     return client(command, rest, values)
   if (command !== 'serve') return fail(`unknown command "${command}"\n\n${USAGE}`, EXIT_USAGE)
   if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
@@ -129,7 +140,7 @@ async function main(argv: string[]): Promise<number> {
 const MAX_LS_LIMIT = 500
 
 async function client(
-  command: 'stats' | 'ls' | 'verify' | 'gc',
+  command: 'stats' | 'ls' | 'verify' | 'gc' | 'sync',
   rest: string[],
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
@@ -161,6 +172,12 @@ async function client(
       if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)
       await gcCommand({ ...common, dryRun: values['dry-run'] === true })
       return EXIT_OK
+    }
+    if (command === 'sync') {
+      const bad = rest.find((name) => !SYNC_LIST_NAME.test(name))
+      if (bad !== undefined) return fail(`"${bad}" is not a sync list name`, EXIT_USAGE)
+      const runs = await syncCommand({ ...common, lists: rest, progress: process.stderr })
+      return runs.some((r) => r.failed > 0 || r.error !== null) ? EXIT_FAILURE : EXIT_OK
     }
     if (command === 'verify') {
       if (rest.length > 0) return fail(`unexpected argument "${rest[0] ?? ''}"`, EXIT_USAGE)

@@ -64,8 +64,18 @@ async function requestJson(
       `${base} requires the admin token: pass --token or set PULLTHROUGH_ADMIN_TOKEN`,
     )
   if (res.status < 200 || res.status > 299) {
-    const message = /"message":"([^"]*)"/.exec(text)?.[1] ?? text.slice(0, 200)
+    const message = errorMessage(text) ?? text.slice(0, 200)
     throw new ClientError(`${url} answered ${res.status}: ${message}`)
   }
   return JSON.parse(text) as unknown
+}
+
+/** The `message` of a JSON error body (quotes in it included); undefined when there is none. */
+function errorMessage(text: string): string | undefined {
+  try {
+    const message = (JSON.parse(text) as { message?: unknown } | null)?.message
+    return typeof message === 'string' ? message : undefined
+  } catch {
+    return undefined
+  }
 }

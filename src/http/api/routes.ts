@@ -16,6 +16,8 @@ import type { OfflineSwitch } from '../../upstream/offline-switch.ts'
 import { GcBusyError, type GarbageCollector } from '../../cache/gc.ts'
 import { ScrubBusyError, type Scrubber } from '../../cache/scrub.ts'
 import { MIN_SCRUB_RATE } from '../../config/schema.ts'
+import { SyncBusyError, SyncUnknownListError } from '../../sync/errors.ts'
+import type { SyncJobs } from '../../sync/jobs.ts'
 import { parseSize } from '../../config/units.ts'
 import type { MirrorSnapshot } from '../../upstream/pool.ts'
 import { adminGuard } from './access.ts'
@@ -67,6 +69,7 @@ export interface ApiDeps {
   readonly offline: OfflineSwitch
   readonly scrubber: Pick<Scrubber, 'status' | 'start'>
   readonly gc: Pick<GarbageCollector, 'run'>
+  readonly sync: Pick<SyncJobs, 'status' | 'start'>
   readonly now: () => number
 }
 
@@ -168,6 +171,24 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
           if (error instanceof ScrubBusyError) throw new ApiConflictError(error.message)
           throw error
         }
+      })
+
+      api.get('/sync', route, async (request) => {
+        const query = parse(z.strictObject({ list: z.string().min(1).optional() }), request.query)
+        return { items: await syncCall(() => deps.sync.status(query.list ? [query.list] : [])) }
+      })
+
+      api.post('/sync', route, async (request, reply) => {
+        if (deps.token === undefined) throw new ApiForbiddenError()
+        parse(z.strictObject({}), request.query)
+        const body = z
+          .strictObject({ lists: z.array(z.string().min(1)).max(100).default([]) })
+          .optional()
+          .safeParse(request.body ?? undefined)
+        if (!body.success)
+          throw new ApiBadQueryError('the body must be empty or JSON: {"lists": ["name", ...]}')
+        const items = await syncCall(() => deps.sync.start(body.data?.lists ?? [], 'api'))
+        return reply.code(202).send({ items })
       })
 
       api.get('/pins', route, async (request) => {
@@ -311,4 +332,15 @@ function parse<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
       ? `unknown query parameter: ${unknown}`
       : `${where || 'query'}: ${issue?.message ?? 'invalid'}`,
   )
+}
+
+/** A sync call, its errors as API answers: 400 for an unknown list, 409 for one running. */
+async function syncCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (error) {
+    if (error instanceof SyncUnknownListError) throw new ApiBadQueryError(`lists: ${error.message}`)
+    if (error instanceof SyncBusyError) throw new ApiConflictError(error.message)
+    throw error
+  }
 }
