@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { tempDir } from '../helpers/config.ts'
 import { cleanEnv, runCli } from '../helpers/cli.ts'
 
@@ -9,6 +9,60 @@ t.test('--help prints usage and exits 0', async (t) => {
   t.equal(res.code, 0)
   t.match(res.stdout, /^Usage: pullthrough <command>/)
   t.match(res.stdout, /serve/)
+})
+
+/** The commands `pullthrough --help` lists. */
+async function listedCommands(t: Test): Promise<string[]> {
+  const res = await runCli(t, ['--help'])
+  const section = /\nCommands:\n((?: {2}\S.*\n)+)/.exec(res.stdout)?.[1] ?? ''
+  return [...section.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1] ?? '')
+}
+
+t.test('every command has its own --help with an example', async (t) => {
+  const commands = await listedCommands(t)
+  t.ok(commands.length >= 6, `found the command list: ${commands.join(' ')}`)
+  for (const name of ['serve', 'stats', 'ls', 'verify', 'gc', 'sync'])
+    t.ok(commands.includes(name), `lists ${name}`)
+  for (const name of commands) {
+    for (const args of [
+      [name, '--help'],
+      ['help', name],
+    ]) {
+      const res = await runCli(t, args)
+      t.equal(res.code, 0, args.join(' '))
+      t.match(res.stdout, new RegExp(`^Usage: pullthrough ${name} `), `${args.join(' ')}: usage`)
+      t.match(res.stdout, /\nOptions:\n/, `${args.join(' ')}: options`)
+      t.match(
+        res.stdout,
+        new RegExp(`\nExamples?:\n {2}pullthrough ${name}\\b`),
+        `${args.join(' ')}: an example`,
+      )
+    }
+  }
+})
+
+t.test('bad input exits 2 with one line saying why', async (t) => {
+  const cases: [string[], string][] = [
+    [['frobnicate'], 'unknown command "frobnicate" (commands: serve, stats'],
+    [[], 'missing command'],
+    [['help', 'frobnicate'], 'unknown command "frobnicate"'],
+    [['stats', '--rate', '1MB'], '--rate is an option of verify, not of stats'],
+    [['verify', '--dry-run'], '--dry-run is an option of gc, not of verify'],
+    [['sync', '--offline'], '--offline is an option of serve, not of sync'],
+    [['ls', '--colour'], 'ls has no option --colour'],
+    [['ls', 'npm'], 'ls takes docker or pypi, not "npm"'],
+    [['ls', '--limit', '0'], '--limit takes a whole number from 1 to 500'],
+    [['gc', 'now'], 'unexpected argument "now"'],
+    [['sync', 'Bad Name'], '"Bad Name" is not a sync list name'],
+    [['serve', 'extra'], 'unexpected argument "extra"'],
+    [['verify', '--url'], "Option '--url <value>' argument missing"],
+  ]
+  for (const [args, reason] of cases) {
+    const res = await runCli(t, args)
+    t.equal(res.code, 2, args.join(' '))
+    t.match(res.stderr, /^pullthrough: [^\n]+\n$/, `${args.join(' ')}: one line`)
+    t.match(res.stderr, reason, args.join(' '))
+  }
 })
 
 t.test('--version prints the package version', async (t) => {
