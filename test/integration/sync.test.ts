@@ -29,6 +29,7 @@ interface ListStatus {
   name: string
   running: boolean
   run: {
+    trigger: string
     new: number
     updated: number
     unchanged: number
@@ -184,6 +185,62 @@ sync:
   t.notOk(repinned.includes(app1.digest), 'the one the list no longer wants is unpinned')
   t.ok(repinned.includes(arm64.digest), 'unchanged content stays pinned')
   t.equal(await metricSum(app.url, 'pullthrough_sync_items_total{list="base",result="updated"}'), 1)
+})
+
+t.test('the schedule: a tag moved upstream is picked up by the next scheduled run', async (t) => {
+  const registry = await startRegistry(t)
+  const dir = await tempDir(t, 'pt-sync-sched-')
+  const v1 = await buildImage(join(dir, 'v1'), { layers: [3000, 5000] })
+  await registry.pushImage(v1, 'library/app:1.0')
+  let clock = Date.now()
+  const app = await startApp(t, {
+    deps: { now: () => clock },
+    yaml: `docker:
+  registries:
+    - { name: docker.io, default: true, tagTTL: 1h, upstreams: [{ url: "${registry.url}" }] }
+admin: { token: "${TOKEN}" }
+sync:
+  - name: nightly
+    schedule: 6h
+    images: [{ repository: app, tags: ["1.0"] }]
+`,
+  })
+  const status = async () => (await api(app, 'GET', '/sync?list=nightly')).json.items[0]!
+  /** Waits for the scheduled run that finishes after `after`. */
+  const scheduledRun = async (after: number) => {
+    const deadline = Date.now() + RUN_MS
+    for (;;) {
+      const s = await status()
+      if (!s.running && s.last && s.last.finishedAt > after) return s
+      if (Date.now() > deadline) throw new Error('no scheduled run')
+      await sleep(50)
+    }
+  }
+  app.app.services.sync.startSchedule(100)
+  const first = await scheduledRun(0)
+  t.equal(first.run?.trigger, 'schedule', 'a list that never ran runs at the first check')
+  t.equal(first.run?.new, 1)
+  t.equal(first.nextDue, first.last!.finishedAt + 6 * 3_600_000, 'next one six hours later')
+
+  const v2 = await buildImage(join(dir, 'v2'), { layers: [4000] })
+  await registry.pushImage(v2, 'library/app:1.0')
+  clock += 5 * 3_600_000
+  await sleep(500)
+  t.equal((await status()).last!.finishedAt, first.last!.finishedAt, 'not due after five hours')
+
+  clock += 3_600_000 + 1000
+  const second = await scheduledRun(first.last!.finishedAt)
+  t.equal(second.run?.trigger, 'schedule')
+  t.same(
+    second.run?.items.map((i) => `${i.name} ${i.state}`),
+    ['docker.io/library/app:1.0 updated'],
+    'the moved tag is picked up',
+  )
+  t.equal(second.run?.bytes, await blobBytes(v2), 'only the new blobs were fetched')
+  const served = await get(`${app.url}/v2/app/manifests/1.0`, {
+    headers: { accept: v2.mediaType },
+  })
+  t.equal(served.headers['docker-content-digest'], v2.digest, 'clients get the new tag')
 })
 
 t.test(
