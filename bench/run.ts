@@ -2,7 +2,7 @@
  * Blob serving benchmark. In one run, on loopback:
  *   - nginx serves the files statically (the baseline, and the upstream);
  *   - pullthrough (bench/blob-server.ts) serves them through the read-through cache.
- * Prints warm throughput at concurrency 1/8/32 with verifyOnRead on and off as a
+ * Prints warm throughput at concurrency 1/8/32 with verifyOnRead off, changed and on as a
  * ratio to nginx, cold fill time as a ratio to fetching from the upstream
  * directly, 50 concurrent cold GETs (upstream GET count, total time), and the
  * peak RSS of the pullthrough process. Bounded: every load is a fixed number
@@ -68,9 +68,13 @@ interface Pullthrough {
   readonly child: ChildProcess
 }
 
+/** storage.verifyOnRead, by the name the tables give it. */
+const VERIFY_MODES = { off: false, changed: 'changed', on: true } as const
+type VerifyOnRead = (typeof VERIFY_MODES)[keyof typeof VERIFY_MODES]
+
 async function startPullthrough(
   upstream: string,
-  verifyOnRead: boolean,
+  verifyOnRead: VerifyOnRead,
   storage: string,
 ): Promise<Pullthrough> {
   const config = join(work, `pt-${String(verifyOnRead)}.yaml`)
@@ -186,7 +190,7 @@ try {
       : `${(UPSTREAM_RATE / 1e6).toFixed(0)} MB/s per connection`
   say(`upstream rate for cold blobs: ${rate}`)
   const warm = await makeBlob('warm', WARM_BYTES)
-  const coldNames = ['cold-single-on', 'cold-50-on', 'cold-single-off', 'cold-50-off']
+  const coldNames = Object.keys(VERIFY_MODES).flatMap((m) => [`cold-single-${m}`, `cold-50-${m}`])
   const cold = Object.fromEntries(
     await Promise.all(coldNames.map(async (n) => [n, await makeBlob(n, COLD_BYTES)] as const)),
   )
@@ -209,8 +213,7 @@ try {
   say('')
   say('| measurement | nginx | pullthrough | ratio |')
   say('|---|---|---|---|')
-  for (const verify of [false, true]) {
-    const mode = verify ? 'on' : 'off'
+  for (const [mode, verify] of Object.entries(VERIFY_MODES)) {
     const pt = await startPullthrough(nginx, verify, join(work, `store-${mode}`))
     // Cold single GET against the upstream directly, then through pullthrough.
     const direct = await load(`${nginx}/cold-single-${mode}`, 1, 1, COLD_BYTES)

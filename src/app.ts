@@ -288,7 +288,7 @@ function createServices(config: Config, deps: AppDeps): Services {
     metadata,
     metrics,
     logger,
-    verifyOnRead: config.storage.verifyOnRead,
+    verifyOnRead: config.storage.verifyOnRead !== false,
     maxBlobBytes: config.storage.maxBlobSize,
     now,
     onStored,
@@ -461,7 +461,7 @@ async function openOwnedBlobStore(
   owned: { close: () => Promise<void> }[],
 ): Promise<BlobStore> {
   // Verified reads hash on worker threads so the main thread keeps serving.
-  const hasher = config.storage.verifyOnRead ? new FileHasher() : undefined
+  const hasher = config.storage.verifyOnRead !== false ? new FileHasher() : undefined
   if (hasher) {
     owned.push(hasher)
     hasher.warmUp()
@@ -469,7 +469,11 @@ async function openOwnedBlobStore(
   // With Redis, replicas may share the volume: leave their downloads in tmp/ alone,
   // and clear up after replicas that died.
   const shared = config.metadata.redis !== undefined
-  const blobs = await BlobStore.open(config.storage.path, { hasher, shared })
+  const blobs = await BlobStore.open(config.storage.path, {
+    hasher,
+    shared,
+    trustVerified: config.storage.verifyOnRead === 'changed',
+  })
   if (shared) owned.push(sweepStaleTemps(blobs, logger))
   return blobs
 }

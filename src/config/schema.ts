@@ -368,7 +368,14 @@ export const configSchema = z
         maxSize: size('50GiB'),
         /** Eviction stops once the cache is at or below maxSize * lowWatermark. */
         lowWatermark: z.number().gt(0).max(1).default(0.9),
-        verifyOnRead: z.boolean().default(true),
+        /**
+         * true: hash every byte of every whole-blob read; changed: hash a file only
+         * when it changed since it was last verified (the scrub covers the rest);
+         * false: never.
+         */
+        verifyOnRead: z
+          .union([z.boolean(), z.literal('changed')], { error: 'must be true, false or "changed"' })
+          .default(true),
         /** Largest blob accepted from an upstream; larger ones are refused or cut. */
         maxBlobSize: size('32GiB'),
       })

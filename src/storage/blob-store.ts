@@ -35,6 +35,7 @@ import {
 } from './errors.ts'
 import { BlobReadStream } from './blob-read-stream.ts'
 import { fileIdentity, type FileHasher } from './file-hasher.ts'
+import { contentIdentity, VerifiedFiles } from './verified-files.ts'
 import { transferPacer, type ScavengePacer } from './scavenge-pacer.ts'
 import { createDeferredVerifyStream, createVerifyStream } from './verify-stream.ts'
 
@@ -92,6 +93,7 @@ export class BlobStore {
     private readonly fs: BlobStoreFs,
     private readonly hasher: FileHasher | undefined,
     private readonly pacer: ScavengePacer,
+    private readonly verified: VerifiedFiles | undefined,
   ) {}
 
   /**
@@ -100,6 +102,8 @@ export class BlobStore {
    * With `shared` (replicas on one volume) only temp files untouched for
    * STALE_TEMP_MS are removed: the others are other replicas' downloads.
    * Reads and writes report their bytes to `pacer` (default: the thread's transferPacer).
+   * With `trustVerified`, a verified read of a file verified since it last
+   * changed is not hashed again (storage.verifyOnRead: changed; see VerifiedFiles).
    */
   static async open(
     root: string,
@@ -109,6 +113,7 @@ export class BlobStore {
       shared?: boolean
       now?: () => number
       pacer?: ScavengePacer
+      trustVerified?: boolean
     } = {},
   ): Promise<BlobStore> {
     const fs = options.fs ?? nodeFs
@@ -120,7 +125,13 @@ export class BlobStore {
       await fs.rm(join(root, TMP), { recursive: true, force: true })
     }
     await fs.mkdir(join(root, TMP), { recursive: true })
-    return new BlobStore(root, fs, options.hasher, options.pacer ?? transferPacer())
+    return new BlobStore(
+      root,
+      fs,
+      options.hasher,
+      options.pacer ?? transferPacer(),
+      options.trustVerified === true ? new VerifiedFiles() : undefined,
+    )
   }
 
   /**
@@ -249,6 +260,7 @@ export class BlobStore {
       throw error
     }
     try {
+      const identity = this.verified ? contentIdentity(await fh.stat({ bigint: true })) : undefined
       const hash = createSha256()
       const buffer = Buffer.allocUnsafe(CHECK_CHUNK_BYTES)
       let bytes = 0
@@ -259,7 +271,11 @@ export class BlobStore {
         bytes += bytesRead
         await pace(bytesRead)
       }
-      if (hashToDigest(hash) === valid) return { result: 'ok', bytes }
+      if (hashToDigest(hash) === valid) {
+        if (identity !== undefined) this.verified?.record(valid, identity)
+        return { result: 'ok', bytes }
+      }
+      this.verified?.forget(valid)
       const read = fileIdentity(await fh.stat({ bigint: true }))
       const now = await this.fs.stat(this.#path(valid), { bigint: true }).catch(() => undefined)
       return { result: now && fileIdentity(now) === read ? 'corrupt' : 'changed', bytes }
@@ -295,10 +311,15 @@ export class BlobStore {
       return Readable.from([], { objectMode: false })
     }
     // A range from 0 to the last byte or beyond is the whole blob and is verified like one.
-    const size = options.verify === true && start === 0 ? (await fh.stat()).size : undefined
+    const stat =
+      options.verify === true && start === 0 ? await fh.stat({ bigint: true }) : undefined
+    const size = stat === undefined ? undefined : Number(stat.size)
     const verified = size !== undefined && (end === undefined || end >= size - 1)
     const file = new BlobReadStream(fh, this.pacer, READ_HIGH_WATER_MARK, start, end)
     if (!verified) return file
+    // Taken before hashing: a change during or after the hash makes it differ next time.
+    const identity = stat && this.verified ? contentIdentity(stat) : undefined
+    if (identity !== undefined && this.verified?.matches(digest, identity)) return file
     // A small blob hashes inline faster than a worker thread answers.
     const verify =
       this.hasher && size >= WORKER_HASH_MIN_BYTES
@@ -306,6 +327,8 @@ export class BlobStore {
         : createVerifyStream(digest)
     // Errors reach the reader through `verify`; destroying `verify` closes the file.
     pipeline(file, verify, () => undefined)
+    // The last chunk passes only once the digest matched: 'end' means verified.
+    if (identity !== undefined) verify.once('end', () => this.verified?.record(digest, identity))
     return verify
   }
 
@@ -325,6 +348,7 @@ export class BlobStore {
   /** Removes a committed blob; false when it was not there. */
   async delete(digest: string): Promise<boolean> {
     const path = this.#path(parseDigest(digest))
+    this.verified?.forget(digest)
     try {
       await this.fs.unlink(path)
       return true

@@ -79,6 +79,18 @@ docker:
   t.equal(config.pypi.indexes[0]?.name, 'pypi', 'an absent section keeps its defaults')
 })
 
+t.test('storage.verifyOnRead takes true, false or "changed"', async (t) => {
+  const { config } = await loadYaml(t, 'storage: { verifyOnRead: changed }\n')
+  t.equal(config.storage.verifyOnRead, 'changed')
+  t.equal((await loadYaml(t, '')).config.storage.verifyOnRead, true, 'every read by default')
+  const dir = await tempDir(t)
+  await writeFile(join(dir, 'config.yaml'), 'storage: { verifyOnRead: sometimes }\n')
+  t.equal(
+    await rejection(loadConfig({ cwd: dir, env: {} })),
+    'storage.verifyOnRead: must be true, false or "changed"',
+  )
+})
+
 t.test('an empty file means all defaults', async (t) => {
   const { config } = await loadYaml(t, '# nothing here\n')
   t.equal(config.server.port, 5000)
