@@ -157,6 +157,11 @@ export interface ManifestCacheDeps {
  */
 const NARROW_SEPARATOR = ';accept='
 
+/** The tag a stored tag record's name is for (a narrower client's view names the tag first). */
+export function tagOfRecordName(name: string): string {
+  return name.split(NARROW_SEPARATOR, 1)[0] ?? name
+}
+
 export class ManifestCache {
   readonly #flights = new SingleFlight<ServedManifest>()
   readonly #freshness: Freshness
@@ -296,7 +301,7 @@ export class ManifestCache {
       },
       load: async (previous) =>
         (previous && (await this.#revalidate(source, tag, view, needs, previous))) ??
-        (await this.#fetchTag(source, tag, view, needs)),
+        (await this.#fetchTag(source, tag, view, needs, previous)),
       staleable: (kept) => needs.acceptable(kept.value.mediaType),
       fallback,
       refreshAhead: true,
@@ -330,17 +335,27 @@ export class ManifestCache {
     return { kept, cache: 'revalidated', served, upstream }
   }
 
-  /** GETs the tag with the view's Accept; its answer is recorded under the view's name. */
+  /**
+   * GETs the tag with the view's Accept; its answer is recorded under the
+   * view's name, with when the tag came to point at its digest (kept from
+   * `previous` while the digest is the same).
+   */
   async #fetchTag(
     source: ManifestSource,
     tag: string,
     view: TagView,
     needs: ManifestNeeds,
+    previous?: Kept<TagRecord>,
   ): Promise<Loaded<TagRecord, TagAnswer>> {
     const fetched = await this.#fetch(source, tag, undefined, view.accept)
     const { digest, mediaType } = fetched
     const fetchedAt = this.deps.now()
-    const kept = { fetchedAt, value: { digest, mediaType, size: fetched.body.length, fetchedAt } }
+    const updatedAt =
+      previous?.value.digest === digest
+        ? (previous.value.updatedAt ?? previous.value.fetchedAt)
+        : fetchedAt
+    const size = fetched.body.length
+    const kept = { fetchedAt, value: { digest, mediaType, size, fetchedAt, updatedAt } }
     const served = needs.acceptable(mediaType) ? fetched : { refused: mediaType }
     return { kept, cache: 'miss', served, upstream: fetched.upstream }
   }

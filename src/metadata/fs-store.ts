@@ -198,6 +198,15 @@ export class FsMetadataStore implements MetadataStore {
     return Promise.resolve([...repos].sort())
   }
 
+  async listTags(registry: string, repository: string): Promise<Map<string, TagRecord>> {
+    this.#check()
+    const prefix = tagKey(registry, repository, '')
+    const tags = new Map<string, TagRecord>()
+    for (const [key, record] of this.#tags)
+      if (key.startsWith(prefix)) tags.set(key.slice(prefix.length), record)
+    return Promise.resolve(tags)
+  }
+
   async getDocument(namespace: string, key: string): Promise<DocumentRecord | undefined> {
     return (await this.readDocument(namespace, key))?.record
   }

@@ -208,6 +208,24 @@ export class RedisMetadataStore implements MetadataStore {
     return (await this.#prune('listRepositories', this.#reposKey(registry))).sort()
   }
 
+  async listTags(registry: string, repository: string): Promise<Map<string, TagRecord>> {
+    const names = await this.#call('listTags', (r) =>
+      r.smembers(this.#tagsKey(registry, repository)),
+    )
+    const tags = new Map<string, TagRecord>()
+    if (names.length === 0) return tags
+    // GET, not GETEX: a listing is not a use and renews no retention.
+    const values = await this.#call('listTags', (r) =>
+      r.mget(...names.map((tag) => this.#tagKey(registry, repository, tag))),
+    )
+    for (const [i, tag] of names.entries()) {
+      const value = values[i]
+      // A member whose record expired has none.
+      if (typeof value === 'string') tags.set(tag, JSON.parse(value) as TagRecord)
+    }
+    return tags
+  }
+
   async getDocument(namespace: string, key: string): Promise<DocumentRecord | undefined> {
     return (await this.readDocument(namespace, key))?.record
   }

@@ -22,6 +22,8 @@ export interface TagRecord {
   readonly size: number
   /** When the upstream last confirmed this tag -> digest (ms since epoch). */
   readonly fetchedAt: number
+  /** When the tag came to point at this digest, as this cache saw it (absent in records of earlier versions). */
+  readonly updatedAt?: number
   readonly etag?: string
 }
 
@@ -72,6 +74,8 @@ export interface MetadataStore {
   deleteTag(registry: string, repository: string, tag: string): Promise<void>
   /** Repositories of a registry that have at least one cached tag, sorted. */
   listRepositories(registry: string): Promise<string[]>
+  /** The cached tag records of a repository, by name; reading them is not a use. */
+  listTags(registry: string, repository: string): Promise<Map<string, TagRecord>>
 
   getDocument(namespace: string, key: string): Promise<DocumentRecord | undefined>
   /** getDocument, with the size of the stored record (to weigh it in memory without serialising it again). */

@@ -60,6 +60,17 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
       'a repository without tags is no longer listed',
     )
     await store.deleteTag('docker.io', 'nothing/here', 'x')
+    const busybox = await store.listTags('docker.io', 'library/busybox')
+    t.same(
+      [...busybox.entries()].sort(([a], [b]) => a.localeCompare(b)),
+      [
+        ['1.36', tag(DIGEST_B)],
+        ['latest', tag(DIGEST_C, 2000)],
+      ],
+      'a repository lists its tags with their records',
+    )
+    t.same([...(await store.listTags('docker.io', 'library/alpine')).keys()], [])
+    t.same([...(await store.listTags('quay.io', 'nothing')).keys()], [])
   })
 
   t.test('names with separators, unicode and spaces never collide', async (t) => {
@@ -73,6 +84,8 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
     t.equal((await store.getTag('a', 'b', 'c:d'))?.digest, DIGEST_C)
     t.equal((await store.getTag('reg', 'ü ñ/π', 'tag with space'))?.digest, DIGEST_A)
     t.same(await store.listRepositories('a'), ['b', 'b:c'])
+    t.same([...(await store.listTags('a', 'b')).keys()], ['c:d'], 'only its own repository')
+    t.same([...(await store.listTags('reg', 'ü ñ/π')).keys()], ['tag with space'])
     await store.putDocument('pypi', 'a:b', { fetchedAt: 1, page: 'one' })
     await store.putDocument('pypi:a', 'b', { fetchedAt: 1, page: 'two' })
     t.equal((await store.getDocument('pypi', 'a:b'))?.page, 'one')
