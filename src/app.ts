@@ -355,6 +355,8 @@ function createServices(config: Config, deps: AppDeps): Services {
     inUse: cache.inUse,
     now,
     unusedForMs: config.retention.unusedFor,
+    keepTags: config.retention.keepTags,
+    registries: config.docker.registries.map((r) => r.name),
     shared: config.metadata.redis !== undefined,
     owner,
   })

@@ -10,6 +10,9 @@
  *   deleting it would only cost a refetch, and eviction reclaims it by LRU
  *   like any other once it has a record.
  * - Temporary files of downloads abandoned for STALE_TEMP_MS are removed.
+ * - With `retention.keepTags`, each repository's tag records beyond its newest
+ *   N are dropped (tag-retention.ts); before the blobs, so a run also counts
+ *   what those tags leave unused.
  * - With `retention.unusedFor`, blobs nobody pulled for that long are deleted,
  *   except pinned ones and those being read or filled right now (and, with replicas sharing
  *   the storage, those another replica read within SHARED_EVICTION_GRACE_MS).
@@ -22,6 +25,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { SHARED_EVICTION_GRACE_MS } from './eviction.ts'
 import type { InUse } from './in-use.ts'
+import { oldTags } from './tag-retention.ts'
 
 export const GC_LEASE = 'gc'
 const GC_LEASE_TTL_MS = 10 * 60_000
@@ -39,6 +43,10 @@ export interface GcDeps {
   readonly now: () => number
   /** `retention.unusedFor` in ms; 0: no retention rule. */
   readonly unusedForMs: number
+  /** `retention.keepTags`: tags kept per repository; 0: all. */
+  readonly keepTags: number
+  /** The configured registries, whose repositories keepTags walks. */
+  readonly registries: readonly string[]
   /** True when other replicas share the storage. */
   readonly shared: boolean
   readonly owner: string
@@ -66,6 +74,17 @@ export interface GcReport {
   /** Unused blobs kept because they are pinned. */
   readonly pinned: number
   readonly tempFiles: number
+  readonly tags: GcTags
+}
+
+/** Tags dropped by retention.keepTags. */
+export interface GcTags {
+  readonly keepTags: number
+  readonly count: number
+  /** The first MAX_LISTED, as `registry/repository:tag`. */
+  readonly names: readonly string[]
+  /** Tags kept whatever their age: their manifest is pinned. */
+  readonly pinned: number
 }
 
 /** A run is going on this replica or another. */
@@ -80,9 +99,9 @@ export class GarbageCollector {
     this.#logger = deps.logger.child({ component: 'gc' })
   }
 
-  /** With a retention rule, runs every `intervalMs` (errors logged); a no-op without one. */
+  /** With a retention rule (unusedFor or keepTags), runs every `intervalMs` (errors logged); a no-op without one. */
   startSchedule(intervalMs: number): void {
-    if (this.deps.unusedForMs <= 0 || intervalMs <= 0) return
+    if ((this.deps.unusedForMs <= 0 && this.deps.keepTags <= 0) || intervalMs <= 0) return
     this.#timer = setInterval(() => {
       this.run({ dryRun: false }).catch((error: unknown) => {
         if (!(error instanceof GcBusyError))
@@ -111,9 +130,10 @@ export class GarbageCollector {
       throw new GcBusyError('another replica is running gc')
     const startedAt = now()
     try {
+      const pins = await metadata.pinned()
+      const tags = await this.#dropOldTags(pins, dryRun)
       // Records first: a blob committed after this read is on disk and merely unrecorded.
       const records = await metadata.leastRecentlyUsed(MAX_GC_RECORDS)
-      const pins = await metadata.pinned()
       const recorded = new Set(records.map((r) => r.digest))
       const onDisk = new Set<string>()
       const filesWithoutRecord = group()
@@ -164,6 +184,7 @@ export class GarbageCollector {
         spared,
         pinned,
         tempFiles,
+        tags,
       }
       this.#logger.info(
         {
@@ -174,6 +195,7 @@ export class GarbageCollector {
           unusedBytes: unused.bytes,
           spared,
           tempFiles,
+          tagsDropped: tags.count,
         },
         dryRun ? 'gc dry run' : 'gc finished',
       )
@@ -181,6 +203,28 @@ export class GarbageCollector {
     } finally {
       await metadata.releaseLease(GC_LEASE, owner).catch(() => undefined)
     }
+  }
+
+  /** retention.keepTags over every repository of every registry. */
+  async #dropOldTags(pins: ReadonlySet<string>, dryRun: boolean): Promise<GcTags> {
+    const { keepTags, registries, metadata, metrics } = this.deps
+    const names: string[] = []
+    let count = 0
+    let pinned = 0
+    if (keepTags <= 0) return { keepTags, count, names, pinned }
+    for (const registry of registries) {
+      for (const repository of await metadata.listRepositories(registry)) {
+        const verdict = oldTags(await metadata.listTags(registry, repository), keepTags, pins)
+        pinned += verdict.pinned
+        count += verdict.dropped.length
+        for (const tag of verdict.dropped)
+          if (names.length < MAX_LISTED) names.push(`${registry}/${repository}:${tag}`)
+        if (dryRun) continue
+        for (const name of verdict.records) await metadata.deleteTag(registry, repository, name)
+        metrics.gcTagsDropped.inc(verdict.dropped.length)
+      }
+    }
+    return { keepTags, count, names, pinned }
   }
 
   /** With shared storage: read by a replica within the grace period, as the store says now. */

@@ -32,10 +32,18 @@ export async function gcCommand(options: ClientOptions & { dryRun: boolean }): P
     row(unused, report.unused),
   ]
   rows.push(['abandoned temp files', String(report.tempFiles), ''])
+  if (report.tags.keepTags > 0)
+    rows.push([
+      `tags beyond the newest ${report.tags.keepTags} per repository, dropped`,
+      String(report.tags.count),
+      '',
+    ])
   options.write(
     `${report.dryRun ? 'Dry run: nothing was changed.\n' : ''}${table(['', 'count', 'size'], rows, ['count', 'size'])}`,
   )
   if (report.pinned > 0) options.write(`${report.pinned} unused blobs were kept: pinned.\n`)
+  if (report.tags.pinned > 0)
+    options.write(`${report.tags.pinned} tags were kept whatever their age: pinned.\n`)
   if (report.spared > 0)
     options.write(
       `${report.spared} unused blobs were spared: being read, or read lately elsewhere.\n`,
@@ -44,12 +52,17 @@ export async function gcCommand(options: ClientOptions & { dryRun: boolean }): P
     ['Dropped records', report.recordsWithoutFile],
     ['Deleted blobs', report.unused],
   ] as const
-  for (const [title, group] of listed)
-    if (group.digests.length > 0)
-      options.write(
-        `\n${report.dryRun ? `${title} (would be)` : title}:\n${group.digests.map((d) => `  ${d}\n`).join('')}${group.count > group.digests.length ? `  … and ${group.count - group.digests.length} more\n` : ''}`,
-      )
+  for (const [title, group] of listed) list(title, group.digests, group.count)
+  list('Dropped tags', report.tags.names, report.tags.count)
   return report
+
+  function list(title: string, names: readonly string[], count: number): void {
+    if (names.length === 0) return
+    const more = count > names.length ? `  … and ${count - names.length} more\n` : ''
+    options.write(
+      `\n${report.dryRun ? `${title} (would be)` : title}:\n${names.map((d) => `  ${d}\n`).join('')}${more}`,
+    )
+  }
 }
 
 function formatDays(ms: number): string {

@@ -416,6 +416,8 @@ export const configSchema = z
       .strictObject({
         /** Blobs nobody pulled for this long are deleted by gc; 0: no such rule (the size cap still applies). */
         unusedFor: duration('0'),
+        /** Tags kept per repository, newest first (pinned ones besides); 0: all. */
+        keepTags: z.number().int().min(0).default(0),
         /** How often gc runs while a rule is set. */
         interval: duration('1h'),
       })

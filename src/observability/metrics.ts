@@ -37,6 +37,7 @@ export interface Metrics {
   readonly cacheSizeBytes: Gauge
   readonly cacheMaxSizeBytes: Gauge
   readonly evictions: Counter
+  readonly gcTagsDropped: Counter
   readonly evictedBytes: Counter
   readonly metadataErrors: Counter<'store'>
   readonly indexLinksDropped: Counter<'pool' | 'reason'>
@@ -208,6 +209,11 @@ export function createMetrics(
     cacheMaxSizeBytes: new Gauge({
       name: `${PREFIX}cache_max_size_bytes`,
       help: 'The configured storage.maxSize.',
+      registers,
+    }),
+    gcTagsDropped: new Counter({
+      name: `${PREFIX}gc_tags_dropped_total`,
+      help: 'Tags gc dropped under retention.keepTags.',
       registers,
     }),
     evictions: new Counter({
