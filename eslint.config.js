@@ -15,6 +15,17 @@ const layer = {
     group: ['**/cache/**', '**/storage/**', '**/upstream/**', '**/http/**'],
     message: 'insight/ reads the metadata store and pull events only',
   },
+  sync: {
+    group: [
+      '**/docker/**',
+      '**/pypi/**',
+      '**/cache/**',
+      '**/storage/**',
+      '**/upstream/**',
+      '**/http/**',
+    ],
+    message: 'sync/ reaches the protocols through its ports (sync/ports.ts) only',
+  },
   fastify: {
     group: ['fastify', 'fastify/**', '@fastify/**'],
     message: 'only http/ and the protocols know Fastify',
@@ -52,6 +63,7 @@ export default tseslint.config(
     files: ['src/insight/**'],
     rules: restrict([layer.fastify, layer.insight, layer.docker, layer.pypi]),
   },
+  { files: ['src/sync/**'], rules: restrict([layer.fastify, layer.sync]) },
   {
     // tap awaits the promise t.test() returns itself; async test bodies need no await;
     // tests index into fixtures they just built.

@@ -46,6 +46,17 @@ t.test('storage, metadata, upstream and cache never import fastify', async (t) =
   t.same(await layerErrors('src/docker/tags.ts', fastify), [], 'a protocol may')
 })
 
+t.test('sync/ knows the protocols only through its ports', async (t) => {
+  const docker =
+    "import type { DockerTarget } from '../docker/target.ts'\nexport type D = DockerTarget\n"
+  t.match(await layerErrors('src/sync/list-run.ts', docker), [/through its ports/])
+  const cache =
+    "import type { ManifestCache } from '../cache/manifests.ts'\nexport type M = ManifestCache\n"
+  t.match(await layerErrors('src/sync/jobs.ts', cache), [/through its ports/])
+  const fastify = "import type { FastifyReply } from 'fastify'\nexport type R = FastifyReply\n"
+  t.match(await layerErrors('src/sync/jobs.ts', fastify), [/only http\/ and the protocols/])
+})
+
 // Type-aware lint of every file takes a while on a shared machine.
 t.test('src/ keeps the layering today', { timeout: 300_000 }, async (t) => {
   const results = await eslint.lintFiles(['src/'])
