@@ -26,6 +26,10 @@ const layer = {
     ],
     message: 'sync/ reaches the protocols through its ports (sync/ports.ts) only',
   },
+  bundle: {
+    group: ['**/docker/**', '**/pypi/**', '**/upstream/**', '**/http/**'],
+    message: 'bundle/ reaches the protocols through its ports (bundle/ports.ts) only',
+  },
   fastify: {
     group: ['fastify', 'fastify/**', '@fastify/**'],
     message: 'only http/ and the protocols know Fastify',
@@ -64,6 +68,7 @@ export default tseslint.config(
     rules: restrict([layer.fastify, layer.insight, layer.docker, layer.pypi]),
   },
   { files: ['src/sync/**'], rules: restrict([layer.fastify, layer.sync]) },
+  { files: ['src/bundle/**'], rules: restrict([layer.fastify, layer.bundle]) },
   {
     // tap awaits the promise t.test() returns itself; async test bodies need no await;
     // tests index into fixtures they just built.

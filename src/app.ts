@@ -48,6 +48,10 @@ import { SyncJobs } from './sync/jobs.ts'
 import { SYNC_ATTEMPTS, SYNC_BACKOFF_BASE_MS, SYNC_BACKOFF_CAP_MS } from './sync/backoff.ts'
 import { dockerSyncImages } from './docker/sync-images.ts'
 import { pypiSyncProjects } from './pypi/sync-projects.ts'
+import { dockerBundleImages } from './docker/bundle-images.ts'
+import { pypiBundleProjects } from './pypi/bundle-projects.ts'
+import type { BundleImages, BundleProjects } from './bundle/ports.ts'
+import { registerBundleApi } from './http/api/bundle-routes.ts'
 import { registerDockerWebhook } from './docker/webhook.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
@@ -102,6 +106,9 @@ export interface Services {
   readonly gc: GarbageCollector
   /** Runs the sync lists on their schedules and when asked. */
   readonly sync: SyncJobs
+  /** What bundles export and import, per protocol. */
+  readonly bundleImages: BundleImages
+  readonly bundleProjects: BundleProjects
 }
 
 /** Builds the app; call `listen` on the result, and `close` to release everything it created. */
@@ -187,6 +194,26 @@ export async function buildApp(
     now: deps.now,
   }
   registerApi(app, apiDeps)
+  registerBundleApi(app, {
+    token: config.admin.token,
+    plan: {
+      images: services.bundleImages,
+      projects: services.bundleProjects,
+      metadata,
+      blobs: deps.blobs,
+      registries: config.docker.registries.map((r) => r.name),
+      now: deps.now,
+    },
+    import: {
+      blobs: deps.blobs,
+      metadata,
+      now: deps.now,
+      maxBlobBytes: config.storage.maxBlobSize,
+    },
+    lists: config.sync,
+    logger,
+    now: deps.now,
+  })
   registerStatusPage(app, {
     ...apiDeps,
     publicUrl: config.server.publicUrl,
@@ -360,24 +387,21 @@ function createServices(config: Config, deps: AppDeps): Services {
     shared: config.metadata.redis !== undefined,
     owner,
   })
+  const dockerDeps = { registries: config.docker.registries, pools: registries, manifests, cache }
+  const pypiDeps = {
+    indexes: config.pypi.indexes,
+    pools: indexes,
+    fileHosts,
+    pages,
+    streamed,
+    cache,
+    logger,
+    metrics,
+  }
   const sync = new SyncJobs({
     lists: config.sync,
-    images: dockerSyncImages({
-      registries: config.docker.registries,
-      pools: registries,
-      manifests,
-      cache,
-    }),
-    projects: pypiSyncProjects({
-      indexes: config.pypi.indexes,
-      pools: indexes,
-      fileHosts,
-      pages,
-      streamed,
-      cache,
-      logger,
-      metrics,
-    }),
+    images: dockerSyncImages(dockerDeps),
+    projects: pypiSyncProjects(pypiDeps),
     metadata,
     metrics,
     logger,
@@ -393,6 +417,8 @@ function createServices(config: Config, deps: AppDeps): Services {
   })
   return {
     sync,
+    bundleImages: dockerBundleImages(dockerDeps),
+    bundleProjects: pypiBundleProjects(pypiDeps),
     gc,
     scrubber,
     offline,

@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
+import { exportSpec, importSpec } from './cli/bundle-specs.ts'
 import { CLIENT_COMMANDS } from './cli/client-commands.ts'
 import {
   argsOptions,
@@ -30,7 +31,12 @@ function version(): string {
   return pkg.version
 }
 
-const COMMANDS: readonly CommandSpec[] = [serveSpec(version()), ...CLIENT_COMMANDS]
+const COMMANDS: readonly CommandSpec[] = [
+  serveSpec(version()),
+  ...CLIENT_COMMANDS,
+  exportSpec,
+  importSpec,
+]
 
 /** `pullthrough` with no command: only the global options. */
 const TOP: CommandSpec = {

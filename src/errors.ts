@@ -53,6 +53,8 @@ export type ErrorCode =
   | 'PT_CONFIG_INVALID'
   | 'PT_SYNC_PLAN'
   | 'PT_SYNC_STALE'
+  | 'PT_BUNDLE_INVALID'
+  | 'PT_BUNDLE_REQUEST'
   | 'PT_SERVER_BUSY'
   | 'PT_API_BAD_QUERY'
   | 'PT_API_UNAUTHORIZED'
@@ -118,6 +120,8 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_CONFIG_INVALID: 'invalid',
   PT_SYNC_PLAN: 'invalid',
   PT_SYNC_STALE: 'unavailable',
+  PT_BUNDLE_INVALID: 'invalid',
+  PT_BUNDLE_REQUEST: 'invalid',
   PT_SERVER_BUSY: 'unavailable',
   PT_API_BAD_QUERY: 'invalid',
   PT_API_UNAUTHORIZED: 'denied',

@@ -103,6 +103,35 @@ export class IndexPages {
     return { page: served as T, cache, upstream }
   }
 
+  /** The project's stored page as kept, without asking any upstream; undefined when none is. */
+  async peek(index: string, project: string): Promise<unknown> {
+    const stored = await this.deps.metadata.getDocument(index, project)
+    return stored?.page ?? undefined
+  }
+
+  /**
+   * Rewrites the project's stored page with `update` (given the page kept now,
+   * if any), as its upstream gave it at `fetchedAt` (an imported bundle). The
+   * ETag goes: the page no longer is the upstream's answer it named.
+   */
+  async merge(
+    index: string,
+    project: string,
+    update: (kept: unknown) => unknown,
+    fetchedAt: number,
+  ): Promise<void> {
+    const stored = await this.deps.metadata.getDocument(index, project)
+    const kept = stored && stored.page !== null ? stored : undefined
+    const record: DocumentRecord = {
+      fetchedAt: kept ? Math.min(kept.fetchedAt, fetchedAt) : fetchedAt,
+      ...(kept?.upstream ? { upstream: kept.upstream } : {}),
+      page: update(kept?.page),
+    }
+    await this.deps.metadata.putDocument(index, project, record)
+    this.#recent.delete(pageKey({ index, project }))
+    this.#freshness.negatives.delete(pageKey({ index, project }))
+  }
+
   /** Resolves when no page load runs (refreshes ahead of the TTL included). */
   async idle(): Promise<void> {
     await this.#freshness.idle()
@@ -250,6 +279,6 @@ function fromRecord(record: DocumentRecord): Kept<KeptPage> {
   return { fetchedAt, upstream, value: { page, ...(etag ? { etag } : {}) } }
 }
 
-function pageKey(source: IndexPageSource): string {
+function pageKey(source: Pick<IndexPageSource, 'index' | 'project'>): string {
   return `${source.index} ${source.project}`
 }

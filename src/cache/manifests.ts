@@ -248,6 +248,31 @@ export class ManifestCache {
     return { ...served, previous: kept?.value.digest }
   }
 
+  /**
+   * Points a tag at a manifest already in the store (an imported bundle), as
+   * its upstream confirmed it at `fetchedAt`; the tag's narrower views, which
+   * may name the old manifest, go.
+   */
+  async record(
+    registry: string,
+    repository: string,
+    tag: string,
+    manifest: { readonly digest: string; readonly mediaType: string; readonly size: number },
+    fetchedAt: number,
+  ): Promise<void> {
+    const { metadata } = this.deps
+    const previous = await metadata.getTag(registry, repository, tag)
+    const updatedAt =
+      previous?.digest === manifest.digest
+        ? (previous.updatedAt ?? previous.fetchedAt)
+        : this.deps.now()
+    await metadata.putTag(registry, repository, tag, { ...manifest, fetchedAt, updatedAt })
+    for (const name of (await metadata.listTags(registry, repository)).keys())
+      if (name !== tag && tagOfRecordName(name) === tag)
+        await metadata.deleteTag(registry, repository, name)
+    this.#freshness.negatives.deletePrefix(`tag ${registry}/${repository}:${tag} `)
+  }
+
   /** Resolves when no tag load runs (refreshes ahead of the TTL included). */
   async idle(): Promise<void> {
     await this.#freshness.idle()

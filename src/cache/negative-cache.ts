@@ -44,6 +44,11 @@ export class NegativeCache {
     this.#expiries.delete(key)
   }
 
+  /** Forgets every key starting with `prefix` (all views of a name that turned up). */
+  deletePrefix(prefix: string): void {
+    for (const key of this.#expiries.keys()) if (key.startsWith(prefix)) this.#expiries.delete(key)
+  }
+
   /** Entries held now (expired ones included until they are looked at or pushed out). */
   get size(): number {
     return this.#expiries.size

@@ -88,6 +88,21 @@ export class ReadThrough {
     }
   }
 
+  /** The blob from the store alone (no upstream is asked); undefined when it is not stored. */
+  async serveStored(digestInput: string): Promise<ServedBlob | undefined> {
+    const digest = parseDigest(digestInput)
+    const release = this.inUse.acquire(digest)
+    try {
+      const served = await this.#fromStore(digest, {})
+      if (served) served.stream.once('close', release)
+      else release()
+      return served
+    } catch (error) {
+      release()
+      throw error
+    }
+  }
+
   /**
    * Size of a blob without its bytes (HEAD): from the store when cached, else a
    * HEAD to the mirrors (no fill; a 404 on one mirror is asked of the next).

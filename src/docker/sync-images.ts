@@ -22,17 +22,23 @@ export interface DockerSyncDeps {
   readonly cache: Pick<ReadThrough, 'serve'>
 }
 
-export function dockerSyncImages(deps: DockerSyncDeps): ImageSync {
-  const target = (image: ImageRef): Pick<DockerTarget, 'registry' | 'repository' | 'remote'> => {
-    const registry = deps.registries.find((r) => r.name === image.registry)
-    const pool = deps.pools.get(image.registry)
-    if (!registry || !pool) throw new SyncPlanError(`no registry is named ${image.registry}`)
-    return {
-      registry,
-      repository: image.repository,
-      remote: new DockerRemote(pool, image.repository),
-    }
+/** The configured registry and remote of an image a sync or bundle names. */
+export function imageTarget(
+  deps: Pick<DockerSyncDeps, 'registries' | 'pools'>,
+  image: ImageRef,
+): Pick<DockerTarget, 'registry' | 'repository' | 'remote'> {
+  const registry = deps.registries.find((r) => r.name === image.registry)
+  const pool = deps.pools.get(image.registry)
+  if (!registry || !pool) throw new SyncPlanError(`no registry is named ${image.registry}`)
+  return {
+    registry,
+    repository: image.repository,
+    remote: new DockerRemote(pool, image.repository),
   }
+}
+
+export function dockerSyncImages(deps: DockerSyncDeps): ImageSync {
+  const target = (image: ImageRef) => imageTarget(deps, image)
   return {
     resolve(registry, repository) {
       const routed = routeRegistry(deps.registries, repository, registry)

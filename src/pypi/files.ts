@@ -51,16 +51,23 @@ export async function serveFile(
   const wanted = metadata ? metadataOf(file) : { url: file.url, sha256: hash }
   if (!wanted) throw new PypiHttpError(404, 'the index has no metadata file for this file')
   const location = where.files.locate(wanted.url)
-  if (!location) throw new PypiHttpError(404, 'the file is on a host that is not allowed')
   const digest = `sha256:${wanted.sha256}`
-  const source: FillSource = {
-    ...location,
-    // Asked for by the fill only when this source fails, before the first byte or mid-way.
-    alternatives: () =>
-      otherCopies(pages, where, project, listed.upstream, { distName, hash, metadata, digest }),
-  }
-  const served = await deps.cache.serve(digest, source)
-  if (served.upstream !== undefined && served.upstream !== location.pool.mirrors[0]?.name) {
+  // A file imported from a bundle may name a host this index does not fetch
+  // from: it is served when the store has it (its sha256 vouches for it).
+  const served = location
+    ? await deps.cache.serve(digest, {
+        ...location,
+        // Asked for by the fill only when this source fails, before the first byte or mid-way.
+        alternatives: () =>
+          otherCopies(pages, where, project, listed.upstream, { distName, hash, metadata, digest }),
+      } satisfies FillSource)
+    : await deps.cache.serveStored(digest)
+  if (!served) throw new PypiHttpError(404, 'the file is on a host that is not allowed')
+  if (
+    location &&
+    served.upstream !== undefined &&
+    served.upstream !== location.pool.mirrors[0]?.name
+  ) {
     deps.logger.info(
       { project, file: filename, upstream: served.upstream },
       'file served from another mirror',

@@ -34,6 +34,7 @@ import {
   StorageWriteError,
 } from './errors.ts'
 import { BlobReadStream } from './blob-read-stream.ts'
+import { BlobStaging } from './blob-staging.ts'
 import { fileIdentity, type FileHasher } from './file-hasher.ts'
 import { contentIdentity, VerifiedFiles } from './verified-files.ts'
 import { transferPacer, type ScavengePacer } from './scavenge-pacer.ts'
@@ -48,7 +49,7 @@ const CHECK_CHUNK_BYTES = 1024 * 1024
 /** The filesystem calls the store makes; tests pass a recording wrapper around node:fs/promises. */
 export type BlobStoreFs = Pick<
   typeof nodeFs,
-  'open' | 'rename' | 'stat' | 'unlink' | 'mkdir' | 'readdir' | 'rm'
+  'open' | 'rename' | 'stat' | 'unlink' | 'mkdir' | 'readdir' | 'rm' | 'utimes'
 >
 
 export interface BlobStat {
@@ -159,9 +160,12 @@ export class BlobStore {
     return (await this.stat(digest)) !== undefined
   }
 
-  /** A writer to a new temp file; commit it under its digest or abort it. */
-  async createWriter(): Promise<BlobWriter> {
-    const tempPath = join(this.root, TMP, `${randomBytes(12).toString('hex')}.part`)
+  /**
+   * A writer to a new temp file; commit it under its digest or abort it. With
+   * `dir` (a staging directory made by createStaging) the file is made there.
+   */
+  async createWriter(dir = join(this.root, TMP)): Promise<BlobWriter> {
+    const tempPath = join(dir, `${randomBytes(12).toString('hex')}.part`)
     let fh: nodeFs.FileHandle
     try {
       fh = await this.fs.open(tempPath, 'wx')
@@ -171,6 +175,16 @@ export class BlobStore {
       })
     }
     return new BlobWriter(tempPath, fh, this.fs, join(this.root, BLOBS), this.pacer)
+  }
+
+  /**
+   * A directory under tmp/ for blobs written and verified now and committed
+   * together later (an import), or thrown away together.
+   */
+  async createStaging(): Promise<BlobStaging> {
+    const dir = join(this.root, TMP, `staging-${randomBytes(8).toString('hex')}`)
+    await this.fs.mkdir(dir)
+    return new BlobStaging(dir, this.fs, (into) => this.createWriter(into))
   }
 
   /**
@@ -428,8 +442,10 @@ export class BlobStore {
 export class BlobWriter extends Writable {
   readonly #hash = createSha256()
   #bytesWritten = 0
-  #state: 'open' | 'committing' | 'done' = 'open'
+  #state: 'open' | 'committing' | 'sealed' | 'done' = 'open'
   #closing: Promise<void> | undefined
+  /** The digest a seal verified. */
+  #sealed: Digest | undefined
 
   constructor(
     /** Where the bytes are while they are written (readers may open it to follow the write). */
@@ -520,6 +536,25 @@ export class BlobWriter extends Writable {
    */
   async commit(expected: string): Promise<{ size: number }> {
     const digest = parseDigest(expected)
+    if (this.#state !== 'sealed' || this.#sealed !== digest) await this.seal(digest)
+    this.#state = 'committing'
+    try {
+      await this.#rename(digest)
+      this.#state = 'done'
+      return { size: this.#bytesWritten }
+    } catch (error) {
+      await this.abort().catch(() => undefined)
+      throw error
+    }
+  }
+
+  /**
+   * Ends the write, fsyncs and checks the content against `expected`, leaving
+   * the verified temp file for a later commit(expected), which then only
+   * renames it; on a mismatch removes it and rejects with DigestMismatchError.
+   */
+  async seal(expected: string): Promise<{ size: number }> {
+    const digest = parseDigest(expected)
     if (this.#state !== 'open') throw new BlobWriterClosedError()
     this.#state = 'committing'
     try {
@@ -527,8 +562,8 @@ export class BlobWriter extends Writable {
       await this.#close()
       const actual = hashToDigest(this.#hash)
       if (actual !== digest) throw new DigestMismatchError(digest, actual, this.#bytesWritten)
-      await this.#rename(digest)
-      this.#state = 'done'
+      this.#state = 'sealed'
+      this.#sealed = digest
       return { size: this.#bytesWritten }
     } catch (error) {
       await this.abort().catch(() => undefined)

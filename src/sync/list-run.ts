@@ -17,6 +17,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import { withRetries, type Backoff } from './backoff.ts'
 import { SyncPlanError, SyncUpstreamStaleError } from './errors.ts'
 import type { ImageRef, ImageSync, ProjectRef, ProjectSync, SyncManifest } from './ports.ts'
+import { blobDescriptors, childManifests } from './manifest-refs.ts'
 import { literalTags, parseRequirementLine, selectTags, selectVersions } from './select.ts'
 
 export type SyncTrigger = 'schedule' | 'api'
@@ -219,7 +220,7 @@ function imageItem(
       for (const manifest of manifests) {
         touched.add(manifest.digest)
         if (children.length > 0 && manifest === top) continue
-        for (const digest of blobDigests(manifest)) {
+        for (const { digest } of blobDescriptors(manifest)) {
           touched.add(digest)
           await retry(name, () => deps.images.blob(ref, digest, counted))
         }
@@ -283,7 +284,7 @@ async function projectItems(
 }
 
 /** A requirements file as packages: the newest version each line allows. */
-async function requirements(path: string): Promise<SyncPackageConfig[]> {
+export async function requirements(path: string): Promise<SyncPackageConfig[]> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
@@ -304,61 +305,6 @@ async function requirements(path: string): Promise<SyncPackageConfig[]> {
         ]
       : []
   })
-}
-
-interface Descriptor {
-  readonly digest?: unknown
-  readonly platform?: {
-    readonly os?: unknown
-    readonly architecture?: unknown
-    readonly variant?: unknown
-  }
-}
-
-function parseManifest(manifest: SyncManifest): {
-  manifests?: Descriptor[]
-  config?: Descriptor
-  layers?: Descriptor[]
-  blobs?: Descriptor[]
-} {
-  try {
-    const json = JSON.parse(manifest.body.toString('utf8')) as unknown
-    return typeof json === 'object' && json !== null ? json : {}
-  } catch {
-    return {}
-  }
-}
-
-const SHA256 = /^sha256:[a-f0-9]{64}$/
-
-/** An index's children of the wanted platforms (every one when none are listed); none for an image manifest. */
-function childManifests(
-  manifest: SyncManifest,
-  platforms: readonly string[] | undefined,
-): string[] {
-  const children = parseManifest(manifest).manifests
-  if (!Array.isArray(children)) return []
-  return children.flatMap((child) => {
-    if (typeof child.digest !== 'string' || !SHA256.test(child.digest)) return []
-    if (!platforms) return [child.digest]
-    const p = child.platform
-    const name = [p?.os, p?.architecture, p?.variant].filter((v) => typeof v === 'string').join('/')
-    const short = [p?.os, p?.architecture].filter((v) => typeof v === 'string').join('/')
-    return platforms.includes(name) || platforms.includes(short) ? [child.digest] : []
-  })
-}
-
-/** The config and layers of an image manifest (and an OCI artifact's `blobs`). */
-function blobDigests(manifest: SyncManifest): string[] {
-  const json = parseManifest(manifest)
-  const all = [json.config, ...(json.layers ?? []), ...(json.blobs ?? [])]
-  return [
-    ...new Set(
-      all.flatMap((d) =>
-        typeof d?.digest === 'string' && SHA256.test(d.digest) ? [d.digest] : [],
-      ),
-    ),
-  ]
 }
 
 function message(error: unknown): string {

@@ -57,6 +57,13 @@ t.test('sync/ knows the protocols only through its ports', async (t) => {
   t.match(await layerErrors('src/sync/jobs.ts', fastify), [/only http\/ and the protocols/])
 })
 
+t.test('bundle/ knows the protocols only through its ports', async (t) => {
+  const pypi = "import type { ProjectPage } from '../pypi/model.ts'\nexport type P = ProjectPage\n"
+  t.match(await layerErrors('src/bundle/import.ts', pypi), [/through its ports/])
+  const http = "import { API_PREFIX } from '../http/api/routes.ts'\nexport const P = API_PREFIX\n"
+  t.match(await layerErrors('src/bundle/plan.ts', http), [/through its ports/])
+})
+
 // Type-aware lint of every file takes a while on a shared machine.
 t.test('src/ keeps the layering today', { timeout: 300_000 }, async (t) => {
   const results = await eslint.lintFiles(['src/'])
