@@ -72,8 +72,7 @@ export async function readBundle(
         entry.resume()
         continue
       }
-      if (type !== 'file')
-        throw new BundleInvalidError(`${name}: not a regular file (${type})`)
+      if (type !== 'file') throw new BundleInvalidError(`${name}: not a regular file (${type})`)
       if (ended) throw new BundleInvalidError(`${name}: an entry after ${SUMS}`)
       if (!manifest) {
         if (name !== BUNDLE_MANIFEST)
