@@ -16,7 +16,7 @@ import picomatch from 'picomatch'
 import * as pep440 from '@renovatebot/pep440'
 import type { SyncImageConfig, SyncListConfig, SyncPackageConfig } from '../config/schema.ts'
 import { tagOfRecordName } from '../cache/manifests.ts'
-import type { MetadataStore } from '../metadata/store.ts'
+import type { MetadataStore, TagRecord } from '../metadata/store.ts'
 import type { BlobStore } from '../storage/blob-store.ts'
 import { requirements } from '../sync/list-run.ts'
 import { blobDescriptors, childManifests } from '../sync/manifest-refs.ts'
@@ -285,14 +285,13 @@ class Planner {
     const { metadata } = this.deps
     for (const registry of this.deps.registries)
       for (const repository of await metadata.listRepositories(registry))
-        for (const [name, record] of await metadata.listTags(registry, repository)) {
-          if (tagOfRecordName(name) !== name) continue
+        for (const [tag, record] of cachedTags(await metadata.listTags(registry, repository))) {
           const top = await this.#stored(record.digest)
           if (!top) {
-            this.#warnings.push(`${registry}/${repository}:${name}: its manifest is not stored`)
+            this.#warnings.push(`${registry}/${repository}:${tag}: its manifest is not stored`)
             continue
           }
-          await this.#addImage({ registry, repository }, name, top, record.fetchedAt, undefined, {
+          await this.#addImage({ registry, repository }, tag, top, record.fetchedAt, undefined, {
             manifest: (digest) => this.#stored(digest),
             blob: async (digest) =>
               (await this.deps.blobs.stat(digest)) ? this.#openStored(digest) : undefined,
@@ -338,6 +337,21 @@ class Planner {
   #openStored(digest: string): () => Promise<Readable> {
     return () => this.deps.blobs.createReadStream(digest, { verify: true })
   }
+}
+
+/**
+ * Each cached tag's record: the canonical one, else (a tag only narrower
+ * clients asked for) the newest of its narrower views.
+ */
+function cachedTags(records: ReadonlyMap<string, TagRecord>): Map<string, TagRecord> {
+  const tags = new Map<string, TagRecord>()
+  for (const [name, record] of records) {
+    const tag = tagOfRecordName(name)
+    const held = tags.get(tag)
+    if (name === tag || !held || (!records.has(tag) && held.fetchedAt < record.fetchedAt))
+      tags.set(tag, record)
+  }
+  return tags
 }
 
 /** `repo:tag` (the tag after the last colon past the last slash); a tag is required. */
