@@ -23,11 +23,12 @@ export class BlobStaging {
     readonly dir: string,
     private readonly fs: BlobStoreFs,
     private readonly newWriter: (dir: string) => Promise<BlobWriter>,
+    touchMs = STAGING_TOUCH_MS,
   ) {
     this.#touch = setInterval(() => {
       const now = new Date()
       this.fs.utimes(this.dir, now, now).catch(() => undefined)
-    }, STAGING_TOUCH_MS)
+    }, touchMs)
     this.#touch.unref()
   }
 

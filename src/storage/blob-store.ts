@@ -34,7 +34,7 @@ import {
   StorageWriteError,
 } from './errors.ts'
 import { BlobReadStream } from './blob-read-stream.ts'
-import { BlobStaging } from './blob-staging.ts'
+import { BlobStaging, STAGING_TOUCH_MS } from './blob-staging.ts'
 import { fileIdentity, type FileHasher } from './file-hasher.ts'
 import { contentIdentity, VerifiedFiles } from './verified-files.ts'
 import { transferPacer, type ScavengePacer } from './scavenge-pacer.ts'
@@ -179,12 +179,13 @@ export class BlobStore {
 
   /**
    * A directory under tmp/ for blobs written and verified now and committed
-   * together later (an import), or thrown away together.
+   * together later (an import), or thrown away together; its directory is
+   * touched every `touchMs` while it lives.
    */
-  async createStaging(): Promise<BlobStaging> {
+  async createStaging(touchMs = STAGING_TOUCH_MS): Promise<BlobStaging> {
     const dir = join(this.root, TMP, `staging-${randomBytes(8).toString('hex')}`)
     await this.fs.mkdir(dir)
-    return new BlobStaging(dir, this.fs, (into) => this.createWriter(into))
+    return new BlobStaging(dir, this.fs, (into) => this.createWriter(into), touchMs)
   }
 
   /**
