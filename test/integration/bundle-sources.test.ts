@@ -10,9 +10,8 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { startApp, type TestApp } from '../helpers/app.ts'
-import { cleanEnv, runCli } from '../helpers/cli.ts'
+import { cliAgainst, startAirgap, startSource } from '../helpers/bundle.ts'
 import { tempDir } from '../helpers/config.ts'
-import { freePort } from '../helpers/free-port.ts'
 import { get } from '../helpers/http.ts'
 import { buildImage } from '../helpers/images.ts'
 import { pip } from '../helpers/pypi-packages.ts'
@@ -21,9 +20,7 @@ import { startRegistry } from '../helpers/registry.ts'
 
 const TOKEN = 'bundle-sources-admin-token-01'
 
-async function cli(t: Test, app: TestApp, args: string[]) {
-  return runCli(t, [...args, '--url', app.url, '--token', TOKEN], { env: cleanEnv() })
-}
+const cli = (t: Test, app: TestApp, args: string[]) => cliAgainst(t, app, TOKEN, args)
 
 async function pins(app: TestApp): Promise<string[]> {
   const res = await request(`${app.url}/-/api/v1/pins`, {
@@ -42,17 +39,17 @@ t.test(
     const listed = await buildImage(join(dir, 'listed'), { layers: [1500] })
     await registry.pushImage(pulled, 'library/pulled:1')
     await registry.pushImage(listed, 'library/listed:2.0')
-    const source = await startApp(t, {
-      yaml: `docker:
-  registries:
-    - { name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }] }
-${indexYaml([upstream])}admin: { token: "${TOKEN}" }
-sync:
+    const source = await startSource(
+      t,
+      TOKEN,
+      registry,
+      upstream,
+      `sync:
   - name: base
     images: [{ repository: listed, semver: ">=2" }]
     packages: [{ project: lib, versions: "==1.1" }]
 `,
-    })
+    )
     // A client pulls one image and one package through the cache.
     t.equal(
       (
@@ -146,18 +143,7 @@ sync:
     t.match(unknown.stderr, /no sync list is named "nope"/)
 
     // Pinned on import.
-    const dead = await freePort()
-    const airgap = await startApp(t, {
-      yaml: `offline: true
-docker:
-  registries:
-    - { name: docker.io, default: true, upstreams: [{ url: "http://127.0.0.1:${dead}" }] }
-pypi:
-  indexes:
-    - { name: internal, default: true, upstreams: [{ url: "http://127.0.0.1:${dead}/simple/" }] }
-admin: { token: "${TOKEN}" }
-`,
-    })
+    const airgap = await startAirgap(t, TOKEN, 'internal')
     const refused = await cli(t, airgap, ['import', base])
     t.equal(refused.code, 1)
     t.match(refused.stderr, /packages of index "pypi", which this pullthrough does not configure/)

@@ -12,14 +12,13 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
-import { startApp, type TestApp } from '../helpers/app.ts'
-import { cleanEnv, runCli } from '../helpers/cli.ts'
+import type { TestApp } from '../helpers/app.ts'
+import { cliAgainst, startAirgap, startSource } from '../helpers/bundle.ts'
 import { tempDir } from '../helpers/config.ts'
-import { freePort } from '../helpers/free-port.ts'
 import { get } from '../helpers/http.ts'
 import { buildImage } from '../helpers/images.ts'
 import { pip } from '../helpers/pypi-packages.ts'
-import { indexYaml, startPypiUpstream } from '../helpers/pypi-upstream.ts'
+import { startPypiUpstream } from '../helpers/pypi-upstream.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { registryFlags, skopeo } from '../helpers/skopeo.ts'
 
@@ -28,9 +27,7 @@ const execFileAsync = promisify(execFile)
 
 const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`
 
-async function cli(t: Test, app: TestApp, args: string[]) {
-  return runCli(t, [...args, '--url', app.url, '--token', TOKEN], { env: cleanEnv() })
-}
+const cli = (t: Test, app: TestApp, args: string[]) => cliAgainst(t, app, TOKEN, args)
 
 /** Files under the blob store (committed blobs), by name. */
 async function storedBlobs(app: TestApp): Promise<string[]> {
@@ -77,13 +74,7 @@ t.test(
     })
     await registry.pushImage(app1, 'library/app:1.0')
     await registry.pushImage(multi, 'library/multi:2.0')
-    const source = await startApp(t, {
-      yaml: `docker:
-  registries:
-    - { name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }] }
-${indexYaml([upstream])}admin: { token: "${TOKEN}" }
-`,
-    })
+    const source = await startSource(t, TOKEN, registry, upstream)
 
     // Nothing cached yet: the export fetches what it names, verified.
     const bundle = join(dir, 'bundle.tar')
@@ -144,18 +135,7 @@ ${indexYaml([upstream])}admin: { token: "${TOKEN}" }
     )
 
     // The air-gapped side: offline, its upstreams on ports nobody listens on.
-    const dead = await freePort()
-    const airgap = await startApp(t, {
-      yaml: `offline: true
-docker:
-  registries:
-    - { name: docker.io, default: true, upstreams: [{ url: "http://127.0.0.1:${dead}" }] }
-pypi:
-  indexes:
-    - { name: pypi, default: true, upstreams: [{ url: "http://127.0.0.1:${dead}/simple/" }] }
-admin: { token: "${TOKEN}" }
-`,
-    })
+    const airgap = await startAirgap(t, TOKEN)
     t.not(
       (await get(`${airgap.url}/v2/library/app/manifests/1.0`)).status,
       200,
