@@ -48,7 +48,10 @@ export async function checkContent(
   await pipeline(stream, createVerifyStream(parseDigest(entry.digest)), discard)
 }
 
-/** Reads `source` into `sink`; resolves with the manifest once the whole bundle checked out. */
+/**
+ * Reads `source` into `sink`; resolves with the manifest once the whole
+ * bundle checked out. `onEntry` hears of each listed entry as it starts.
+ */
 export async function readBundle(
   source: Readable,
   sink: BundleSink,
@@ -106,6 +109,7 @@ export async function readBundle(
       const listed = expected.get(name)
       if (!listed) throw new BundleInvalidError(`${name}: not in the bundle's manifest (or twice)`)
       expected.delete(name)
+      onEntry(listed)
       if (size !== listed.size)
         throw new BundleInvalidError(`${name}: ${size} bytes, the manifest says ${listed.size}`)
       try {
@@ -121,7 +125,6 @@ export async function readBundle(
           })
         throw error
       }
-      onEntry(listed)
     }
   } catch (error) {
     source.destroy()

@@ -188,7 +188,7 @@ function exportSummary(out: string, m: BundleManifest, bytes: number, seconds: n
   const files = m.packages.reduce((n, p) => n + p.files.length, 0)
   const lines = [
     `Wrote ${out}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s, every entry checked against its digest`,
-    `  ${m.images.length} images, ${m.packages.length} projects (${files} files), ${m.entries.length} entries`,
+    `  ${count(m.images.length, 'image')}, ${count(m.packages.length, 'project')} (${count(files, 'file')}), ${count(m.entries.length, 'entry', 'entries')}`,
     ...m.images.map((i) => `  image   ${imageName(i)}  ${i.digest}`),
     ...m.packages.flatMap((p) =>
       p.files.map((f) => `  file    ${p.index}/${p.project}/${f.filename}`),
@@ -199,12 +199,16 @@ function exportSummary(out: string, m: BundleManifest, bytes: number, seconds: n
 
 function importSummary(file: string, r: ImportReport, seconds: number): string {
   const lines = [
-    `Imported ${file} in ${seconds.toFixed(1)} s: ${r.images.length} images, ${r.projects.length} projects (${r.files} files)`,
+    `Imported ${file} in ${seconds.toFixed(1)} s: ${count(r.images.length, 'image')}, ${count(r.projects.length, 'project')} (${count(r.files, 'file')})`,
     `  added ${r.added.count} blobs and files (${formatBytes(r.added.bytes)}), ${r.present.count} already stored (${formatBytes(r.present.bytes)})${r.pinned > 0 ? `, ${r.pinned} pinned` : ''}`,
     ...r.images.map((name) => `  image   ${name}`),
     ...r.projects.map((name) => `  project ${name}`),
   ]
   return `${lines.join('\n')}\n`
+}
+
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`
 }
 
 function shorten(name: string): string {

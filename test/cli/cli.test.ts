@@ -56,6 +56,18 @@ t.test('bad input exits 2 with one line saying why', async (t) => {
     [['sync', 'Bad Name'], '"Bad Name" is not a sync list name'],
     [['serve', 'extra'], 'unexpected argument "extra"'],
     [['verify', '--url'], "Option '--url <value>' argument missing"],
+    [['export', '--images', 'library/python:3.12'], 'export needs --out FILE'],
+    [
+      ['export', '--out', 'b.tar'],
+      'export needs --images, --package, --requirements, --sync-list or --all',
+    ],
+    [
+      ['export', '--requirements', '/nonexistent/requirements.txt', '--out', 'b.tar'],
+      'cannot read /nonexistent/requirements.txt (ENOENT)',
+    ],
+    [['import'], 'import needs the bundle FILE'],
+    [['import', 'a.tar', 'b.tar'], 'unexpected argument "b.tar"'],
+    [['import', '--all', 'a.tar'], '--all is an option of export, not of import'],
   ]
   for (const [args, reason] of cases) {
     const res = await runCli(t, args)
