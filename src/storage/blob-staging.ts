@@ -8,21 +8,29 @@
  * every STAGING_TOUCH_MS while it lives, so a long import is never swept.
  */
 import { pipeline } from 'node:stream/promises'
-import type { BlobStoreFs, BlobWriter } from './blob-store.ts'
+import type * as nodeFs from 'node:fs/promises'
+import type { Writable } from 'node:stream'
 import { parseDigest, type Digest } from './digest.ts'
 
 /** How often a live staging directory's mtime is renewed (well under STALE_TEMP_MS). */
 export const STAGING_TOUCH_MS = 60_000
 
+/** What staging needs of a blob writer (blob-store.ts's BlobWriter). */
+export interface StagedWriter extends Writable {
+  seal(expected: string): Promise<{ size: number }>
+  commit(expected: string): Promise<{ size: number }>
+  abort(): Promise<void>
+}
+
 export class BlobStaging {
-  readonly #sealed = new Map<Digest, BlobWriter>()
+  readonly #sealed = new Map<Digest, StagedWriter>()
   readonly #touch: NodeJS.Timeout
   #closed = false
 
   constructor(
     readonly dir: string,
-    private readonly fs: BlobStoreFs,
-    private readonly newWriter: (dir: string) => Promise<BlobWriter>,
+    private readonly fs: Pick<typeof nodeFs, 'utimes' | 'rm'>,
+    private readonly newWriter: (dir: string) => Promise<StagedWriter>,
     touchMs = STAGING_TOUCH_MS,
   ) {
     this.#touch = setInterval(() => {
