@@ -1,24 +1,32 @@
 /**
- * Blob serving benchmark. In one run, on loopback:
- *   - nginx serves the files statically (the baseline, and the upstream);
- *   - pullthrough (bench/blob-server.ts) serves them through the read-through cache.
- * Prints warm throughput at concurrency 1/8/32 with verifyOnRead off, changed and on as a
- * ratio to nginx, cold fill time as a ratio to fetching from the upstream
- * directly, 50 concurrent cold GETs (upstream GET count, total time), and the
- * peak RSS of the pullthrough process. Bounded: every load is a fixed number
- * of downloads. Usage: npm run bench [-- --warm-size 1GiB --cold-size 200MiB]
+ * Blob serving benchmark. In one run, on loopback, side by side:
+ *   - nginx serves the blobs statically under registry paths
+ *     (`/v2/<name>/blobs/<digest>`, sendfile): the warm baseline, and the
+ *     upstream of the others;
+ *   - pullthrough, the real CLI (`src/cli.ts serve` with a config file),
+ *     with storage.verifyOnRead off, changed and on;
+ *   - CNCF Distribution in proxy mode (Debian's docker-registry) in front of
+ *     the same nginx.
+ * For each server: a cold GET against the same GET straight from nginx, 50
+ * concurrent cold GETs of one blob (how many reached the upstream, total
+ * time), then, in a freshly started process, warm GETs at concurrency 1, 8
+ * and 32 as a ratio to nginx, the CPU seconds per GB each server spent on
+ * them (user + system, from /proc), and the server's peak RSS. Bounded: every
+ * load is a fixed number of downloads.
+ * Usage: npm run bench [-- --warm-size 1GiB --cold-size 200MiB --upstream-rate 100MB]
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { cpus, tmpdir, totalmem } from 'node:os'
+import { chmod, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { parseSize } from '../src/config/units.ts'
+import { startDistributionProxy } from './distribution.ts'
 import { startNginx, type Nginx } from './nginx.ts'
+import { cpuSeconds, machineLine, say, startPullthrough, stop, toolVersion } from './shared.ts'
 
 const { values } = parseArgs({
   options: {
@@ -39,18 +47,28 @@ const WARM_RUNS: readonly [number, number][] = [
   [32, 32],
 ]
 const COLD_CLIENTS = 50
-const START_TIMEOUT_MS = 30_000
+
+/** A server under test: where it answers, its process, and how to start it again on the same store. */
+interface Server {
+  readonly url: string
+  readonly pid: number | undefined
+  stop(): Promise<void>
+}
+
+/** storage.verifyOnRead, by the name the tables give it. */
+const VERIFY_MODES = { off: false, changed: 'changed', on: true } as const
 
 const work = await mkdtemp(join(tmpdir(), 'pt-bench-'))
 // nginx workers run as an unprivileged user when started by root: they must read the files.
 await chmod(work, 0o755)
-const children: ChildProcess[] = []
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL')
-})
+const files = join(work, 'files')
 
+/** Writes `size` random bytes as the blob of repository `name`; resolves with its digest. */
 async function makeBlob(name: string, size: number): Promise<string> {
-  const out = createWriteStream(join(work, 'files', name))
+  const dir = join(files, 'v2', name, 'blobs')
+  await mkdir(dir, { recursive: true })
+  const temp = join(dir, 'partial')
+  const out = createWriteStream(temp)
   const hash = createHash('sha256')
   const chunk = 4 * 2 ** 20
   for (let written = 0; written < size; written += chunk) {
@@ -60,64 +78,9 @@ async function makeBlob(name: string, size: number): Promise<string> {
   }
   out.end()
   await once(out, 'finish')
-  return `sha256:${hash.digest('hex')}`
-}
-
-interface Pullthrough {
-  readonly url: string
-  readonly child: ChildProcess
-}
-
-/** storage.verifyOnRead, by the name the tables give it. */
-const VERIFY_MODES = { off: false, changed: 'changed', on: true } as const
-type VerifyOnRead = (typeof VERIFY_MODES)[keyof typeof VERIFY_MODES]
-
-async function startPullthrough(
-  upstream: string,
-  verifyOnRead: VerifyOnRead,
-  storage: string,
-): Promise<Pullthrough> {
-  const config = join(work, `pt-${String(verifyOnRead)}.yaml`)
-  await writeFile(
-    config,
-    `storage: { path: "${storage}", verifyOnRead: ${String(verifyOnRead)}, maxSize: 100GiB }
-log: { level: warn }
-docker: { registries: [{ name: bench, default: true, upstreams: [{ url: "${upstream}" }] }] }
-pypi: { indexes: [] }
-`,
-  )
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(import.meta.dirname, 'blob-server.ts')],
-    {
-      env: {
-        ...process.env,
-        PULLTHROUGH_CONFIG: config,
-        PULLTHROUGH_HOST: '127.0.0.1',
-        PULLTHROUGH_PORT: '0',
-        PULLTHROUGH_LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  )
-  children.push(child)
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('pullthrough did not start')), START_TIMEOUT_MS)
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string; url?: string }
-      if (entry.msg === 'listening' && entry.url) {
-        clearTimeout(timer)
-        resolve(entry.url)
-      }
-    })
-  })
-  return { url, child }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return
-  child.kill('SIGTERM')
-  await once(child, 'exit')
+  const digest = `sha256:${hash.digest('hex')}`
+  await rename(temp, join(dir, digest))
+  return digest
 }
 
 /** Runs `downloads` curl downloads of `url`, `concurrency` at a time; returns MB/s over the wall time. */
@@ -126,7 +89,7 @@ async function load(
   concurrency: number,
   downloads: number,
   expectBytes: number,
-): Promise<{ mbps: number; seconds: number }> {
+): Promise<{ mbps: number; seconds: number; bytes: number }> {
   let next = 0
   let bytes = 0
   const started = process.hrtime.bigint()
@@ -153,116 +116,156 @@ async function load(
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  return { mbps: bytes / 1e6 / seconds, seconds }
+  return { mbps: bytes / 1e6 / seconds, seconds, bytes }
 }
 
-async function peakRssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0)
-  return kb / 1024
+async function peakRssMb(pid: number | undefined): Promise<number> {
+  const status = await readFile(`/proc/${String(pid)}/status`, 'utf8').catch(() => '')
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024
 }
 
-function accessCount(log: string, path: string): number {
-  return log.split('\n').filter((line) => line.includes(`"GET /${path} `)).length
+/** CPU seconds of a set of processes (nginx: its workers). */
+async function cpuOf(pids: readonly (number | undefined)[]): Promise<number> {
+  let total = 0
+  for (const pid of pids) total += await cpuSeconds(pid)
+  return total
 }
 
-const lines: string[] = []
-const say = (line: string) => {
-  lines.push(line)
-  process.stdout.write(`${line}\n`)
+function nginxWorkers(nginx: Nginx): number[] {
+  const out = execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' })
+  return out.split('\n').filter(Boolean).map(Number)
 }
 
-let nginxServer: Nginx | undefined
+function getCount(log: string, name: string): number {
+  return log.split('\n').filter((line) => line.includes(`"GET /v2/${name}/`)).length
+}
+
+const blobUrl = (base: string, name: string, digest: string) => `${base}/v2/${name}/blobs/${digest}`
+
+let nginx: Nginx | undefined
+const running: Server[] = []
 try {
-  await rm(join(work, 'files'), { recursive: true, force: true })
-  const { mkdir } = await import('node:fs/promises')
-  await mkdir(join(work, 'files'), { recursive: true })
   say(`# pullthrough blob benchmark, ${new Date().toISOString()}`)
+  say(machineLine())
   say(
-    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
+    `nginx ${toolVersion('/usr/sbin/nginx', ['-v'])}, docker-registry ${toolVersion('docker-registry', ['--version'])}`,
   )
   say(
-    `warm blob ${(WARM_BYTES / 2 ** 20).toFixed(0)} MiB, cold blobs ${(COLD_BYTES / 2 ** 20).toFixed(0)} MiB`,
+    `warm blob ${(WARM_BYTES / 2 ** 20).toFixed(0)} MiB, cold blobs ${(COLD_BYTES / 2 ** 20).toFixed(0)} MiB, upstream rate for cold blobs: ${UPSTREAM_RATE === undefined ? 'unlimited' : `${(UPSTREAM_RATE / 1e6).toFixed(0)} MB/s per connection`}`,
   )
-  const rate =
-    UPSTREAM_RATE === undefined
-      ? 'unlimited'
-      : `${(UPSTREAM_RATE / 1e6).toFixed(0)} MB/s per connection`
-  say(`upstream rate for cold blobs: ${rate}`)
   const warm = await makeBlob('warm', WARM_BYTES)
-  const coldNames = Object.keys(VERIFY_MODES).flatMap((m) => [`cold-single-${m}`, `cold-50-${m}`])
-  const cold = Object.fromEntries(
-    await Promise.all(coldNames.map(async (n) => [n, await makeBlob(n, COLD_BYTES)] as const)),
-  )
-  nginxServer = await startNginx({
+  const keys = [...Object.keys(VERIFY_MODES), 'distribution']
+  const cold = new Map<string, string>()
+  for (const key of keys)
+    for (const kind of ['cold-single', 'cold-50'])
+      cold.set(`${kind}-${key}`, await makeBlob(`${kind}-${key}`, COLD_BYTES))
+  nginx = await startNginx({
     http: `  sendfile on;
   tcp_nopush on;
-  keepalive_timeout 30;`,
-    server: `    root ${work}/files;
-    location /cold { limit_rate ${UPSTREAM_RATE ?? 0}; }`,
+  keepalive_timeout 30;
+  default_type application/octet-stream;`,
+    server: `    root ${files};
+    location = /v2/ { default_type application/json; return 200 '{}'; }
+    location /v2/cold { limit_rate ${UPSTREAM_RATE ?? 0}; }`,
   })
-  const nginx = nginxServer.url
+  const upstream = nginx.url
 
   const baseline = new Map<number, number>()
+  const workers = nginxWorkers(nginx)
+  const nginxCpu = await cpuOf(workers)
+  let nginxBytes = 0
   for (const [concurrency, downloads] of WARM_RUNS) {
-    baseline.set(
-      concurrency,
-      (await load(`${nginx}/warm`, concurrency, downloads, WARM_BYTES)).mbps,
-    )
+    const result = await load(blobUrl(upstream, 'warm', warm), concurrency, downloads, WARM_BYTES)
+    baseline.set(concurrency, result.mbps)
+    nginxBytes += result.bytes
   }
+  const nginxCpuPerGb = ((await cpuOf(workers)) - nginxCpu) / (nginxBytes / 1e9)
+
+  const starters: [string, () => Promise<Server>][] = [
+    ...Object.entries(VERIFY_MODES).map(([mode, verify]): [string, () => Promise<Server>] => {
+      const storage = join(work, `store-${mode}`)
+      return [
+        mode,
+        async () => {
+          const pt = await startPullthrough({
+            dir: work,
+            storage,
+            verifyOnRead: verify,
+            sections: `docker: { registries: [{ name: bench, default: true, upstreams: [{ url: "${upstream}" }] }] }\npypi: { indexes: [] }\n`,
+          })
+          return { url: pt.url, pid: pt.child.pid, stop: () => stop(pt.child) }
+        },
+      ]
+    }),
+    [
+      'distribution',
+      async () => {
+        const proxy = await startDistributionProxy(join(work, 'distribution'), upstream)
+        return { url: proxy.url, pid: proxy.child.pid, stop: () => proxy.stop() }
+      },
+    ],
+  ]
+
   say('')
-  say('| measurement | nginx | pullthrough | ratio |')
+  say('| measurement | nginx | server | ratio |')
   say('|---|---|---|---|')
-  for (const [mode, verify] of Object.entries(VERIFY_MODES)) {
-    const pt = await startPullthrough(nginx, verify, join(work, `store-${mode}`))
-    // Cold single GET against the upstream directly, then through pullthrough.
-    const direct = await load(`${nginx}/cold-single-${mode}`, 1, 1, COLD_BYTES)
+  for (const [key, start] of starters) {
+    const label = key === 'distribution' ? 'Distribution proxy' : `pullthrough, verifyOnRead ${key}`
+    const server = await start()
+    running.push(server)
+    const single = `cold-single-${key}`
+    const direct = await load(blobUrl(upstream, single, cold.get(single) ?? ''), 1, 1, COLD_BYTES)
     const through = await load(
-      `${pt.url}/bench/cold-single-${mode}/${cold[`cold-single-${mode}`] ?? ''}`,
+      blobUrl(server.url, single, cold.get(single) ?? ''),
       1,
       1,
       COLD_BYTES,
     )
     say(
-      `| cold GET ${(COLD_BYTES / 2 ** 20).toFixed(0)} MiB, verifyOnRead ${mode} (s) | ${direct.seconds.toFixed(2)} (direct) | ${through.seconds.toFixed(2)} | ${(through.seconds / direct.seconds).toFixed(2)}x |`,
+      `| cold GET ${(COLD_BYTES / 2 ** 20).toFixed(0)} MiB, ${label} (s) | ${direct.seconds.toFixed(2)} (direct) | ${through.seconds.toFixed(2)} | ${(through.seconds / direct.seconds).toFixed(2)}x |`,
     )
-    // 50 concurrent cold GETs of one blob.
+    const fifty = `cold-50-${key}`
     const concurrent = await load(
-      `${pt.url}/bench/cold-50-${mode}/${cold[`cold-50-${mode}`] ?? ''}`,
+      blobUrl(server.url, fifty, cold.get(fifty) ?? ''),
       COLD_CLIENTS,
       COLD_CLIENTS,
       COLD_BYTES,
     )
-    const upstreamGets = accessCount(
-      await readFile(nginxServer.accessLog, 'utf8'),
-      `cold-50-${mode}`,
-    )
+    const upstreamGets = getCount(await readFile(nginx.accessLog, 'utf8'), fifty)
     say(
-      `| ${COLD_CLIENTS} concurrent cold GETs, verifyOnRead ${mode}: upstream GETs / total s | - | ${upstreamGets} / ${concurrent.seconds.toFixed(2)} | ${(concurrent.seconds / through.seconds).toFixed(2)}x one cold GET |`,
+      `| ${COLD_CLIENTS} concurrent cold GETs, ${label}: upstream GETs / total s | - | ${upstreamGets} / ${concurrent.seconds.toFixed(2)} | ${(concurrent.seconds / through.seconds).toFixed(2)}x one cold GET |`,
     )
-    // Fill the warm blob, then measure in a fresh process so its peak RSS is the warm runs' alone.
-    await load(`${pt.url}/bench/warm/${warm}`, 1, 1, WARM_BYTES)
-    await stop(pt.child)
-    const warmPt = await startPullthrough(nginx, verify, join(work, `store-${mode}`))
+    // Fill the warm blob, then measure in a fresh process: its CPU and peak RSS are the warm runs' alone.
+    await load(blobUrl(server.url, 'warm', warm), 1, 1, WARM_BYTES)
+    await server.stop()
+    const fresh = await start()
+    running.push(fresh)
+    const cpuBefore = await cpuSeconds(fresh.pid)
+    let served = 0
     for (const [concurrency, downloads] of WARM_RUNS) {
       const result = await load(
-        `${warmPt.url}/bench/warm/${warm}`,
+        blobUrl(fresh.url, 'warm', warm),
         concurrency,
         downloads,
         WARM_BYTES,
       )
+      served += result.bytes
       const base = baseline.get(concurrency) ?? 1
       say(
-        `| warm GET c=${concurrency}, verifyOnRead ${mode} (MB/s) | ${base.toFixed(0)} | ${result.mbps.toFixed(0)} | ${(result.mbps / base).toFixed(2)}x |`,
+        `| warm GET c=${concurrency}, ${label} (MB/s) | ${base.toFixed(0)} | ${result.mbps.toFixed(0)} | ${(result.mbps / base).toFixed(2)}x |`,
       )
     }
+    const cpuPerGb = ((await cpuSeconds(fresh.pid)) - cpuBefore) / (served / 1e9)
     say(
-      `| peak RSS of pullthrough during the warm runs, verifyOnRead ${mode} (MB) | - | ${(await peakRssMb(warmPt.child.pid ?? 0)).toFixed(0)} | - |`,
+      `| CPU seconds per GB served warm, ${label} | ${nginxCpuPerGb.toFixed(2)} | ${cpuPerGb.toFixed(2)} | ${(cpuPerGb / nginxCpuPerGb).toFixed(1)}x |`,
     )
-    await stop(warmPt.child)
+    say(
+      `| peak RSS during the warm runs, ${label} (MB) | - | ${(await peakRssMb(fresh.pid)).toFixed(0)} | - |`,
+    )
+    await fresh.stop()
   }
 } finally {
-  await nginxServer?.stop()
-  for (const child of children) child.kill('SIGTERM')
+  for (const server of running) await server.stop().catch(() => undefined)
+  await nginx?.stop()
   await rm(work, { recursive: true, force: true })
 }

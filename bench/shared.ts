@@ -115,7 +115,7 @@ export interface PullthroughOptions {
   readonly dir: string
   /** storage.path: a fresh directory gives an empty store. */
   readonly storage: string
-  readonly verifyOnRead: boolean
+  readonly verifyOnRead: boolean | 'changed'
   /** The `docker:` and `pypi:` sections of the config, as YAML. */
   readonly sections: string
   /** The node binary to run it with; default the one running the benchmark. */
