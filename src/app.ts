@@ -172,10 +172,16 @@ export async function buildApp(
       ['pypi', renderPypiError],
     ]),
   )
-  registerMetrics(app, metrics, logger, (event) => {
-    services.events.push(event)
-    services.pulls?.record(event)
-  })
+  registerMetrics(
+    app,
+    metrics,
+    logger,
+    (event) => {
+      services.events.push(event)
+      services.pulls?.record(event)
+    },
+    (chunk) => deps.blobs.readBuffers.give(chunk),
+  )
   const apiDeps = {
     token: config.admin.token,
     maxSize: config.storage.maxSize,

@@ -17,8 +17,9 @@ export function registerMetrics(
   metrics: Metrics,
   logger: Logger,
   onPull?: (event: PullEventFields) => void,
+  chunkWritten?: (chunk: unknown) => void,
 ): void {
-  const pulls = registerPullEvents(app, { logger, metrics, onPull })
+  const pulls = registerPullEvents(app, { logger, metrics, onPull, chunkWritten })
   app.get('/metrics', { config: { protocol: 'ops' } }, async (_request, reply) =>
     reply
       .header('content-type', metrics.registry.contentType)

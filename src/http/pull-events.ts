@@ -6,6 +6,7 @@
  */
 import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { onChunkWritten } from './written-chunks.ts'
 import { countBytes } from '../observability/count-bytes.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
@@ -50,6 +51,8 @@ export function registerPullEvents(
     readonly metrics: Metrics
     /** Called with every pull event after it is logged and counted (the statistics). */
     readonly onPull?: ((event: PullEventFields) => void) | undefined
+    /** Told of each streamed body chunk once the socket is done with it (read buffers go back). */
+    readonly chunkWritten?: ((chunk: unknown) => void) | undefined
   },
 ): PullEvents {
   const recorder = new PullRecorder(deps.logger, deps.metrics)
@@ -98,6 +101,7 @@ export function registerPullEvents(
       }
       const counted = countBytes(body)
       this.pullBytes = counted.bytes
+      if (deps.chunkWritten) onChunkWritten(this.raw, deps.chunkWritten)
       // Fastify runs no onResponse hook for a response that ends before its last
       // byte (the client left, or the body failed mid-way): report those here.
       this.raw.once('close', () => {
