@@ -2,17 +2,16 @@
  * CNCF Distribution in proxy mode (Debian's docker-registry with a `proxy:`
  * section), the Go anchor the blob benchmark measures pullthrough against:
  * started on a free 127.0.0.1 port with a filesystem store of its own,
- * pulling through `remote` on a miss; stopped by PID.
+ * pulling through `remote` on a miss; stopped by PID (shared.ts's stop).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from '../test/helpers/free-port.ts'
+import { stop } from './shared.ts'
 
 const START_TIMEOUT_MS = 15_000
 const START_POLL_MS = 50
-const STOP_TIMEOUT_MS = 10_000
 
 export interface DistributionProxy {
   readonly url: string
@@ -53,13 +52,5 @@ proxy: { remoteurl: ${remote} }
     if (ok) break
     await new Promise((resolve) => setTimeout(resolve, START_POLL_MS))
   }
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS)
-    await exited
-    clearTimeout(timer)
-  }
-  return { url, child, stop }
+  return { url, child, stop: () => stop(child) }
 }

@@ -1,8 +1,13 @@
 /** The parts the bundle tests share: the air-gapped side, and the CLI against an app. */
+import { createHash } from 'node:crypto'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Test } from 'tap'
 import { startApp, type TestApp } from './app.ts'
 import { cleanEnv, runCli, type CliResult } from './cli.ts'
+import { tempDir } from './config.ts'
 import { freePort } from './free-port.ts'
+import { pip } from './pypi-packages.ts'
 import { indexYaml, type PypiUpstream } from './pypi-upstream.ts'
 import type { TestRegistry } from './registry.ts'
 
@@ -50,4 +55,30 @@ export function cliAgainst(
   args: string[],
 ): Promise<CliResult> {
   return runCli(t, [...args, '--url', app.url, '--token', token], { env: cleanEnv() })
+}
+
+/** `pip download --no-deps` of `requirement` from `indexUrl`: pip's result and each file's name and digest. */
+export async function pipDownload(t: Test, indexUrl: string, requirement: string) {
+  const dest = await tempDir(t, 'pt-bundle-pip-')
+  const run = await pip(t, [
+    'download',
+    '--no-deps',
+    '--dest',
+    dest,
+    '--index-url',
+    indexUrl,
+    requirement,
+  ])
+  const files = await readdir(dest)
+  return {
+    run,
+    files: await Promise.all(
+      files.map(async (f) => ({
+        name: f,
+        digest: `sha256:${createHash('sha256')
+          .update(await readFile(join(dest, f)))
+          .digest('hex')}`,
+      })),
+    ),
+  }
 }

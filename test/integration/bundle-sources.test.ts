@@ -10,11 +10,10 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { startApp, type TestApp } from '../helpers/app.ts'
-import { cliAgainst, startAirgap, startSource } from '../helpers/bundle.ts'
+import { cliAgainst, pipDownload, startAirgap, startSource } from '../helpers/bundle.ts'
 import { tempDir } from '../helpers/config.ts'
 import { get } from '../helpers/http.ts'
 import { buildImage } from '../helpers/images.ts'
-import { pip } from '../helpers/pypi-packages.ts'
 import { indexYaml, startPypiUpstream } from '../helpers/pypi-upstream.ts'
 import { startRegistry } from '../helpers/registry.ts'
 
@@ -65,17 +64,8 @@ t.test(
       (await get(`${source.url}/v2/library/pulled/blobs/${pulled.manifests[0]!.config}`)).status,
       200,
     )
-    const dest = await tempDir(t, 'pt-bundle-src-pip-')
-    const run = await pip(t, [
-      'download',
-      '--no-deps',
-      '--dest',
-      dest,
-      '--index-url',
-      `${source.url}/pypi/pypi/simple/`,
-      'app',
-    ])
-    t.equal(run.code, 0, run.stderr)
+    const pulledApp = await pipDownload(t, `${source.url}/pypi/pypi/simple/`, 'app')
+    t.equal(pulledApp.run.code, 0, pulledApp.run.stderr)
     await source.app.services.pulls?.flush()
 
     await registry.stop()
@@ -101,7 +91,7 @@ t.test(
     )
     t.same(
       manifest.packages[0]?.files.map((f) => f.filename),
-      (await readdir(dest)).sort(),
+      pulledApp.files.map((f) => f.name).sort(),
       'with the files that are stored',
     )
 

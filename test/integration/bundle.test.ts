@@ -13,11 +13,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import type { TestApp } from '../helpers/app.ts'
-import { cliAgainst, startAirgap, startSource } from '../helpers/bundle.ts'
+import { cliAgainst, pipDownload, startAirgap, startSource } from '../helpers/bundle.ts'
 import { tempDir } from '../helpers/config.ts'
 import { get } from '../helpers/http.ts'
 import { buildImage } from '../helpers/images.ts'
-import { pip } from '../helpers/pypi-packages.ts'
 import { startPypiUpstream } from '../helpers/pypi-upstream.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { registryFlags, skopeo } from '../helpers/skopeo.ts'
@@ -36,26 +35,6 @@ async function storedBlobs(app: TestApp): Promise<string[]> {
   for (const fan of await readdir(root).catch(() => []))
     names.push(...(await readdir(join(root, fan))))
   return names.sort()
-}
-
-async function pipDownload(t: Test, indexUrl: string, requirement: string) {
-  const dest = await tempDir(t, 'pt-bundle-pip-')
-  const run = await pip(t, [
-    'download',
-    '--no-deps',
-    '--dest',
-    dest,
-    '--index-url',
-    indexUrl,
-    requirement,
-  ])
-  const files = await readdir(dest)
-  return {
-    run,
-    files: await Promise.all(
-      files.map(async (f) => ({ name: f, digest: sha256(await readFile(join(dest, f))) })),
-    ),
-  }
 }
 
 t.test(
