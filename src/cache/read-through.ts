@@ -88,6 +88,11 @@ export class ReadThrough {
     }
   }
 
+  /** The stored blob's size; undefined when it is not stored (no upstream is asked). */
+  async storedSize(digestInput: string): Promise<number | undefined> {
+    return (await this.deps.blobs.stat(parseDigest(digestInput)))?.size
+  }
+
   /** The blob from the store alone (no upstream is asked); undefined when it is not stored. */
   async serveStored(digestInput: string): Promise<ServedBlob | undefined> {
     const digest = parseDigest(digestInput)

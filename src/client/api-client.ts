@@ -42,7 +42,7 @@ async function requestJson(
   /** A JSON body to POST; a GET without. */
   body?: string,
 ): Promise<unknown> {
-  const url = `${base.replace(/\/+$/, '')}/-/api/v1/${path}`
+  const url = apiUrl(base, path)
   const headers: Record<string, string> = {}
   if (token !== undefined) headers.authorization = `Bearer ${token}`
   if (body !== undefined) headers['content-type'] = 'application/json'
@@ -55,14 +55,10 @@ async function requestJson(
       signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
     })
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name
-    throw new ClientError(`cannot reach pullthrough at ${base} (${cause}); is it running? (--url)`)
+    throw unreachable(base, (error as { cause?: { code?: string } }).cause?.code ?? error)
   }
   const text = await res.text()
-  if (res.status === 401)
-    throw new ClientError(
-      `${base} requires the admin token: pass --token or set PULLTHROUGH_ADMIN_TOKEN`,
-    )
+  if (res.status === 401) throw needsToken(base)
   if (res.status < 200 || res.status > 299) {
     const message = errorMessage(text) ?? text.slice(0, 200)
     throw new ClientError(`${url} answered ${res.status}: ${message}`)
@@ -70,8 +66,27 @@ async function requestJson(
   return JSON.parse(text) as unknown
 }
 
+/** `/-/api/v1/<path>` of the server at `base`. */
+export function apiUrl(base: string, path: string): string {
+  return `${base.replace(/\/+$/, '')}/-/api/v1/${path}`
+}
+
+/** The server could not be asked: `cause` is an error code, or the error. */
+export function unreachable(base: string, cause: unknown): ClientError {
+  const code =
+    typeof cause === 'string' ? cause : ((cause as { code?: string }).code ?? (cause as Error).name)
+  return new ClientError(`cannot reach pullthrough at ${base} (${code}); is it running? (--url)`)
+}
+
+/** The server answered 401. */
+export function needsToken(base: string): ClientError {
+  return new ClientError(
+    `${base} requires the admin token: pass --token or set PULLTHROUGH_ADMIN_TOKEN`,
+  )
+}
+
 /** The `message` of a JSON error body (quotes in it included); undefined when there is none. */
-function errorMessage(text: string): string | undefined {
+export function errorMessage(text: string): string | undefined {
   try {
     const message = (JSON.parse(text) as { message?: unknown } | null)?.message
     return typeof message === 'string' ? message : undefined

@@ -17,7 +17,14 @@ import type { ImportReport } from '../bundle/import.ts'
 import { imageName, type BundleManifest } from '../bundle/format.ts'
 import { checkContent, readBundle } from '../bundle/read.ts'
 import { formatBytes } from '../insight/format.ts'
-import { CLIENT_TIMEOUT_MS, ClientError } from './api-client.ts'
+import {
+  apiUrl,
+  CLIENT_TIMEOUT_MS,
+  ClientError,
+  errorMessage,
+  needsToken,
+  unreachable,
+} from './api-client.ts'
 import type { ClientOptions } from './commands.ts'
 
 /** Longest artifact name shown beside the bar. */
@@ -137,14 +144,13 @@ async function send(
   contentType: string,
   length?: number,
 ) {
-  const url = `${options.url.replace(/\/+$/, '')}/-/api/v1/${path}`
   const headers: Record<string, string> = { 'content-type': contentType }
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
   if (length !== undefined) headers['content-length'] = String(length)
   let res
   try {
     // A bundle takes as long as it takes: only a stall ends it.
-    res = await request(url, {
+    res = await request(apiUrl(options.url, path), {
       method: 'POST',
       headers,
       body,
@@ -152,24 +158,12 @@ async function send(
       bodyTimeout: CLIENT_TIMEOUT_MS * 6,
     })
   } catch (error) {
-    const code = (error as { code?: string }).code ?? (error as Error).name
-    throw new ClientError(
-      `cannot reach pullthrough at ${options.url} (${code}); is it running? (--url)`,
-    )
+    throw unreachable(options.url, error)
   }
-  if (res.statusCode === 401)
-    throw new ClientError(
-      `${options.url} requires the admin token: pass --token or set PULLTHROUGH_ADMIN_TOKEN`,
-    )
+  if (res.statusCode === 401) throw needsToken(options.url)
   if (res.statusCode < 200 || res.statusCode > 299) {
     const text = await res.body.text()
-    let message = text.slice(0, 300)
-    try {
-      const parsed = (JSON.parse(text) as { message?: unknown }).message
-      if (typeof parsed === 'string') message = parsed
-    } catch {
-      // Not JSON: the start of the text says it.
-    }
+    const message = errorMessage(text) ?? text.slice(0, 300)
     throw new ClientError(`${path.split('?')[0] ?? path} refused (${res.statusCode}): ${message}`)
   }
   return res

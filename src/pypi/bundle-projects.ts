@@ -20,12 +20,14 @@ export function pypiBundleProjects(deps: PypiRoutesDeps): BundleProjects {
     if (!where) throw new SyncPlanError(`no index is named ${name}`)
     return where
   }
+  /** Where the file comes from (undefined: a host the index does not fetch from) and its digest. */
   const located = (index: string, file: BundleSourceFile) => {
-    const location = target(index).files.locate(file.url)
-    if (!location || file.sha256 === undefined)
-      throw new SyncPlanError(`${file.filename}: not on a host the index allows`)
-    return { location, digest: `sha256:${file.sha256}` }
+    if (file.sha256 === undefined)
+      throw new SyncPlanError(`${file.filename}: no sha256 to verify it`)
+    return { location: target(index).files.locate(file.url), digest: `sha256:${file.sha256}` }
   }
+  const notAllowed = (file: BundleSourceFile) =>
+    new SyncPlanError(`${file.filename}: not stored, and not on a host the index allows`)
   const sourceFiles = (page: ProjectPage, project: string): BundleSourceFile[] =>
     page.files.map((f) => ({
       filename: f.filename,
@@ -50,22 +52,23 @@ export function pypiBundleProjects(deps: PypiRoutesDeps): BundleProjects {
     },
     async size(ref, file) {
       if (file.size !== undefined) return file.size
-      const stored = file.sha256 && (await deps.cache.serveStored(`sha256:${file.sha256}`))
-      if (stored) {
-        stored.stream.destroy()
-        if (stored.size !== undefined) return stored.size
-      }
       const { location, digest } = located(ref.index, file)
+      const stored = await deps.cache.storedSize(digest)
+      if (stored !== undefined) return stored
+      if (!location) throw notAllowed(file)
       const head = await deps.cache.stat(digest, location)
       if (head.size !== undefined) return head.size
       // The host gives no length: fetch it now, then it is in the store.
       return drain((await deps.cache.serve(digest, location)).stream, () => Promise.resolve())
     },
     async open(ref, file) {
-      const stored = file.sha256 && (await deps.cache.serveStored(`sha256:${file.sha256}`))
-      if (stored) return stored.stream
       const { location, digest } = located(ref.index, file)
-      return (await deps.cache.serve(digest, location)).stream
+      // A file imported from a bundle may name a host this index does not fetch from.
+      const served = location
+        ? await deps.cache.serve(digest, location)
+        : await deps.cache.serveStored(digest)
+      if (!served) throw notAllowed(file)
+      return served.stream
     },
     record: (ref, files, fetchedAt) =>
       deps.pages.merge(

@@ -40,11 +40,6 @@ export class BlobStaging {
     this.#touch.unref()
   }
 
-  /** Digests staged so far. */
-  get digests(): readonly Digest[] {
-    return [...this.#sealed.keys()]
-  }
-
   /**
    * Writes `source` to the staging directory and checks it against `digest`:
    * DigestMismatchError (and nothing kept) when it does not match.
