@@ -30,6 +30,17 @@ const layer = {
     group: ['**/docker/**', '**/pypi/**', '**/upstream/**', '**/http/**'],
     message: 'bundle/ reaches the protocols through its ports (bundle/ports.ts) only',
   },
+  auth: {
+    group: [
+      '**/docker/**',
+      '**/pypi/**',
+      '**/cache/**',
+      '**/storage/**',
+      '**/upstream/**',
+      '**/http/**',
+    ],
+    message: 'auth/ decides who may pull what from the config alone; the http layer applies it',
+  },
   fastify: {
     group: ['fastify', 'fastify/**', '@fastify/**'],
     message: 'only http/ and the protocols know Fastify',
@@ -69,6 +80,7 @@ export default tseslint.config(
   },
   { files: ['src/sync/**'], rules: restrict([layer.fastify, layer.sync]) },
   { files: ['src/bundle/**'], rules: restrict([layer.fastify, layer.bundle]) },
+  { files: ['src/auth/**'], rules: restrict([layer.fastify, layer.auth]) },
   {
     // tap awaits the promise t.test() returns itself; async test bodies need no await;
     // tests index into fixtures they just built.

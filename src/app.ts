@@ -53,6 +53,9 @@ import { pypiBundleProjects } from './pypi/bundle-projects.ts'
 import type { BundleImages, BundleProjects } from './bundle/ports.ts'
 import { registerBundleApi } from './http/api/bundle-routes.ts'
 import { registerDockerWebhook } from './docker/webhook.ts'
+import type { Credentials } from './auth/identity.ts'
+import { openClientAuth } from './auth/open.ts'
+import { installClientAuth } from './http/client-auth.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
@@ -121,6 +124,8 @@ export async function buildApp(
   const owned: { close: () => Promise<void> }[] = []
   const logger = given.logger ?? createLogger({ level: config.log.level })
   const metrics = given.metrics ?? createMetrics(new Registry())
+  // Auth files too: a bad htpasswd or signing key fails the start before anything is opened.
+  const clientAuth = await openClientAuth(config, logger, given.now ?? Date.now)
   // Metadata first: the embedded store's lock must be held before tmp/ is cleaned.
   const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, metrics, owned))
   const blobs = given.blobs ?? (await openOwnedBlobStore(config, logger, owned))
@@ -182,8 +187,16 @@ export async function buildApp(
     },
     (chunk) => deps.blobs.readBuffers.give(chunk),
   )
+  const { authenticator, policy } = clientAuth
+  const admins =
+    authenticator &&
+    (async (credentials: Credentials) => {
+      const principal = await authenticator.authenticate(credentials)
+      return principal?.adminToken === true || policy.isAdmin(principal?.identity)
+    })
   const apiDeps = {
     token: config.admin.token,
+    admins,
     maxSize: config.storage.maxSize,
     statistics: services.statistics,
     events: services.events,
@@ -202,6 +215,7 @@ export async function buildApp(
   registerApi(app, apiDeps)
   registerBundleApi(app, {
     token: config.admin.token,
+    admins,
     plan: {
       images: services.bundleImages,
       projects: services.bundleProjects,
@@ -232,11 +246,20 @@ export async function buildApp(
   })
   registerDockerWebhook(app, {
     token: config.admin.token,
+    admins,
     registries: config.docker.registries,
     pools: services.registries,
     manifests: services.manifests,
   })
+  const guard = installClientAuth(app, {
+    ...clientAuth,
+    registries: config.docker.registries,
+    publicUrl: config.server.publicUrl,
+    logger,
+    metrics,
+  })
   registerDockerRoutes(app, {
+    guard,
     registries: config.docker.registries,
     pools: services.registries,
     cache: services.cache,
@@ -244,6 +267,7 @@ export async function buildApp(
     documents: services.documents,
   })
   registerPypiRoutes(app, {
+    guard,
     indexes: config.pypi.indexes,
     pools: services.indexes,
     fileHosts: services.fileHosts,

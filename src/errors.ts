@@ -60,6 +60,10 @@ export type ErrorCode =
   | 'PT_API_UNAUTHORIZED'
   | 'PT_API_FORBIDDEN'
   | 'PT_API_CONFLICT'
+  // auth/
+  | 'PT_AUTH_REQUIRED'
+  | 'PT_ACCESS_DENIED'
+  | 'PT_AUTH_FILE'
   // Only on the wire, in the default JSON error body.
   | 'PT_BAD_REQUEST'
   | 'PT_NOT_FOUND'
@@ -127,6 +131,10 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_API_UNAUTHORIZED: 'denied',
   PT_API_FORBIDDEN: 'denied',
   PT_API_CONFLICT: 'unavailable',
+  // Answered by each protocol with its own challenge (401) or as forbidden (403), before outcomes.
+  PT_AUTH_REQUIRED: 'invalid',
+  PT_ACCESS_DENIED: 'invalid',
+  PT_AUTH_FILE: 'internal',
   PT_BAD_REQUEST: 'invalid',
   PT_NOT_FOUND: 'not_found',
   PT_INTERNAL: 'internal',

@@ -8,49 +8,15 @@ import { validRange as validPep440Range } from '@renovatebot/pep440'
 import { Cron } from 'croner'
 import { validRange as validSemverRange } from 'semver'
 import { z } from 'zod'
-import { parseDuration, parseSize } from './units.ts'
+import { accessSchema, anonymousAccess, authSchema, proxySchema } from './auth-schema.ts'
+import { duration, size } from './fields.ts'
+import { parseDuration } from './units.ts'
 
-/** Milliseconds, parsed from `30s`, `5m`, ... */
-export type Millis = number
+import type { Millis } from './fields.ts'
+export type { Millis }
 
 /** The slowest scrub rate accepted (bytes per second): slower would take months on a full disk. */
 export const MIN_SCRUB_RATE = 1024 * 1024
-
-function duration(fallback: string) {
-  return z
-    .union([z.string(), z.number()])
-    .default(fallback)
-    .transform((value, ctx): Millis => {
-      const ms = parseDuration(value)
-      if (ms === undefined) {
-        ctx.issues.push({
-          code: 'custom',
-          input: value,
-          message: 'must be a duration like 250ms, 30s, 5m or 1h',
-        })
-        return z.NEVER
-      }
-      return ms
-    })
-}
-
-function size(fallback: string) {
-  return z
-    .union([z.string(), z.number()])
-    .default(fallback)
-    .transform((value, ctx): number => {
-      const bytes = parseSize(value)
-      if (bytes === undefined) {
-        ctx.issues.push({
-          code: 'custom',
-          input: value,
-          message: 'must be a size like 512MiB or 50GiB',
-        })
-        return z.NEVER
-      }
-      return bytes
-    })
-}
 
 function parsedUrl(value: string): URL | undefined {
   try {
@@ -195,6 +161,8 @@ const registrySchema = z.strictObject({
   upstreams: z.array(upstreamSchema).min(1, 'needs at least one upstream'),
   tagTTL: duration('5m'),
   onUpstreamNotFound,
+  /** What clients without credentials may do here when auth is on (default: auth.anonymous). */
+  anonymous: anonymousAccess.optional(),
   ...poolFields,
 })
 
@@ -205,6 +173,8 @@ const indexSchema = z.strictObject({
   fileHosts: z.array(origin).default([]),
   indexTTL: duration('10m'),
   onUpstreamNotFound,
+  /** What clients without credentials may do here when auth is on (default: auth.anonymous). */
+  anonymous: anonymousAccess.optional(),
   ...poolFields,
 })
 
@@ -470,6 +440,10 @@ export const configSchema = z
           })
       })
       .prefault({}),
+    /** Client authentication; unset, anyone who reaches the port may pull. */
+    auth: authSchema.optional(),
+    access: accessSchema,
+    proxy: proxySchema,
     docker: z
       .strictObject({
         registries: z
@@ -488,6 +462,20 @@ export const configSchema = z
       .prefault({}),
   })
   .superRefine(syncNamesConfigured)
+  .superRefine(accessNeedsAuth)
+
+/** Access rules decide between signed-in users: without auth there are none. */
+function accessNeedsAuth(
+  config: { readonly auth?: unknown; readonly access: readonly unknown[] },
+  ctx: z.RefinementCtx,
+): void {
+  if (config.access.length > 0 && config.auth === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['access'],
+      message: 'access rules need auth (an htpasswd file or API tokens) to be configured',
+    })
+}
 
 /** A sync list may name only configured registries and indexes. */
 function syncNamesConfigured(
@@ -541,3 +529,7 @@ export type PoolConfig = Pick<
 export type SyncListConfig = Config['sync'][number]
 export type SyncImageConfig = SyncListConfig['images'][number]
 export type SyncPackageConfig = SyncListConfig['packages'][number]
+export type AuthConfig = NonNullable<Config['auth']>
+export type AccessRuleConfig = Config['access'][number]
+export type ProxyRuleConfig = Config['proxy'][number]
+export type AnonymousAccess = NonNullable<RegistryConfig['anonymous']>

@@ -3,6 +3,7 @@
  * "Error Codes"), plus the body every Docker route answers errors with:
  * {"errors":[{"code","message","detail"}]}. Defined once, here.
  */
+import { AccessDeniedError, AuthRequiredError } from '../auth/errors.ts'
 import {
   PullthroughError,
   isUpstreamForbidden,
@@ -149,6 +150,10 @@ const OCI_BY_CODE: Partial<Record<ErrorCode, OciRefinement>> = {
  */
 export function toOciError(error: unknown, registry: string | undefined): OciError {
   if (error instanceof OciError) return error
+  if (error instanceof AuthRequiredError)
+    return new OciError('UNAUTHORIZED', undefined, { message: error.message })
+  if (error instanceof AccessDeniedError)
+    return new OciError('DENIED', undefined, { message: error.message })
   const where = registry === undefined ? {} : { registry }
   if (isUpstreamForbidden(error))
     return new OciError('DENIED', where, {

@@ -8,6 +8,7 @@ import type { CachedDocuments } from '../cache/cached-documents.ts'
 import type { ManifestCache } from '../cache/manifests.ts'
 import type { ReadThrough } from '../cache/read-through.ts'
 import type { ErrorRenderer } from '../errors.ts'
+import type { PullGuard } from '../pull-guard.ts'
 import { serveBlob } from './blobs.ts'
 import { serveCatalog } from './catalog.ts'
 import { OciError, toOciError } from './errors.ts'
@@ -25,6 +26,7 @@ export interface DockerRoutesDeps {
   readonly cache: ReadThrough
   readonly manifests: ManifestCache
   readonly documents: CachedDocuments
+  readonly guard: PullGuard
 }
 
 const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' }
@@ -74,7 +76,7 @@ async function handlePull(
   const parsed = parseV2Path(path)
   if (!parsed)
     throw new OciError('UNSUPPORTED', undefined, { status: 404, message: 'not a pull endpoint' })
-  const target = resolveTarget(deps, request, parsed.name)
+  const target = resolveTarget(deps, request, reply, parsed.name)
   switch (parsed.kind) {
     case 'blob':
       return serveBlob(deps.cache, target, checkDigest(parsed.digest), request, reply)
@@ -91,10 +93,14 @@ async function handlePull(
   }
 }
 
-/** Which registry, repository and pool a request names; OCI errors for bad or unknown names. */
+/**
+ * Which registry, repository and pool a request names, once the client may
+ * pull it; OCI errors for bad or unknown names and refusals.
+ */
 function resolveTarget(
   deps: DockerRoutesDeps,
   request: FastifyRequest,
+  reply: FastifyReply,
   name: string,
 ): DockerTarget {
   const ns = (request.query as { ns?: unknown }).ns
@@ -105,6 +111,12 @@ function resolveTarget(
     })
   request.pool = routed.registry.name
   if (!isRepositoryName(routed.repository)) throw new OciError('NAME_INVALID')
+  const pulled = {
+    protocol: 'docker',
+    pool: routed.registry.name,
+    name: routed.repository,
+  } as const
+  deps.guard(request, reply, pulled, name)
   const pool = deps.pools.get(routed.registry.name)
   if (!pool) throw new OciError('NAME_UNKNOWN')
   return {

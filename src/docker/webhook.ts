@@ -19,7 +19,7 @@ import type { FastifyInstance } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import type { ManifestCache, ManifestSource } from '../cache/manifests.ts'
-import { adminGuard } from '../http/api/access.ts'
+import { adminConfigured, adminGuard, type AdminCheck } from '../http/api/access.ts'
 import { ApiBadQueryError, ApiForbiddenError } from '../http/api/errors.ts'
 import { manifestSource } from './manifests.ts'
 import { isRepositoryName, isTag } from './names.ts'
@@ -41,6 +41,8 @@ const TAG_LINK_FIRST_PAUSE_MS = 50
 
 export interface WebhookDeps {
   readonly token: string | undefined
+  /** With auth on: who else is an admin (auth.admins). */
+  readonly admins?: AdminCheck | undefined
   readonly registries: readonly RegistryEntry[]
   readonly pools: ReadonlyMap<string, RegistryPool>
   readonly manifests: Pick<ManifestCache, 'refresh'>
@@ -118,9 +120,13 @@ function registerRoute(app: FastifyInstance, deps: WebhookDeps): void {
   const config = { protocol: 'api' }
   app.post(
     WEBHOOK_PATH,
-    { config, bodyLimit: MAX_WEBHOOK_BYTES, onRequest: adminGuard(deps.token, 'bearer') },
+    {
+      config,
+      bodyLimit: MAX_WEBHOOK_BYTES,
+      onRequest: adminGuard(deps.token, 'bearer', deps.admins),
+    },
     async (request) => {
-      if (deps.token === undefined) throw new ApiForbiddenError()
+      if (!adminConfigured(deps.token, deps.admins)) throw new ApiForbiddenError()
       const name = (request.query as { registry?: unknown }).registry
       const registry =
         typeof name === 'string'

@@ -43,6 +43,7 @@ export interface Metrics {
   readonly indexLinksDropped: Counter<'pool' | 'reason'>
   readonly upstreamRedirectsRefused: Counter<'pool' | 'upstream' | 'reason'>
   readonly httpConnectionsRejected: Counter
+  readonly accessDenied: Counter<'protocol' | 'reason'>
   readonly statisticsDropped: Counter
   readonly bandwidthSaved: Counter<'protocol'>
   readonly staleServed: Counter<'protocol'>
@@ -247,6 +248,12 @@ export function createMetrics(
     httpConnectionsRejected: new Counter({
       name: `${PREFIX}http_connections_rejected_total`,
       help: 'Client connections answered 503 because server.maxConnections were open.',
+      registers,
+    }),
+    accessDenied: new Counter({
+      name: `${PREFIX}access_denied_total`,
+      help: 'Requests refused by client auth: wrong credentials, sign-in needed, access or proxy rules, token scope.',
+      labelNames: ['protocol', 'reason'],
       registers,
     }),
   }

@@ -4,6 +4,7 @@
  * upstream address or a secret.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { AccessDeniedError, AuthRequiredError } from '../auth/errors.ts'
 import {
   PullthroughError,
   isUpstreamForbidden,
@@ -65,6 +66,8 @@ export function describePypiError(
   index: string,
 ): { status: number; message: string } {
   if (error instanceof PypiHttpError) return { status: error.status, message: error.message }
+  if (error instanceof AuthRequiredError) return { status: 401, message: error.message }
+  if (error instanceof AccessDeniedError) return { status: 403, message: error.message }
   if (isUpstreamForbidden(error))
     return { status: 403, message: `an upstream of index ${index} denied access` }
   const { status, message } = PYPI_OUTCOMES[outcomeOf(error)]

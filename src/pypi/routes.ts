@@ -7,6 +7,8 @@
  * cache or an upstream; a name that is not normalized redirects (301).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { PullTarget } from '../auth/policy.ts'
+import type { PullGuard } from '../pull-guard.ts'
 import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
 import { serveProjectList } from './project-list.ts'
@@ -19,7 +21,15 @@ import { renderProjectHtml } from './render-html.ts'
 import { renderProjectJson } from './render-json.ts'
 import { indexTarget, type IndexTarget, type PypiRoutesDeps } from './target.ts'
 
-export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): void {
+/** What the routes need besides what serving needs: who may pull what. */
+export interface PypiRouteGuard {
+  readonly guard: PullGuard
+}
+
+export function registerPypiRoutes(
+  app: FastifyInstance,
+  deps: PypiRoutesDeps & PypiRouteGuard,
+): void {
   const config = { protocol: 'pypi' }
   const defaultIndex = deps.indexes.find((i) => i.default)?.name
   const page = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -31,12 +41,9 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   }
   const list = async (request: FastifyRequest, reply: FastifyReply) => {
     const { index } = request.params as { index?: string }
-    return serveProjectList(
-      deps.streamed,
-      target(deps, request, index ?? defaultIndex),
-      request,
-      reply,
-    )
+    const where = target(deps, request, index ?? defaultIndex)
+    deps.guard(request, reply, { protocol: 'pypi', pool: where.index.name })
+    return serveProjectList(deps.streamed, where, request, reply)
   }
   app.get('/simple/', { config }, list)
   app.get('/pypi/:index/simple/', { config }, list)
@@ -46,13 +53,16 @@ export function registerPypiRoutes(app: FastifyInstance, deps: PypiRoutesDeps): 
   app.get('/pypi/:index/simple/:project', { config }, page)
   const legacy = async (request: FastifyRequest, reply: FastifyReply) => {
     const params = request.params as { project: string; version?: string }
-    return serveLegacyJson(deps, target(deps, request, defaultIndex), params, reply)
+    const where = target(deps, request, defaultIndex)
+    guardProject(deps, request, reply, where, params.project)
+    return serveLegacyJson(deps, where, params, reply)
   }
   app.get('/pypi/:project/json', { config }, legacy)
   app.get('/pypi/:project/:version/json', { config }, legacy)
   app.get('/pypi/:index/files/:project/:hash/:filename', { config }, async (request, reply) => {
     const params = request.params as Record<'index' | 'project' | 'hash' | 'filename', string>
     const where = target(deps, request, params.index)
+    guardProject(deps, request, reply, where, params.project)
     return serveFile(deps, where, params, reply, projectPages(deps, where))
   })
 }
@@ -68,8 +78,21 @@ function target(
   return where
 }
 
+/** The guard, for a valid project name (an invalid one is a 404 further on, touching nothing). */
+function guardProject(
+  deps: PypiRouteGuard,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  where: IndexTarget,
+  raw: string,
+): void {
+  if (!isProjectName(raw)) return
+  const pulled = { protocol: 'pypi', pool: where.index.name, name: normalizeProjectName(raw) }
+  deps.guard(request, reply, pulled as PullTarget)
+}
+
 async function servePage(
-  deps: PypiRoutesDeps,
+  deps: PypiRoutesDeps & PypiRouteGuard,
   where: IndexTarget,
   name: { readonly raw: string; readonly home: string },
   request: FastifyRequest,
@@ -82,6 +105,7 @@ async function servePage(
     // PEP 503: the normalized URL, with its trailing slash, is the page's one name.
     return reply.redirect(`${name.home}${project}/`, 301)
   }
+  guardProject(deps, request, reply, where, project)
   const format = (request.query as { format?: unknown }).format
   const negotiated = negotiateSimple(
     request.headers.accept,

@@ -64,6 +64,14 @@ t.test('bundle/ knows the protocols only through its ports', async (t) => {
   t.match(await layerErrors('src/bundle/plan.ts', http), [/through its ports/])
 })
 
+t.test('auth/ decides from the config alone: no protocol, cache, http or Fastify', async (t) => {
+  const docker =
+    "import type { DockerTarget } from '../docker/target.ts'\nexport type D = DockerTarget\n"
+  t.match(await layerErrors('src/auth/policy.ts', docker), [/decides who may pull what/])
+  const fastify = "import type { FastifyReply } from 'fastify'\nexport type R = FastifyReply\n"
+  t.match(await layerErrors('src/auth/identity.ts', fastify), [/only http\/ and the protocols/])
+})
+
 // Type-aware lint of every file takes a while on a shared machine.
 t.test('src/ keeps the layering today', { timeout: 300_000 }, async (t) => {
   const results = await eslint.lintFiles(['src/'])

@@ -251,9 +251,10 @@ ${run.stdout}${run.stderr}`)
 export async function pip(
   t: Test,
   args: readonly string[],
-  options: { timeoutMs?: number; python?: string } = {},
+  options: { timeoutMs?: number; python?: string; home?: string } = {},
 ): Promise<PythonRun> {
-  const home = await tempDir(t, 'pt-pip-')
+  // A given home: its ~/.netrc, for example, is read.
+  const home = options.home ?? (await tempDir(t, 'pt-pip-'))
   return runPython(['-m', 'pip', ...args], {
     env: pythonEnv(home),
     cwd: home,

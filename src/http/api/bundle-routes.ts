@@ -13,7 +13,7 @@ import { importBundle, type ImportDeps } from '../../bundle/import.ts'
 import { planExport, type PlanDeps } from '../../bundle/plan.ts'
 import { writeBundle } from '../../bundle/write.ts'
 import type { Logger } from '../../observability/logger.ts'
-import { adminGuard } from './access.ts'
+import { adminConfigured, adminGuard, type AdminCheck } from './access.ts'
 import { ApiBadQueryError, ApiConflictError, ApiForbiddenError } from './errors.ts'
 import { API_PREFIX } from './routes.ts'
 
@@ -23,6 +23,8 @@ const MAX_NAMED = 10_000
 
 export interface BundleApiDeps {
   readonly token: string | undefined
+  /** With auth on: who else is an admin (auth.admins). */
+  readonly admins?: AdminCheck | undefined
   readonly plan: PlanDeps
   readonly import: Omit<ImportDeps, 'images' | 'projects'>
   readonly lists: readonly SyncListConfig[]
@@ -49,14 +51,14 @@ export function registerBundleApi(app: FastifyInstance, deps: BundleApiDeps): vo
   let importing = false
   void app.register(
     (api, _options, done) => {
-      api.addHook('onRequest', adminGuard(deps.token, 'bearer'))
+      api.addHook('onRequest', adminGuard(deps.token, 'bearer', deps.admins))
       // The body is the bundle, read as it arrives: no size limit, nothing buffered.
       api.addContentTypeParser(BUNDLE_MEDIA_TYPE, (_request, payload, parsed) => {
         parsed(null, payload)
       })
 
       api.post('/export', route, async (request, reply) => {
-        if (deps.token === undefined) throw new ApiForbiddenError()
+        if (!adminConfigured(deps.token, deps.admins)) throw new ApiForbiddenError()
         const body = exportBody.safeParse(request.body ?? {})
         if (!body.success) {
           const issue = body.error.issues[0]
@@ -81,7 +83,7 @@ export function registerBundleApi(app: FastifyInstance, deps: BundleApiDeps): vo
       })
 
       api.post('/import', route, async (request) => {
-        if (deps.token === undefined) throw new ApiForbiddenError()
+        if (!adminConfigured(deps.token, deps.admins)) throw new ApiForbiddenError()
         const query = z
           .strictObject({ pin: z.enum(['true', 'false']).default('false') })
           .safeParse(request.query)

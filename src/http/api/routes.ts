@@ -20,7 +20,7 @@ import { SyncBusyError, SyncUnknownListError } from '../../sync/errors.ts'
 import type { SyncJobs } from '../../sync/jobs.ts'
 import { parseSize } from '../../config/units.ts'
 import type { MirrorSnapshot } from '../../upstream/pool.ts'
-import { adminGuard } from './access.ts'
+import { adminConfigured, adminGuard, type AdminCheck } from './access.ts'
 import { ApiBadQueryError, ApiConflictError, ApiForbiddenError } from './errors.ts'
 
 export const API_PREFIX = '/-/api/v1'
@@ -55,6 +55,8 @@ export interface Snapshots {
 export interface ApiDeps {
   /** `admin.token`: required as a Bearer token when set. */
   readonly token: string | undefined
+  /** With auth on: who else is an admin (auth.admins). */
+  readonly admins?: AdminCheck | undefined
   /** `storage.maxSize` */
   readonly maxSize: number
   readonly statistics: Statistics
@@ -79,7 +81,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
 
   void app.register(
     (api, _options, done) => {
-      api.addHook('onRequest', adminGuard(deps.token, 'bearer'))
+      api.addHook('onRequest', adminGuard(deps.token, 'bearer', deps.admins))
 
       api.get('/summary', route, async (request) => {
         parse(z.strictObject({}), request.query)
@@ -144,7 +146,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
 
       api.put('/offline', route, (request) => {
         // Reads may be open to every client; a change never is.
-        if (deps.token === undefined) throw new ApiForbiddenError()
+        if (!adminConfigured(deps.token, deps.admins)) throw new ApiForbiddenError()
         parse(z.strictObject({}), request.query)
         const body = z.strictObject({ offline: z.boolean() }).safeParse(request.body)
         if (!body.success)
@@ -161,7 +163,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       })
 
       api.post('/verify', route, async (request, reply) => {
-        if (deps.token === undefined) throw new ApiForbiddenError()
+        if (!adminConfigured(deps.token, deps.admins)) throw new ApiForbiddenError()
         parse(z.strictObject({}), request.query)
         const rate = scrubRate(request.body)
         try {
@@ -179,7 +181,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       })
 
       api.post('/sync', route, async (request, reply) => {
-        if (deps.token === undefined) throw new ApiForbiddenError()
+        if (!adminConfigured(deps.token, deps.admins)) throw new ApiForbiddenError()
         parse(z.strictObject({}), request.query)
         const body = z
           .strictObject({ lists: z.array(z.string().min(1)).max(100).default([]) })
@@ -197,7 +199,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       })
 
       const pinRoute = async (request: FastifyRequest, pinned: boolean) => {
-        if (deps.token === undefined) throw new ApiForbiddenError()
+        if (!adminConfigured(deps.token, deps.admins)) throw new ApiForbiddenError()
         parse(z.strictObject({}), request.query)
         const { digest } = request.params as { digest: string }
         if (!SHA256_DIGEST.test(digest))
@@ -209,7 +211,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       api.delete('/pins/:digest', route, (request) => pinRoute(request, false))
 
       api.post('/gc', route, async (request) => {
-        if (deps.token === undefined) throw new ApiForbiddenError()
+        if (!adminConfigured(deps.token, deps.admins)) throw new ApiForbiddenError()
         parse(z.strictObject({}), request.query)
         const body = z
           .strictObject({ dryRun: z.boolean().default(false) })

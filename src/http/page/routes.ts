@@ -53,7 +53,7 @@ export function registerStatusPage(app: FastifyInstance, deps: PageDeps): void {
       .send(layout({ current: tab, title, node, offline: deps.offline.on }, body).text)
 
   void app.register((page, _options, done) => {
-    page.addHook('onRequest', adminGuard(deps.token, 'basic'))
+    page.addHook('onRequest', adminGuard(deps.token, 'basic', deps.admins))
 
     page.get('/-/page.css', route, (_request, reply) =>
       reply
