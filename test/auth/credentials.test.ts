@@ -50,10 +50,10 @@ t.test(
     t.teardown(() => {
       bcrypt.compare = original
     })
-    bcrypt.compare = (async (password: string, h: string) => {
+    bcrypt.compare = async (password: string, h: string) => {
       compares++
       return original(password, h)
-    })
+    }
     const users = new HtpasswdUsers(
       { users: async () => file, groups: async () => new Map([['alice', ['dev']]]) },
       () => now,
