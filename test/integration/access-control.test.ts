@@ -7,68 +7,14 @@
  */
 import { appendFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import bcrypt from 'bcryptjs'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { request } from 'undici'
 import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
-import { buildImage, inspectManifest } from '../helpers/images.ts'
+import { inspectManifest } from '../helpers/images.ts'
 import { pip } from '../helpers/pypi-packages.ts'
 import { indexYaml, startPypiUpstream } from '../helpers/pypi-upstream.ts'
-import { startRegistry } from '../helpers/registry.ts'
-
-const PASSWORDS = { alice: 'alice-secret-1', bob: 'bob-secret-22', carol: 'carol-secret-333' }
-
-/** An htpasswd line as `htpasswd -B` writes it (bcryptjs makes `$2b$`; the hash is the same). */
-function htpasswdLine(user: string, password: string): string {
-  return `${user}:${bcrypt.hashSync(password, 4).replace(/^\$2b\$/, '$2y$')}\n`
-}
-
-const basic = (user: string, password: string) =>
-  `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
-
-/**
- * A registry with library/app, myorg/secret and blocked/thing; pullthrough in
- * front as docker.io with auth on: dev (alice) may pull myorg/**, every
- * signed-in user library/*, nobody blocked/** (proxy rule), alice is admin.
- */
-async function securedRegistry(t: Test) {
-  const registry = await startRegistry(t)
-  const dir = await tempDir(t, 'pt-access-')
-  const image = await buildImage(join(dir, 'oci'), { layers: [2048], tag: 'v1' })
-  for (const name of ['library/app', 'myorg/secret', 'blocked/thing'])
-    await registry.pushImage(image, `${name}:v1`)
-  const htpasswd = join(dir, 'htpasswd')
-  await writeFile(
-    htpasswd,
-    `# users\n${htpasswdLine('alice', PASSWORDS.alice)}${htpasswdLine('bob', PASSWORDS.bob)}`,
-  )
-  const groups = join(dir, 'groups')
-  await writeFile(groups, 'dev: alice\n')
-  const app = await startApp(t, {
-    yaml: `docker:
-  registries:
-    - { name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }], retry: { attempts: 1 } }
-pypi: { indexes: [] }
-auth:
-  htpasswd: ${htpasswd}
-  groups: ${groups}
-  admins: { users: [alice] }
-access:
-  - { registry: docker.io, repository: "myorg/**", groups: [dev] }
-  - { registry: docker.io, repository: "library/*", users: ["*"] }
-proxy:
-  - { registry: docker.io, deny: ["blocked/**"] }
-`,
-  })
-  return {
-    registry,
-    app,
-    host: new URL(app.url).host,
-    htpasswd,
-    digest: image.manifests[0]!.digest,
-  }
-}
+import { basic, htpasswdLine, PASSWORDS, securedRegistry } from '../helpers/access.ts'
 
 async function manifestStatus(app: TestApp, name: string, authorization?: string) {
   const res = await request(`${app.url}/v2/${name}/manifests/v1`, {
