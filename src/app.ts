@@ -52,9 +52,10 @@ import { dockerBundleImages } from './docker/bundle-images.ts'
 import { pypiBundleProjects } from './pypi/bundle-projects.ts'
 import type { BundleImages, BundleProjects } from './bundle/ports.ts'
 import { registerBundleApi } from './http/api/bundle-routes.ts'
+import { registerTokenApi } from './http/api/token-routes.ts'
 import { registerDockerWebhook } from './docker/webhook.ts'
 import type { Credentials } from './auth/identity.ts'
-import { openClientAuth } from './auth/open.ts'
+import { buildClientAuth, loadAuthFiles } from './auth/open.ts'
 import { installClientAuth } from './http/client-auth.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
@@ -125,7 +126,7 @@ export async function buildApp(
   const logger = given.logger ?? createLogger({ level: config.log.level })
   const metrics = given.metrics ?? createMetrics(new Registry())
   // Auth files too: a bad htpasswd or signing key fails the start before anything is opened.
-  const clientAuth = await openClientAuth(config, logger, given.now ?? Date.now)
+  const authFiles = await loadAuthFiles(config, logger, given.now ?? Date.now)
   // Metadata first: the embedded store's lock must be held before tmp/ is cleaned.
   const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, metrics, owned))
   const blobs = given.blobs ?? (await openOwnedBlobStore(config, logger, owned))
@@ -170,6 +171,7 @@ export async function buildApp(
   })
   metrics.cacheMaxSizeBytes.set(config.storage.maxSize)
   const services = createServices(config, deps)
+  const clientAuth = buildClientAuth(config, authFiles, metadata, deps.now)
   installErrorHandling(
     app,
     new Map([
@@ -234,6 +236,7 @@ export async function buildApp(
     logger,
     now: deps.now,
   })
+  registerTokenApi(app, { token: config.admin.token, admins, apiTokens: clientAuth.apiTokens })
   registerStatusPage(app, {
     ...apiDeps,
     publicUrl: config.server.publicUrl,

@@ -60,6 +60,7 @@ export type ErrorCode =
   | 'PT_API_UNAUTHORIZED'
   | 'PT_API_FORBIDDEN'
   | 'PT_API_CONFLICT'
+  | 'PT_API_NOT_FOUND'
   // auth/
   | 'PT_AUTH_REQUIRED'
   | 'PT_ACCESS_DENIED'
@@ -131,6 +132,7 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_API_UNAUTHORIZED: 'denied',
   PT_API_FORBIDDEN: 'denied',
   PT_API_CONFLICT: 'unavailable',
+  PT_API_NOT_FOUND: 'not_found',
   // Answered by each protocol with its own challenge (401) or as forbidden (403), before outcomes.
   PT_AUTH_REQUIRED: 'invalid',
   PT_ACCESS_DENIED: 'invalid',

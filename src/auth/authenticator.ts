@@ -1,10 +1,11 @@
 /**
  * Turns presented credentials into who the client is: Basic checked against
- * the htpasswd users (or admin.token as the password), Bearer as a registry
- * token of ours (or admin.token itself). Undefined means the credentials are
+ * the htpasswd users, Bearer as a registry token of ours; an API token or
+ * admin.token works as either (the password of Basic, or the Bearer token). Undefined means the credentials are
  * wrong: a 401, never a silent fall back to anonymous.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { isApiToken, type ApiTokens } from './api-tokens.ts'
 import type { HtpasswdUsers } from './htpasswd.ts'
 import type { Credentials, Identity } from './identity.ts'
 import type { Grant, RegistryTokens } from './registry-token.ts'
@@ -28,6 +29,7 @@ export class Authenticator {
     private readonly users: HtpasswdUsers | undefined,
     private readonly tokens: RegistryTokens | undefined,
     adminToken: string | undefined,
+    private readonly apiTokens?: ApiTokens,
   ) {
     this.#adminDigest = adminToken === undefined ? undefined : digestOf(adminToken)
   }
@@ -36,6 +38,11 @@ export class Authenticator {
     const secret = credentials.kind === 'basic' ? credentials.password : credentials.token
     if (this.#isAdminToken(secret))
       return { identity: ADMIN_TOKEN_IDENTITY, grants: undefined, adminToken: true }
+    // An API token, as a Bearer token or as the password (any user name) of Basic credentials.
+    if (this.apiTokens && isApiToken(secret)) {
+      const identity = await this.apiTokens.verify(secret)
+      return identity && { identity, grants: undefined, adminToken: false }
+    }
     if (credentials.kind === 'bearer') {
       const verified = await this.tokens?.verify(credentials.token)
       return (

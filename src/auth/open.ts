@@ -1,15 +1,18 @@
 /**
- * Builds access control from the config, once at start: the policy (always:
- * proxy rules hold without auth), and with `auth` the htpasswd users and
- * groups (re-read on change), the signing key and the registry tokens.
- * A file that cannot be used fails the start with a message naming its key.
+ * Builds access control from the config, once at start, in two steps: the
+ * files first (htpasswd and groups, re-read on change, and the signing key),
+ * before anything else is opened, so a file that cannot be used fails the
+ * start with a message naming its key; then, with the metadata store, the
+ * policy (always: proxy rules hold without auth), the registry tokens, the API
+ * tokens and the authenticator.
  */
 import type { Config } from '../config/schema.ts'
+import { ApiTokens, type ApiTokenStore } from './api-tokens.ts'
 import { Authenticator } from './authenticator.ts'
 import { HtpasswdUsers, parseGroups, parseHtpasswd } from './htpasswd.ts'
 import { AccessPolicy } from './policy.ts'
 import { RegistryTokens } from './registry-token.ts'
-import { loadSigningKey } from './signing-key.ts'
+import { loadSigningKey, type SigningKey } from './signing-key.ts'
 import { WatchedFile } from './watched-file.ts'
 
 interface Warner {
@@ -21,13 +24,22 @@ export interface ClientAuth {
   readonly policy: AccessPolicy
   readonly authenticator: Authenticator | undefined
   readonly tokens: RegistryTokens | undefined
+  /** Undefined when auth is off. */
+  readonly apiTokens: ApiTokens | undefined
 }
 
-export async function openClientAuth(
+/** What the auth files hold; undefined when auth is off. */
+export interface AuthFiles {
+  readonly htpasswd: HtpasswdUsers | undefined
+  readonly key: SigningKey
+}
+
+export function buildClientAuth(
   config: Config,
-  logger: Warner,
+  files: AuthFiles | undefined,
+  store: ApiTokenStore,
   now: () => number,
-): Promise<ClientAuth> {
+): ClientAuth {
   const anonymous = new Map(
     [...config.docker.registries, ...config.pypi.indexes].flatMap((pool) =>
       pool.anonymous === undefined ? [] : [[pool.name, pool.anonymous] as const],
@@ -40,7 +52,22 @@ export async function openClientAuth(
     anonymous,
   })
   const { auth } = config
-  if (!auth) return { policy, authenticator: undefined, tokens: undefined }
+  if (!auth || !files)
+    return { policy, authenticator: undefined, tokens: undefined, apiTokens: undefined }
+  const tokens = new RegistryTokens(files.key, auth.tokenTTL, now)
+  const apiTokens = new ApiTokens(store, now)
+  const authenticator = new Authenticator(files.htpasswd, tokens, config.admin.token, apiTokens)
+  return { policy, authenticator, tokens, apiTokens }
+}
+
+/** Reads the auth files of the config; undefined when auth is off. */
+export async function loadAuthFiles(
+  config: Config,
+  logger: Warner,
+  now: () => number,
+): Promise<AuthFiles | undefined> {
+  const { auth } = config
+  if (!auth) return undefined
   const watch = async <T>(path: string | undefined, key: string, parse: (text: string) => T) =>
     path === undefined
       ? undefined
@@ -68,6 +95,5 @@ export async function openClientAuth(
       { users: () => users.current(), groups: async () => (await groups?.current()) ?? noGroups },
       now,
     )
-  const tokens = new RegistryTokens(key, auth.tokenTTL, now)
-  return { policy, authenticator: new Authenticator(htpasswd, tokens, config.admin.token), tokens }
+  return { htpasswd, key }
 }

@@ -1,6 +1,6 @@
 /**
  * The commands that ask a running server through its admin API: stats, ls,
- * verify, gc and sync. The server does the work; these show it.
+ * verify, gc, sync and token. The server does the work; these show it.
  */
 import { loadConfig } from '../config/load.ts'
 import { SYNC_LIST_NAME } from '../config/schema.ts'
@@ -8,6 +8,11 @@ import { ClientError, localUrl } from '../client/api-client.ts'
 import { LS_SORTS, lsCommand, statsCommand, type ClientOptions } from '../client/commands.ts'
 import { gcCommand } from '../client/gc-command.ts'
 import { syncCommand } from '../client/sync-command.ts'
+import {
+  createTokenCommand,
+  listTokensCommand,
+  revokeTokenCommand,
+} from '../client/token-command.ts'
 import { verifyCommand } from '../client/verify-command.ts'
 import {
   EXIT_FAILURE,
@@ -216,10 +221,80 @@ export const syncSpec: CommandSpec = {
   },
 }
 
+const TOKEN_ACTIONS = ['create', 'list', 'revoke'] as const
+
+export const tokenSpec: CommandSpec = {
+  name: 'token',
+  args: 'create|list|revoke [ID]',
+  summary: 'API tokens clients sign in with (auth on)',
+  description:
+    "Manages the API tokens of a running server with auth configured. create makes one for --user (and --group, repeatable) and prints it once: clients use it as the password of their usual login (docker login, skopeo --creds, pip index URL or netrc) or as a Bearer token; the server keeps only its SHA-256. list shows them (never the secret); revoke ID ends one (within 5 seconds on every replica). Needs admin.token or an admin's credentials.",
+  options: {
+    user: { type: 'string', value: 'USER', help: 'create: the user the token signs in as' },
+    group: {
+      type: 'string',
+      multiple: true,
+      value: 'GROUP',
+      help: 'create: a group of that user (repeat for more)',
+    },
+    description: { type: 'string', value: 'TEXT', help: 'create: what the token is for' },
+    'expires-in': {
+      type: 'string',
+      value: 'DURATION',
+      help: 'create: valid for this long, like 90d (default: until revoked)',
+    },
+    ...SERVER_OPTIONS,
+    ...JSON_OPTION,
+  },
+  examples: [
+    'pullthrough token create --user ci --group builders --description "GitLab runners" --expires-in 90d',
+    'pullthrough token list',
+    'pullthrough token revoke 3f2a9c1b7d4e',
+  ],
+  async run({ values, args }) {
+    const [action, id, extra] = args
+    if (!TOKEN_ACTIONS.includes(action as (typeof TOKEN_ACTIONS)[number]))
+      throw new UsageError(
+        `token takes ${TOKEN_ACTIONS.join(', ')}${action === undefined ? '' : `, not "${action}"`}`,
+      )
+    const createOnly = ['user', 'group', 'description', 'expires-in'].find(
+      (name) => action !== 'create' && values[name] !== undefined,
+    )
+    if (createOnly !== undefined) throw new UsageError(`--${createOnly} goes with token create`)
+    if (action === 'revoke' ? id === undefined || extra !== undefined : id !== undefined)
+      throw new UsageError(
+        action === 'revoke'
+          ? 'token revoke takes one token id'
+          : `unexpected argument "${id ?? ''}"`,
+      )
+    const user = text(values, 'user')
+    if (action === 'create' && user === undefined) throw new UsageError('token create needs --user')
+    const options = await serverOptions(values)
+    return asClient(async () => {
+      if (action === 'list') await listTokensCommand(options)
+      else if (action === 'revoke') await revokeTokenCommand({ ...options, id: id ?? '' })
+      else {
+        const groups = values.group
+        await createTokenCommand({
+          ...options,
+          user: user ?? '',
+          groups: Array.isArray(groups)
+            ? groups.filter((g): g is string => typeof g === 'string')
+            : [],
+          description: text(values, 'description'),
+          expiresIn: text(values, 'expires-in'),
+        })
+      }
+      return EXIT_OK
+    })
+  },
+}
+
 export const CLIENT_COMMANDS: readonly CommandSpec[] = [
   statsSpec,
   lsSpec,
   verifySpec,
   gcSpec,
   syncSpec,
+  tokenSpec,
 ]

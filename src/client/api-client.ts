@@ -35,12 +35,22 @@ export async function sendJson(
   return requestJson(base, path, token, JSON.stringify(body))
 }
 
+/** DELETEs `path`; a 2xx answer is parsed (undefined when it has no body). */
+export async function deleteJson(
+  base: string,
+  path: string,
+  token: string | undefined,
+): Promise<unknown> {
+  return requestJson(base, path, token, undefined, 'DELETE')
+}
+
 async function requestJson(
   base: string,
   path: string,
   token: string | undefined,
-  /** A JSON body to POST; a GET without. */
+  /** A JSON body to POST; a GET (or `method`) without. */
   body?: string,
+  method?: 'DELETE',
 ): Promise<unknown> {
   const url = apiUrl(base, path)
   const headers: Record<string, string> = {}
@@ -49,7 +59,7 @@ async function requestJson(
   let res: Response
   try {
     res = await fetch(url, {
-      method: body === undefined ? 'GET' : 'POST',
+      method: method ?? (body === undefined ? 'GET' : 'POST'),
       headers,
       ...(body === undefined ? {} : { body }),
       signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
@@ -63,7 +73,7 @@ async function requestJson(
     const message = errorMessage(text) ?? text.slice(0, 200)
     throw new ClientError(`${url} answered ${res.status}: ${message}`)
   }
-  return JSON.parse(text) as unknown
+  return text === '' ? undefined : (JSON.parse(text) as unknown)
 }
 
 /** `/-/api/v1/<path>` of the server at `base`. */

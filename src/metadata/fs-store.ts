@@ -32,6 +32,7 @@ import {
   RECORD_TOUCH_FRACTION,
 } from './retention.ts'
 import type {
+  ApiTokenRecord,
   BlobRecord,
   DocumentRecord,
   LeaseOptions,
@@ -58,6 +59,8 @@ type Change =
   | { op: 'unblob'; d: string }
   | { op: 'pin'; d: string }
   | { op: 'unpin'; d: string }
+  | { op: 'token'; v: ApiTokenRecord }
+  | { op: 'untoken'; h: string }
 
 interface Snapshot {
   version: 1
@@ -67,6 +70,8 @@ interface Snapshot {
   blobs: BlobRecord[]
   /** Pinned digests (absent in snapshots from before pins). */
   pins?: string[]
+  /** API tokens (absent in snapshots from before them). */
+  apiTokens?: ApiTokenRecord[]
   /** Always empty: written so that an older pullthrough, which requires it, can still open the snapshot. */
   counters: Record<string, never>
 }
@@ -100,6 +105,7 @@ export class FsMetadataStore implements MetadataStore {
   readonly #tagUse = new Map<string, TagUse>()
   readonly #blobs = new Map<string, BlobRecord>()
   readonly #pins = new Set<string>()
+  readonly #apiTokens = new Map<string, ApiTokenRecord>()
   readonly #leases = new Map<string, { owner: string; expiresAt: number }>()
   #journal: FileHandle
   #journalLines = 0
@@ -316,6 +322,26 @@ export class FsMetadataStore implements MetadataStore {
     return Promise.resolve(new Set(this.#pins))
   }
 
+  async putApiToken(record: ApiTokenRecord): Promise<void> {
+    await this.#change({ op: 'token', v: record })
+  }
+
+  async getApiToken(hash: string): Promise<ApiTokenRecord | undefined> {
+    this.#check()
+    return Promise.resolve(this.#apiTokens.get(hash))
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    this.#check()
+    return Promise.resolve([...this.#apiTokens.values()])
+  }
+
+  async deleteApiToken(hash: string): Promise<void> {
+    this.#check()
+    if (!this.#apiTokens.has(hash)) return
+    await this.#change({ op: 'untoken', h: hash })
+  }
+
   async leastRecentlyUsed(limit: number): Promise<BlobRecord[]> {
     this.#check()
     return Promise.resolve(
@@ -471,7 +497,8 @@ export class FsMetadataStore implements MetadataStore {
       this.#scheduleSync()
       if (
         this.#journalLines >= COMPACT_MIN_LINES &&
-        this.#journalLines > 2 * (this.#tags.size + this.#blobs.size + this.#pins.size)
+        this.#journalLines >
+          2 * (this.#tags.size + this.#blobs.size + this.#pins.size + this.#apiTokens.size)
       ) {
         await this.#compact()
       }
@@ -547,6 +574,12 @@ export class FsMetadataStore implements MetadataStore {
       case 'unpin':
         this.#pins.delete(change.d)
         break
+      case 'token':
+        this.#apiTokens.set(change.v.hash, change.v)
+        break
+      case 'untoken':
+        this.#apiTokens.delete(change.h)
+        break
     }
   }
 
@@ -563,6 +596,7 @@ export class FsMetadataStore implements MetadataStore {
       }
       for (const record of snapshot.blobs) this.#blobs.set(record.digest, record)
       for (const digest of snapshot.pins ?? []) this.#pins.add(digest)
+      for (const record of snapshot.apiTokens ?? []) this.#apiTokens.set(record.hash, record)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
         throw new MetadataCorruptError('fs', 'snapshot.json cannot be read', { cause: error })
@@ -594,6 +628,7 @@ export class FsMetadataStore implements MetadataStore {
       tagUse: [...this.#tagUse.entries()].map(([key, use]) => [key, use.at]),
       blobs: [...this.#blobs.values()],
       pins: [...this.#pins],
+      apiTokens: [...this.#apiTokens.values()],
       counters: {},
     }
     const temp = join(this.dir, 'snapshot.json.tmp')

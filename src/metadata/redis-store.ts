@@ -27,6 +27,7 @@ import { RedisStatistics } from './redis-statistics.ts'
 import { RECORD_RETENTION_FLOOR_MS, RECORD_SWEEP_INTERVAL_MS } from './retention.ts'
 import type { ArtifactReference, UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
 import type {
+  ApiTokenRecord,
   BlobRecord,
   DocumentRecord,
   LeaseOptions,
@@ -297,6 +298,26 @@ export class RedisMetadataStore implements MetadataStore {
 
   async pinned(): Promise<Set<string>> {
     return new Set(await this.#call('pinned', (r) => r.smembers(this.#key('pins'))))
+  }
+
+  async putApiToken(record: ApiTokenRecord): Promise<void> {
+    await this.#call('putApiToken', (r) =>
+      r.hset(this.#key('api-tokens'), record.hash, JSON.stringify(record)),
+    )
+  }
+
+  async getApiToken(hash: string): Promise<ApiTokenRecord | undefined> {
+    const json = await this.#call('getApiToken', (r) => r.hget(this.#key('api-tokens'), hash))
+    return json === null ? undefined : (JSON.parse(json) as ApiTokenRecord)
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    const all = await this.#call('listApiTokens', (r) => r.hvals(this.#key('api-tokens')))
+    return all.map((json) => JSON.parse(json) as ApiTokenRecord)
+  }
+
+  async deleteApiToken(hash: string): Promise<void> {
+    await this.#call('deleteApiToken', (r) => r.hdel(this.#key('api-tokens'), hash))
   }
 
   async leastRecentlyUsed(limit: number): Promise<BlobRecord[]> {

@@ -60,6 +60,24 @@ export interface BlobRecord {
 export type { ArtifactReference, UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
 import type { ArtifactReference, UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
 
+/**
+ * A static API token (`pullthrough token create`), stored only as the SHA-256
+ * of the secret; `id` (the first hex digits of that hash) names it in lists
+ * and revocations. Never collected: tokens live until revoked or expired.
+ */
+export interface ApiTokenRecord {
+  readonly id: string
+  /** SHA-256 of the token, hex. */
+  readonly hash: string
+  /** The user the token signs in as. */
+  readonly user: string
+  readonly groups: readonly string[]
+  readonly description: string
+  readonly createdAt: number
+  /** When it stops working (ms since epoch); absent: never. */
+  readonly expiresAt?: number
+}
+
 /** A lease is held by one owner until it expires or is released. */
 export interface LeaseOptions {
   readonly ttlMs: number
@@ -113,6 +131,12 @@ export interface MetadataStore {
   setPinned(digest: string, pinned: boolean): Promise<void>
   /** Every pinned digest. */
   pinned(): Promise<Set<string>>
+  /** Stores an API token record (replacing one with the same hash). */
+  putApiToken(record: ApiTokenRecord): Promise<void>
+  /** The record of the token whose SHA-256 is `hash`. */
+  getApiToken(hash: string): Promise<ApiTokenRecord | undefined>
+  listApiTokens(): Promise<ApiTokenRecord[]>
+  deleteApiToken(hash: string): Promise<void>
 
   /** Adds a batch of pull statistics; every replica adds to the same totals. */
   addUsage(batch: readonly UsageDelta[]): Promise<void>

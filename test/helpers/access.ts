@@ -31,7 +31,7 @@ export const basic = (user: string, password: string) =>
  * front as docker.io with auth on: dev (alice) may pull myorg/**, every
  * signed-in user library/*, nobody blocked/** (proxy rule), alice is admin.
  */
-export async function securedRegistry(t: Test) {
+export async function securedRegistry(t: Test, extraYaml = '') {
   const registry = await startRegistry(t)
   const dir = await tempDir(t, 'pt-access-')
   const image = await buildImage(join(dir, 'oci'), { layers: [2048], tag: 'v1' })
@@ -58,7 +58,7 @@ access:
   - { registry: docker.io, repository: "library/*", users: ["*"] }
 proxy:
   - { registry: docker.io, deny: ["blocked/**"] }
-`,
+${extraYaml}`,
   })
   return {
     registry,

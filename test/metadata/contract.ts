@@ -226,6 +226,35 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
     t.same(await store.pinned(), new Set([DIGEST_B]))
   })
 
+  t.test('API tokens: stored by hash, listed, replaced, deleted; never collected', async (t) => {
+    const store = await makeStore(t)
+    const record = {
+      id: 'aaaaaaaaaaaa',
+      hash: 'a'.repeat(64),
+      user: 'ci',
+      groups: ['builders'],
+      description: 'nightly',
+      createdAt: 1000,
+      expiresAt: 5000,
+    }
+    t.same(await store.listApiTokens(), [])
+    await store.putApiToken(record)
+    await store.putApiToken({ ...record, id: 'bbbbbbbbbbbb', hash: 'b'.repeat(64), groups: [] })
+    t.same(await store.getApiToken('a'.repeat(64)), record)
+    t.equal(await store.getApiToken('c'.repeat(64)), undefined)
+    t.same((await store.listApiTokens()).map((r) => r.id).sort(), ['aaaaaaaaaaaa', 'bbbbbbbbbbbb'])
+    await store.putApiToken({ ...record, description: 'renamed' })
+    t.equal((await store.getApiToken('a'.repeat(64)))?.description, 'renamed')
+    await store.collectUnused()
+    t.equal((await store.listApiTokens()).length, 2, 'collection leaves tokens alone')
+    await store.deleteApiToken('a'.repeat(64))
+    await store.deleteApiToken('a'.repeat(64))
+    t.same(
+      (await store.listApiTokens()).map((r) => r.id),
+      ['bbbbbbbbbbbb'],
+    )
+  })
+
   t.test('leases: one holder at a time, expiry, renew and release by the owner only', async (t) => {
     const store = await makeStore(t)
     t.equal(await store.acquireLease('fill:x', 'replica-1', { ttlMs: 300 }), true)

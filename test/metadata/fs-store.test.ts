@@ -39,6 +39,17 @@ t.test('data survives close and reopen', async (t) => {
   await first.setPinned('sha256:a', true)
   await first.setPinned('sha256:b', true)
   await first.setPinned('sha256:b', false)
+  const token = {
+    id: 'a'.repeat(12),
+    hash: 'a'.repeat(64),
+    user: 'ci',
+    groups: [],
+    description: '',
+    createdAt: 1,
+  }
+  await first.putApiToken(token)
+  await first.putApiToken({ ...token, id: 'b'.repeat(12), hash: 'b'.repeat(64) })
+  await first.deleteApiToken('b'.repeat(64))
   await first.close()
   const second = await FsMetadataStore.open(dir)
   t.teardown(() => second.close())
@@ -56,6 +67,7 @@ t.test('data survives close and reopen', async (t) => {
   const third = await FsMetadataStore.open(dir)
   t.teardown(() => third.close())
   t.same(await third.pinned(), new Set(['sha256:a']), 'and another')
+  t.same(await third.listApiTokens(), [token], 'API tokens survive reopens (journal and snapshot)')
 })
 
 // SIGKILL ends the process, not the machine: what the process wrote is in the

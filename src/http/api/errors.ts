@@ -17,6 +17,12 @@ export class ApiForbiddenError extends PullthroughError {
   }
 }
 
+/** What the request names does not exist (a token id). */
+export class ApiNotFoundError extends PullthroughError {
+  readonly code = 'PT_API_NOT_FOUND'
+  readonly status = 404
+}
+
 /** The job asked for is already running (here or on another replica). */
 export class ApiConflictError extends PullthroughError {
   readonly code = 'PT_API_CONFLICT'
