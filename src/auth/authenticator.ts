@@ -1,11 +1,13 @@
 /**
  * Turns presented credentials into who the client is: Basic checked against
- * the htpasswd users, Bearer as a registry token of ours; an API token or
- * admin.token works as either (the password of Basic, or the Bearer token). Undefined means the credentials are
+ * the htpasswd users, Bearer as a registry token of ours; an API token, a JWT
+ * of the configured identity provider or admin.token works as either (the
+ * password of Basic, or the Bearer token). Undefined means the credentials are
  * wrong: a 401, never a silent fall back to anonymous.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { isApiToken, type ApiTokens } from './api-tokens.ts'
+import { ExternalJwt } from './external-jwt.ts'
 import type { HtpasswdUsers } from './htpasswd.ts'
 import type { Credentials, Identity } from './identity.ts'
 import type { Grant, RegistryTokens } from './registry-token.ts'
@@ -30,6 +32,7 @@ export class Authenticator {
     private readonly tokens: RegistryTokens | undefined,
     adminToken: string | undefined,
     private readonly apiTokens?: ApiTokens,
+    private readonly externalJwt?: ExternalJwt,
   ) {
     this.#adminDigest = adminToken === undefined ? undefined : digestOf(adminToken)
   }
@@ -41,6 +44,13 @@ export class Authenticator {
     // An API token, as a Bearer token or as the password (any user name) of Basic credentials.
     if (this.apiTokens && isApiToken(secret)) {
       const identity = await this.apiTokens.verify(secret)
+      return identity && { identity, grants: undefined, adminToken: false }
+    }
+    // A JWT of the identity provider, likewise; our own registry tokens are JWTs too, tried first.
+    if (this.externalJwt && ExternalJwt.looksLikeJwt(secret)) {
+      const own = credentials.kind === 'bearer' ? await this.tokens?.verify(secret) : undefined
+      if (own) return { identity: own.identity, grants: own.access, adminToken: own.admin }
+      const identity = await this.externalJwt.verify(secret)
       return identity && { identity, grants: undefined, adminToken: false }
     }
     if (credentials.kind === 'bearer') {

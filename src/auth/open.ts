@@ -1,6 +1,7 @@
 /**
  * Builds access control from the config, once at start, in two steps: the
- * files first (htpasswd and groups, re-read on change, and the signing key),
+ * files first (htpasswd, groups and a JWKS file, re-read on change, and the
+ * signing key),
  * before anything else is opened, so a file that cannot be used fails the
  * start with a message naming its key; then, with the metadata store, the
  * policy (always: proxy rules hold without auth), the registry tokens, the API
@@ -9,6 +10,7 @@
 import type { Config } from '../config/schema.ts'
 import { ApiTokens, type ApiTokenStore } from './api-tokens.ts'
 import { Authenticator } from './authenticator.ts'
+import { ExternalJwt, parseJwks } from './external-jwt.ts'
 import { HtpasswdUsers, parseGroups, parseHtpasswd } from './htpasswd.ts'
 import { AccessPolicy } from './policy.ts'
 import { RegistryTokens } from './registry-token.ts'
@@ -32,6 +34,7 @@ export interface ClientAuth {
 export interface AuthFiles {
   readonly htpasswd: HtpasswdUsers | undefined
   readonly key: SigningKey
+  readonly externalJwt: ExternalJwt | undefined
 }
 
 export function buildClientAuth(
@@ -56,7 +59,13 @@ export function buildClientAuth(
     return { policy, authenticator: undefined, tokens: undefined, apiTokens: undefined }
   const tokens = new RegistryTokens(files.key, auth.tokenTTL, now)
   const apiTokens = new ApiTokens(store, now)
-  const authenticator = new Authenticator(files.htpasswd, tokens, config.admin.token, apiTokens)
+  const authenticator = new Authenticator(
+    files.htpasswd,
+    tokens,
+    config.admin.token,
+    apiTokens,
+    files.externalJwt,
+  )
   return { policy, authenticator, tokens, apiTokens }
 }
 
@@ -83,11 +92,20 @@ export async function loadAuthFiles(
               'auth file changed but cannot be used; keeping the previous one',
             ),
         })
-  const [users, groups, key] = await Promise.all([
+  const [users, groups, key, jwks] = await Promise.all([
     watch(auth.htpasswd, 'auth.htpasswd', parseHtpasswd),
     watch(auth.groups, 'auth.groups', parseGroups),
     loadSigningKey(auth.signingKey, config.storage.path),
+    watch(auth.jwt?.jwksFile, 'auth.jwt.jwksFile', parseJwks),
   ])
+  const { jwt } = auth
+  const externalJwt =
+    jwt &&
+    new ExternalJwt(
+      jwt,
+      jwks ? { file: () => jwks.current() } : { url: new URL(jwt.jwksUrl ?? '') },
+      now,
+    )
   const noGroups = new Map<string, string[]>()
   const htpasswd =
     users &&
@@ -95,5 +113,5 @@ export async function loadAuthFiles(
       { users: () => users.current(), groups: async () => (await groups?.current()) ?? noGroups },
       now,
     )
-  return { htpasswd, key }
+  return { htpasswd, key, externalJwt }
 }

@@ -71,11 +71,37 @@ const proxyRuleSchema = z
   })
   .superRefine(oneScope)
 
+/** JWTs from an external identity provider (OIDC: CI systems, Kubernetes workloads). */
+const jwtSchema = z
+  .strictObject({
+    /** Where the provider publishes its signing keys (fetched at first use, cached, refetched on an unknown key). */
+    jwksUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    /** Or the keys as a file (a JWKS document), re-read when it changes: for sites without the provider's URL. */
+    jwksFile: z.string().min(1).optional(),
+    /** The `iss` every token must carry. */
+    issuer: z.string().min(1),
+    /** The `aud` a token must carry (one of these). */
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    /** The claim that names the user. */
+    userClaim: z.string().min(1).default('sub'),
+    /** The claim that lists the user's groups (an array, or a string of one). */
+    groupsClaim: z.string().min(1).default('groups'),
+  })
+  .superRefine((jwt, ctx) => {
+    if ((jwt.jwksUrl === undefined) === (jwt.jwksFile === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jwksUrl'],
+        message: 'set exactly one of jwksUrl, jwksFile',
+      })
+  })
+
 export const authSchema = z.strictObject({
   /** An htpasswd file of bcrypt hashes (`htpasswd -B`); re-read when it changes. */
   htpasswd: z.string().min(1).optional(),
   /** Groups, one per line: `group: user1 user2`; re-read when it changes. */
   groups: z.string().min(1).optional(),
+  jwt: jwtSchema.optional(),
   /**
    * PEM file of the EC P-256 private key that signs registry tokens; unset, one
    * is generated once under storage.path (replicas sharing a volume share it).
