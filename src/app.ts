@@ -57,6 +57,7 @@ import { registerDockerWebhook } from './docker/webhook.ts'
 import type { Credentials } from './auth/identity.ts'
 import { buildClientAuth, loadAuthFiles } from './auth/open.ts'
 import { installClientAuth } from './http/client-auth.ts'
+import { installRateLimits } from './http/rate-limits.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
@@ -254,6 +255,7 @@ export async function buildApp(
     pools: services.registries,
     manifests: services.manifests,
   })
+  await installRateLimits(app, config, metrics)
   const guard = installClientAuth(app, {
     ...clientAuth,
     registries: config.docker.registries,

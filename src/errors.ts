@@ -65,6 +65,7 @@ export type ErrorCode =
   | 'PT_AUTH_REQUIRED'
   | 'PT_ACCESS_DENIED'
   | 'PT_AUTH_FILE'
+  | 'PT_CLIENT_RATE_LIMITED'
   // Only on the wire, in the default JSON error body.
   | 'PT_BAD_REQUEST'
   | 'PT_NOT_FOUND'
@@ -137,6 +138,7 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_AUTH_REQUIRED: 'invalid',
   PT_ACCESS_DENIED: 'invalid',
   PT_AUTH_FILE: 'internal',
+  PT_CLIENT_RATE_LIMITED: 'rate_limited',
   PT_BAD_REQUEST: 'invalid',
   PT_NOT_FOUND: 'not_found',
   PT_INTERNAL: 'internal',

@@ -25,3 +25,15 @@ export class AccessDeniedError extends PullthroughError {
 export class AuthFileError extends PullthroughError {
   readonly code = 'PT_AUTH_FILE'
 }
+
+/** A client went over one of its rate limits (limits.requests, limits.upstreamMisses). */
+export class RateLimitedError extends PullthroughError {
+  readonly code = 'PT_CLIENT_RATE_LIMITED'
+  constructor(
+    message: string,
+    /** When the client may try again. */
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message)
+  }
+}

@@ -128,3 +128,26 @@ export const accessSchema = z.array(accessRuleSchema).default([])
 
 /** Every rule whose registry or index matches applies: a deny anywhere wins, then each allow list must match. */
 export const proxySchema = z.array(proxyRuleSchema).default([])
+
+/** A budget per client: at most `max` in each `window`; max 0 turns it off. */
+function budget(window: string) {
+  return z
+    .strictObject({
+      max: z.number().int().min(0).default(0),
+      window: duration(window).refine((ms) => ms >= 1000, 'must be at least 1s'),
+    })
+    .prefault({})
+}
+
+/**
+ * Rate limits per client: the signed-in user, or the client address when
+ * anonymous. Shared by the replicas through Redis when metadata.redis is set.
+ */
+export const limitsSchema = z
+  .strictObject({
+    /** Requests to the pull routes (Docker and PyPI). */
+    requests: budget('1s'),
+    /** Requests that make pullthrough ask an upstream (misses, revalidations). */
+    upstreamMisses: budget('1m'),
+  })
+  .prefault({})

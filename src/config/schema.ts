@@ -8,7 +8,13 @@ import { validRange as validPep440Range } from '@renovatebot/pep440'
 import { Cron } from 'croner'
 import { validRange as validSemverRange } from 'semver'
 import { z } from 'zod'
-import { accessSchema, anonymousAccess, authSchema, proxySchema } from './auth-schema.ts'
+import {
+  accessSchema,
+  anonymousAccess,
+  authSchema,
+  limitsSchema,
+  proxySchema,
+} from './auth-schema.ts'
 import { duration, size } from './fields.ts'
 import { parseDuration } from './units.ts'
 
@@ -444,6 +450,7 @@ export const configSchema = z
     auth: authSchema.optional(),
     access: accessSchema,
     proxy: proxySchema,
+    limits: limitsSchema,
     docker: z
       .strictObject({
         registries: z

@@ -3,7 +3,7 @@
  * "Error Codes"), plus the body every Docker route answers errors with:
  * {"errors":[{"code","message","detail"}]}. Defined once, here.
  */
-import { AccessDeniedError, AuthRequiredError } from '../auth/errors.ts'
+import { AccessDeniedError, AuthRequiredError, RateLimitedError } from '../auth/errors.ts'
 import {
   PullthroughError,
   isUpstreamForbidden,
@@ -154,6 +154,8 @@ export function toOciError(error: unknown, registry: string | undefined): OciErr
     return new OciError('UNAUTHORIZED', undefined, { message: error.message })
   if (error instanceof AccessDeniedError)
     return new OciError('DENIED', undefined, { message: error.message })
+  if (error instanceof RateLimitedError)
+    return new OciError('TOOMANYREQUESTS', undefined, { message: error.message })
   const where = registry === undefined ? {} : { registry }
   if (isUpstreamForbidden(error))
     return new OciError('DENIED', where, {

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CachedDocuments } from '../cache/cached-documents.ts'
 import type { ManifestCache } from '../cache/manifests.ts'
 import type { ReadThrough } from '../cache/read-through.ts'
+import { RateLimitedError } from '../auth/errors.ts'
 import type { ErrorRenderer } from '../errors.ts'
 import type { PullGuard } from '../pull-guard.ts'
 import { serveBlob } from './blobs.ts'
@@ -34,6 +35,7 @@ const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' }
 /** Renders any error on a Docker route as the OCI error body. */
 export const renderDockerError: ErrorRenderer = (error, request, reply) => {
   const oci = toOciError(error, request.pool)
+  if (error instanceof RateLimitedError) void reply.header('retry-after', error.retryAfterSeconds)
   return reply
     .code(oci.status)
     .headers(API_VERSION)

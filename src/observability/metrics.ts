@@ -44,6 +44,7 @@ export interface Metrics {
   readonly upstreamRedirectsRefused: Counter<'pool' | 'upstream' | 'reason'>
   readonly httpConnectionsRejected: Counter
   readonly accessDenied: Counter<'protocol' | 'reason'>
+  readonly rateLimited: Counter<'limit'>
   readonly statisticsDropped: Counter
   readonly bandwidthSaved: Counter<'protocol'>
   readonly staleServed: Counter<'protocol'>
@@ -254,6 +255,12 @@ export function createMetrics(
       name: `${PREFIX}access_denied_total`,
       help: 'Requests refused by client auth: wrong credentials, sign-in needed, access or proxy rules, token scope.',
       labelNames: ['protocol', 'reason'],
+      registers,
+    }),
+    rateLimited: new Counter({
+      name: `${PREFIX}rate_limited_total`,
+      help: 'Requests answered 429 because their client went over limits.requests or limits.upstreamMisses.',
+      labelNames: ['limit'],
       registers,
     }),
   }

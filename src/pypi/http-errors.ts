@@ -4,7 +4,7 @@
  * upstream address or a secret.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { AccessDeniedError, AuthRequiredError } from '../auth/errors.ts'
+import { AccessDeniedError, AuthRequiredError, RateLimitedError } from '../auth/errors.ts'
 import {
   PullthroughError,
   isUpstreamForbidden,
@@ -68,6 +68,7 @@ export function describePypiError(
   if (error instanceof PypiHttpError) return { status: error.status, message: error.message }
   if (error instanceof AuthRequiredError) return { status: 401, message: error.message }
   if (error instanceof AccessDeniedError) return { status: 403, message: error.message }
+  if (error instanceof RateLimitedError) return { status: 429, message: error.message }
   if (isUpstreamForbidden(error))
     return { status: 403, message: `an upstream of index ${index} denied access` }
   const { status, message } = PYPI_OUTCOMES[outcomeOf(error)]
@@ -81,6 +82,7 @@ export const renderPypiError: ErrorRenderer = (
   reply: FastifyReply,
 ) => {
   const { status, message } = describePypiError(error, request.pool ?? 'unknown')
+  if (error instanceof RateLimitedError) void reply.header('retry-after', error.retryAfterSeconds)
   const accept = request.headers.accept ?? ''
   if (/json/i.test(accept)) return reply.code(status).send({ status, message })
   return reply.code(status).type('text/plain; charset=utf-8').send(`${status} ${message}\n`)

@@ -6,6 +6,7 @@
  * by `retry.attempts` passes and the `retry.budget` time. Every other status is
  * sorted here: the caller's `expect` is returned, the rest raised as typed errors.
  */
+import { passUpstreamGate } from './request-gate.ts'
 import type { IncomingHttpHeaders } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { PoolConfig } from '../config/schema.ts'
@@ -140,10 +141,12 @@ export class UpstreamPool {
    * dance), UpstreamStatusError (any other status a mirror answered),
    * UpstreamRateLimitedError (every mirror asked answered 429), or
    * UpstreamUnavailableError (every mirror failed: 5xx, timeouts...), or
-   * UpstreamOfflineError (offline mode: no mirror asked).
+   * UpstreamOfflineError (offline mode: no mirror asked), or the error of the
+   * requesting client's upstream gate (upstream/request-gate.ts).
    */
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
     if (this.#offline?.on === true) throw new UpstreamOfflineError(this.name)
+    await passUpstreamGate()
     const started = this.#now()
     const failures: AttemptFailure[] = []
     // The first mirror that said not found: the answer if no mirror has the content.
