@@ -7,6 +7,7 @@
 import { join, relative } from 'node:path'
 import fc from 'fast-check'
 import t from 'tap'
+import { only, RUNS, text, timed } from '../helpers/fuzz.ts'
 import { parseRange } from '../../src/docker/blobs.ts'
 import { OciError } from '../../src/docker/errors.ts'
 import { parseAccept as parseDockerAccept } from '../../src/docker/media-types.ts'
@@ -25,71 +26,6 @@ import { digestHex, parseDigest } from '../../src/storage/digest.ts'
 import { InvalidDigestError } from '../../src/storage/errors.ts'
 import { parseChallenges } from '../../src/upstream/auth/challenge.ts'
 import { MAX_RETRY_AFTER_MS, parseRetryAfterMs } from '../../src/upstream/retry.ts'
-
-/** Per input, on a loaded CI machine: catastrophic backtracking takes seconds, not this. */
-const MAX_MS_PER_INPUT = 250
-const RUNS = { numRuns: 500 }
-
-/** Strings of every kind: printable, full unicode, and header-ish pieces glued together. */
-const text = fc.oneof(
-  fc.string({ maxLength: 300 }),
-  fc.string({ unit: 'binary', maxLength: 300 }),
-  fc
-    .array(
-      fc.constantFrom(
-        'Bearer ',
-        'Basic ',
-        'realm=',
-        '"',
-        '\\',
-        ',',
-        ';',
-        '=',
-        ' ',
-        'q=0.',
-        '1',
-        '*/*',
-        'application/',
-        'bytes=',
-        '-',
-        '/',
-        '..',
-        'sha256:',
-        'a',
-        '%2F',
-        '\u0000',
-        '<a href="',
-        '#sha256=',
-        '">',
-        '</a>',
-        '{"files":[',
-        '}',
-      ),
-      { maxLength: 60 },
-    )
-    .map((parts) => parts.join('')),
-)
-
-function timed<T>(work: () => T): T {
-  const started = performance.now()
-  const result = work()
-  const ms = performance.now() - started
-  if (ms > MAX_MS_PER_INPUT) throw new Error(`took ${ms.toFixed(0)} ms`)
-  return result
-}
-
-/** Runs `work`; an error must be one of `allowed`. */
-function only<T>(
-  work: () => T,
-  ...allowed: (abstract new (...args: never[]) => Error)[]
-): T | undefined {
-  try {
-    return timed(work)
-  } catch (error) {
-    if (allowed.some((type) => error instanceof type)) return undefined
-    throw error
-  }
-}
 
 t.test('WWW-Authenticate: any header parses to challenges with string params', async () => {
   fc.assert(

@@ -8,7 +8,11 @@ import fc from 'fast-check'
 import t from 'tap'
 import { isRepositoryName, parseV2Path } from '../../src/docker/names.ts'
 import { isProjectName } from '../../src/pypi/names.ts'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { basic, htpasswdLine, PASSWORDS } from '../helpers/access.ts'
 import { startApp } from '../helpers/app.ts'
+import { tempDir } from '../helpers/config.ts'
 import { fakeUpstream } from '../helpers/fake-upstream.ts'
 
 const RUNS = { numRuns: 300 }
@@ -65,6 +69,58 @@ pypi:
     RUNS,
   )
   t.pass('no request answered 500')
+})
+
+t.test('with auth on, no credentials of any shape reach an upstream or a 500', async (t) => {
+  const registry = await fakeUpstream(t)
+  const index = await fakeUpstream(t)
+  const dir = await tempDir(t, 'pt-fuzz-auth-')
+  const htpasswd = join(dir, 'htpasswd')
+  await writeFile(htpasswd, htpasswdLine('alice', PASSWORDS.alice))
+  const app = await startApp(t, {
+    logLevel: 'silent',
+    yaml: `docker:
+  registries:
+    - { name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }], retry: { attempts: 1 } }
+pypi:
+  indexes:
+    - { name: pypi, default: true, upstreams: [{ url: "${index.url}/simple/" }], retry: { attempts: 1 } }
+auth: { htpasswd: ${htpasswd} }
+access:
+  - { registry: "*", repository: "**", users: [alice] }
+  - { index: "*", project: "*", users: [alice] }
+`,
+  })
+  const authorization = fc.oneof(
+    headerText,
+    headerText.map((s) => `Bearer ${s}`),
+    fc
+      .tuple(fc.constantFrom('alice', 'bob', ''), fc.string({ maxLength: 40 }))
+      .map(([user, password]) => basic(user, password)),
+    fc.constant(basic('alice', `${PASSWORDS.alice}x`)),
+  )
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(
+        '/v2/',
+        '/v2/library/app/manifests/v1',
+        '/simple/app/',
+        '/-/token?scope=repository:library/app:pull',
+      ),
+      authorization,
+      async (url, header) => {
+        const before = registry.count() + index.count()
+        const res = await app.app.inject({ method: 'GET', url, headers: { authorization: header } })
+        if (res.statusCode >= 500) throw new Error(`${url} answered ${res.statusCode}: ${res.body}`)
+        if (registry.count() + index.count() !== before)
+          throw new Error(`${url} with "${header}" reached an upstream`)
+        if (res.statusCode === 200 && url !== '/-/token?scope=repository:library/app:pull')
+          throw new Error(`${url} with "${header}" was served`)
+      },
+    ),
+    RUNS,
+  )
+  t.pass('no guessed credentials were served, none answered 500')
 })
 
 function decodeSafely(text: string): string {
