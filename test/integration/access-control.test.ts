@@ -11,7 +11,8 @@ import t from 'tap'
 import { request } from 'undici'
 import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
-import { inspectManifest } from '../helpers/images.ts'
+import { buildImage, inspectManifest } from '../helpers/images.ts'
+import { startRegistry } from '../helpers/registry.ts'
 import { pip } from '../helpers/pypi-packages.ts'
 import { indexYaml, startPypiUpstream } from '../helpers/pypi-upstream.ts'
 import { basic, htpasswdLine, PASSWORDS, securedRegistry } from '../helpers/access.ts'
@@ -148,6 +149,15 @@ t.test('the admin API takes admins by their own credentials when auth is on', as
   const asAlice = await summary(basic('alice', PASSWORDS.alice))
   await asAlice.body.dump()
   t.equal(asAlice.statusCode, 200)
+  // The status page asks a browser for Basic credentials: an admin's own.
+  const page = async (authorization?: string) => {
+    const res = await request(`${app.url}/-/`, { headers: authorization ? { authorization } : {} })
+    await res.body.dump()
+    return { status: res.statusCode, challenge: res.headers['www-authenticate'] }
+  }
+  t.same(await page(), { status: 401, challenge: 'Basic realm="pullthrough"' })
+  t.equal((await page(basic('bob', PASSWORDS.bob))).status, 401)
+  t.equal((await page(basic('alice', PASSWORDS.alice))).status, 200)
 })
 
 t.test('a user added to the htpasswd file can pull without a restart', async (t) => {
@@ -232,4 +242,35 @@ access:
   const html = await page.body.text()
   t.equal(page.statusCode, 200)
   t.notOk(html.includes(PASSWORDS.alice) || html.includes('alice@'), 'links carry no credentials')
+})
+
+t.test('a registry with anonymous: pull serves clients without credentials', async (t) => {
+  const registry = await startRegistry(t)
+  const dir = await tempDir(t, 'pt-anon-')
+  const image = await buildImage(join(dir, 'oci'), { layers: [1024], tag: 'v1' })
+  await registry.pushImage(image, 'team/tool:v1')
+  const htpasswd = join(dir, 'htpasswd')
+  await writeFile(htpasswd, htpasswdLine('alice', PASSWORDS.alice))
+  const app = await startApp(t, {
+    yaml: `docker:
+  registries:
+    - { name: docker.io, default: true, anonymous: pull, upstreams: [{ url: "${registry.url}" }] }
+    - { name: ghcr.io, upstreams: [{ url: "${registry.url}" }] }
+pypi: { indexes: [] }
+auth: { htpasswd: ${htpasswd} }
+`,
+  })
+  const open = new URL(app.url).host
+  // skopeo meets the /v2/ challenge, asks /-/token without credentials, and pulls with that token.
+  t.equal((await inspectManifest(t, `${open}/team/tool:v1`)).digest, image.digest)
+  await t.rejects(
+    inspectManifest(t, `${open}/ghcr.io/team/tool:v1`),
+    /unauthorized|authentication required/i,
+    'the other registry still wants a sign-in',
+  )
+  // With auth on, what no rule names and no anonymous: pull opens is refused to everyone.
+  await t.rejects(
+    inspectManifest(t, `${open}/ghcr.io/team/tool:v1`, `alice:${PASSWORDS.alice}`),
+    /denied/i,
+  )
 })
