@@ -13,6 +13,7 @@ import { startApp, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
 import { buildImage } from '../helpers/images.ts'
 import { startRedis } from '../helpers/redis-server.ts'
+import { indexYaml, startPypiUpstream } from '../helpers/pypi-upstream.ts'
 import { startRegistry } from '../helpers/registry.ts'
 
 async function get(app: TestApp, path: string, authorization?: string) {
@@ -56,6 +57,19 @@ t.test('requests per window: 429 with Retry-After, then served again', async (t)
   t.equal((await get(app, '/v2/')).status, 200, 'recovered after the window')
   const metrics = await get(app, '/metrics')
   t.match(metrics.body, /pullthrough_rate_limited_total\{limit="requests"\} 1/)
+})
+
+t.test('pip sees the limit as a 429 with Retry-After in its own format', async (t) => {
+  const upstream = await startPypiUpstream(t)
+  const app = await startApp(t, {
+    yaml: `${indexYaml([upstream])}docker: { registries: [] }\nlimits: { upstreamMisses: { max: 1, window: 1m } }\n`,
+  })
+  t.equal((await get(app, '/simple/app/')).status, 200)
+  const over = await get(app, '/simple/lib/')
+  t.equal(over.status, 429)
+  t.match(over.body, /^429 too many requests from this client need the upstream/)
+  t.ok(Number(over.retryAfter) > 0)
+  t.equal((await get(app, '/simple/app/')).status, 200, 'the cached page is still served')
 })
 
 t.test('a signed-in user is one client: another user keeps their own budget', async (t) => {
