@@ -2,7 +2,8 @@
  * Property-based tests of what reads credentials: Authorization headers,
  * htpasswd and groups lines, token scopes, registry tokens and identity
  * provider JWTs. Whatever the input: no crash (only the parser's own error),
- * bounded time, and a token that was not issued as it is never checks out.
+ * bounded time, and a token whose bytes differ from the issued one never
+ * checks out.
  */
 import fc from 'fast-check'
 import t from 'tap'
@@ -91,7 +92,7 @@ t.test('registry tokens: only the issued token checks out, whatever is changed',
             fc.constantFrom('A', 'B', 'C', 'a', 'b', 'c', '0', '1', '2', '-', '_', '.'),
           )
           .map(([at, c]) => issued.slice(0, at) + c + issued.slice(at + 1))
-          .filter((changed) => changed !== issued),
+          .filter((changed) => !sameBytes(changed, issued)),
         fc
           .tuple(fc.nat(2), base64url)
           .map(([part, value]) =>
@@ -100,13 +101,24 @@ t.test('registry tokens: only the issued token checks out, whatever is changed',
               .map((p, i) => (i === part ? value : p))
               .join('.'),
           )
-          .filter((changed) => changed !== issued),
+          .filter((changed) => !sameBytes(changed, issued)),
       ),
       async (token) => (await tokens.verify(token)) === undefined,
     ),
     RUNS,
   )
 })
+
+/**
+ * Whether two compact JWTs decode to the same bytes: the last base64url
+ * character of a part carries padding bits, so some changes to it change
+ * nothing that is signed (that is encoding, not forgery).
+ */
+function sameBytes(a: string, b: string): boolean {
+  const parts = (token: string) => token.split('.').map((p) => Buffer.from(p, 'base64url'))
+  const [x, y] = [parts(a), parts(b)]
+  return x.length === y.length && x.every((part, i) => y[i]?.equals(part) === true)
+}
 
 t.test('identity provider JWTs: garbage never signs in, and never throws', async () => {
   const jwt = new ExternalJwt(
