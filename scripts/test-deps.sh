@@ -9,6 +9,8 @@ PATH="$PATH:/usr/sbin:/sbin"
 # command on PATH -> Debian package that provides it
 declare -A needed=(
   [redis-server]=redis-server
+  # Redis failover tests: a primary, a replica and three sentinels
+  [redis-sentinel]=redis-sentinel
   [skopeo]=skopeo
   [docker-registry]=docker-registry
   [openssl]=openssl

@@ -503,6 +503,7 @@ async function openOwnedMetadata(
       storagePath: config.storage.path,
       redis: redis && {
         url: redis.url,
+        sentinels: redis.sentinels,
         keyPrefix: redis.keyPrefix,
         connectTimeoutMs: redis.connectTimeout,
         commandTimeoutMs: redis.commandTimeout,

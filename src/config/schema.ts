@@ -369,6 +369,26 @@ export const configSchema = z
             keyPrefix: z.string().default('pullthrough:'),
             connectTimeout: duration('5s'),
             commandTimeout: duration('2s'),
+            /**
+             * Reach the primary through Redis Sentinel: these sentinels (host:port)
+             * name it, and after a failover the new one. The URL then gives only the
+             * password and database.
+             */
+            sentinels: z
+              .strictObject({
+                masterName: z.string().min(1).default('mymaster'),
+                addresses: z
+                  .array(
+                    z
+                      .string()
+                      .regex(
+                        /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/,
+                        'must be host:port',
+                      ),
+                  )
+                  .min(1, 'needs at least one sentinel'),
+              })
+              .optional(),
           })
           .optional(),
       })

@@ -8,9 +8,9 @@
  */
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { Redis } from 'ioredis'
 import { RateLimitedError } from '../auth/errors.ts'
 import type { Config } from '../config/schema.ts'
+import { createRedisClient } from '../metadata/redis-connection.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { upstreamGates } from '../upstream/request-gate.ts'
 
@@ -38,7 +38,7 @@ export async function installRateLimits(
   const redisConfig = config.metadata.redis
   const redis =
     redisConfig &&
-    new Redis(redisConfig.url, {
+    createRedisClient(redisConfig, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectTimeout: redisConfig.connectTimeout,

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { Logger } from '../observability/logger.ts'
 import { FsMetadataStore } from './fs-store.ts'
 import { RedisMetadataStore } from './redis-store.ts'
+import type { RedisTarget } from './redis-connection.ts'
 import type { MetadataStore } from './store.ts'
 
 export interface MetadataSettings {
@@ -10,6 +11,7 @@ export interface MetadataSettings {
   readonly redis?:
     | {
         readonly url: string
+        readonly sentinels?: RedisTarget['sentinels']
         readonly keyPrefix: string
         readonly connectTimeoutMs: number
         readonly commandTimeoutMs: number

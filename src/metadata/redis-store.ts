@@ -25,6 +25,7 @@ import { Redis } from 'ioredis'
 import { MetadataClosedError, MetadataUnavailableError } from './errors.ts'
 import { RedisStatistics } from './redis-statistics.ts'
 import { RECORD_RETENTION_FLOOR_MS, RECORD_SWEEP_INTERVAL_MS } from './retention.ts'
+import { createRedisClient, type RedisTarget } from './redis-connection.ts'
 import type { ArtifactReference, UsageAnswer, UsageDelta, UsageQuery } from './statistics.ts'
 import type {
   ApiTokenRecord,
@@ -36,8 +37,7 @@ import type {
   TagRecord,
 } from './store.ts'
 
-export interface RedisStoreOptions {
-  readonly url: string
+export interface RedisStoreOptions extends RedisTarget {
   readonly keyPrefix?: string
   readonly connectTimeoutMs: number
   readonly commandTimeoutMs: number
@@ -109,7 +109,7 @@ export class RedisMetadataStore implements MetadataStore {
       1,
       Math.round(options.recordRetentionMs ?? RECORD_RETENTION_FLOOR_MS),
     )
-    this.#redis = new Redis(options.url, {
+    this.#redis = createRedisClient(options, {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -392,13 +392,10 @@ export class RedisMetadataStore implements MetadataStore {
     this.#closed = true
     clearInterval(this.#sweepTimer)
     if (this.#redis.status === 'ready') {
-      try {
-        await this.#call('close', (r) => r.quit(), true)
-        return
-      } catch {
-        // fall through to a hard disconnect
-      }
+      // Replies to commands sent before are read first; failure falls through to the hard way.
+      await this.#call('close', (r) => r.quit(), true).catch(() => undefined)
     }
+    // Also ends what quit leaves open: the sentinel connections that watch for failovers.
     this.#redis.disconnect()
   }
 

@@ -24,10 +24,17 @@ export interface RedisServer {
   resume(): void
 }
 
-export async function startRedis(t: Test): Promise<RedisServer> {
+export interface RedisOptions {
+  /** Start as a replica of this primary's port. */
+  readonly replicaOf?: number
+}
+
+export async function startRedis(t: Test, options: RedisOptions = {}): Promise<RedisServer> {
   const dir = await tempDir(t, 'pt-redis-')
   const port = await freePort()
   let child: ChildProcess | undefined
+  const replica =
+    options.replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(options.replicaOf)]
 
   const start = async () => {
     const proc = spawn(
@@ -43,6 +50,7 @@ export async function startRedis(t: Test): Promise<RedisServer> {
         'no',
         '--dir',
         dir,
+        ...replica,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
