@@ -1,6 +1,6 @@
 /**
  * Property-based tests (fast-check) of the parsers that read client and
- * upstream input. Whatever the input: no crash (only the parser's own typed
+ * upstream input (credentials: credentials.test.ts). Whatever the input: no crash (only the parser's own typed
  * error, where it has one), results within their stated shapes, digests that
  * can only ever name a path inside the store, and bounded time per input.
  */
@@ -11,6 +11,7 @@ import { only, RUNS, text, timed } from '../helpers/fuzz.ts'
 import { parseRange } from '../../src/docker/blobs.ts'
 import { OciError } from '../../src/docker/errors.ts'
 import { parseAccept as parseDockerAccept } from '../../src/docker/media-types.ts'
+import { MAX_LINK_HEADER_CHARS, nextLinkTarget } from '../../src/docker/remote.ts'
 import { isRepositoryName, parseV2Path } from '../../src/docker/names.ts'
 import { ProjectPageInvalidError } from '../../src/pypi/errors.ts'
 import {
@@ -192,3 +193,35 @@ t.test(
     )
   },
 )
+
+t.test('Link headers: the next target is a piece of the header between < and >', async (t) => {
+  const links = fc
+    .array(
+      fc.oneof(
+        text,
+        fc.constantFrom(
+          '<',
+          '>',
+          ', ',
+          '; rel="next"',
+          '; rel=next',
+          '; REL="prev next"',
+          '/v2/x?last=a',
+        ),
+      ),
+      { maxLength: 12 },
+    )
+    .map((parts) => parts.join(''))
+  fc.assert(
+    fc.property(fc.oneof(text, links), (header) => {
+      const target = timed(() => nextLinkTarget(header))
+      return (
+        target === undefined ||
+        (header.includes(`<${target}>`) && !target.includes('>') && /rel/i.test(header))
+      )
+    }),
+    RUNS,
+  )
+  // Long headers are ignored without being read.
+  t.equal(nextLinkTarget(`<${'a'.repeat(MAX_LINK_HEADER_CHARS)}>; rel="next"`), undefined)
+})
