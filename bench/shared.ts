@@ -5,7 +5,7 @@
  * parsing, and the printed report (machine line, tool versions, markdown rows,
  * medians with each run).
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
@@ -80,14 +80,9 @@ export function machineLine(): string {
 
 /** The version number `command args` prints, e.g. `1.9.3`. */
 export function toolVersion(command: string, args: string[]): string {
-  let out: string
-  try {
-    out = execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-  } catch (error) {
-    // wrk prints its version with the usage text and exits 1.
-    out = (error as { stdout?: string }).stdout ?? ''
-  }
-  return /\d+\.\d+(\.\d+)?\S*/.exec(out)?.[0] ?? 'unknown'
+  // wrk prints its version with the usage text and exits 1; nginx -v prints it on stderr.
+  const run = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  return /\d+\.\d+(\.\d+)?\S*/.exec(`${run.stdout}${run.stderr}`)?.[0] ?? 'unknown'
 }
 
 /** Clock ticks per second of /proc/<pid>/stat's CPU times. */
