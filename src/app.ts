@@ -58,6 +58,7 @@ import type { Credentials } from './auth/identity.ts'
 import { buildClientAuth, loadAuthFiles } from './auth/open.ts'
 import { installClientAuth } from './http/client-auth.ts'
 import { installRateLimits } from './http/rate-limits.ts'
+import { Leadership } from './metadata/leadership.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
@@ -83,6 +84,8 @@ export interface AppDeps {
 
 /** The services the protocol routes use: upstream pools per registry and index, the read-through cache and the caches of documents. */
 export interface Services {
+  /** Which replica runs scheduled work. */
+  readonly leadership: Leadership
   readonly cache: ReadThrough
   readonly manifests: ManifestCache
   /** Blob hits waiting to be written to the metadata store. */
@@ -291,6 +294,8 @@ export async function buildApp(
     await services.scrubber.close()
     await services.sync.close()
     await services.gc.close()
+    // Another replica may take the scheduled work over at once.
+    await services.leadership.stop()
     await services.cache.settled()
     await services.accesses.flush()
     await services.pulls?.close()
@@ -303,6 +308,7 @@ export async function buildApp(
     )
     for (const part of owned.reverse()) await part.close()
   })
+  await services.leadership.start()
   services.scrubber.startSchedule()
   services.sync.startSchedule()
   services.gc.startSchedule(config.retention.interval)
@@ -399,6 +405,14 @@ function createServices(config: Config, deps: AppDeps): Services {
   pulls?.start()
   // The owner of this app's leases: one per app, so two apps in one process are two replicas.
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
+  const leadership = new Leadership(metadata, {
+    owner,
+    logger,
+    onChange: (leader) => {
+      metrics.leader.set(leader ? 1 : 0)
+    },
+  })
+  const isLeader = () => leadership.isLeader()
   const scrubber = new Scrubber({
     blobs,
     metadata,
@@ -408,6 +422,7 @@ function createServices(config: Config, deps: AppDeps): Services {
     intervalMs: config.scrub.interval,
     rate: config.scrub.rate,
     owner,
+    isLeader,
   })
   const gc = new GarbageCollector({
     blobs,
@@ -421,6 +436,7 @@ function createServices(config: Config, deps: AppDeps): Services {
     registries: config.docker.registries.map((r) => r.name),
     shared: config.metadata.redis !== undefined,
     owner,
+    isLeader,
   })
   const dockerDeps = { registries: config.docker.registries, pools: registries, manifests, cache }
   const pypiDeps = {
@@ -449,8 +465,10 @@ function createServices(config: Config, deps: AppDeps): Services {
       random: deps.random,
     },
     owner,
+    isLeader,
   })
   return {
+    leadership,
     sync,
     bundleImages: dockerBundleImages(dockerDeps),
     bundleProjects: pypiBundleProjects(pypiDeps),

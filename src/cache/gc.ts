@@ -35,6 +35,8 @@ export const MAX_GC_RECORDS = 1_000_000
 const MAX_LISTED = 100
 
 export interface GcDeps {
+  /** Whether this replica leads scheduled work (metadata/leadership.ts); absent: it does. */
+  readonly isLeader?: () => boolean
   readonly blobs: BlobStore
   readonly metadata: MetadataStore
   readonly metrics: Metrics
@@ -103,6 +105,8 @@ export class GarbageCollector {
   startSchedule(intervalMs: number): void {
     if ((this.deps.unusedForMs <= 0 && this.deps.keepTags <= 0) || intervalMs <= 0) return
     this.#timer = setInterval(() => {
+      // Scheduled runs are the leader's; asked ones (the API) run anywhere.
+      if (this.deps.isLeader?.() === false) return
       this.run({ dryRun: false }).catch((error: unknown) => {
         if (!(error instanceof GcBusyError))
           this.#logger.warn({ err: error }, 'scheduled gc failed')

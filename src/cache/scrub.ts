@@ -57,6 +57,8 @@ export interface ScrubStatus {
 }
 
 export interface ScrubDeps {
+  /** Whether this replica leads scheduled work (metadata/leadership.ts); absent: it does. */
+  readonly isLeader?: () => boolean
   readonly blobs: BlobStore
   readonly metadata: MetadataStore
   readonly metrics: Metrics
@@ -165,6 +167,8 @@ export class Scrubber {
   async #scheduled(): Promise<void> {
     try {
       if (this.#running || this.#abort.signal.aborted) return
+      // Scheduled runs are the leader's; asked ones (the API) run anywhere.
+      if (this.#deps.isLeader?.() === false) return
       this.#lastFinished ??= await this.#readLastFinished()
       if (this.#deps.now() < this.#lastFinished + this.#deps.intervalMs) return
       await this.start('schedule')

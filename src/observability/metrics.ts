@@ -45,6 +45,7 @@ export interface Metrics {
   readonly httpConnectionsRejected: Counter
   readonly accessDenied: Counter<'protocol' | 'reason'>
   readonly rateLimited: Counter<'limit'>
+  readonly leader: Gauge
   readonly statisticsDropped: Counter
   readonly bandwidthSaved: Counter<'protocol'>
   readonly staleServed: Counter<'protocol'>
@@ -255,6 +256,11 @@ export function createMetrics(
       name: `${PREFIX}access_denied_total`,
       help: 'Requests refused by client auth: wrong credentials, sign-in needed, access or proxy rules, token scope.',
       labelNames: ['protocol', 'reason'],
+      registers,
+    }),
+    leader: new Gauge({
+      name: `${PREFIX}leader`,
+      help: '1 while this replica leads scheduled work (sync lists, scrub, retention gc).',
       registers,
     }),
     rateLimited: new Counter({

@@ -32,6 +32,8 @@ const JOBS_NAMESPACE = '_jobs'
 const MAX_RECORDED_FAILURES = 20
 
 export interface SyncJobsDeps extends ListRunDeps {
+  /** Whether this replica leads scheduled work (metadata/leadership.ts); absent: it does. */
+  readonly isLeader?: () => boolean
   readonly lists: readonly SyncListConfig[]
   readonly metadata: Pick<
     MetadataStore,
@@ -154,6 +156,8 @@ export class SyncJobs {
   }
 
   async #scheduled(): Promise<void> {
+    // Scheduled runs are the leader's; asked ones (the API, the CLI) run anywhere.
+    if (this.#deps.isLeader?.() === false) return
     for (const list of this.#deps.lists) {
       if (!list.schedule || this.#running.has(list.name) || this.#abort.signal.aborted) continue
       try {
