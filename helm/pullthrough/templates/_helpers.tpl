@@ -107,6 +107,12 @@ is applied.
 */}}
 {{- define "pullthrough.validate" -}}
 {{- $replicas := int .Values.replicaCount }}
+{{- if .Values.autoscaling.enabled }}
+{{- $replicas = int .Values.autoscaling.maxReplicas }}
+{{- if lt $replicas (int .Values.autoscaling.minReplicas) }}
+{{- fail "autoscaling.maxReplicas is below autoscaling.minReplicas." }}
+{{- end }}
+{{- end }}
 {{- if and (gt $replicas 1) (not (include "pullthrough.usesRedis" .)) }}
 {{- fail (printf "replicaCount is %d, but several replicas need Redis for metadata: the embedded store locks its volume and a second replica would not start. Set redis.url, redis.existingSecret or redis.deploy.enabled=true." $replicas) }}
 {{- end }}
