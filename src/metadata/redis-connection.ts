@@ -32,6 +32,8 @@ export function createRedisClient(target: RedisTarget, options: RedisOptions): R
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
     ...(url.protocol === 'rediss:' ? { tls: {}, enableTLSForSentinelMode: true } : {}),
     failoverDetector: true,
+    // A primary demoted while we were connected answers READONLY: find the new one.
+    reconnectOnError: (error: Error) => error.message.startsWith('READONLY'),
     sentinelRetryStrategy: (times: number) => Math.min(times * 100, 1000),
   })
 }

@@ -5,7 +5,7 @@
  * reaches no upstream.
  */
 import fc from 'fast-check'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { isRepositoryName, parseV2Path } from '../../src/docker/names.ts'
 import { isProjectName } from '../../src/pypi/names.ts'
 import { writeFile } from 'node:fs/promises'
@@ -26,7 +26,8 @@ const segment = fc.oneof(
 )
 const headerText = fc.string({ maxLength: 80 }).map((s) => s.replace(/[^\x20-\x7e]/g, ''))
 
-t.test('registry and index routes: no 500, no upstream request for an invalid name', async (t) => {
+/** The app with a registry and an index whose upstreams answer 404, and `extra` config. */
+async function fuzzedApp(t: Test, extra = '') {
   const registry = await fakeUpstream(t)
   const index = await fakeUpstream(t)
   const app = await startApp(t, {
@@ -37,8 +38,13 @@ t.test('registry and index routes: no 500, no upstream request for an invalid na
 pypi:
   indexes:
     - { name: pypi, default: true, upstreams: [{ url: "${index.url}/simple/" }], retry: { attempts: 1 } }
-`,
+${extra}`,
   })
+  return { registry, index, app }
+}
+
+t.test('registry and index routes: no 500, no upstream request for an invalid name', async (t) => {
+  const { registry, index, app } = await fuzzedApp(t)
   await fc.assert(
     fc.asyncProperty(
       fc.constantFrom('/v2/', '/pypi/pypi/simple/', '/pypi/pypi/files/', '/simple/'),
@@ -72,25 +78,17 @@ pypi:
 })
 
 t.test('with auth on, no credentials of any shape reach an upstream or a 500', async (t) => {
-  const registry = await fakeUpstream(t)
-  const index = await fakeUpstream(t)
   const dir = await tempDir(t, 'pt-fuzz-auth-')
   const htpasswd = join(dir, 'htpasswd')
   await writeFile(htpasswd, htpasswdLine('alice', PASSWORDS.alice))
-  const app = await startApp(t, {
-    logLevel: 'silent',
-    yaml: `docker:
-  registries:
-    - { name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }], retry: { attempts: 1 } }
-pypi:
-  indexes:
-    - { name: pypi, default: true, upstreams: [{ url: "${index.url}/simple/" }], retry: { attempts: 1 } }
-auth: { htpasswd: ${htpasswd} }
+  const { registry, index, app } = await fuzzedApp(
+    t,
+    `auth: { htpasswd: ${htpasswd} }
 access:
   - { registry: "*", repository: "**", users: [alice] }
   - { index: "*", project: "*", users: [alice] }
 `,
-  })
+  )
   const authorization = fc.oneof(
     headerText,
     headerText.map((s) => `Bearer ${s}`),

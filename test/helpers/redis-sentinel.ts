@@ -25,8 +25,8 @@ export interface SentinelSet {
   readonly replica: RedisServer
   /** `127.0.0.1:port` of each sentinel. */
   readonly addresses: readonly string[]
-  /** The port of the primary the sentinels name now. */
-  currentPrimaryPort(): Promise<number>
+  /** Whether every sentinel names the primary on `port` (waiting up to 10 s for them to agree). */
+  settled(port: number): Promise<boolean>
 }
 
 export async function startSentinels(t: Test): Promise<SentinelSet> {
@@ -65,48 +65,46 @@ export async function startSentinels(t: Test): Promise<SentinelSet> {
     await readyLine(child, 'Sentinel ID is')
     addresses.push(`127.0.0.1:${port}`)
   }
-  const currentPrimaryPort = async () => {
-    const [host, port] = addresses[0]!.split(':')
-    const client = new Redis({
-      host,
-      port: Number(port),
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-    })
+  const settled = async (port: number) => {
     try {
-      await client.connect()
-      const answer = (await client.call(
-        'SENTINEL',
-        'get-master-addr-by-name',
-        MASTER_NAME,
-      )) as string[]
-      return Number(answer[1])
-    } finally {
-      client.disconnect()
+      await waitFor(
+        async () => {
+          for (const address of addresses) {
+            const answer = (await askSentinel(address, 'get-master-addr-by-name')) as string[]
+            if (Number(answer[1]) !== port) return false
+          }
+          return true
+        },
+        'the sentinels to agree on the primary',
+        10_000,
+      )
+      return true
+    } catch {
+      return false
     }
   }
   // Every sentinel has found the replica (and the others) before a test kills anything.
   await waitFor(async () => {
     for (const address of addresses) {
-      const [host, port] = address.split(':')
-      const client = new Redis({
-        host,
-        port: Number(port),
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-      })
-      try {
-        await client.connect()
-        const info = (await client.call('SENTINEL', 'master', MASTER_NAME)) as string[]
-        const field = (name: string) => Number(info[info.indexOf(name) + 1])
-        if (field('num-slaves') < 1 || field('num-other-sentinels') < SENTINELS - 1) return false
-      } finally {
-        client.disconnect()
-      }
+      const info = (await askSentinel(address, 'master')) as string[]
+      const field = (name: string) => Number(info[info.indexOf(name) + 1])
+      if (field('num-slaves') < 1 || field('num-other-sentinels') < SENTINELS - 1) return false
     }
     return true
   }, 'the sentinels to know the replica and each other')
-  return { primary, replica, addresses, currentPrimaryPort }
+  return { primary, replica, addresses, settled }
+}
+
+/** `SENTINEL <command> <master name>` asked of the sentinel at `address`. */
+async function askSentinel(address: string, command: string): Promise<unknown> {
+  const [host, port] = address.split(':')
+  const client = new Redis({ host, port: Number(port), lazyConnect: true, maxRetriesPerRequest: 0 })
+  try {
+    await client.connect()
+    return await client.call('SENTINEL', command, MASTER_NAME)
+  } finally {
+    client.disconnect()
+  }
 }
 
 async function readyLine(child: ChildProcess, line: string): Promise<void> {
