@@ -2,6 +2,16 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
+/** The protocols, http and the engine under them (cache, storage, upstream): what sync/ and auth/ reach only through ports or not at all. */
+const PROTOCOLS_AND_ENGINE = [
+  '**/docker/**',
+  '**/pypi/**',
+  '**/cache/**',
+  '**/storage/**',
+  '**/upstream/**',
+  '**/http/**',
+]
+
 /** Import rules that keep the layers of docs/architecture.md (patterns match the import string). */
 const layer = {
   storage: { group: ['**/storage/**'], message: 'protocols ask cache/, never storage/' },
@@ -16,14 +26,7 @@ const layer = {
     message: 'insight/ reads the metadata store and pull events only',
   },
   sync: {
-    group: [
-      '**/docker/**',
-      '**/pypi/**',
-      '**/cache/**',
-      '**/storage/**',
-      '**/upstream/**',
-      '**/http/**',
-    ],
+    group: PROTOCOLS_AND_ENGINE,
     message: 'sync/ reaches the protocols through its ports (sync/ports.ts) only',
   },
   bundle: {
@@ -31,14 +34,7 @@ const layer = {
     message: 'bundle/ reaches the protocols through its ports (bundle/ports.ts) only',
   },
   auth: {
-    group: [
-      '**/docker/**',
-      '**/pypi/**',
-      '**/cache/**',
-      '**/storage/**',
-      '**/upstream/**',
-      '**/http/**',
-    ],
+    group: PROTOCOLS_AND_ENGINE,
     message: 'auth/ decides who may pull what from the config alone; the http layer applies it',
   },
   fastify: {
