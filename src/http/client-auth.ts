@@ -89,9 +89,7 @@ export function installClientAuth(app: FastifyInstance, deps: ClientAuthDeps): P
   }
   return (request, reply, target, clientName) => {
     const principal = request.principal
-    const verdict: Verdict = principal?.adminToken
-      ? (deps.policy.proxyVerdict(target) ?? { allowed: true })
-      : deps.policy.decide(principal?.identity, target)
+    const verdict = verdictFor(deps, principal, target)
     const scopeName = clientName ?? target.name ?? ''
     if (verdict.allowed) {
       if (!principal?.grants || grants(principal.grants, scopeName)) return
@@ -107,6 +105,17 @@ export function installClientAuth(app: FastifyInstance, deps: ClientAuthDeps): P
     challenge(deps, request, reply, target.protocol, `repository:${scopeName}:pull`)
     throw new AuthRequiredError()
   }
+}
+
+/** The rules' answer for `principal`; admin.token passes every rule but the proxy rules. */
+function verdictFor(
+  deps: ClientAuthDeps,
+  principal: Principal | undefined,
+  target: PullTarget,
+): Verdict {
+  return principal?.adminToken
+    ? (deps.policy.proxyVerdict(target) ?? { allowed: true })
+    : deps.policy.decide(principal?.identity, target)
 }
 
 function isAdmin(deps: ClientAuthDeps, principal: Principal | undefined): boolean {
@@ -198,9 +207,7 @@ function registerTokenRoute(app: FastifyInstance, deps: ClientAuthDeps): void {
         pool: routed.registry.name,
         name: routed.repository,
       } as const
-      const verdict = principal?.adminToken
-        ? (deps.policy.proxyVerdict(target) ?? { allowed: true })
-        : deps.policy.decide(principal?.identity, target)
+      const verdict = verdictFor(deps, principal, target)
       if (verdict.allowed) access.push({ type: 'repository', name: grant.name, actions: ['pull'] })
     }
     const token = await tokens.issue(principal?.identity, access, principal?.adminToken === true)
