@@ -168,7 +168,15 @@ export class ReadThrough {
 
   async #fromFill(digest: string, source: FillSource, options: ServeOptions): Promise<ServedBlob> {
     const key = this.#key(digest, source)
-    const running = this.#fills.get(key)
+    let running = this.#fills.get(key)
+    if (running?.verified) {
+      // All bytes are in and checked; only fsync and rename are left. Wait for them and read
+      // the stored blob: it is a hit (nothing more comes from an upstream), and counted as one.
+      await running.done.catch(() => undefined)
+      const stored = await this.#fromStore(digest, options)
+      if (stored) return stored
+      running = this.#fills.get(key)
+    }
     let fill = running?.joinable && !running.failure ? running : this.#start(key, digest, source)
     try {
       await fill.ready

@@ -37,6 +37,35 @@ t.test('a cold blob is streamed to the client and committed', async (t) => {
 })
 
 t.test(
+  'a client arriving while a verified fill is being stored reads the stored blob',
+  async (t) => {
+    const blob = randomBlob(MiB)
+    const up = await fakeUpstream(t, serveBytes(blob.data))
+    const { pool } = testPool(t, poolConfig([up.url]))
+    const { cache, blobs } = await testCache(t)
+    // A slow disk: fsync and rename take a while after the bytes were verified.
+    const createWriter = blobs.createWriter.bind(blobs)
+    blobs.createWriter = async (...args) => {
+      const writer = await createWriter(...args)
+      const commit = writer.commit.bind(writer)
+      writer.commit = async (expected) => {
+        await sleep(300)
+        return commit(expected)
+      }
+      return writer
+    }
+    const first = await cache.serve(blob.digest, { pool, path: 'blob' })
+    t.equal((await drain(first.stream)).digest, blob.digest, 'the first client has every byte')
+    t.notOk(await blobs.has(blob.digest), 'the blob is not renamed into place yet')
+    const second = await cache.serve(blob.digest, { pool, path: 'blob' })
+    t.equal(second.cache, 'hit', 'nothing more comes from the upstream: a hit')
+    t.ok(await blobs.has(blob.digest), 'served from the stored blob')
+    t.equal((await drain(second.stream)).digest, blob.digest)
+    t.equal(up.count(), 1)
+  },
+)
+
+t.test(
   'a cut after N bytes resumes on the next mirror and the client gets the full body in one response',
   async (t) => {
     const blob = randomBlob(4 * MiB)
