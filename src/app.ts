@@ -59,6 +59,10 @@ import { buildClientAuth, loadAuthFiles } from './auth/open.ts'
 import { installClientAuth } from './http/client-auth.ts'
 import { installRateLimits } from './http/rate-limits.ts'
 import { Leadership } from './metadata/leadership.ts'
+import { FillLeases } from './cluster/fill-leases.ts'
+import { clusterFillRouter } from './cluster/fill-router.ts'
+import { startInternalServer } from './cluster/internal-server.ts'
+import { PeerSources } from './cluster/peer-sources.ts'
 import { OfflineSwitch } from './upstream/offline-switch.ts'
 import { UpstreamPool } from './upstream/pool.ts'
 
@@ -87,6 +91,8 @@ export interface Services {
   /** Which replica runs scheduled work. */
   readonly leadership: Leadership
   readonly cache: ReadThrough
+  /** The other replicas' running fills (cluster), asked like mirrors. */
+  readonly peers: PeerSources | undefined
   readonly manifests: ManifestCache
   /** Blob hits waiting to be written to the metadata store. */
   readonly accesses: AccessLog
@@ -299,6 +305,7 @@ export async function buildApp(
     await services.cache.settled()
     await services.accesses.flush()
     await services.pulls?.close()
+    await services.peers?.close()
     await Promise.all(
       [
         ...services.registries.values(),
@@ -308,6 +315,18 @@ export async function buildApp(
     )
     for (const part of owned.reverse()) await part.close()
   })
+  if (config.cluster) {
+    const { cluster } = config
+    owned.push(
+      await startInternalServer({
+        host: cluster.host ?? config.server.host,
+        port: cluster.port,
+        secret: cluster.secret ?? '',
+        cache: services.cache,
+        logger,
+      }),
+    )
+  }
   await services.leadership.start()
   services.scrubber.startSchedule()
   services.sync.startSchedule()
@@ -350,6 +369,14 @@ function createServices(config: Config, deps: AppDeps): Services {
     })
   }
   const accesses = new AccessLog(metadata, logger)
+  const { cluster } = config
+  const peers = cluster
+    ? new PeerSources(cluster.secret ?? '', { logger, metrics, now })
+    : undefined
+  const router =
+    cluster && peers
+      ? clusterFillRouter(new FillLeases(metadata, cluster.advertise, logger), peers, metrics)
+      : undefined
   const cache: ReadThrough = new ReadThrough({
     accesses,
     blobs,
@@ -360,6 +387,7 @@ function createServices(config: Config, deps: AppDeps): Services {
     maxBlobBytes: config.storage.maxBlobSize,
     now,
     onStored,
+    ...(router ? { router } : {}),
   })
   const manifests = new ManifestCache({
     accesses,
@@ -479,6 +507,7 @@ function createServices(config: Config, deps: AppDeps): Services {
     statistics: new Statistics(metadata, now),
     events: new EventRing(),
     cache,
+    peers,
     manifests,
     documents,
     accesses,

@@ -79,8 +79,23 @@ export const MIN_PROGRESS_BYTES = 64 * 1024
 
 const CONTENT_RANGE_RE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/
 
+/** Where a fill's bytes come from when replicas share fills (cluster/fill-router.ts). */
+export interface FillRouter {
+  /**
+   * Decides before the first request: `source` replaces the client's (another
+   * replica fetching the same blob); `release` runs when the fill ends.
+   */
+  route(
+    digest: string,
+    source: FillSource,
+    signal: AbortSignal,
+  ): Promise<{ readonly source?: FillSource; readonly release: () => void }>
+}
+
 export interface FillDeps {
   readonly blobs: BlobStore
+  /** Replicas sharing fills: ask the router where to fetch from. */
+  readonly router?: FillRouter
   readonly metrics: Metrics
   readonly logger: Logger
   /** storage.maxBlobSize: blobs declared or sent larger than this are refused. */
@@ -133,7 +148,7 @@ export class Fill implements FillView {
   /** A reader was created: from then on, a pass-through attempt without readers is pointless. */
   #hadReader = false
   readonly #abort = new AbortController()
-  readonly #sources: FillSources
+  #sources: FillSources
   /** Why the last mirror that was asked could not be used because of storage.maxBlobSize. */
   #tooLarge: UpstreamBlobTooLargeError | undefined
   #markReady: () => void = () => undefined
@@ -259,6 +274,21 @@ export class Fill implements FillView {
   }
 
   async #run(): Promise<void> {
+    const route = await this.deps.router
+      ?.route(this.digest, this.source, this.#abort.signal)
+      .catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'cannot ask the other replicas; fetching alone')
+        return undefined
+      })
+    try {
+      if (route?.source) this.#sources = new FillSources(route.source, this.#logger)
+      await this.#fetch()
+    } finally {
+      route?.release()
+    }
+  }
+
+  async #fetch(): Promise<void> {
     const { metrics } = this.deps
     const excluded = new Set<Mirror>()
     let passThrough = this.deps.passThrough ?? false

@@ -22,7 +22,7 @@ import { UpstreamAuthError, UpstreamNotFoundError } from '../upstream/errors.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 import type { AccessLog } from './access-log.ts'
 import { BlobUnknownUpstreamError } from './errors.ts'
-import { Fill, type FillSource } from './fill.ts'
+import { Fill, type FillRouter, type FillSource } from './fill.ts'
 import { InUse } from './in-use.ts'
 import { quarantine } from './quarantine.ts'
 
@@ -42,6 +42,8 @@ export interface ReadThroughDeps {
   readonly onStored?: (size: number) => void
   /** storage.maxBlobSize in bytes; without it (tests) blobs of any size are fetched. */
   readonly maxBlobBytes?: number
+  /** Replicas sharing fills (cluster): where each fill fetches from. */
+  readonly router?: FillRouter
 }
 
 export interface ServeOptions {
@@ -81,6 +83,36 @@ export class ReadThrough {
       const served =
         (await this.#fromStore(digest, options)) ?? (await this.#fromFill(digest, source, options))
       served.stream.once('close', release)
+      return served
+    } catch (error) {
+      release()
+      throw error
+    }
+  }
+
+  /**
+   * For another replica (the internal endpoint): the stored blob, else a
+   * running fill's bytes from `start`, its last bytes held back until it is
+   * verified. Undefined when neither is here; no upstream is asked.
+   */
+  async servePeer(digestInput: string, start: number): Promise<ServedBlob | undefined> {
+    const digest = parseDigest(digestInput)
+    const release = this.inUse.acquire(digest)
+    try {
+      let served = await this.#fromStore(digest, start > 0 ? { range: { start } } : {})
+      if (!served) {
+        const fill = [...this.#fills.values()].find((f) => f.digest === digest && !f.failure)
+        await fill?.ready
+        if (fill?.size !== undefined && start < fill.size)
+          served = {
+            cache: 'miss',
+            size: fill.size,
+            stream: fill.createReader(start),
+            upstream: fill.upstream,
+          }
+      }
+      if (served) served.stream.once('close', release)
+      else release()
       return served
     } catch (error) {
       release()
@@ -222,6 +254,7 @@ export class ReadThrough {
       metrics: this.deps.metrics,
       logger: this.deps.logger,
       maxBlobBytes: this.deps.maxBlobBytes ?? Number.POSITIVE_INFINITY,
+      ...(this.deps.router ? { router: this.deps.router } : {}),
       onCommitted: async (committed, size) => {
         forget()
         this.deps.onStored?.(size)

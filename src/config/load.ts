@@ -8,6 +8,7 @@ import { access, constants, readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseDocument } from 'yaml'
 import type { z } from 'zod'
+import { MIN_SECRET_CHARS } from './cluster-schema.ts'
 import { ConfigError } from './errors.ts'
 import { configSchema, type Config } from './schema.ts'
 
@@ -37,6 +38,7 @@ export const ENV_OVERRIDES = {
   PULLTHROUGH_REDIS_URL: ['metadata', 'redis', 'url'],
   PULLTHROUGH_LOG_LEVEL: ['log', 'level'],
   PULLTHROUGH_OFFLINE: ['offline'],
+  PULLTHROUGH_CLUSTER_ADVERTISE: ['cluster', 'advertise'],
 } as const satisfies Record<string, readonly string[]>
 
 const DEFAULT_FILE = 'config.yaml'
@@ -263,6 +265,22 @@ async function resolveSecrets(
     admin.token = value
   }
   if (admin.token !== undefined) secrets.push(admin.token)
+  const { cluster } = config
+  if (cluster?.secretFile !== undefined)
+    cluster.secret = await readSecretFile(cluster.secretFile, 'cluster.secretFile')
+  else if (cluster?.secretEnv !== undefined) {
+    const value = nonEmpty(env[cluster.secretEnv])
+    if (value === undefined)
+      throw new ConfigError(
+        `cluster.secretEnv: environment variable ${cluster.secretEnv} is not set`,
+      )
+    cluster.secret = value
+  }
+  if (cluster?.secret !== undefined) {
+    if (cluster.secret.length < MIN_SECRET_CHARS)
+      throw new ConfigError(`cluster: the secret must be at least ${MIN_SECRET_CHARS} characters`)
+    secrets.push(cluster.secret)
+  }
   const redisUrl = config.metadata.redis?.url
   const redisPassword = redisUrl === undefined ? '' : decodeURIComponent(new URL(redisUrl).password)
   if (redisPassword) secrets.push(redisPassword)

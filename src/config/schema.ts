@@ -15,6 +15,7 @@ import {
   limitsSchema,
   proxySchema,
 } from './auth-schema.ts'
+import { clusterSchema } from './cluster-schema.ts'
 import { duration, size } from './fields.ts'
 import { parseDuration } from './units.ts'
 
@@ -466,6 +467,8 @@ export const configSchema = z
           })
       })
       .prefault({}),
+    /** Replicas sharing Redis fetch each cold blob once (needs metadata.redis). */
+    cluster: clusterSchema.optional(),
     /** Client authentication; unset, anyone who reaches the port may pull. */
     auth: authSchema.optional(),
     access: accessSchema,
@@ -490,6 +493,20 @@ export const configSchema = z
   })
   .superRefine(syncNamesConfigured)
   .superRefine(accessNeedsAuth)
+  .superRefine(clusterNeedsRedis)
+
+/** The fill leases that make replicas one cache live in Redis. */
+function clusterNeedsRedis(
+  config: { cluster?: unknown; metadata: { redis?: unknown } },
+  ctx: z.RefinementCtx,
+): void {
+  if (config.cluster !== undefined && config.metadata.redis === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['cluster'],
+      message: 'needs metadata.redis: the replicas find each other through it',
+    })
+}
 
 /** Access rules decide between signed-in users: without auth there are none. */
 function accessNeedsAuth(

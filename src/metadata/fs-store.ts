@@ -373,6 +373,12 @@ export class FsMetadataStore implements MetadataStore {
     return Promise.resolve()
   }
 
+  async leaseHolder(name: string): Promise<string | undefined> {
+    this.#check()
+    const current = this.#leases.get(name)
+    return Promise.resolve(current && current.expiresAt > this.#now() ? current.owner : undefined)
+  }
+
   async ping(): Promise<void> {
     this.#check()
     // The journal must still be writable for the store to be useful.

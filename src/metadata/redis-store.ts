@@ -365,6 +365,11 @@ export class RedisMetadataStore implements MetadataStore {
     )
   }
 
+  async leaseHolder(name: string): Promise<string | undefined> {
+    const holder = await this.#call('leaseHolder', (r) => r.get(this.#key(`lease:${enc(name)}`)))
+    return holder ?? undefined
+  }
+
   async addUsage(batch: readonly UsageDelta[]): Promise<void> {
     if (batch.length === 0) return
     await this.#call('addUsage', (r) => this.#statistics.add(r, batch))

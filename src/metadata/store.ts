@@ -151,6 +151,8 @@ export interface MetadataStore {
   acquireLease(name: string, owner: string, options: LeaseOptions): Promise<boolean>
   /** Releases the lease when `owner` holds it; otherwise does nothing. */
   releaseLease(name: string, owner: string): Promise<void>
+  /** Who holds the lease now; undefined when it is free or expired. */
+  leaseHolder(name: string): Promise<string | undefined>
 
   /** Resolves when the store answers; rejects with MetadataUnavailableError otherwise. */
   ping(): Promise<void>

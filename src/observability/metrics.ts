@@ -46,6 +46,7 @@ export interface Metrics {
   readonly accessDenied: Counter<'protocol' | 'reason'>
   readonly rateLimited: Counter<'limit'>
   readonly leader: Gauge
+  readonly replicaFills: Counter<'role'>
   readonly statisticsDropped: Counter
   readonly bandwidthSaved: Counter<'protocol'>
   readonly staleServed: Counter<'protocol'>
@@ -261,6 +262,12 @@ export function createMetrics(
     leader: new Gauge({
       name: `${PREFIX}leader`,
       help: '1 while this replica leads scheduled work (sync lists, scrub, retention gc).',
+      registers,
+    }),
+    replicaFills: new Counter({
+      name: `${PREFIX}replica_fills_total`,
+      help: 'Cold blobs by what this replica did: fetched them for all (owner), streamed them from the replica fetching them (joiner), or took a fill over from a replica that died (takeover).',
+      labelNames: ['role'],
       registers,
     }),
     rateLimited: new Counter({

@@ -298,3 +298,48 @@ t.test('PULLTHROUGH_OFFLINE takes the usual spellings of a flag and refuses othe
     message: /offline \(from PULLTHROUGH_OFFLINE\): expected boolean/,
   })
 })
+
+t.test('cluster: a secret from one source, a plain advertise URL, and Redis', async (t) => {
+  const redis = 'metadata: { redis: { url: "redis://127.0.0.1:6379" } }\n'
+  const secret = 's'.repeat(40)
+  const base = `cluster: { port: 5001, advertise: "http://10.0.0.7:5001"`
+  const dir = await tempDir(t)
+  const file = join(dir, 'secret')
+  await writeFile(file, `${secret}\n`)
+  const loaded = await loadYaml(t, `${redis}${base}, secretFile: "${file}" }\n`)
+  t.equal(loaded.config.cluster?.secret, secret, 'read from the file, without its newline')
+  t.ok(loaded.secrets.includes(secret), 'and kept out of the logs')
+  const fromEnv = await loadYaml(t, `${redis}${base}, secretEnv: PT_SECRET }\n`, {
+    PT_SECRET: secret,
+    PULLTHROUGH_CLUSTER_ADVERTISE: 'http://10.1.2.3:5001',
+  })
+  t.equal(fromEnv.config.cluster?.secret, secret)
+  t.equal(
+    fromEnv.config.cluster?.advertise,
+    'http://10.1.2.3:5001',
+    'the pod IP from the environment',
+  )
+  const cases: [string, RegExp][] = [
+    [`${base}, secret: "${secret}" }`, /^cluster: needs metadata\.redis/],
+    [`${redis}${base} }`, /^cluster\.secret: set one of secret, secretFile, secretEnv$/],
+    [`${redis}${base}, secret: short }`, /^cluster\.secret: .*32/],
+    [
+      `${redis}${base}, secret: "${secret}", secretEnv: X }`,
+      /^cluster\.secretEnv: set only one of/,
+    ],
+    [
+      `${redis}cluster: { port: 5001, advertise: "http://u:p@10.0.0.7:5001/x", secret: "${secret}" }`,
+      /^cluster\.advertise: must be only scheme, host and port$/,
+    ],
+    [
+      `${redis}cluster: { port: 5001, advertise: "10.0.0.7:5001", secret: "${secret}" }`,
+      /^cluster\.advertise: must be an http\(s\) URL/,
+    ],
+    [
+      `${redis}${base}, secretEnv: NOT_SET_ANYWHERE }`,
+      /secretEnv: environment variable NOT_SET_ANYWHERE is not set$/,
+    ],
+  ]
+  for (const [yaml, expected] of cases)
+    t.match(await rejection(loadYaml(t, `${yaml}\n`)), expected, yaml)
+})

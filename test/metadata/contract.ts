@@ -257,7 +257,9 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
 
   t.test('leases: one holder at a time, expiry, renew and release by the owner only', async (t) => {
     const store = await makeStore(t)
+    t.equal(await store.leaseHolder('fill:x'), undefined, 'nobody holds a new lease')
     t.equal(await store.acquireLease('fill:x', 'replica-1', { ttlMs: 300 }), true)
+    t.equal(await store.leaseHolder('fill:x'), 'replica-1', 'its holder is known')
     t.equal(
       await store.acquireLease('fill:x', 'replica-2', { ttlMs: 300 }),
       false,
@@ -281,6 +283,7 @@ export function runContract(t: Test, makeStore: StoreFactory): void {
       'free after release',
     )
     await sleep(300)
+    t.equal(await store.leaseHolder('fill:x'), undefined, 'an expired lease has no holder')
     t.equal(
       await store.acquireLease('fill:x', 'replica-3', { ttlMs: 150 }),
       true,

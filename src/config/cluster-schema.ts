@@ -1,0 +1,54 @@
+/**
+ * `cluster`: replicas sharing Redis fetch each cold blob from upstream once.
+ * The replica that starts a fill serves it to the others on an internal port,
+ * which only replicas knowing the shared secret may use.
+ */
+import { z } from 'zod'
+
+/** Shorter secrets are guessable by anyone who can reach the internal port. */
+export const MIN_SECRET_CHARS = 32
+
+const internalUrl = z.string().superRefine((value, ctx) => {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL such as http://10.0.0.7:5001' })
+    return
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL such as http://10.0.0.7:5001' })
+  else if (url.username || url.password || url.search || url.hash || url.pathname !== '/')
+    ctx.addIssue({ code: 'custom', message: 'must be only scheme, host and port' })
+})
+
+export const clusterSchema = z
+  .strictObject({
+    /** Port of the internal endpoint (never the client port). */
+    port: z.number().int().min(1).max(65535),
+    /** Address the internal endpoint listens on; default server.host. */
+    host: z.string().min(1).optional(),
+    /** Where the other replicas reach this one's internal port (in Kubernetes: the pod IP). */
+    advertise: internalUrl,
+    /** Shared by every replica; set exactly one of secret, secretFile, secretEnv. */
+    secret: z.string().min(MIN_SECRET_CHARS).optional(),
+    secretFile: z.string().min(1).optional(),
+    secretEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+      .optional(),
+  })
+  .superRefine((cluster, ctx) => {
+    const sources = (['secret', 'secretFile', 'secretEnv'] as const).filter(
+      (k) => cluster[k] !== undefined,
+    )
+    if (sources.length !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: [sources[1] ?? 'secret'],
+        message:
+          sources.length === 0
+            ? 'set one of secret, secretFile, secretEnv'
+            : `set only one of secret, secretFile, secretEnv (also set: ${sources[0] ?? ''})`,
+      })
+  })
