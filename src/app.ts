@@ -370,12 +370,13 @@ function createServices(config: Config, deps: AppDeps): Services {
   }
   const accesses = new AccessLog(metadata, logger)
   const { cluster } = config
+  // The schema has made sure both the secret and advertise are set when cluster is.
   const peers = cluster
     ? new PeerSources(cluster.secret ?? '', { logger, metrics, now })
     : undefined
   const router =
     cluster && peers
-      ? clusterFillRouter(new FillLeases(metadata, cluster.advertise, logger), peers, metrics)
+      ? clusterFillRouter(new FillLeases(metadata, cluster.advertise ?? '', logger), peers, metrics)
       : undefined
   const cache: ReadThrough = new ReadThrough({
     accesses,

@@ -28,8 +28,13 @@ export const clusterSchema = z
     port: z.number().int().min(1).max(65535),
     /** Address the internal endpoint listens on; default server.host. */
     host: z.string().min(1).optional(),
-    /** Where the other replicas reach this one's internal port (in Kubernetes: the pod IP). */
-    advertise: internalUrl,
+    /**
+     * Where the other replicas reach this one's internal port (in Kubernetes:
+     * the pod IP, from PULLTHROUGH_CLUSTER_ADVERTISE). Required; optional here
+     * only so the chart's values schema accepts a config that leaves it to the
+     * environment.
+     */
+    advertise: internalUrl.optional(),
     /** Shared by every replica; set exactly one of secret, secretFile, secretEnv. */
     secret: z.string().min(MIN_SECRET_CHARS).optional(),
     secretFile: z.string().min(1).optional(),
@@ -39,6 +44,12 @@ export const clusterSchema = z
       .optional(),
   })
   .superRefine((cluster, ctx) => {
+    if (cluster.advertise === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['advertise'],
+        message: 'set it (or PULLTHROUGH_CLUSTER_ADVERTISE) to the URL the other replicas reach',
+      })
     const sources = (['secret', 'secretFile', 'secretEnv'] as const).filter(
       (k) => cluster[k] !== undefined,
     )

@@ -39,6 +39,7 @@ export const ENV_OVERRIDES = {
   PULLTHROUGH_LOG_LEVEL: ['log', 'level'],
   PULLTHROUGH_OFFLINE: ['offline'],
   PULLTHROUGH_CLUSTER_ADVERTISE: ['cluster', 'advertise'],
+  PULLTHROUGH_CLUSTER_SECRET: ['cluster', 'secret'],
 } as const satisfies Record<string, readonly string[]>
 
 const DEFAULT_FILE = 'config.yaml'

@@ -343,3 +343,18 @@ t.test('cluster: a secret from one source, a plain advertise URL, and Redis', as
   for (const [yaml, expected] of cases)
     t.match(await rejection(loadYaml(t, `${yaml}\n`)), expected, yaml)
 })
+
+t.test('cluster: advertise and the secret may come from the environment alone', async (t) => {
+  const redis = 'metadata: { redis: { url: "redis://127.0.0.1:6379" } }\n'
+  const secret = 'e'.repeat(40)
+  const loaded = await loadYaml(t, `${redis}cluster: { port: 5001 }\n`, {
+    PULLTHROUGH_CLUSTER_ADVERTISE: 'http://10.1.2.3:5001',
+    PULLTHROUGH_CLUSTER_SECRET: secret,
+  })
+  t.equal(loaded.config.cluster?.advertise, 'http://10.1.2.3:5001')
+  t.ok(loaded.secrets.includes(secret), 'the secret is kept out of the logs')
+  t.match(
+    await rejection(loadYaml(t, `${redis}cluster: { port: 5001, secret: "${secret}" }\n`)),
+    /^cluster\.advertise: set it \(or PULLTHROUGH_CLUSTER_ADVERTISE\)/,
+  )
+})

@@ -89,6 +89,11 @@ async function podView(
       ? 'redis://:password@demo-pullthrough-redis:6379/0'
       : 'redis://demo-pullthrough-redis:6379/0'
   }
+  const clusterPort = at(config, 'cluster.port')
+  if (typeof clusterPort === 'number')
+    env.PULLTHROUGH_CLUSTER_ADVERTISE = `http://10.0.0.7:${clusterPort}`
+  if (at(values, 'clusterSecret.existingSecret'))
+    env.PULLTHROUGH_CLUSTER_SECRET = 'a-secret-from-the-cluster-secret-0123456789'
   for (const entry of (values.extraEnv as Tree[] | undefined) ?? []) {
     env[String(entry.name)] = typeof entry.value === 'string' ? entry.value : 'from-a-secret'
   }
