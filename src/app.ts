@@ -34,6 +34,7 @@ import type { MetadataStore } from './metadata/store.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
 import { createMetrics, type Metrics } from './observability/metrics.ts'
 import { BlobStore } from './storage/blob-store.ts'
+import type { BlobStorage } from './storage/blob-storage.ts'
 import { FileHasher } from './storage/file-hasher.ts'
 import { sweepStaleTemps } from './storage/temp-sweeper.ts'
 import { FileHosts } from './upstream/file-hosts.ts'
@@ -72,7 +73,7 @@ const KEEP_ALIVE_TIMEOUT_MS = 72_000
 export interface AppDeps {
   readonly logger: Logger
   readonly metrics: Metrics
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   /** Milliseconds since the epoch; tests pass a controllable clock. */
   readonly now: () => number

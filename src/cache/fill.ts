@@ -44,7 +44,7 @@
  */
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 import { DigestMismatchError, StorageWriteError } from '../storage/errors.ts'
 import {
   UpstreamAuthError,
@@ -80,7 +80,7 @@ export const MIN_PROGRESS_BYTES = 64 * 1024
 const CONTENT_RANGE_RE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/
 
 export interface FillDeps {
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metrics: Metrics
   readonly logger: Logger
   /** storage.maxBlobSize: blobs declared or sent larger than this are refused. */

@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream'
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 import { parseDigest } from '../storage/digest.ts'
 import { DigestMismatchError } from '../storage/errors.ts'
 import { UpstreamAuthError, UpstreamNotFoundError } from '../upstream/errors.ts'
@@ -30,7 +30,7 @@ import { quarantine } from './quarantine.ts'
 export const STORAGE_RETRY_AFTER_MS = 30_000
 
 export interface ReadThroughDeps {
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   readonly metrics: Metrics
   readonly logger: Logger

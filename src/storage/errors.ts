@@ -76,3 +76,8 @@ export class BlobTooLargeError extends PullthroughError {
     super(`blob ${digest} has ${size} bytes, more than the ${maxBytes} allowed`)
   }
 }
+
+/** The errno code of a filesystem error (ENOSPC, EROFS...), for messages that must not carry a path. */
+export function errorCode(error: unknown): string {
+  return (error as { code?: string } | null)?.code ?? 'error'
+}
