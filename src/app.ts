@@ -3,6 +3,7 @@
  * down; tests build the app in-process and replace a part by passing another.
  * Parts the caller did not pass are created from the config and closed with the app.
  */
+import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { hostname } from 'node:os'
@@ -35,6 +36,8 @@ import { createLogger, type Logger } from './observability/logger.ts'
 import { createMetrics, type Metrics } from './observability/metrics.ts'
 import { BlobStore } from './storage/blob-store.ts'
 import type { BlobStorage } from './storage/blob-storage.ts'
+import { createS3Client } from './storage/s3-client.ts'
+import { S3BlobStore } from './storage/s3-store.ts'
 import { FileHasher } from './storage/file-hasher.ts'
 import { sweepStaleTemps } from './storage/temp-sweeper.ts'
 import { FileHosts } from './upstream/file-hosts.ts'
@@ -542,6 +545,21 @@ async function openOwnedBlobStore(
   config: Config,
   logger: Logger,
   owned: { close: () => Promise<void> }[],
+): Promise<BlobStorage> {
+  // With Redis, replicas may share the volume: leave their downloads in tmp/ alone,
+  // and clear up after replicas that died.
+  const shared = config.metadata.redis !== undefined
+  const blobs = config.storage.s3
+    ? await openS3Store(config.storage.path, config.storage.s3, shared, owned)
+    : await openFsStore(config, shared, owned)
+  if (shared) owned.push(sweepStaleTemps(blobs, logger))
+  return blobs
+}
+
+async function openFsStore(
+  config: Config,
+  shared: boolean,
+  owned: { close: () => Promise<void> }[],
 ): Promise<BlobStore> {
   // Verified reads hash on worker threads so the main thread keeps serving.
   const hasher = config.storage.verifyOnRead !== false ? new FileHasher() : undefined
@@ -549,14 +567,34 @@ async function openOwnedBlobStore(
     owned.push(hasher)
     hasher.warmUp()
   }
-  // With Redis, replicas may share the volume: leave their downloads in tmp/ alone,
-  // and clear up after replicas that died.
-  const shared = config.metadata.redis !== undefined
-  const blobs = await BlobStore.open(config.storage.path, {
+  return BlobStore.open(config.storage.path, {
     hasher,
     shared,
     trustVerified: config.storage.verifyOnRead === 'changed',
   })
-  if (shared) owned.push(sweepStaleTemps(blobs, logger))
-  return blobs
+}
+
+/** The bucket's store; blobs in progress are spooled under storage.path/tmp. */
+async function openS3Store(
+  path: string,
+  s3: NonNullable<Config['storage']['s3']>,
+  shared: boolean,
+  owned: { close: () => Promise<void> }[],
+): Promise<S3BlobStore> {
+  const client = createS3Client(s3)
+  try {
+    const store = await S3BlobStore.open({
+      client,
+      bucket: s3.bucket,
+      prefix: s3.prefix,
+      partSizeBytes: s3.partSize,
+      spoolDir: join(path, 'tmp'),
+      shared,
+    })
+    owned.push({ close: () => Promise.resolve(client.destroy()) })
+    return store
+  } catch (error) {
+    client.destroy()
+    throw error
+  }
 }

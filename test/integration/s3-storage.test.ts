@@ -1,0 +1,127 @@
+/**
+ * The app with storage.s3 against a real S3-compatible server (s3rver): skopeo
+ * pulls through it from a real registry, the blobs land in the bucket (a
+ * multipart upload for the large layer) and nowhere under storage.path, warm
+ * GETs and Ranges are served from the bucket, gc deletes the objects of
+ * blobs nobody pulled, and a body that fails its digest never reaches the bucket.
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { request } from 'undici'
+import { digestOf } from '../../src/storage/digest.ts'
+import { startApp } from '../helpers/app.ts'
+import { tempDir } from '../helpers/config.ts'
+import { fakeUpstream, serveBytes } from '../helpers/fake-upstream.ts'
+import { metricSum } from '../helpers/http.ts'
+import { buildImage, pullImage } from '../helpers/images.ts'
+import { startRegistry } from '../helpers/registry.ts'
+import { S3RVER_KEY, startS3rver, type S3rver } from '../helpers/s3rver.ts'
+import { drain } from '../helpers/streams.ts'
+import { filesUnder } from '../storage/fixtures/disk.ts'
+
+const MiB = 1024 * 1024
+const DAY_MS = 86_400_000
+const HITS = 'pullthrough_cache_requests_total{protocol="docker",pool="docker.io",result="hit"}'
+const TOKEN = 's3-test-admin-token-0123456'
+const PREFIX = 'cache/'
+
+function storageYaml(s3: S3rver): string {
+  return `storage:
+  s3:
+    bucket: ${s3.bucket}
+    endpoint: "${s3.endpoint}"
+    pathStyle: true
+    prefix: ${PREFIX}
+    partSize: 5MiB
+    credentials: { accessKeyId: ${S3RVER_KEY.accessKeyId}, secretAccessKey: ${S3RVER_KEY.secretAccessKey} }
+`
+}
+
+/** The digests the bucket holds, read without pullthrough. */
+async function inBucket(s3: S3rver): Promise<string[]> {
+  return (await s3.keys(`${PREFIX}blobs/sha256/`)).map((k) => `sha256:${k.split('/').pop() ?? ''}`)
+}
+
+t.test(
+  'a pull through an S3-backed cache stores, serves and collects blobs in the bucket',
+  async (t) => {
+    const s3 = await startS3rver(t)
+    const registry = await startRegistry(t)
+    const imageDir = await tempDir(t, 'pt-img-')
+    const image = await buildImage(imageDir, { layers: [4096, 6 * MiB + 123] })
+    const pushed = await registry.pushImage(image, 'library/app:1.0')
+    const manifest = pushed.manifests[0]
+    if (!manifest) throw new Error('no manifest pushed')
+    const [small, large] = manifest.layers
+    if (small === undefined || large === undefined) throw new Error('two layers expected')
+    let offset = 0
+    const app = await startApp(t, {
+      yaml: `${storageYaml(s3)}docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }] }] }
+retention: { unusedFor: 1d }
+admin: { token: "${TOKEN}" }
+`,
+      deps: { now: () => Date.now() + offset },
+    })
+    const host = new URL(app.url).host
+    await pullImage(t, `${host}/app:1.0`, join(await tempDir(t, 'pt-out-'), 'first'))
+    await app.app.services.cache.settled()
+
+    const stored = await inBucket(s3)
+    for (const digest of [small, large, manifest.config, manifest.digest])
+      t.ok(stored.includes(digest), `${digest} is in the bucket`)
+    t.same(
+      (await filesUnder(app.storagePath)).filter(
+        (f) => !f.includes(`${join(app.storagePath, 'meta')}/`),
+      ),
+      [],
+      'nothing under storage.path but the metadata store: no blob, no temp file',
+    )
+
+    const hex = large.slice('sha256:'.length)
+    const content = await readFile(join(imageDir, 'blobs', 'sha256', hex))
+    const hitsBefore = await metricSum(app.url, HITS)
+    const warm = await request(`${app.url}/v2/library/app/blobs/${large}`)
+    t.equal(warm.statusCode, 200)
+    t.same(await drain(warm.body), { bytes: content.length, digest: large, error: undefined })
+    const ranged = await request(`${app.url}/v2/library/app/blobs/${large}`, {
+      headers: { range: 'bytes=5242800-5242999' },
+    })
+    t.equal(ranged.statusCode, 206)
+    t.ok(Buffer.from(await ranged.body.arrayBuffer()).equals(content.subarray(5242800, 5243000)))
+    t.equal((await metricSum(app.url, HITS)) - hitsBefore, 2, 'both answered from the bucket')
+
+    // Two days later nobody pulled anything: gc deletes every unused blob's object.
+    offset = 2 * DAY_MS
+    const gc = await request(`${app.url}/-/api/v1/gc`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    t.equal(gc.statusCode, 200)
+    t.match(await gc.body.json(), { dryRun: false, unused: { count: 4 } })
+    t.same(await inBucket(s3), [], 'the bucket is empty')
+    const gone = await request(`${app.url}/v2/library/app/blobs/${large}`)
+    t.equal(gone.statusCode, 200, 'a pull after gc fills the blob again')
+    t.same(await drain(gone.body), { bytes: content.length, digest: large, error: undefined })
+    await app.app.services.cache.settled()
+    t.same(await inBucket(s3), [large])
+  },
+)
+
+t.test('a body that does not hash to its digest never reaches the bucket', async (t) => {
+  const s3 = await startS3rver(t)
+  const upstream = await fakeUpstream(t, serveBytes(Buffer.from('not the blob you asked for')))
+  const app = await startApp(t, {
+    yaml: `${storageYaml(s3)}docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }
+`,
+  })
+  const digest = digestOf('the blob you asked for')
+  const res = await request(`${app.url}/v2/library/app/blobs/${digest}`)
+  const body = await drain(res.body)
+  t.not(body.digest, digest, 'the client never gets a complete wrong body')
+  await app.app.services.cache.settled()
+  t.ok((await metricSum(app.url, 'pullthrough_digest_mismatch_total')) >= 1)
+  t.same(await inBucket(s3), [], 'nothing in the bucket')
+  t.same(await filesUnder(join(app.storagePath, 'tmp')), [], 'nothing left in the spool')
+})
