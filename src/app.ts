@@ -364,6 +364,7 @@ function createServices(config: Config, deps: AppDeps): Services {
     maxBlobBytes: config.storage.maxBlobSize,
     now,
     onStored,
+    ...presignIf(config, blobs),
   })
   const manifests = new ManifestCache({
     accesses,
@@ -572,6 +573,16 @@ async function openFsStore(
     shared,
     trustVerified: config.storage.verifyOnRead === 'changed',
   })
+}
+
+/** storage.s3.redirect: presigned GETs of the bucket's blobs for the read-through cache. */
+function presignIf(
+  config: Config,
+  blobs: BlobStorage,
+): { presign?: (digest: string) => Promise<string> } {
+  const redirect = config.storage.s3?.redirect
+  if (!redirect || !(blobs instanceof S3BlobStore)) return {}
+  return { presign: (digest) => blobs.presignGet(digest, redirect.expires) }
 }
 
 /** The bucket's store; blobs in progress are spooled under storage.path/tmp. */

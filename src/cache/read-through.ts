@@ -16,7 +16,7 @@ import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { BlobStorage } from '../storage/blob-storage.ts'
-import { parseDigest } from '../storage/digest.ts'
+import { parseDigest, type Digest } from '../storage/digest.ts'
 import { DigestMismatchError } from '../storage/errors.ts'
 import { UpstreamAuthError, UpstreamNotFoundError } from '../upstream/errors.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
@@ -42,6 +42,8 @@ export interface ReadThroughDeps {
   readonly onStored?: (size: number) => void
   /** storage.maxBlobSize in bytes; without it (tests) blobs of any size are fetched. */
   readonly maxBlobBytes?: number
+  /** storage.s3.redirect: a short-lived URL that GETs a stored blob straight from the bucket. */
+  readonly presign?: (digest: Digest) => Promise<string>
 }
 
 export interface ServeOptions {
@@ -86,6 +88,21 @@ export class ReadThrough {
       release()
       throw error
     }
+  }
+
+  /**
+   * Where a client may GET a stored blob itself (storage.s3.redirect): a
+   * presigned URL, its access recorded like a hit's; undefined when redirects
+   * are off or the blob is not stored (it is then served or filled as usual).
+   * The bytes no longer pass through here, so they are not verified on the way.
+   */
+  async redirectTo(digestInput: string): Promise<string | undefined> {
+    const { presign } = this.deps
+    if (presign === undefined) return undefined
+    const digest = parseDigest(digestInput)
+    if (!(await this.deps.blobs.has(digest))) return undefined
+    this.deps.accesses.record(digest, this.deps.now())
+    return presign(digest)
   }
 
   /** The stored blob's size; undefined when it is not stored (no upstream is asked). */

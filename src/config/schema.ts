@@ -68,6 +68,8 @@ const positiveInt = (fallback: number) => z.number().int().min(1).default(fallba
 /** S3's bounds on the parts of a multipart upload. */
 const MIN_S3_PART_BYTES = 5 * 1024 * 1024
 const MAX_S3_PART_BYTES = 5 * 1024 * 1024 * 1024
+/** S3 presigned URLs live at most 7 days (SigV4). */
+const MAX_PRESIGN_MS = 7 * 24 * 3_600_000
 
 /** storage.s3: the bucket blobs live in (AWS S3, MinIO, Ceph RGW, Cloudflare R2, ...). */
 const s3Storage = z.strictObject({
@@ -98,6 +100,18 @@ const s3Storage = z.strictObject({
     (bytes) => bytes >= MIN_S3_PART_BYTES && bytes <= MAX_S3_PART_BYTES,
     'must be between 5MiB and 5GiB',
   ),
+  /** Answer warm blob GETs with a redirect to a presigned URL valid this long; false: serve the bytes. */
+  redirect: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        expires: duration('5m').refine(
+          (ms) => ms >= 1000 && ms <= MAX_PRESIGN_MS,
+          'must be between 1s and 7d',
+        ),
+      }),
+    ])
+    .default(false),
 })
 
 /**

@@ -22,6 +22,7 @@ import {
   type GetObjectCommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3'
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import {
   putThroughWriter,
   sumSizes,
@@ -211,6 +212,15 @@ export class S3BlobStore implements BlobStorage {
       this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.keyOf(valid) })),
     )
     return true
+  }
+
+  /** A URL that GETs the blob straight from the bucket for `expiresMs` (storage.s3.redirect). */
+  async presignGet(digest: string, expiresMs: number): Promise<string> {
+    const command = new GetObjectCommand({
+      Bucket: this.#bucket,
+      Key: this.keyOf(parseDigest(digest)),
+    })
+    return getSignedUrl(this.#client, command, { expiresIn: Math.ceil(expiresMs / 1000) })
   }
 
   async *list(): AsyncIterable<{ digest: Digest; size: number; mtimeMs: number }> {

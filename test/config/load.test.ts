@@ -307,6 +307,7 @@ t.test('storage.s3 takes a bucket and fills in the rest', async (t) => {
     prefix: '',
     pathStyle: false,
     partSize: 16 * 2 ** 20,
+    redirect: false,
   })
 })
 
@@ -322,6 +323,7 @@ t.test('storage.s3 reads every key; a prefix gets its trailing slash', async (t)
     pathStyle: true
     credentials: { accessKeyId: AKID, secretAccessKey: s3-secret-value }
     partSize: 64MiB
+    redirect: { expires: 2m }
 `,
   )
   t.same(config.storage.s3, {
@@ -332,6 +334,7 @@ t.test('storage.s3 reads every key; a prefix gets its trailing slash', async (t)
     pathStyle: true,
     credentials: { accessKeyId: 'AKID', secretAccessKey: 's3-secret-value' },
     partSize: 64 * 2 ** 20,
+    redirect: { expires: 120_000 },
   })
   t.ok(secrets.includes('s3-secret-value'), 'the secret key is scrubbed from logs')
 })
@@ -345,6 +348,7 @@ t.test('bad storage.s3 settings name their key', async (t) => {
   )
   t.match(await bad('{ bucket: b, endpoint: ftp://x }'), /storage\.s3\.endpoint.*http\(s\) URL/)
   t.match(await bad('{ bucket: b, prefix: /abs }'), /storage\.s3\.prefix/)
+  t.match(await bad('{ bucket: b, redirect: { expires: 30d } }'), /storage\.s3\.redirect/)
   t.match(await bad('{ bucket: b, credentials: { accessKeyId: x } }'), /secretAccessKey/)
   t.match(await bad('{ bucket: b, forcePathStyle: true }'), /forcePathStyle/)
 })

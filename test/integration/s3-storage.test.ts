@@ -4,11 +4,13 @@
  * multipart upload for the large layer) and nowhere under storage.path, warm
  * GETs and Ranges are served from the bucket, gc deletes the objects of
  * blobs nobody pulled, and a body that fails its digest never reaches the bucket.
+ * With storage.s3.redirect, warm GETs answer 307 to a presigned URL that
+ * undici and skopeo follow to the bucket.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { request } from 'undici'
+import { Agent, interceptors, request } from 'undici'
 import { digestOf } from '../../src/storage/digest.ts'
 import { startApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/config.ts'
@@ -17,7 +19,7 @@ import { metricSum } from '../helpers/http.ts'
 import { buildImage, pullImage } from '../helpers/images.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { S3RVER_KEY, startS3rver, type S3rver } from '../helpers/s3rver.ts'
-import { drain } from '../helpers/streams.ts'
+import { drain, randomBlob } from '../helpers/streams.ts'
 import { filesUnder } from '../storage/fixtures/disk.ts'
 
 const MiB = 1024 * 1024
@@ -124,4 +126,77 @@ t.test('a body that does not hash to its digest never reaches the bucket', async
   t.ok((await metricSum(app.url, 'pullthrough_digest_mismatch_total')) >= 1)
   t.same(await inBucket(s3), [], 'nothing in the bucket')
   t.same(await filesUnder(join(app.storagePath, 'tmp')), [], 'nothing left in the spool')
+})
+
+t.test(
+  'with storage.s3.redirect a warm blob GET answers 307 to a presigned URL of the bucket',
+  async (t) => {
+    const s3 = await startS3rver(t)
+    const blob = randomBlob(100_000)
+    const upstream = await fakeUpstream(t, serveBytes(blob.data))
+    const app = await startApp(t, {
+      yaml: `${storageYaml(s3)}    redirect: { expires: 1m }
+docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }
+`,
+    })
+    const url = `${app.url}/v2/library/app/blobs/${blob.digest}`
+    const cold = await request(url)
+    t.equal(cold.statusCode, 200, 'a cold GET streams the fill as usual')
+    t.same(await drain(cold.body), {
+      bytes: blob.data.length,
+      digest: blob.digest,
+      error: undefined,
+    })
+    await app.app.services.cache.settled()
+
+    const head = await request(url, { method: 'HEAD' })
+    t.equal(head.statusCode, 200, 'HEAD is answered here')
+    t.equal(head.headers['content-length'], String(blob.data.length))
+    await head.body.dump()
+
+    const warm = await request(url)
+    t.equal(warm.statusCode, 307)
+    const location = String(warm.headers.location)
+    t.ok(location.startsWith(`${s3.endpoint}/${s3.bucket}/${PREFIX}blobs/sha256/`), 'to the bucket')
+    t.match(location, /X-Amz-Expires=60&/, 'valid for storage.s3.redirect.expires')
+    await warm.body.dump()
+
+    const following = new Agent().compose(interceptors.redirect({ maxRedirections: 1 }))
+    t.teardown(() => following.close())
+    const followed = await request(url, { dispatcher: following })
+    t.equal(followed.statusCode, 200)
+    t.same(await drain(followed.body), {
+      bytes: blob.data.length,
+      digest: blob.digest,
+      error: undefined,
+    })
+    const ranged = await request(url, { dispatcher: following, headers: { range: 'bytes=10-19' } })
+    t.equal(ranged.statusCode, 206)
+    t.ok(Buffer.from(await ranged.body.arrayBuffer()).equals(blob.data.subarray(10, 20)))
+    t.equal(upstream.count('/v2/library/app/blobs/'), 1, 'the upstream was asked once')
+  },
+)
+
+t.test('skopeo pulls an image twice through storage.s3.redirect', async (t) => {
+  const s3 = await startS3rver(t)
+  const registry = await startRegistry(t)
+  const image = await buildImage(await tempDir(t, 'pt-img-'), { layers: [4096, 300_000] })
+  await registry.pushImage(image, 'library/app:1.0')
+  const app = await startApp(t, {
+    yaml: `${storageYaml(s3)}    redirect: { expires: 1m }
+docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }] }] }
+`,
+  })
+  const host = new URL(app.url).host
+  const out = await tempDir(t, 'pt-out-')
+  const first = await pullImage(t, `${host}/app:1.0`, join(out, 'cold'))
+  await app.app.services.cache.settled()
+  const second = await pullImage(t, `${host}/app:1.0`, join(out, 'warm'))
+  t.equal(second.digest, first.digest, 'the same image both times')
+  const text = await (await request(`${app.url}/metrics`)).body.text()
+  const redirected = text
+    .split('\n')
+    .filter((l) => l.startsWith('pullthrough_http_requests_total{') && l.includes('status="307"'))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
+  t.ok(redirected >= 3, `the warm config and layers were redirected (${redirected})`)
 })
