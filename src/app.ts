@@ -137,7 +137,13 @@ export async function buildApp(
   const authFiles = await loadAuthFiles(config, logger, given.now ?? Date.now)
   // Metadata first: the embedded store's lock must be held before tmp/ is cleaned.
   const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, metrics, owned))
-  const blobs = given.blobs ?? (await openOwnedBlobStore(config, logger, owned))
+  const blobs =
+    given.blobs ??
+    (await openOwnedBlobStore(config, logger, owned).catch(async (error: unknown) => {
+      // A bucket that does not answer must not leave the metadata store (and its lock) open.
+      for (const part of owned.reverse()) await part.close().catch(() => undefined)
+      throw error
+    }))
   const deps: AppDeps = {
     logger,
     metrics,

@@ -4,6 +4,8 @@
  * multipart upload for the large layer) and nowhere under storage.path, warm
  * GETs and Ranges are served from the bucket, gc deletes the objects of
  * blobs nobody pulled, and a body that fails its digest never reaches the bucket.
+ * Eviction and the scrub (`pullthrough verify`) delete objects as they
+ * delete files, and a bucket that does not answer stops the start.
  * With storage.s3.redirect, warm GETs answer 307 to a presigned URL that
  * undici and skopeo follow to the bucket.
  */
@@ -11,9 +13,11 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { Agent, interceptors, request } from 'undici'
+import { buildApp } from '../../src/app.ts'
 import { digestOf } from '../../src/storage/digest.ts'
 import { startApp } from '../helpers/app.ts'
-import { tempDir } from '../helpers/config.ts'
+import { cleanEnv, runCli } from '../helpers/cli.ts'
+import { tempDir, testConfig } from '../helpers/config.ts'
 import { fakeUpstream, serveBytes } from '../helpers/fake-upstream.ts'
 import { metricSum } from '../helpers/http.ts'
 import { buildImage, pullImage } from '../helpers/images.ts'
@@ -199,4 +203,91 @@ docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${r
     .filter((l) => l.startsWith('pullthrough_http_requests_total{') && l.includes('status="307"'))
     .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
   t.ok(redirected >= 3, `the warm config and layers were redirected (${redirected})`)
+})
+
+t.test('eviction deletes the least recently used objects from the bucket', async (t) => {
+  const s3 = await startS3rver(t)
+  const blobs = [randomBlob(200_000), randomBlob(200_000), randomBlob(200_000)]
+  const upstream = await fakeUpstream(t, (req) => {
+    const blob = blobs.find((b) => req.url?.endsWith(b.digest))
+    return blob
+      ? { status: 200, headers: {}, body: blob.data, ranges: true }
+      : { status: 404, headers: {}, body: Buffer.from('not found') }
+  })
+  const app = await startApp(t, {
+    yaml: `${storageYaml(s3).replace('storage:\n', 'storage:\n  maxSize: 500000\n  lowWatermark: 0.9\n')}docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }
+`,
+  })
+  for (const blob of blobs) {
+    const res = await request(`${app.url}/v2/library/app/blobs/${blob.digest}`)
+    t.same(await drain(res.body), { bytes: 200_000, digest: blob.digest, error: undefined })
+    await app.app.services.cache.settled()
+    await app.app.services.accesses.flush()
+  }
+  // Joins the pass the last fill started.
+  await app.app.services.evictor.run()
+  const [oldest, ...rest] = blobs.map((b) => b.digest)
+  t.same(await inBucket(s3), rest.sort(), 'the oldest is gone, the others stay')
+  t.equal(await app.app.deps.metadata.getBlob(oldest ?? ''), undefined)
+})
+
+t.test(
+  'verify finds a rotten object, quarantines it, and the next pull stores it again',
+  async (t) => {
+    const s3 = await startS3rver(t)
+    const blob = randomBlob(300_000)
+    const upstream = await fakeUpstream(t, serveBytes(blob.data))
+    const token = 's3-verify-admin-token-0123456'
+    const app = await startApp(t, {
+      yaml: `${storageYaml(s3)}docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }
+scrub: { interval: 0 }
+admin: { token: "${token}" }
+`,
+    })
+    const url = `${app.url}/v2/library/app/blobs/${blob.digest}`
+    await (await request(url)).body.dump()
+    await app.app.services.cache.settled()
+    const rotten = Buffer.from(blob.data)
+    rotten[1000] = (rotten[1000] ?? 0) ^ 0xff
+    await s3.putRaw(
+      `${PREFIX}blobs/sha256/${blob.digest.slice(7, 9)}/${blob.digest.slice(7)}`,
+      rotten,
+    )
+
+    const run = await runCli(t, ['verify', '--url', app.url, '--token', token, '--json'], {
+      env: cleanEnv(),
+    })
+    t.equal(run.code, 1, run.stderr)
+    t.match(JSON.parse(run.stdout), { blobs: 1, corrupt: 1, corruptDigests: [blob.digest] })
+    t.same(await inBucket(s3), [], 'the rotten object is deleted')
+    const again = await request(url)
+    t.same(await drain(again.body), {
+      bytes: blob.data.length,
+      digest: blob.digest,
+      error: undefined,
+    })
+    await app.app.services.cache.settled()
+    t.same(await inBucket(s3), [blob.digest], 'and stored whole again')
+    t.equal(upstream.count('/v2/library/app/blobs/'), 2)
+  },
+)
+
+t.test('a bucket that does not answer stops the start with a clear error', async (t) => {
+  const s3 = await startS3rver(t)
+  const { config } = await testConfig(
+    t,
+    storageYaml(s3).replace(`bucket: ${s3.bucket}`, 'bucket: no-such-bucket'),
+  )
+  await t.rejects(buildApp(config), {
+    code: 'PT_STORAGE_WRITE',
+    message: /the bucket does not answer \(NotFound, HTTP 404\)/,
+  })
+  const s3Config = config.storage.s3
+  if (!s3Config) throw new Error('storage.s3 expected')
+  // The failed start let go of the embedded metadata store: a good one opens it.
+  const app = await buildApp({
+    ...config,
+    storage: { ...config.storage, s3: { ...s3Config, bucket: s3.bucket } },
+  })
+  await app.close()
 })
