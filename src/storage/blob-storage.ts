@@ -7,11 +7,9 @@
  * make a blob visible under its digest only once its content hashed to it.
  */
 import type { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import type { BlobStaging } from './blob-staging.ts'
 import type { BlobWriter } from './blob-writer.ts'
 import type { Digest } from './digest.ts'
-import { parseDigest } from './digest.ts'
 import type { ReadBuffers } from './read-buffers.ts'
 
 /** What re-hashing a stored blob found (BlobStorage.check). */
@@ -67,32 +65,4 @@ export interface BlobStorage {
   removeStaleTemps(now?: number, options?: { dryRun?: boolean }): Promise<number>
   /** Proves the store can take writes now (for /readyz). */
   checkWritable(): Promise<void>
-}
-
-/**
- * BlobStorage.put for any store: the temp file is removed on any failure
- * (source error, abort, mismatch, disk) and the error propagates.
- */
-export async function putThroughWriter(
-  store: Pick<BlobStorage, 'createWriter'>,
-  digest: string,
-  source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
-  options: { signal?: AbortSignal } = {},
-): Promise<{ size: number }> {
-  const expected = parseDigest(digest)
-  const writer = await store.createWriter()
-  try {
-    await pipeline(source, writer, options.signal ? { signal: options.signal } : {})
-  } catch (error) {
-    await writer.abort().catch(() => undefined)
-    throw error
-  }
-  return writer.commit(expected)
-}
-
-/** Sum of the sizes `list` yields. */
-export async function sumSizes(store: Pick<BlobStorage, 'list'>): Promise<number> {
-  let total = 0
-  for await (const blob of store.list()) total += blob.size
-  return total
 }

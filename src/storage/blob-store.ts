@@ -33,17 +33,14 @@ import {
 } from './errors.ts'
 import { BlobReadStream } from './blob-read-stream.ts'
 import { READ_HIGH_WATER_MARK, ReadBuffers } from './read-buffers.ts'
-import { STAGING_TOUCH_MS, type BlobStaging } from './blob-staging.ts'
-import type { BlobWriter, PublishBlob } from './blob-writer.ts'
 import {
-  putThroughWriter,
-  sumSizes,
   type BlobCheck,
   type BlobStat,
   type BlobStorage,
   type ReadOptions,
 } from './blob-storage.ts'
 import { Spool } from './spool.ts'
+import { SpooledBlobStore } from './spooled-store.ts'
 import { fileIdentity, type FileHasher } from './file-hasher.ts'
 import { contentIdentity, VerifiedFiles } from './verified-files.ts'
 import { transferPacer, type ScavengePacer } from './scavenge-pacer.ts'
@@ -76,21 +73,25 @@ export const WORKER_HASH_MIN_BYTES = 1024 * 1024
 const TMP = 'tmp'
 const BLOBS = join('blobs', 'sha256')
 
-export class BlobStore implements BlobStorage {
-  readonly #publish: PublishBlob
+export class BlobStore extends SpooledBlobStore implements BlobStorage {
+  readonly #blobsDir: string
 
   private constructor(
     readonly root: string,
     private readonly fs: BlobStoreFs,
-    private readonly spool: Spool,
+    spool: Spool,
     private readonly hasher: FileHasher | undefined,
     private readonly pacer: ScavengePacer,
     private readonly verified: VerifiedFiles | undefined,
     /** The buffers reads fill; give a chunk back here once it is written out. */
     readonly readBuffers: ReadBuffers,
   ) {
-    const blobsDir = join(root, BLOBS)
-    this.#publish = (tempPath, digest) => renameInto(fs, blobsDir, tempPath, digest)
+    super(spool)
+    this.#blobsDir = join(root, BLOBS)
+  }
+
+  protected publish(tempPath: string, digest: Digest): Promise<void> {
+    return renameInto(this.fs, this.#blobsDir, tempPath, digest)
   }
 
   /**
@@ -134,15 +135,6 @@ export class BlobStore implements BlobStorage {
     )
   }
 
-  /**
-   * Removes temp files untouched for STALE_TEMP_MS (downloads of a process that
-   * died) and returns how many; with `dryRun`, only counts them. Live
-   * downloads write continuously.
-   */
-  async removeStaleTemps(now = Date.now(), options: { dryRun?: boolean } = {}): Promise<number> {
-    return this.spool.removeStaleTemps(now, options)
-  }
-
   /** Size and modification time of a committed blob, or undefined. */
   async stat(digest: string): Promise<BlobStat | undefined> {
     const path = this.#path(parseDigest(digest))
@@ -157,36 +149,6 @@ export class BlobStore implements BlobStorage {
 
   async has(digest: string): Promise<boolean> {
     return (await this.stat(digest)) !== undefined
-  }
-
-  /**
-   * A writer to a new temp file; commit it under its digest or abort it. With
-   * `dir` (a staging directory made by createStaging) the file is made there.
-   */
-  async createWriter(dir?: string): Promise<BlobWriter> {
-    return this.spool.createWriter(this.#publish, dir)
-  }
-
-  /**
-   * A directory under tmp/ for blobs written and verified now and committed
-   * together later (an import), or thrown away together; its directory is
-   * touched every `touchMs` while it lives.
-   */
-  async createStaging(touchMs = STAGING_TOUCH_MS): Promise<BlobStaging> {
-    return this.spool.createStaging(this.#publish, touchMs)
-  }
-
-  /**
-   * Stores the content of `source` under `digest`, if and only if it hashes to it.
-   * On any failure (source error, abort, mismatch, disk) the temp file is removed
-   * and the error propagates; disk faults arrive as StorageWriteError.
-   */
-  async put(
-    digest: string,
-    source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
-    options: { signal?: AbortSignal } = {},
-  ): Promise<{ size: number }> {
-    return putThroughWriter(this, digest, source, options)
   }
 
   /**
@@ -372,11 +334,6 @@ export class BlobStore implements BlobStorage {
         if (stat) yield { digest, ...stat }
       }
     }
-  }
-
-  /** Sum of the sizes of every committed blob. */
-  async totalSize(): Promise<number> {
-    return sumSizes(this)
   }
 
   /** Proves the store can take writes now (for /readyz): write, fsync and remove a probe file. */

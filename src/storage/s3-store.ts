@@ -24,15 +24,11 @@ import {
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import {
-  putThroughWriter,
-  sumSizes,
   type BlobCheck,
   type BlobStat,
   type BlobStorage,
   type ReadOptions,
 } from './blob-storage.ts'
-import type { BlobStaging } from './blob-staging.ts'
-import type { BlobWriter, PublishBlob } from './blob-writer.ts'
 import {
   createSha256,
   digestHex,
@@ -52,6 +48,7 @@ import {
 import { READ_HIGH_WATER_MARK, ReadBuffers } from './read-buffers.ts'
 import { transferPacer } from './scavenge-pacer.ts'
 import { Spool } from './spool.ts'
+import { SpooledBlobStore } from './spooled-store.ts'
 import { uploadFile } from './s3-upload.ts'
 import { createVerifyStream } from './verify-stream.ts'
 
@@ -71,16 +68,15 @@ export interface S3StoreOptions {
 
 const BLOBS = 'blobs/sha256/'
 
-export class S3BlobStore implements BlobStorage {
+export class S3BlobStore extends SpooledBlobStore implements BlobStorage {
   /** Reads here come from sockets, never from these buffers: give() of them does nothing. */
   readonly readBuffers = new ReadBuffers(READ_HIGH_WATER_MARK)
-  readonly #publish: PublishBlob
 
   private constructor(
     private readonly options: S3StoreOptions,
-    private readonly spool: Spool,
+    spool: Spool,
   ) {
-    this.#publish = (tempPath, digest) => this.#upload(tempPath, digest)
+    super(spool)
   }
 
   /** Opens the spool (removing leftovers) and checks that the bucket answers. */
@@ -117,22 +113,6 @@ export class S3BlobStore implements BlobStorage {
 
   async has(digest: string): Promise<boolean> {
     return (await this.stat(digest)) !== undefined
-  }
-
-  async createWriter(): Promise<BlobWriter> {
-    return this.spool.createWriter(this.#publish)
-  }
-
-  async createStaging(): Promise<BlobStaging> {
-    return this.spool.createStaging(this.#publish)
-  }
-
-  async put(
-    digest: string,
-    source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
-    options: { signal?: AbortSignal } = {},
-  ): Promise<{ size: number }> {
-    return putThroughWriter(this, digest, source, options)
   }
 
   async readSmall(digest: string, maxBytes: number): Promise<Buffer> {
@@ -246,21 +226,14 @@ export class S3BlobStore implements BlobStorage {
     } while (token !== undefined)
   }
 
-  async totalSize(): Promise<number> {
-    return sumSizes(this)
-  }
-
-  async removeStaleTemps(now = Date.now(), options: { dryRun?: boolean } = {}): Promise<number> {
-    return this.spool.removeStaleTemps(now, options)
-  }
-
   /** The spool takes writes and the bucket answers. */
   async checkWritable(): Promise<void> {
     await this.spool.checkWritable()
     await this.#headBucket()
   }
 
-  async #upload(tempPath: string, digest: Digest): Promise<void> {
+  /** Uploads a verified temp file to the blob's key, then removes it. */
+  protected async publish(tempPath: string, digest: Digest): Promise<void> {
     const { size } = await nodeFs.stat(tempPath)
     try {
       await uploadFile(
