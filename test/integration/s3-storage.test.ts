@@ -44,6 +44,11 @@ function storageYaml(s3: S3rver): string {
 `
 }
 
+/** docker.io served from one upstream. */
+function dockerYaml(url: string): string {
+  return `docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${url}" }] }] }\n`
+}
+
 /** The digests the bucket holds, read without pullthrough. */
 async function inBucket(s3: S3rver): Promise<string[]> {
   return (await s3.keys(`${PREFIX}blobs/sha256/`)).map((k) => `sha256:${k.split('/').pop() ?? ''}`)
@@ -63,8 +68,7 @@ t.test(
     if (small === undefined || large === undefined) throw new Error('two layers expected')
     let offset = 0
     const app = await startApp(t, {
-      yaml: `${storageYaml(s3)}docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }] }] }
-retention: { unusedFor: 1d }
+      yaml: `${storageYaml(s3)}${dockerYaml(registry.url)}retention: { unusedFor: 1d }
 admin: { token: "${TOKEN}" }
 `,
       deps: { now: () => Date.now() + offset },
@@ -119,8 +123,7 @@ t.test('a body that does not hash to its digest never reaches the bucket', async
   const s3 = await startS3rver(t)
   const upstream = await fakeUpstream(t, serveBytes(Buffer.from('not the blob you asked for')))
   const app = await startApp(t, {
-    yaml: `${storageYaml(s3)}docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }
-`,
+    yaml: `${storageYaml(s3)}${dockerYaml(upstream.url)}`,
   })
   const digest = digestOf('the blob you asked for')
   const res = await request(`${app.url}/v2/library/app/blobs/${digest}`)
@@ -140,8 +143,7 @@ t.test(
     const upstream = await fakeUpstream(t, serveBytes(blob.data))
     const app = await startApp(t, {
       yaml: `${storageYaml(s3)}    redirect: { expires: 1m }
-docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }
-`,
+${dockerYaml(upstream.url)}`,
     })
     const url = `${app.url}/v2/library/app/blobs/${blob.digest}`
     const cold = await request(url)
@@ -188,8 +190,7 @@ t.test('skopeo pulls an image twice through storage.s3.redirect', async (t) => {
   await registry.pushImage(image, 'library/app:1.0')
   const app = await startApp(t, {
     yaml: `${storageYaml(s3)}    redirect: { expires: 1m }
-docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }] }] }
-`,
+${dockerYaml(registry.url)}`,
   })
   const host = new URL(app.url).host
   const out = await tempDir(t, 'pt-out-')
@@ -215,8 +216,7 @@ t.test('eviction deletes the least recently used objects from the bucket', async
       : { status: 404, headers: {}, body: Buffer.from('not found') }
   })
   const app = await startApp(t, {
-    yaml: `${storageYaml(s3).replace('storage:\n', 'storage:\n  maxSize: 500000\n  lowWatermark: 0.9\n')}docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }
-`,
+    yaml: `${storageYaml(s3).replace('storage:\n', 'storage:\n  maxSize: 500000\n  lowWatermark: 0.9\n')}${dockerYaml(upstream.url)}`,
   })
   for (const blob of blobs) {
     const res = await request(`${app.url}/v2/library/app/blobs/${blob.digest}`)
@@ -239,8 +239,7 @@ t.test(
     const upstream = await fakeUpstream(t, serveBytes(blob.data))
     const token = 's3-verify-admin-token-0123456'
     const app = await startApp(t, {
-      yaml: `${storageYaml(s3)}docker: { registries: [{ name: docker.io, default: true, upstreams: [{ url: "${upstream.url}" }] }] }
-scrub: { interval: 0 }
+      yaml: `${storageYaml(s3)}${dockerYaml(upstream.url)}scrub: { interval: 0 }
 admin: { token: "${token}" }
 `,
     })
