@@ -4,6 +4,7 @@
  * multipart upload for the large layer) and nowhere under storage.path, warm
  * GETs and Ranges are served from the bucket, gc deletes the objects of
  * blobs nobody pulled, and a body that fails its digest never reaches the bucket.
+ * Export reads a bundle from the bucket and import stages into another prefix.
  * Eviction and the scrub (`pullthrough verify`) delete objects as they
  * delete files, and a bucket that does not answer stops the start.
  * With storage.s3.redirect, warm GETs answer 307 to a presigned URL that
@@ -16,9 +17,11 @@ import { Agent, interceptors, request } from 'undici'
 import { buildApp } from '../../src/app.ts'
 import { digestOf } from '../../src/storage/digest.ts'
 import { startApp } from '../helpers/app.ts'
+import { cliAgainst } from '../helpers/bundle.ts'
 import { cleanEnv, runCli } from '../helpers/cli.ts'
 import { tempDir, testConfig } from '../helpers/config.ts'
 import { fakeUpstream, serveBytes } from '../helpers/fake-upstream.ts'
+import { freePort } from '../helpers/free-port.ts'
 import { metricSum } from '../helpers/http.ts'
 import { buildImage, pullImage } from '../helpers/images.ts'
 import { startRegistry } from '../helpers/registry.ts'
@@ -32,13 +35,13 @@ const HITS = 'pullthrough_cache_requests_total{protocol="docker",pool="docker.io
 const TOKEN = 's3-test-admin-token-0123456'
 const PREFIX = 'cache/'
 
-function storageYaml(s3: S3rver): string {
+function storageYaml(s3: S3rver, prefix = PREFIX): string {
   return `storage:
   s3:
     bucket: ${s3.bucket}
     endpoint: "${s3.endpoint}"
     pathStyle: true
-    prefix: ${PREFIX}
+    prefix: ${prefix}
     partSize: 5MiB
     credentials: { accessKeyId: ${S3RVER_KEY.accessKeyId}, secretAccessKey: ${S3RVER_KEY.secretAccessKey} }
 `
@@ -50,8 +53,8 @@ function dockerYaml(url: string): string {
 }
 
 /** The digests the bucket holds, read without pullthrough. */
-async function inBucket(s3: S3rver): Promise<string[]> {
-  return (await s3.keys(`${PREFIX}blobs/sha256/`)).map((k) => `sha256:${k.split('/').pop() ?? ''}`)
+async function inBucket(s3: S3rver, prefix = PREFIX): Promise<string[]> {
+  return (await s3.keys(`${prefix}blobs/sha256/`)).map((k) => `sha256:${k.split('/').pop() ?? ''}`)
 }
 
 t.test(
@@ -290,3 +293,44 @@ t.test('a bucket that does not answer stops the start with a clear error', async
   })
   await app.close()
 })
+
+t.test(
+  'export reads from the bucket; import into another prefix serves skopeo offline',
+  async (t) => {
+    const s3 = await startS3rver(t)
+    const registry = await startRegistry(t)
+    const image = await buildImage(await tempDir(t, 'pt-img-'), { layers: [3000, 6 * MiB] })
+    const pushed = await registry.pushImage(image, 'library/app:1.0')
+    const source = await startApp(t, {
+      yaml: `${storageYaml(s3, 'source/')}${dockerYaml(registry.url)}admin: { token: "${TOKEN}" }
+`,
+    })
+    const out = await tempDir(t, 'pt-out-')
+    await pullImage(t, `${new URL(source.url).host}/app:1.0`, join(out, 'first'))
+    await source.app.services.cache.settled()
+    const cached = await inBucket(s3, 'source/')
+    await registry.stop()
+
+    const bundle = join(out, 'bundle.tar')
+    const exported = await cliAgainst(t, source, TOKEN, [
+      'export',
+      '--images',
+      'library/app:1.0',
+      '--out',
+      bundle,
+    ])
+    t.equal(exported.code, 0, exported.stderr)
+
+    const airgap = await startApp(t, {
+      yaml: `${storageYaml(s3, 'airgap/')}offline: true
+${dockerYaml(`http://127.0.0.1:${await freePort()}`)}admin: { token: "${TOKEN}" }
+`,
+    })
+    const imported = await cliAgainst(t, airgap, TOKEN, ['import', bundle])
+    t.equal(imported.code, 0, imported.stderr)
+    t.same(await inBucket(s3, 'airgap/'), cached, 'the same blobs, under the other prefix')
+    t.same(await filesUnder(join(airgap.storagePath, 'tmp')), [], 'the staging is gone')
+    const pulled = await pullImage(t, `${new URL(airgap.url).host}/app:1.0`, join(out, 'airgap'))
+    t.equal(pulled.digest, pushed.digest, 'skopeo pulls the image from the imported objects')
+  },
+)
