@@ -89,8 +89,13 @@ export class DiskAttempt implements Attempt {
     writer.on('error', (error: Error) => this.#onWritten([], 0, error))
   }
 
-  static async create(blobs: BlobStorage, onAvailable: () => void): Promise<DiskAttempt> {
-    const writer = await blobs.createWriter()
+  /** An attempt at the blob `digest`, written through `blobs`. */
+  static async create(
+    blobs: BlobStorage,
+    onAvailable: () => void,
+    digest?: string,
+  ): Promise<DiskAttempt> {
+    const writer = await blobs.createWriter(digest)
     try {
       return new DiskAttempt(writer, await open(writer.tempPath, 'r'), onAvailable)
     } catch (error) {

@@ -344,7 +344,7 @@ export class Fill implements FillView {
 
   async #diskOrMemory(): Promise<Attempt> {
     try {
-      return await DiskAttempt.create(this.deps.blobs, this.#tick)
+      return await DiskAttempt.create(this.deps.blobs, this.#tick, this.digest)
     } catch (error) {
       if (!isStorageError(error)) throw error
       this.#degrade(error)

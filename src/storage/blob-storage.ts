@@ -34,8 +34,11 @@ export interface BlobStorage {
   /** Size and modification time of a committed blob, or undefined. */
   stat(digest: string): Promise<BlobStat | undefined>
   has(digest: string): Promise<boolean>
-  /** A writer to a new temp file; commit it under its digest or abort it. */
-  createWriter(): Promise<BlobWriter>
+  /**
+   * A writer to a new temp file; commit it under its digest or abort it.
+   * Pass the digest the content should have when it is known (lets S3 upload parts early).
+   */
+  createWriter(expected?: string): Promise<BlobWriter>
   /** Blobs written and verified now, committed (or thrown away) together later. */
   createStaging(): Promise<BlobStaging>
   /** Stores `source` under `digest` if and only if it hashes to it. */

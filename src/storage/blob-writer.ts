@@ -15,8 +15,15 @@ import {
 import { READ_HIGH_WATER_MARK } from './read-buffers.ts'
 import type { ScavengePacer } from './scavenge-pacer.ts'
 
-/** Makes a verified temp file the committed blob `digest` (the temp file may be gone after). */
-export type PublishBlob = (tempPath: string, digest: Digest) => Promise<void>
+/** How a writer's verified temp file becomes the committed blob. */
+export interface Publisher {
+  /** Makes the verified temp file the committed blob `digest` (the temp file may be gone after). */
+  publish(tempPath: string, digest: Digest): Promise<void>
+  /** Told the bytes written so far after each write, so a store may start early (S3 parts). */
+  written?(bytes: number): void
+  /** The write was given up (abort, mismatch): undo what `written` started. */
+  discard?(): Promise<void>
+}
 
 /**
  * Writes a temp file while hashing it. `commit(digest)` makes it a blob if the
@@ -37,7 +44,7 @@ export class BlobWriter extends Writable {
     private readonly fh: FileHandle,
     private readonly fs: Pick<typeof nodeFs, 'rm'>,
     /** Makes the verified temp file the blob (fs: rename into blobs/; S3: upload). */
-    private readonly publish: PublishBlob,
+    private readonly publisher: Publisher,
     private readonly pacer: ScavengePacer,
   ) {
     super({ highWaterMark: READ_HIGH_WATER_MARK })
@@ -104,6 +111,7 @@ export class BlobWriter extends Writable {
       bytes += chunk.length
     }
     this.#bytesWritten += bytes
+    this.publisher.written?.(this.#bytesWritten)
     // What is written arrived in buffers (socket reads) that die once written and read.
     this.pacer.moved(bytes)
   }
@@ -162,6 +170,7 @@ export class BlobWriter extends Writable {
     if (!this.destroyed) this.destroy()
     await this.#close()
     await this.fs.rm(this.tempPath, { force: true })
+    await this.publisher.discard?.()
   }
 
   /** Resolves once every byte is written and fsynced (see _final). */
@@ -179,7 +188,7 @@ export class BlobWriter extends Writable {
 
   async #publish(digest: Digest): Promise<void> {
     try {
-      await this.publish(this.tempPath, digest)
+      await this.publisher.publish(this.tempPath, digest)
     } catch (error) {
       if (error instanceof StorageWriteError) throw error
       throw new StorageWriteError(`cannot commit a blob (${errorCode(error)})`, { cause: error })

@@ -4,11 +4,13 @@
  *   <prefix>blobs/sha256/<first two hex>/<64 hex>   committed, verified content
  *
  * the same layout as on disk. Blobs in progress are written and hashed in the
- * local spool (tmp/ under storage.path), where fill readers follow them; a
- * commit uploads the file only once it hashed to its digest, straight to its
- * final key (one PutObject, or a multipart upload that S3 makes visible only
- * when completed), so the bucket never shows an unverified object, even after
- * a crash. Reads are GetObject with Range, and a whole read is hashed on the
+ * local spool (tmp/ under storage.path), where fill readers follow them. When
+ * the writer knows the digest (fills, puts, imports), each full part goes up
+ * to a multipart upload at the final key while the blob is written, and the
+ * upload is completed only once the content hashed to its digest (aborted
+ * otherwise); else the commit uploads the verified file (one PutObject, or a
+ * multipart upload). S3 shows a multipart object only once completed, so the
+ * bucket never shows an unverified object, even after a crash. Reads are GetObject with Range, and a whole read is hashed on the
  * way out exactly as on disk.
  */
 import * as nodeFs from 'node:fs/promises'
@@ -47,9 +49,10 @@ import {
 } from './errors.ts'
 import { READ_HIGH_WATER_MARK, ReadBuffers } from './read-buffers.ts'
 import { transferPacer } from './scavenge-pacer.ts'
+import type { Publisher } from './blob-writer.ts'
 import { Spool } from './spool.ts'
 import { SpooledBlobStore } from './spooled-store.ts'
-import { uploadFile } from './s3-upload.ts'
+import { StreamedUpload, uploadFile, type UploadTarget } from './s3-upload.ts'
 import { createVerifyStream } from './verify-stream.ts'
 
 export interface S3StoreOptions {
@@ -232,24 +235,50 @@ export class S3BlobStore extends SpooledBlobStore implements BlobStorage {
     await this.#headBucket()
   }
 
+  /** With the digest known, parts go up while the blob is written (see StreamedUpload). */
+  protected override publisherFor(tempPath: string, expected: Digest | undefined): Publisher {
+    if (expected === undefined) return super.publisherFor(tempPath, expected)
+    const upload = new StreamedUpload(this.#target(expected), tempPath)
+    return {
+      written: (bytes) => {
+        upload.written(bytes)
+      },
+      publish: async (path, digest) => {
+        // Committed under another digest than announced: that upload is not this blob's.
+        if (digest !== expected) {
+          await upload.discard()
+          return this.publish(path, digest)
+        }
+        return this.#publishWith(path, () => upload.publish(path))
+      },
+      discard: () => upload.discard(),
+    }
+  }
+
   /** Uploads a verified temp file to the blob's key, then removes it. */
   protected async publish(tempPath: string, digest: Digest): Promise<void> {
-    const { size } = await nodeFs.stat(tempPath)
+    return this.#publishWith(tempPath, async () => {
+      const { size } = await nodeFs.stat(tempPath)
+      await uploadFile(this.#target(digest), tempPath, size)
+    })
+  }
+
+  async #publishWith(tempPath: string, upload: () => Promise<void>): Promise<void> {
     try {
-      await uploadFile(
-        {
-          client: this.#client,
-          bucket: this.#bucket,
-          key: this.keyOf(digest),
-          partSizeBytes: this.options.partSizeBytes,
-        },
-        tempPath,
-        size,
-      )
+      await upload()
     } catch (error) {
       throw new StorageWriteError(`cannot upload a blob (${describe(error)})`, { cause: error })
     }
     await nodeFs.rm(tempPath, { force: true })
+  }
+
+  #target(digest: Digest): UploadTarget {
+    return {
+      client: this.#client,
+      bucket: this.#bucket,
+      key: this.keyOf(digest),
+      partSizeBytes: this.options.partSizeBytes,
+    }
   }
 
   async #headBucket(): Promise<void> {

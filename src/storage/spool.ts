@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto'
 import * as nodeFs from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlobStaging, STAGING_TOUCH_MS } from './blob-staging.ts'
-import { BlobWriter, type PublishBlob } from './blob-writer.ts'
+import { BlobWriter, type Publisher } from './blob-writer.ts'
+import type { Digest } from './digest.ts'
 import { StorageWriteError, errorCode } from './errors.ts'
 import type { ScavengePacer } from './scavenge-pacer.ts'
 
@@ -52,8 +53,11 @@ export class Spool {
     return new Spool(dir, fs, options.pacer)
   }
 
-  /** A writer to a new temp file in `dir` (default: the spool itself) whose commit calls `publish`. */
-  async createWriter(publish: PublishBlob, dir = this.dir): Promise<BlobWriter> {
+  /** A writer to a new temp file in `dir` (default: the spool itself), published by `publisherFor(its path)`. */
+  async createWriter(
+    publisherFor: (tempPath: string) => Publisher,
+    dir = this.dir,
+  ): Promise<BlobWriter> {
     const tempPath = join(dir, `${randomBytes(12).toString('hex')}.part`)
     let fh: nodeFs.FileHandle
     try {
@@ -63,7 +67,7 @@ export class Spool {
         cause: error,
       })
     }
-    return new BlobWriter(tempPath, fh, this.fs, publish, this.pacer)
+    return new BlobWriter(tempPath, fh, this.fs, publisherFor(tempPath), this.pacer)
   }
 
   /**
@@ -71,10 +75,18 @@ export class Spool {
    * together later (an import), or thrown away together; its directory is
    * touched every `touchMs` while it lives.
    */
-  async createStaging(publish: PublishBlob, touchMs = STAGING_TOUCH_MS): Promise<BlobStaging> {
+  async createStaging(
+    publisherFor: (tempPath: string, expected: Digest) => Publisher,
+    touchMs = STAGING_TOUCH_MS,
+  ): Promise<BlobStaging> {
     const dir = join(this.dir, `staging-${randomBytes(8).toString('hex')}`)
     await this.fs.mkdir(dir)
-    return new BlobStaging(dir, this.fs, (into) => this.createWriter(publish, into), touchMs)
+    return new BlobStaging(
+      dir,
+      this.fs,
+      (into, expected) => this.createWriter((path) => publisherFor(path, expected), into),
+      touchMs,
+    )
   }
 
   /**

@@ -5,27 +5,38 @@
  */
 import { pipeline } from 'node:stream/promises'
 import { STAGING_TOUCH_MS, type BlobStaging } from './blob-staging.ts'
-import type { BlobWriter } from './blob-writer.ts'
+import type { BlobWriter, Publisher } from './blob-writer.ts'
 import { parseDigest, type Digest } from './digest.ts'
 import type { Spool } from './spool.ts'
 
 export abstract class SpooledBlobStore {
-  readonly #publish = (tempPath: string, digest: Digest) => this.publish(tempPath, digest)
+  /** The publisher of writers that need no other: publish once verified. */
+  readonly #publisher: Publisher = { publish: (tempPath, digest) => this.publish(tempPath, digest) }
 
   protected constructor(protected readonly spool: Spool) {}
 
   /** Makes a verified temp file the committed blob `digest` (rename, upload). */
   protected abstract publish(tempPath: string, digest: Digest): Promise<void>
 
+  /**
+   * The publisher of one writer, whose content is expected to hash to
+   * `expected` when the caller knows it; by default, `publish` at commit.
+   */
+  protected publisherFor(_tempPath: string, _expected: Digest | undefined): Publisher {
+    return this.#publisher
+  }
+
   /** Every committed blob. */
   abstract list(): AsyncIterable<{ digest: Digest; size: number; mtimeMs: number }>
 
   /**
-   * A writer to a new temp file; commit it under its digest or abort it. With
-   * `dir` (a staging directory made by createStaging) the file is made there.
+   * A writer to a new temp file; commit it under its digest or abort it.
+   * `expected`, the digest the content should have, lets a store start
+   * publishing before the commit (S3 uploads parts while the blob is written).
    */
-  async createWriter(dir?: string): Promise<BlobWriter> {
-    return this.spool.createWriter(this.#publish, dir)
+  async createWriter(expected?: string): Promise<BlobWriter> {
+    const digest = expected === undefined ? undefined : parseDigest(expected)
+    return this.spool.createWriter((tempPath) => this.publisherFor(tempPath, digest))
   }
 
   /**
@@ -34,7 +45,10 @@ export abstract class SpooledBlobStore {
    * touched every `touchMs` while it lives.
    */
   async createStaging(touchMs = STAGING_TOUCH_MS): Promise<BlobStaging> {
-    return this.spool.createStaging(this.#publish, touchMs)
+    return this.spool.createStaging(
+      (tempPath, expected) => this.publisherFor(tempPath, expected),
+      touchMs,
+    )
   }
 
   /**
@@ -48,7 +62,7 @@ export abstract class SpooledBlobStore {
     options: { signal?: AbortSignal } = {},
   ): Promise<{ size: number }> {
     const expected = parseDigest(digest)
-    const writer = await this.createWriter()
+    const writer = await this.createWriter(expected)
     try {
       await pipeline(source, writer, options.signal ? { signal: options.signal } : {})
     } catch (error) {
