@@ -139,7 +139,8 @@ export class S3BlobStore extends SpooledBlobStore implements BlobStorage {
     const res = await this.#get(parseDigest(digest), `bytes=0-${maxBytes - 1}`)
     if (res === 'missing') return undefined
     if (res === 'unsatisfiable') return Buffer.alloc(0)
-    return readUpTo(bodyOf(res), maxBytes)
+    // Never more than the object holds, whatever a server sends for a range of an empty one.
+    return readUpTo(bodyOf(res), Math.min(maxBytes, totalOf(res.ContentRange) ?? maxBytes))
   }
 
   async check(
@@ -372,6 +373,7 @@ async function readUpTo(body: Readable, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = []
   let length = 0
   try {
+    if (limit <= 0) return Buffer.alloc(0)
     for await (const chunk of body as AsyncIterable<Buffer>) {
       chunks.push(chunk)
       length += chunk.length

@@ -164,6 +164,9 @@ export function storageContract(t: Test, open: (t: Test) => Promise<ContractSubj
     t.ok((await store.readHead(blob.digest, 100))?.equals(blob.data.subarray(0, 100)))
     t.ok((await store.readHead(blob.digest, 10_000))?.equals(blob.data))
     t.equal(await store.readHead(digestOf('absent'), 100), undefined)
+    const empty = digestOf('')
+    await store.put(empty, Readable.from([]))
+    t.same(await store.readHead(empty, 100), Buffer.alloc(0), 'an empty blob has an empty head')
   })
 
   t.test('a read of an absent blob fails before streaming', async (t) => {
