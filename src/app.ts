@@ -3,6 +3,7 @@
  * down; tests build the app in-process and replace a part by passing another.
  * Parts the caller did not pass are created from the config and closed with the app.
  */
+import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { hostname } from 'node:os'
@@ -34,6 +35,9 @@ import type { MetadataStore } from './metadata/store.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
 import { createMetrics, type Metrics } from './observability/metrics.ts'
 import { BlobStore } from './storage/blob-store.ts'
+import type { BlobStorage } from './storage/blob-storage.ts'
+import { createS3Client } from './storage/s3-client.ts'
+import { S3BlobStore } from './storage/s3-store.ts'
 import { FileHasher } from './storage/file-hasher.ts'
 import { sweepStaleTemps } from './storage/temp-sweeper.ts'
 import { FileHosts } from './upstream/file-hosts.ts'
@@ -76,7 +80,7 @@ const KEEP_ALIVE_TIMEOUT_MS = 72_000
 export interface AppDeps {
   readonly logger: Logger
   readonly metrics: Metrics
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   /** Milliseconds since the epoch; tests pass a controllable clock. */
   readonly now: () => number
@@ -139,7 +143,13 @@ export async function buildApp(
   const authFiles = await loadAuthFiles(config, logger, given.now ?? Date.now)
   // Metadata first: the embedded store's lock must be held before tmp/ is cleaned.
   const metadata = given.metadata ?? (await openOwnedMetadata(config, logger, metrics, owned))
-  const blobs = given.blobs ?? (await openOwnedBlobStore(config, logger, owned))
+  const blobs =
+    given.blobs ??
+    (await openOwnedBlobStore(config, logger, owned).catch(async (error: unknown) => {
+      // A bucket that does not answer must not leave the metadata store (and its lock) open.
+      for (const part of owned.reverse()) await part.close().catch(() => undefined)
+      throw error
+    }))
   const deps: AppDeps = {
     logger,
     metrics,
@@ -389,6 +399,7 @@ function createServices(config: Config, deps: AppDeps): Services {
     now,
     onStored,
     ...(router ? { router } : {}),
+    ...presignIf(config, blobs),
   })
   const manifests = new ManifestCache({
     accesses,
@@ -571,6 +582,21 @@ async function openOwnedBlobStore(
   config: Config,
   logger: Logger,
   owned: { close: () => Promise<void> }[],
+): Promise<BlobStorage> {
+  // With Redis, replicas may share the volume: leave their downloads in tmp/ alone,
+  // and clear up after replicas that died.
+  const shared = config.metadata.redis !== undefined
+  const blobs = config.storage.s3
+    ? await openS3Store(config.storage.path, config.storage.s3, shared, owned)
+    : await openFsStore(config, shared, owned)
+  if (shared) owned.push(sweepStaleTemps(blobs, logger))
+  return blobs
+}
+
+async function openFsStore(
+  config: Config,
+  shared: boolean,
+  owned: { close: () => Promise<void> }[],
 ): Promise<BlobStore> {
   // Verified reads hash on worker threads so the main thread keeps serving.
   const hasher = config.storage.verifyOnRead !== false ? new FileHasher() : undefined
@@ -578,14 +604,44 @@ async function openOwnedBlobStore(
     owned.push(hasher)
     hasher.warmUp()
   }
-  // With Redis, replicas may share the volume: leave their downloads in tmp/ alone,
-  // and clear up after replicas that died.
-  const shared = config.metadata.redis !== undefined
-  const blobs = await BlobStore.open(config.storage.path, {
+  return BlobStore.open(config.storage.path, {
     hasher,
     shared,
     trustVerified: config.storage.verifyOnRead === 'changed',
   })
-  if (shared) owned.push(sweepStaleTemps(blobs, logger))
-  return blobs
+}
+
+/** storage.s3.redirect: presigned GETs of the bucket's blobs for the read-through cache. */
+function presignIf(
+  config: Config,
+  blobs: BlobStorage,
+): { presign?: (digest: string) => Promise<string> } {
+  const redirect = config.storage.s3?.redirect
+  if (!redirect || !(blobs instanceof S3BlobStore)) return {}
+  return { presign: (digest) => blobs.presignGet(digest, redirect.expires) }
+}
+
+/** The bucket's store; blobs in progress are spooled under storage.path/tmp. */
+async function openS3Store(
+  path: string,
+  s3: NonNullable<Config['storage']['s3']>,
+  shared: boolean,
+  owned: { close: () => Promise<void> }[],
+): Promise<S3BlobStore> {
+  const client = createS3Client(s3)
+  try {
+    const store = await S3BlobStore.open({
+      client,
+      bucket: s3.bucket,
+      prefix: s3.prefix,
+      partSizeBytes: s3.partSize,
+      spoolDir: join(path, 'tmp'),
+      shared,
+    })
+    owned.push({ close: () => Promise.resolve(client.destroy()) })
+    return store
+  } catch (error) {
+    client.destroy()
+    throw error
+  }
 }

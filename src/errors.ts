@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'PT_DIGEST_MISMATCH'
   | 'PT_INVALID_DIGEST'
   | 'PT_INVALID_RANGE'
+  | 'PT_STORAGE_READ'
   | 'PT_STORAGE_WRITE'
   // metadata/
   | 'PT_METADATA_CLOSED'
@@ -93,6 +94,7 @@ export const OUTCOME: Readonly<Record<ErrorCode, Outcome>> = {
   PT_DIGEST_MISMATCH: 'bad_upstream',
   PT_INVALID_DIGEST: 'invalid',
   PT_INVALID_RANGE: 'internal',
+  PT_STORAGE_READ: 'unavailable',
   PT_STORAGE_WRITE: 'unavailable',
   PT_METADATA_CLOSED: 'unavailable',
   PT_METADATA_CORRUPT: 'internal',

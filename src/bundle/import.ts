@@ -8,7 +8,7 @@
  */
 import type { Readable } from 'node:stream'
 import type { MetadataStore } from '../metadata/store.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 import { BundleInvalidError, BundleRequestError } from './errors.ts'
 import { blobPath, filePath, imageName, type BundleManifest } from './format.ts'
 import type { BundleImages, BundleProjects } from './ports.ts'
@@ -17,7 +17,7 @@ import { checkContent, isContentEntry, readBundle } from './read.ts'
 export interface ImportDeps {
   readonly images: BundleImages
   readonly projects: BundleProjects
-  readonly blobs: Pick<BlobStore, 'createStaging' | 'has'>
+  readonly blobs: Pick<BlobStorage, 'createStaging' | 'has'>
   readonly metadata: Pick<MetadataStore, 'putBlob' | 'setPinned'>
   readonly now: () => number
   /** storage.maxBlobSize: a larger entry is refused. */

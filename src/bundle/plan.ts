@@ -17,7 +17,7 @@ import * as pep440 from '@renovatebot/pep440'
 import type { SyncImageConfig, SyncListConfig, SyncPackageConfig } from '../config/schema.ts'
 import { tagOfRecordName } from '../cache/manifests.ts'
 import type { MetadataStore, TagRecord } from '../metadata/store.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 import { requirements } from '../sync/list-run.ts'
 import { blobDescriptors, childManifests } from '../sync/manifest-refs.ts'
 import type { SyncManifest } from '../sync/ports.ts'
@@ -68,7 +68,7 @@ export interface PlanDeps {
     MetadataStore,
     'listRepositories' | 'listTags' | 'blobTotals' | 'leastRecentlyUsed' | 'references'
   >
-  readonly blobs: Pick<BlobStore, 'readSmall' | 'stat' | 'createReadStream'>
+  readonly blobs: Pick<BlobStorage, 'readSmall' | 'stat' | 'createReadStream'>
   /** The configured registry names (for `all`). */
   readonly registries: readonly string[]
   readonly now: () => number

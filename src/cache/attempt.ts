@@ -15,7 +15,8 @@
  * once no reader is left. Nothing is stored; clients still get their bytes.
  */
 import { open, type FileHandle } from 'node:fs/promises'
-import type { BlobStore, BlobWriter } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
+import type { BlobWriter } from '../storage/blob-writer.ts'
 import { createSha256, hashToDigest, parseDigest } from '../storage/digest.ts'
 import { DigestMismatchError } from '../storage/errors.ts'
 import type { Mirror } from '../upstream/mirror.ts'
@@ -88,8 +89,13 @@ export class DiskAttempt implements Attempt {
     writer.on('error', (error: Error) => this.#onWritten([], 0, error))
   }
 
-  static async create(blobs: BlobStore, onAvailable: () => void): Promise<DiskAttempt> {
-    const writer = await blobs.createWriter()
+  /** An attempt at the blob `digest`, written through `blobs`. */
+  static async create(
+    blobs: BlobStorage,
+    onAvailable: () => void,
+    digest?: string,
+  ): Promise<DiskAttempt> {
+    const writer = await blobs.createWriter(digest)
     try {
       return new DiskAttempt(writer, await open(writer.tempPath, 'r'), onAvailable)
     } catch (error) {

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto'
 import type { BlobRecord, MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 import type { InUse } from './in-use.ts'
 
 /**
@@ -30,7 +30,7 @@ const EVICTION_LEASE_MS = 60_000
 const EVICTION_LEASE = 'eviction'
 
 export interface EvictorDeps {
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   readonly metrics: Metrics
   readonly logger: Logger

@@ -44,7 +44,7 @@
  */
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 import { DigestMismatchError, StorageWriteError } from '../storage/errors.ts'
 import {
   UpstreamAuthError,
@@ -93,7 +93,7 @@ export interface FillRouter {
 }
 
 export interface FillDeps {
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   /** Replicas sharing fills: ask the router where to fetch from. */
   readonly router?: FillRouter
   readonly metrics: Metrics
@@ -374,7 +374,7 @@ export class Fill implements FillView {
 
   async #diskOrMemory(): Promise<Attempt> {
     try {
-      return await DiskAttempt.create(this.deps.blobs, this.#tick)
+      return await DiskAttempt.create(this.deps.blobs, this.#tick, this.digest)
     } catch (error) {
       if (!isStorageError(error)) throw error
       this.#degrade(error)

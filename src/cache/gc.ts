@@ -22,7 +22,7 @@
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 import { SHARED_EVICTION_GRACE_MS } from './eviction.ts'
 import type { InUse } from './in-use.ts'
 import { oldTags } from './tag-retention.ts'
@@ -37,7 +37,7 @@ const MAX_LISTED = 100
 export interface GcDeps {
   /** Whether this replica leads scheduled work (metadata/leadership.ts); absent: it does. */
   readonly isLeader?: () => boolean
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   readonly metrics: Metrics
   readonly logger: Logger

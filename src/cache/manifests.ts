@@ -35,7 +35,7 @@ import type { MetadataStore, TagRecord } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 import { digestOf, isDigest, parseDigest, type Digest } from '../storage/digest.ts'
 import { BlobNotFoundError, BlobTooLargeError, DigestMismatchError } from '../storage/errors.ts'
 import type { Mirror } from '../upstream/mirror.ts'
@@ -137,7 +137,7 @@ export interface ServedManifest {
 type TagAnswer = ServedManifest | { readonly refused: string }
 
 export interface ManifestCacheDeps {
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   readonly metrics: Metrics
   readonly logger: Logger

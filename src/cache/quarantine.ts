@@ -6,10 +6,10 @@
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 
 export interface QuarantineDeps {
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   readonly metrics: Metrics
   readonly logger: Logger

@@ -15,8 +15,8 @@ import type { Readable } from 'node:stream'
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
-import { parseDigest } from '../storage/digest.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
+import { parseDigest, type Digest } from '../storage/digest.ts'
 import { DigestMismatchError } from '../storage/errors.ts'
 import { UpstreamAuthError, UpstreamNotFoundError } from '../upstream/errors.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
@@ -30,7 +30,7 @@ import { quarantine } from './quarantine.ts'
 export const STORAGE_RETRY_AFTER_MS = 30_000
 
 export interface ReadThroughDeps {
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   readonly metrics: Metrics
   readonly logger: Logger
@@ -44,6 +44,8 @@ export interface ReadThroughDeps {
   readonly maxBlobBytes?: number
   /** Replicas sharing fills (cluster): where each fill fetches from. */
   readonly router?: FillRouter
+  /** storage.s3.redirect: a short-lived URL that GETs a stored blob straight from the bucket. */
+  readonly presign?: (digest: Digest) => Promise<string>
 }
 
 export interface ServeOptions {
@@ -118,6 +120,21 @@ export class ReadThrough {
       release()
       throw error
     }
+  }
+
+  /**
+   * Where a client may GET a stored blob itself (storage.s3.redirect): a
+   * presigned URL, its access recorded like a hit's; undefined when redirects
+   * are off or the blob is not stored (it is then served or filled as usual).
+   * The bytes no longer pass through here, so they are not verified on the way.
+   */
+  async redirectTo(digestInput: string): Promise<string | undefined> {
+    const { presign } = this.deps
+    if (presign === undefined) return undefined
+    const digest = parseDigest(digestInput)
+    if (!(await this.deps.blobs.has(digest))) return undefined
+    this.deps.accesses.record(digest, this.deps.now())
+    return presign(digest)
   }
 
   /** The stored blob's size; undefined when it is not stored (no upstream is asked). */

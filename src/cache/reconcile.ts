@@ -5,10 +5,10 @@
  */
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
-import type { BlobStore } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
 
 export async function reconcileBlobs(
-  blobs: BlobStore,
+  blobs: BlobStorage,
   metadata: MetadataStore,
   logger: Logger,
 ): Promise<number> {

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import type { BlobCheck, BlobStore } from '../storage/blob-store.ts'
+import type { BlobCheck, BlobStorage } from '../storage/blob-storage.ts'
 import { quarantine } from './quarantine.ts'
 
 export const SCRUB_LEASE = 'scrub'
@@ -59,7 +59,7 @@ export interface ScrubStatus {
 export interface ScrubDeps {
   /** Whether this replica leads scheduled work (metadata/leadership.ts); absent: it does. */
   readonly isLeader?: () => boolean
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   readonly metrics: Metrics
   readonly logger: Logger

@@ -21,7 +21,8 @@ import { PassThrough, Readable, Transform, Writable, pipeline } from 'node:strea
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CacheResult } from '../observability/pull-event.ts'
-import type { BlobStore, BlobWriter } from '../storage/blob-store.ts'
+import type { BlobStorage } from '../storage/blob-storage.ts'
+import type { BlobWriter } from '../storage/blob-writer.ts'
 import { UpstreamNotFoundError, UpstreamStatusError } from '../upstream/errors.ts'
 import type { UpstreamSource } from '../upstream/source.ts'
 import { DocumentTooLargeError, isUpstreamFailure } from './errors.ts'
@@ -51,7 +52,7 @@ interface StoredDocument {
 }
 
 export interface StreamedDocumentsDeps {
-  readonly blobs: BlobStore
+  readonly blobs: BlobStorage
   readonly metadata: MetadataStore
   readonly logger: Logger
   readonly now: () => number

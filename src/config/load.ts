@@ -285,6 +285,9 @@ async function resolveSecrets(
   const redisUrl = config.metadata.redis?.url
   const redisPassword = redisUrl === undefined ? '' : decodeURIComponent(new URL(redisUrl).password)
   if (redisPassword) secrets.push(redisPassword)
+  const s3 = config.storage.s3?.credentials
+  if (s3)
+    secrets.push(s3.secretAccessKey, ...(s3.sessionToken === undefined ? [] : [s3.sessionToken]))
   return secrets
 }
 

@@ -66,6 +66,55 @@ const origin = z.string().superRefine((value, ctx) => {
 
 const positiveInt = (fallback: number) => z.number().int().min(1).default(fallback)
 
+/** S3's bounds on the parts of a multipart upload. */
+const MIN_S3_PART_BYTES = 5 * 1024 * 1024
+const MAX_S3_PART_BYTES = 5 * 1024 * 1024 * 1024
+/** S3 presigned URLs live at most 7 days (SigV4). */
+const MAX_PRESIGN_MS = 7 * 24 * 3_600_000
+
+/** storage.s3: the bucket blobs live in (AWS S3, MinIO, Ceph RGW, Cloudflare R2, ...). */
+const s3Storage = z.strictObject({
+  bucket: z.string().min(1),
+  /** The service's URL; omit for AWS S3 (the region then decides it). */
+  endpoint: httpUrl.optional(),
+  region: z.string().min(1).default('us-east-1'),
+  /** Prepended to every key, so one bucket can hold other data too: `cache/` -> cache/blobs/sha256/... */
+  prefix: z
+    .string()
+    .default('')
+    .refine((value) => !value.startsWith('/') && !value.includes('//'), {
+      message: 'must not start with / or contain //',
+    })
+    .transform((value) => (value === '' || value.endsWith('/') ? value : `${value}/`)),
+  /** Path-style URLs (endpoint/bucket/key), which MinIO and Ceph usually need; else virtual-hosted. */
+  pathStyle: z.boolean().default(false),
+  /** Omit to use the standard AWS chain (AWS_* environment, shared files, web identity, instance role). */
+  credentials: z
+    .strictObject({
+      accessKeyId: z.string().min(1),
+      secretAccessKey: z.string().min(1),
+      sessionToken: z.string().min(1).optional(),
+    })
+    .optional(),
+  /** Part size of multipart uploads; blobs up to it are uploaded in one request. */
+  partSize: size('16MiB').refine(
+    (bytes) => bytes >= MIN_S3_PART_BYTES && bytes <= MAX_S3_PART_BYTES,
+    'must be between 5MiB and 5GiB',
+  ),
+  /** Answer warm blob GETs with a redirect to a presigned URL valid this long; false: serve the bytes. */
+  redirect: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        expires: duration('5m').refine(
+          (ms) => ms >= 1000 && ms <= MAX_PRESIGN_MS,
+          'must be between 1s and 7d',
+        ),
+      }),
+    ])
+    .default(false),
+})
+
 /**
  * A host a cross-origin redirect may go to: `cdn.example.com`, or
  * `*.example.com` for any host under example.com (not example.com itself).
@@ -355,6 +404,8 @@ export const configSchema = z
           .default(true),
         /** Largest blob accepted from an upstream; larger ones are refused or cut. */
         maxBlobSize: size('32GiB'),
+        /** Keep blobs in an S3-compatible bucket instead of under `path` (which then holds tmp/ and meta/). */
+        s3: s3Storage.optional(),
       })
       .prefault({}),
     metadata: z

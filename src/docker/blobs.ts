@@ -72,6 +72,12 @@ export async function serveBlob(
     const { size } = await cache.stat(blob.digest, blob.source)
     throw notSatisfiable(reply, size)
   }
+  // storage.s3.redirect: the client fetches a stored blob (and its range) from the bucket.
+  const location = await cache.redirectTo(blob.digest)
+  if (location !== undefined) {
+    reply.code(307).header('location', location).removeHeader('content-type')
+    return reply.sendPull({ ...pulled, cache: 'hit', upstream: undefined })
+  }
   const served = await cache.serve(blob.digest, blob.source, range ? { range } : {})
   reply.header('accept-ranges', 'bytes')
   if (range && served.size !== undefined) {

@@ -30,7 +30,8 @@ export class BlobStaging {
   constructor(
     readonly dir: string,
     private readonly fs: Pick<typeof nodeFs, 'utimes' | 'rm'>,
-    private readonly newWriter: (dir: string) => Promise<StagedWriter>,
+    /** A writer in `dir` of content expected to hash to `expected`. */
+    private readonly newWriter: (dir: string, expected: Digest) => Promise<StagedWriter>,
     touchMs = STAGING_TOUCH_MS,
   ) {
     this.#touch = setInterval(() => {
@@ -50,7 +51,7 @@ export class BlobStaging {
   ): Promise<{ size: number }> {
     const expected = parseDigest(digest)
     if (this.#closed) throw new Error('the staging area is closed')
-    const writer = await this.newWriter(this.dir)
+    const writer = await this.newWriter(this.dir, expected)
     try {
       await pipeline(source, writer)
     } catch (error) {

@@ -10,11 +10,9 @@
  * Digests are validated before they become paths: no input can name a file
  * outside the store.
  */
-import { randomBytes } from 'node:crypto'
 import * as nodeFs from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { Readable, Writable, pipeline } from 'node:stream'
-import { pipeline as pipelinePromise } from 'node:stream/promises'
+import { Readable, pipeline } from 'node:stream'
 import {
   createSha256,
   digestOf,
@@ -28,21 +26,30 @@ import {
   BlobChangedError,
   BlobNotFoundError,
   BlobTooLargeError,
-  BlobWriterClosedError,
   DigestMismatchError,
   InvalidRangeError,
   StorageWriteError,
+  errorCode,
 } from './errors.ts'
 import { BlobReadStream } from './blob-read-stream.ts'
-import { ReadBuffers } from './read-buffers.ts'
-import { BlobStaging, STAGING_TOUCH_MS } from './blob-staging.ts'
+import { READ_HIGH_WATER_MARK, ReadBuffers } from './read-buffers.ts'
+import {
+  type BlobCheck,
+  type BlobStat,
+  type BlobStorage,
+  type ReadOptions,
+} from './blob-storage.ts'
+import { Spool } from './spool.ts'
+import { SpooledBlobStore } from './spooled-store.ts'
 import { fileIdentity, type FileHasher } from './file-hasher.ts'
 import { contentIdentity, VerifiedFiles } from './verified-files.ts'
 import { transferPacer, type ScavengePacer } from './scavenge-pacer.ts'
 import { createDeferredVerifyStream, createVerifyStream } from './verify-stream.ts'
 
-/** What re-hashing a stored blob found (BlobStore.check). */
-export type BlobCheck = 'ok' | 'corrupt' | 'missing' | 'changed'
+export type { BlobCheck, BlobStat, BlobStorage, ReadOptions } from './blob-storage.ts'
+export { BlobWriter } from './blob-writer.ts'
+export { READ_HIGH_WATER_MARK } from './read-buffers.ts'
+export { STALE_TEMP_MS } from './spool.ts'
 
 /** Read size of a scrub check: large reads from disk, small enough to pace finely. */
 const CHECK_CHUNK_BYTES = 1024 * 1024
@@ -52,26 +59,6 @@ export type BlobStoreFs = Pick<
   typeof nodeFs,
   'open' | 'rename' | 'stat' | 'unlink' | 'mkdir' | 'readdir' | 'rm' | 'utimes'
 >
-
-export interface BlobStat {
-  readonly size: number
-  readonly mtimeMs: number
-}
-
-export interface ReadOptions {
-  /** Hash the bytes on the way out and fail the stream on a mismatch (reads of the whole blob only). */
-  readonly verify?: boolean
-  readonly start?: number
-  /** Last byte to read, inclusive (as in fs.createReadStream); below `start` reads nothing. */
-  readonly end?: number
-}
-
-/**
- * Read size for serving. Measured here with 32 clients of one warm 512 MiB blob:
- * 256 KiB 1050 MB/s and 193 MB peak RSS, 512 KiB 1580-1640 MB/s and 190-200 MB,
- * 1 MiB 1430-1460 MB/s and 295 MB (the 64 KiB default is far slower still).
- */
-export const READ_HIGH_WATER_MARK = 512 * 1024
 
 /** This thread's read buffers, shared by its stores (one free list, one memory bound). */
 const threadReadBuffers = new ReadBuffers(READ_HIGH_WATER_MARK)
@@ -84,24 +71,28 @@ const threadReadBuffers = new ReadBuffers(READ_HIGH_WATER_MARK)
 export const WORKER_HASH_MIN_BYTES = 1024 * 1024
 
 const TMP = 'tmp'
-/**
- * A temp file untouched this long is abandoned (its process died): a live
- * download writes continuously, and one that stalls is given up within
- * seconds (`timeouts.bodyIdle`).
- */
-export const STALE_TEMP_MS = 10 * 60_000
 const BLOBS = join('blobs', 'sha256')
 
-export class BlobStore {
+export class BlobStore extends SpooledBlobStore implements BlobStorage {
+  readonly #blobsDir: string
+
   private constructor(
     readonly root: string,
     private readonly fs: BlobStoreFs,
+    spool: Spool,
     private readonly hasher: FileHasher | undefined,
     private readonly pacer: ScavengePacer,
     private readonly verified: VerifiedFiles | undefined,
     /** The buffers reads fill; give a chunk back here once it is written out. */
     readonly readBuffers: ReadBuffers,
-  ) {}
+  ) {
+    super(spool)
+    this.#blobsDir = join(root, BLOBS)
+  }
+
+  protected publish(tempPath: string, digest: Digest): Promise<void> {
+    return renameInto(this.fs, this.#blobsDir, tempPath, digest)
+  }
 
   /**
    * Opens (creating if needed) the store at `root` and removes leftovers from tmp/.
@@ -125,31 +116,23 @@ export class BlobStore {
     } = {},
   ): Promise<BlobStore> {
     const fs = options.fs ?? nodeFs
+    const pacer = options.pacer ?? transferPacer()
     await fs.mkdir(join(root, BLOBS), { recursive: true })
-    if (options.shared) {
-      await removeStaleTemps(fs, join(root, TMP), (options.now ?? Date.now)() - STALE_TEMP_MS)
-    } else {
-      // Only this process uses the store: anything in tmp/ is from one that is gone.
-      await fs.rm(join(root, TMP), { recursive: true, force: true })
-    }
-    await fs.mkdir(join(root, TMP), { recursive: true })
+    const spool = await Spool.open(join(root, TMP), {
+      fs,
+      pacer,
+      ...(options.shared !== undefined ? { shared: options.shared } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    })
     return new BlobStore(
       root,
       fs,
+      spool,
       options.hasher,
-      options.pacer ?? transferPacer(),
+      pacer,
       options.trustVerified === true ? new VerifiedFiles() : undefined,
       options.readBuffers ?? threadReadBuffers,
     )
-  }
-
-  /**
-   * Removes temp files untouched for STALE_TEMP_MS (downloads of a process that
-   * died) and returns how many; with `dryRun`, only counts them. Live
-   * downloads write continuously.
-   */
-  async removeStaleTemps(now = Date.now(), options: { dryRun?: boolean } = {}): Promise<number> {
-    return removeStaleTemps(this.fs, join(this.root, TMP), now - STALE_TEMP_MS, options.dryRun)
   }
 
   /** Size and modification time of a committed blob, or undefined. */
@@ -166,56 +149,6 @@ export class BlobStore {
 
   async has(digest: string): Promise<boolean> {
     return (await this.stat(digest)) !== undefined
-  }
-
-  /**
-   * A writer to a new temp file; commit it under its digest or abort it. With
-   * `dir` (a staging directory made by createStaging) the file is made there.
-   */
-  async createWriter(dir = join(this.root, TMP)): Promise<BlobWriter> {
-    const tempPath = join(dir, `${randomBytes(12).toString('hex')}.part`)
-    let fh: nodeFs.FileHandle
-    try {
-      fh = await this.fs.open(tempPath, 'wx')
-    } catch (error) {
-      throw new StorageWriteError(`cannot create a temp file (${errorCode(error)})`, {
-        cause: error,
-      })
-    }
-    return new BlobWriter(tempPath, fh, this.fs, join(this.root, BLOBS), this.pacer)
-  }
-
-  /**
-   * A directory under tmp/ for blobs written and verified now and committed
-   * together later (an import), or thrown away together; its directory is
-   * touched every `touchMs` while it lives.
-   */
-  async createStaging(touchMs = STAGING_TOUCH_MS): Promise<BlobStaging> {
-    const dir = join(this.root, TMP, `staging-${randomBytes(8).toString('hex')}`)
-    await this.fs.mkdir(dir)
-    return new BlobStaging(dir, this.fs, (into) => this.createWriter(into), touchMs)
-  }
-
-  /**
-   * Stores the content of `source` under `digest`, if and only if it hashes to it.
-   * On any failure (source error, abort, mismatch, disk) the temp file is removed
-   * and the error propagates; disk faults arrive as StorageWriteError.
-   */
-  async put(
-    digest: string,
-    source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
-    options: { signal?: AbortSignal } = {},
-  ): Promise<{ size: number }> {
-    const expected = parseDigest(digest)
-    const writer = await this.createWriter()
-    try {
-      await pipelinePromise(source, writer, options.signal ? { signal: options.signal } : {})
-    } catch (error) {
-      // The temp file is garbage either way (and tmp/ is emptied at the next start).
-      await writer.abort().catch(() => undefined)
-      throw error
-    }
-    return writer.commit(expected)
   }
 
   /**
@@ -403,29 +336,9 @@ export class BlobStore {
     }
   }
 
-  /** Sum of the sizes of every committed blob. */
-  async totalSize(): Promise<number> {
-    let total = 0
-    for await (const blob of this.list()) total += blob.size
-    return total
-  }
-
   /** Proves the store can take writes now (for /readyz): write, fsync and remove a probe file. */
   async checkWritable(): Promise<void> {
-    const probe = join(this.root, TMP, `.probe-${randomBytes(6).toString('hex')}`)
-    try {
-      const fh = await this.fs.open(probe, 'wx')
-      try {
-        await fh.write(Buffer.from('ok'))
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-      await this.fs.unlink(probe)
-    } catch (error) {
-      await this.fs.rm(probe, { force: true }).catch(() => undefined)
-      throw new StorageWriteError(`storage is not writable (${errorCode(error)})`, { cause: error })
-    }
+    return this.spool.checkWritable()
   }
 
   /** Opens a committed blob's file; BlobNotFoundError when there is none. */
@@ -443,211 +356,25 @@ export class BlobStore {
   }
 }
 
-/**
- * Writes a temp file while hashing it. `commit(digest)` makes it a blob if the
- * content matches; `abort()` throws it away. Honours backpressure like any
- * Writable. Created by BlobStore.createWriter.
- */
-export class BlobWriter extends Writable {
-  readonly #hash = createSha256()
-  #bytesWritten = 0
-  #state: 'open' | 'committing' | 'sealed' | 'done' = 'open'
-  #closing: Promise<void> | undefined
-  /** The digest a seal verified. */
-  #sealed: Digest | undefined
-
-  constructor(
-    /** Where the bytes are while they are written (readers may open it to follow the write). */
-    readonly tempPath: string,
-    private readonly fh: nodeFs.FileHandle,
-    private readonly fs: BlobStoreFs,
-    private readonly blobsDir: string,
-    private readonly pacer: ScavengePacer,
-  ) {
-    super({ highWaterMark: READ_HIGH_WATER_MARK })
-  }
-
-  /** Bytes written to the temp file (and hashed) so far. */
-  get bytesWritten(): number {
-    return this.#bytesWritten
-  }
-
-  override _write(
-    chunk: Buffer,
-    _encoding: BufferEncoding,
-    callback: (error?: Error | null) => void,
-  ): void {
-    this.#append([chunk]).then(
-      () => callback(),
-      (error: unknown) => callback(error as Error),
-    )
-  }
-
-  /** Buffered (or corked) chunks go out in one writev, without being copied together first. */
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.#append(chunks.map((c) => c.chunk)).then(
-      () => callback(),
-      (error: unknown) => callback(error as Error),
-    )
-  }
-
-  /** fsync before 'finish', so a finished writer's bytes are on disk. */
-  override _final(callback: (error?: Error | null) => void): void {
-    this.fh.sync().then(
-      () => callback(),
-      (error: unknown) => {
-        callback(
-          new StorageWriteError(`cannot fsync a temp file (${errorCode(error)})`, { cause: error }),
-        )
-      },
-    )
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    // Runs after 'finish' too (autoDestroy); the temp file stays until commit or abort.
-    void this.#close().then(() => callback(error))
-  }
-
-  async #append(chunks: readonly Buffer[]): Promise<void> {
-    try {
-      let rest = chunks
-      while (rest.length > 0) {
-        const { bytesWritten } = await this.fh.writev(rest)
-        const next = afterBytes(rest, bytesWritten)
-        if (bytesWritten === 0 && next.length > 0) throw new Error('a write made no progress')
-        rest = next
-      }
-    } catch (error) {
-      throw new StorageWriteError(`cannot write a temp file (${errorCode(error)})`, {
-        cause: error,
-      })
-    }
-    let bytes = 0
-    for (const chunk of chunks) {
-      this.#hash.update(chunk)
-      bytes += chunk.length
-    }
-    this.#bytesWritten += bytes
-    // What is written arrived in buffers (socket reads) that die once written and read.
-    this.pacer.moved(bytes)
-  }
-
-  /** Digest of the bytes written so far (the hash keeps going). */
-  digestSoFar(): string {
-    return `sha256:${this.#hash.copy().digest('hex')}`
-  }
-
-  /**
-   * Ends the write (if not ended yet), fsyncs, and renames into blobs/ if the
-   * content hashes to `expected`; otherwise removes the temp file and rejects with
-   * DigestMismatchError. `expected` is validated before anything touches the disk
-   * (an invalid one leaves the writer open).
-   */
-  async commit(expected: string): Promise<{ size: number }> {
-    const digest = parseDigest(expected)
-    if (this.#state !== 'sealed' || this.#sealed !== digest) await this.seal(digest)
-    this.#state = 'committing'
-    try {
-      await this.#rename(digest)
-      this.#state = 'done'
-      return { size: this.#bytesWritten }
-    } catch (error) {
-      await this.abort().catch(() => undefined)
-      throw error
-    }
-  }
-
-  /**
-   * Ends the write, fsyncs and checks the content against `expected`, leaving
-   * the verified temp file for a later commit(expected), which then only
-   * renames it; on a mismatch removes it and rejects with DigestMismatchError.
-   */
-  async seal(expected: string): Promise<{ size: number }> {
-    const digest = parseDigest(expected)
-    if (this.#state !== 'open') throw new BlobWriterClosedError()
-    this.#state = 'committing'
-    try {
-      await this.#finish()
-      await this.#close()
-      const actual = hashToDigest(this.#hash)
-      if (actual !== digest) throw new DigestMismatchError(digest, actual, this.#bytesWritten)
-      this.#state = 'sealed'
-      this.#sealed = digest
-      return { size: this.#bytesWritten }
-    } catch (error) {
-      await this.abort().catch(() => undefined)
-      throw error
-    }
-  }
-
-  /** Closes and removes the temp file. Safe to call more than once. */
-  async abort(): Promise<void> {
-    this.#state = 'done'
-    if (!this.destroyed) this.destroy()
-    await this.#close()
-    await this.fs.rm(this.tempPath, { force: true })
-  }
-
-  /** Resolves once every byte is written and fsynced (see _final). */
-  async #finish(): Promise<void> {
-    if (this.errored) throw this.errored
-    if (this.writableFinished) return
-    await new Promise<void>((resolve, reject) => {
-      // A failed fsync in _final reaches the end callback first and is emitted as
-      // 'error' after it: the listener stays so that emission is never unhandled.
-      this.once('error', reject)
-      // The callback gets the stream's error, or ERR_STREAM_DESTROYED if it was destroyed.
-      this.end((error?: Error | null) => (error ? reject(error) : resolve()))
-    })
-  }
-
-  async #rename(digest: Digest): Promise<void> {
-    const target = blobPath(this.blobsDir, digest)
-    const dir = dirname(target)
-    try {
-      const created = await this.fs.mkdir(dir, { recursive: true })
-      // Concurrent writers of one digest each rename identical content; rename is atomic.
-      await this.fs.rename(this.tempPath, target)
-      await syncDir(this.fs, dir)
-      // A new fan-out directory is durable only once its parent's entry is.
-      if (created !== undefined) await syncDir(this.fs, this.blobsDir)
-    } catch (error) {
-      throw new StorageWriteError(`cannot commit a blob (${errorCode(error)})`, { cause: error })
-    }
-  }
-
-  #close(): Promise<void> {
-    // FileHandle.close waits for the handle's pending writes. A close error after a
-    // successful fsync loses nothing, and before one the file is discarded anyway.
-    this.#closing ??= this.fh.close().catch(() => undefined)
-    return this.#closing
-  }
-}
-
-/** Removes (or with `dryRun` counts) the files in `dir` last modified before `before` (ms since the epoch). */
-async function removeStaleTemps(
+/** Renames a verified temp file into blobs/ and fsyncs the directories that changed. */
+async function renameInto(
   fs: BlobStoreFs,
-  dir: string,
-  before: number,
-  dryRun = false,
-): Promise<number> {
-  let names: string[]
+  blobsDir: string,
+  tempPath: string,
+  digest: Digest,
+): Promise<void> {
+  const target = blobPath(blobsDir, digest)
+  const dir = dirname(target)
   try {
-    names = await fs.readdir(dir)
+    const created = await fs.mkdir(dir, { recursive: true })
+    // Concurrent writers of one digest each rename identical content; rename is atomic.
+    await fs.rename(tempPath, target)
+    await syncDir(fs, dir)
+    // A new fan-out directory is durable only once its parent's entry is.
+    if (created !== undefined) await syncDir(fs, blobsDir)
   } catch (error) {
-    if (isNotFound(error)) return 0
-    throw error
+    throw new StorageWriteError(`cannot commit a blob (${errorCode(error)})`, { cause: error })
   }
-  let removed = 0
-  for (const name of names) {
-    const path = join(dir, name)
-    const stat = await fs.stat(path).catch(() => undefined)
-    if (stat && stat.mtimeMs < before) {
-      if (!dryRun) await fs.rm(path, { force: true, recursive: true })
-      removed++
-    }
-  }
-  return removed
 }
 
 function blobPath(blobsDir: string, digest: Digest): string {
@@ -674,19 +401,4 @@ function isValidRange(start: number | undefined, end: number | undefined): boole
 
 function isNotFound(error: unknown): boolean {
   return (error as { code?: string } | null)?.code === 'ENOENT'
-}
-
-function errorCode(error: unknown): string {
-  return (error as { code?: string } | null)?.code ?? 'error'
-}
-
-/** What remains of `chunks` after its first `bytes` bytes (a short write). */
-function afterBytes(chunks: readonly Buffer[], bytes: number): readonly Buffer[] {
-  let skip = bytes
-  let i = 0
-  while (i < chunks.length && skip >= (chunks[i]?.length ?? 0)) skip -= chunks[i++]?.length ?? 0
-  const rest = chunks.slice(i)
-  const first = rest[0]
-  if (first && skip > 0) rest[0] = first.subarray(skip)
-  return rest
 }

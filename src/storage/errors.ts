@@ -34,6 +34,11 @@ export class StorageWriteError extends PullthroughError {
   readonly code = 'PT_STORAGE_WRITE'
 }
 
+/** The object store failed a read (unreachable, refused, 5xx). The message names the operation and status only. */
+export class StorageReadError extends PullthroughError {
+  readonly code = 'PT_STORAGE_READ'
+}
+
 /** A read range the store cannot serve (negative or fractional offsets). Raised before any filesystem call. */
 export class InvalidRangeError extends PullthroughError {
   readonly code = 'PT_INVALID_RANGE'
@@ -75,4 +80,9 @@ export class BlobTooLargeError extends PullthroughError {
   ) {
     super(`blob ${digest} has ${size} bytes, more than the ${maxBytes} allowed`)
   }
+}
+
+/** The errno code of a filesystem error (ENOSPC, EROFS...), for messages that must not carry a path. */
+export function errorCode(error: unknown): string {
+  return (error as { code?: string } | null)?.code ?? 'error'
 }

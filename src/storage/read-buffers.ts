@@ -16,6 +16,13 @@
  * failed) is garbage like any other.
  */
 
+/**
+ * Read size for serving. Measured here with 32 clients of one warm 512 MiB blob:
+ * 256 KiB 1050 MB/s and 193 MB peak RSS, 512 KiB 1580-1640 MB/s and 190-200 MB,
+ * 1 MiB 1430-1460 MB/s and 295 MB (the 64 KiB default is far slower still).
+ */
+export const READ_HIGH_WATER_MARK = 512 * 1024
+
 /** Free buffers kept at most (each READ_HIGH_WATER_MARK: 32 MiB in all). */
 export const MAX_FREE_READ_BUFFERS = 64
 

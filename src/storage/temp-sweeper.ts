@@ -4,13 +4,13 @@
  * this sweep does the same while running, so they do not wait for a restart.
  */
 import type { Logger } from '../observability/logger.ts'
-import type { BlobStore } from './blob-store.ts'
+import type { BlobStorage } from './blob-storage.ts'
 
 /** How often a running replica looks for temp files abandoned by one that died. */
 export const STALE_TEMP_SWEEP_MS = 5 * 60_000
 
 export function sweepStaleTemps(
-  blobs: BlobStore,
+  blobs: BlobStorage,
   logger: Logger,
   intervalMs = STALE_TEMP_SWEEP_MS,
 ): { close: () => Promise<void> } {

@@ -358,3 +358,57 @@ t.test('cluster: advertise and the secret may come from the environment alone', 
     /^cluster\.advertise: set it \(or PULLTHROUGH_CLUSTER_ADVERTISE\)/,
   )
 })
+
+t.test('storage.s3 takes a bucket and fills in the rest', async (t) => {
+  const { config } = await loadYaml(t, 'storage: { s3: { bucket: blobs } }\n')
+  t.same(config.storage.s3, {
+    bucket: 'blobs',
+    region: 'us-east-1',
+    prefix: '',
+    pathStyle: false,
+    partSize: 16 * 2 ** 20,
+    redirect: false,
+  })
+})
+
+t.test('storage.s3 reads every key; a prefix gets its trailing slash', async (t) => {
+  const { config, secrets } = await loadYaml(
+    t,
+    `storage:
+  s3:
+    bucket: blobs
+    endpoint: http://127.0.0.1:9000
+    region: eu-west-1
+    prefix: pullthrough/cache
+    pathStyle: true
+    credentials: { accessKeyId: AKID, secretAccessKey: s3-secret-value }
+    partSize: 64MiB
+    redirect: { expires: 2m }
+`,
+  )
+  t.same(config.storage.s3, {
+    bucket: 'blobs',
+    endpoint: 'http://127.0.0.1:9000',
+    region: 'eu-west-1',
+    prefix: 'pullthrough/cache/',
+    pathStyle: true,
+    credentials: { accessKeyId: 'AKID', secretAccessKey: 's3-secret-value' },
+    partSize: 64 * 2 ** 20,
+    redirect: { expires: 120_000 },
+  })
+  t.ok(secrets.includes('s3-secret-value'), 'the secret key is scrubbed from logs')
+})
+
+t.test('bad storage.s3 settings name their key', async (t) => {
+  const bad = async (yaml: string) => rejection(loadYaml(t, `storage: { s3: ${yaml} }\n`))
+  t.match(await bad('{}'), /storage\.s3\.bucket/)
+  t.match(
+    await bad('{ bucket: b, partSize: 1MiB }'),
+    /storage\.s3\.partSize.*between 5MiB and 5GiB/,
+  )
+  t.match(await bad('{ bucket: b, endpoint: ftp://x }'), /storage\.s3\.endpoint.*http\(s\) URL/)
+  t.match(await bad('{ bucket: b, prefix: /abs }'), /storage\.s3\.prefix/)
+  t.match(await bad('{ bucket: b, redirect: { expires: 30d } }'), /storage\.s3\.redirect/)
+  t.match(await bad('{ bucket: b, credentials: { accessKeyId: x } }'), /secretAccessKey/)
+  t.match(await bad('{ bucket: b, forcePathStyle: true }'), /forcePathStyle/)
+})

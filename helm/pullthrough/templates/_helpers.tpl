@@ -116,8 +116,9 @@ is applied.
 {{- if and (gt $replicas 1) (not (include "pullthrough.usesRedis" .)) }}
 {{- fail (printf "replicaCount is %d, but several replicas need Redis for metadata: the embedded store locks its volume and a second replica would not start. Set redis.url, redis.existingSecret or redis.deploy.enabled=true." $replicas) }}
 {{- end }}
-{{- if and (gt $replicas 1) (not (include "pullthrough.sharedVolume" .)) }}
-{{- fail (printf "replicaCount is %d, but several replicas need one cache volume they all mount read-write: set persistence.enabled=true and persistence.accessModes to [ReadWriteMany], with a storage class that provides it (NFS, CephFS, EFS, Azure Files, Filestore, ...)." $replicas) }}
+{{- $inBucket := and (dig "storage" "s3" "" .Values.config) (not .Values.persistence.enabled) }}
+{{- if and (gt $replicas 1) (not (include "pullthrough.sharedVolume" .)) (not $inBucket) }}
+{{- fail (printf "replicaCount is %d, but several replicas need one cache volume they all mount read-write: set persistence.enabled=true and persistence.accessModes to [ReadWriteMany], with a storage class that provides it (NFS, CephFS, EFS, Azure Files, Filestore, ...), or keep the blobs in a bucket (config.storage.s3) with persistence.enabled=false (each pod's emptyDir then holds its downloads in progress)." $replicas) }}
 {{- end }}
 {{- $sources := 0 }}
 {{- range (list .Values.redis.url .Values.redis.existingSecret .Values.redis.deploy.enabled) }}
