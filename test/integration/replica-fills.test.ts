@@ -1,6 +1,6 @@
 /**
- * Three real `pullthrough serve` processes sharing Redis and one storage
- * directory act as one cache: a cold blob is fetched from upstream once,
+ * Three real `pullthrough serve` processes sharing Redis and their blobs (one
+ * storage directory, or one S3 bucket on s3rver) act as one cache: a cold blob is fetched from upstream once,
  * whichever replicas its clients reach; the others stream it from the replica
  * fetching it. When that replica is SIGKILLed mid-fill, another takes the
  * fill over from the byte it reached (one ranged upstream request) and every
@@ -19,6 +19,7 @@ import { fakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.ts'
 import { freePort } from '../helpers/free-port.ts'
 import { metricSum } from '../helpers/http.ts'
 import { startRedis } from '../helpers/redis-server.ts'
+import { S3RVER_KEY, startS3rver, type S3rver } from '../helpers/s3rver.ts'
 import { randomBlob } from '../helpers/streams.ts'
 
 const SECRET = 'replica-fills-test-secret-0123456789abcdef'
@@ -51,7 +52,28 @@ function pacedBlob(data: Buffer) {
   }
 }
 
-async function replicas(t: Test, upstream: FakeUpstream, count: number): Promise<Replica[]> {
+type Storage = 'volume' | 'bucket'
+
+/** The storage section of replica `i`: one shared directory, or a bucket and a spool each. */
+function storageYaml(dir: string, i: number, s3: S3rver | undefined): string {
+  if (!s3) return `storage: { path: "${join(dir, 'data')}" }\n`
+  return `storage:
+  path: "${join(dir, `spool-${i}`)}"
+  s3:
+    bucket: ${s3.bucket}
+    endpoint: "${s3.endpoint}"
+    pathStyle: true
+    partSize: 5MiB
+    credentials: { accessKeyId: ${S3RVER_KEY.accessKeyId}, secretAccessKey: ${S3RVER_KEY.secretAccessKey} }
+`
+}
+
+async function replicas(
+  t: Test,
+  upstream: FakeUpstream,
+  count: number,
+  s3: S3rver | undefined,
+): Promise<Replica[]> {
   const redis = await startRedis(t)
   const dir = await tempDir(t, 'pt-replicas-')
   return Promise.all(
@@ -61,8 +83,7 @@ async function replicas(t: Test, upstream: FakeUpstream, count: number): Promise
       await writeFile(
         config,
         `server: { host: 127.0.0.1, port: ${await freePort()} }
-storage: { path: "${join(dir, 'data')}" }
-metadata: { redis: { url: "${redis.url}" } }
+${storageYaml(dir, i, s3)}metadata: { redis: { url: "${redis.url}" } }
 cluster: { port: ${internal}, advertise: "http://127.0.0.1:${internal}", secret: "${SECRET}" }
 log: { format: json, level: info }
 docker:
@@ -94,6 +115,18 @@ async function pull(base: string, digest: string) {
   return { status: res.statusCode, digest: `sha256:${hash.digest('hex')}`, bytes }
 }
 
+/** With a bucket: waits (bounded) until the blob is an object in it, and lists what is. */
+async function bucketBlobs(s3: S3rver, digest: string): Promise<string[]> {
+  const key = `blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`
+  const deadline = Date.now() + 10_000
+  let keys = await s3.keys('blobs/')
+  while (!keys.includes(key) && Date.now() < deadline) {
+    await sleep(100)
+    keys = await s3.keys('blobs/')
+  }
+  return keys
+}
+
 async function roles(replica: Replica) {
   const role = (name: string) =>
     metricSum(replica.url, `pullthrough_replica_fills_total{role="${name}"}`)
@@ -104,61 +137,87 @@ async function roles(replica: Replica) {
   }
 }
 
-t.test('30 cold clients spread over 3 replicas: one upstream GET, verified bytes', async (t) => {
-  const blob = randomBlob(BLOB_BYTES)
-  const upstream = await fakeUpstream(t, pacedBlob(blob.data))
-  const group = await replicas(t, upstream, 3)
-  const results = await Promise.all(
-    Array.from({ length: 30 }, (_, i) => pull(group[i % 3]!.url, blob.digest)),
+for (const storage of ['volume', 'bucket'] as Storage[]) {
+  t.test(
+    `${storage}: 30 cold clients spread over 3 replicas, one upstream GET, verified bytes`,
+    async (t) => {
+      const blob = randomBlob(BLOB_BYTES)
+      const upstream = await fakeUpstream(t, pacedBlob(blob.data))
+      const s3 = storage === 'bucket' ? await startS3rver(t) : undefined
+      const group = await replicas(t, upstream, 3, s3)
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => pull(group[i % 3]!.url, blob.digest)),
+      )
+      t.ok(
+        results.every((r) => r.status === 200 && r.digest === blob.digest),
+        'every client got the whole blob, verified',
+      )
+      t.equal(upstream.count(`/v2/library/app/blobs/${blob.digest}`), 1, 'one upstream GET for all')
+      if (s3)
+        t.same(
+          await bucketBlobs(s3, blob.digest),
+          [`blobs/sha256/${blob.digest.slice(7, 9)}/${blob.digest.slice(7)}`],
+          'the bucket holds the blob, once',
+        )
+      const counts = await Promise.all(group.map(roles))
+      t.equal(
+        counts.reduce((sum, c) => sum + c.owner, 0),
+        1,
+        'one replica fetched it for the others',
+      )
+      t.equal(
+        counts.reduce((sum, c) => sum + c.joiner, 0),
+        2,
+        'the two others streamed it from that one',
+      )
+    },
   )
-  t.ok(
-    results.every((r) => r.status === 200 && r.digest === blob.digest),
-    'every client got the whole blob, verified',
-  )
-  t.equal(upstream.count(`/v2/library/app/blobs/${blob.digest}`), 1, 'one upstream GET for all')
-  const counts = await Promise.all(group.map(roles))
-  t.equal(
-    counts.reduce((sum, c) => sum + c.owner, 0),
-    1,
-    'one replica fetched it for the others',
-  )
-  t.equal(
-    counts.reduce((sum, c) => sum + c.joiner, 0),
-    2,
-    'the two others streamed it from that one',
-  )
-})
 
-t.test('the replica fetching a blob is killed mid-fill: another takes over', async (t) => {
-  const blob = randomBlob(BLOB_BYTES)
-  const upstream = await fakeUpstream(t, pacedBlob(blob.data))
-  const [owner, ...others] = await replicas(t, upstream, 3)
-  const path = `/v2/library/app/blobs/${blob.digest}`
-  // The owner starts the fill; its client is killed with it.
-  const doomed = pull(owner!.url, blob.digest).catch(() => undefined)
-  const deadline = Date.now() + 10_000
-  while (upstream.count(path) === 0 && Date.now() < deadline) await sleep(10)
-  const clients = others.flatMap((replica) => [
-    pull(replica.url, blob.digest),
-    pull(replica.url, blob.digest),
-  ])
-  // A third of the blob through, the owner dies without a word.
-  await sleep((BLOB_BYTES / CHUNK_BYTES / 3) * CHUNK_EVERY_MS)
-  owner!.child.kill('SIGKILL')
-  const killedAt = Date.now()
-  const results = await Promise.all(clients)
-  await doomed
-  t.ok(
-    results.every((r) => r.status === 200 && r.digest === blob.digest),
-    `the clients of the other replicas got the whole blob, verified (${Date.now() - killedAt} ms after the kill)`,
+  t.test(
+    `${storage}: the replica fetching a blob is killed mid-fill, another takes over`,
+    async (t) => {
+      const blob = randomBlob(BLOB_BYTES)
+      const upstream = await fakeUpstream(t, pacedBlob(blob.data))
+      const s3 = storage === 'bucket' ? await startS3rver(t) : undefined
+      const [owner, ...others] = await replicas(t, upstream, 3, s3)
+      const path = `/v2/library/app/blobs/${blob.digest}`
+      // The owner starts the fill; its client is killed with it.
+      const doomed = pull(owner!.url, blob.digest).catch(() => undefined)
+      const deadline = Date.now() + 10_000
+      while (upstream.count(path) === 0 && Date.now() < deadline) await sleep(10)
+      const clients = others.flatMap((replica) => [
+        pull(replica.url, blob.digest),
+        pull(replica.url, blob.digest),
+      ])
+      // A third of the blob through, the owner dies without a word.
+      await sleep((BLOB_BYTES / CHUNK_BYTES / 3) * CHUNK_EVERY_MS)
+      owner!.child.kill('SIGKILL')
+      const killedAt = Date.now()
+      const results = await Promise.all(clients)
+      await doomed
+      t.ok(
+        results.every((r) => r.status === 200 && r.digest === blob.digest),
+        `the clients of the other replicas got the whole blob, verified (${Date.now() - killedAt} ms after the kill)`,
+      )
+      const requests = upstream.requests.filter((r) => r.url === path)
+      t.equal(requests.length, 2, 'the upstream saw one more request after the kill')
+      t.match(
+        requests[1]?.headers.range,
+        /^bytes=[1-9]\d*-$/,
+        'a ranged one, from the byte reached',
+      )
+      if (s3)
+        t.same(
+          await bucketBlobs(s3, blob.digest),
+          [`blobs/sha256/${blob.digest.slice(7, 9)}/${blob.digest.slice(7)}`],
+          'the bucket holds the blob, once',
+        )
+      const counts = await Promise.all(others.map(roles))
+      t.equal(
+        counts.reduce((sum, c) => sum + c.takeover, 0),
+        1,
+        'one replica took the fill over',
+      )
+    },
   )
-  const requests = upstream.requests.filter((r) => r.url === path)
-  t.equal(requests.length, 2, 'the upstream saw one more request after the kill')
-  t.match(requests[1]?.headers.range, /^bytes=[1-9]\d*-$/, 'a ranged one, from the byte reached')
-  const counts = await Promise.all(others.map(roles))
-  t.equal(
-    counts.reduce((sum, c) => sum + c.takeover, 0),
-    1,
-    'one replica took the fill over',
-  )
-})
+}
