@@ -80,16 +80,11 @@ export class ReadThrough {
     options: ServeOptions = {},
   ): Promise<ServedBlob> {
     const digest = parseDigest(digestInput)
-    const release = this.inUse.acquire(digest)
-    try {
-      const served =
-        (await this.#fromStore(digest, options)) ?? (await this.#fromFill(digest, source, options))
-      served.stream.once('close', release)
-      return served
-    } catch (error) {
-      release()
-      throw error
-    }
+    return this.#inUseWhileOpen(
+      digest,
+      async () =>
+        (await this.#fromStore(digest, options)) ?? (await this.#fromFill(digest, source, options)),
+    )
   }
 
   /**
@@ -99,27 +94,15 @@ export class ReadThrough {
    */
   async servePeer(digestInput: string, start: number): Promise<ServedBlob | undefined> {
     const digest = parseDigest(digestInput)
-    const release = this.inUse.acquire(digest)
-    try {
-      let served = await this.#fromStore(digest, start > 0 ? { range: { start } } : {})
-      if (!served) {
-        const fill = [...this.#fills.values()].find((f) => f.digest === digest && !f.failure)
-        await fill?.ready
-        if (fill?.size !== undefined && start < fill.size)
-          served = {
-            cache: 'miss',
-            size: fill.size,
-            stream: fill.createReader(start),
-            upstream: fill.upstream,
-          }
-      }
-      if (served) served.stream.once('close', release)
-      else release()
-      return served
-    } catch (error) {
-      release()
-      throw error
-    }
+    return this.#inUseWhileOpen(digest, async () => {
+      const stored = await this.#fromStore(digest, start > 0 ? { range: { start } } : {})
+      if (stored) return stored
+      const fill = [...this.#fills.values()].find((f) => f.digest === digest && !f.failure)
+      await fill?.ready
+      if (fill?.size === undefined || start >= fill.size) return undefined
+      const stream = fill.createReader(start)
+      return { cache: 'miss' as const, size: fill.size, stream, upstream: fill.upstream }
+    })
   }
 
   /**
@@ -145,9 +128,17 @@ export class ReadThrough {
   /** The blob from the store alone (no upstream is asked); undefined when it is not stored. */
   async serveStored(digestInput: string): Promise<ServedBlob | undefined> {
     const digest = parseDigest(digestInput)
+    return this.#inUseWhileOpen(digest, () => this.#fromStore(digest, {}))
+  }
+
+  /** Opens with the digest in use (gc and eviction leave it alone) until the stream closes. */
+  async #inUseWhileOpen<T extends ServedBlob | undefined>(
+    digest: Digest,
+    open: () => Promise<T>,
+  ): Promise<T> {
     const release = this.inUse.acquire(digest)
     try {
-      const served = await this.#fromStore(digest, {})
+      const served = await open()
       if (served) served.stream.once('close', release)
       else release()
       return served
