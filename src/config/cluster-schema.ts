@@ -4,6 +4,7 @@
  * which only replicas knowing the shared secret may use.
  */
 import { z } from 'zod'
+import { envName, oneSecretSource } from './fields.ts'
 
 /** Shorter secrets are guessable by anyone who can reach the internal port. */
 export const MIN_SECRET_CHARS = 32
@@ -38,28 +39,14 @@ export const clusterSchema = z
     /** Shared by every replica; set exactly one of secret, secretFile, secretEnv. */
     secret: z.string().min(MIN_SECRET_CHARS).optional(),
     secretFile: z.string().min(1).optional(),
-    secretEnv: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
-      .optional(),
+    secretEnv: envName.optional(),
   })
+  .superRefine(oneSecretSource(['secret', 'secretFile', 'secretEnv'], true))
   .superRefine((cluster, ctx) => {
     if (cluster.advertise === undefined)
       ctx.addIssue({
         code: 'custom',
         path: ['advertise'],
         message: 'set it (or PULLTHROUGH_CLUSTER_ADVERTISE) to the URL the other replicas reach',
-      })
-    const sources = (['secret', 'secretFile', 'secretEnv'] as const).filter(
-      (k) => cluster[k] !== undefined,
-    )
-    if (sources.length !== 1)
-      ctx.addIssue({
-        code: 'custom',
-        path: [sources[1] ?? 'secret'],
-        message:
-          sources.length === 0
-            ? 'set one of secret, secretFile, secretEnv'
-            : `set only one of secret, secretFile, secretEnv (also set: ${sources[0] ?? ''})`,
       })
   })

@@ -16,7 +16,7 @@ import {
   proxySchema,
 } from './auth-schema.ts'
 import { clusterSchema } from './cluster-schema.ts'
-import { duration, size } from './fields.ts'
+import { duration, envName, oneSecretSource, size } from './fields.ts'
 import { parseDuration } from './units.ts'
 
 import type { Millis } from './fields.ts'
@@ -501,22 +501,9 @@ export const configSchema = z
         /** Bearer token the /-/api/ endpoints require; unset, they are open to every client. */
         token: z.string().min(16).optional(),
         tokenFile: z.string().min(1).optional(),
-        tokenEnv: z
-          .string()
-          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
-          .optional(),
+        tokenEnv: envName.optional(),
       })
-      .superRefine((admin, ctx) => {
-        const sources = (['token', 'tokenFile', 'tokenEnv'] as const).filter(
-          (k) => admin[k] !== undefined,
-        )
-        if (sources.length > 1)
-          ctx.addIssue({
-            code: 'custom',
-            path: [sources[1] ?? 'token'],
-            message: `set only one of token, tokenFile, tokenEnv (also set: ${sources[0] ?? ''})`,
-          })
-      })
+      .superRefine(oneSecretSource(['token', 'tokenFile', 'tokenEnv'], false))
       .prefault({}),
     /** Replicas sharing Redis fetch each cold blob once (needs metadata.redis). */
     cluster: clusterSchema.optional(),
