@@ -33,7 +33,7 @@ export class FillLeases {
   constructor(
     private readonly metadata: LeaseStore,
     /** The internal URL the other replicas reach this one at (cluster.advertise). */
-    readonly self: string,
+    self: string,
     private readonly logger: Logger,
   ) {
     this.#owner = `${new URL(self).origin} ${randomBytes(6).toString('hex')}`

@@ -29,8 +29,6 @@ export interface InternalServerOptions {
 }
 
 export interface InternalServer {
-  /** `http://host:port` as bound (the port is known when 0 was asked). */
-  readonly url: string
   close(): Promise<void>
 }
 
@@ -85,10 +83,7 @@ export async function startInternalServer(options: InternalServerOptions): Promi
 
   server.listen(options.port, options.host)
   await once(server, 'listening')
-  const address = server.address()
-  const port = typeof address === 'object' && address ? address.port : options.port
   return {
-    url: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`,
     async close() {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))

@@ -4,24 +4,17 @@
  * lease is taken over only once it lapses; without Redis each replica
  * fetches alone instead of failing.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { FILL_LEASE_TTL_MS, FillLeases } from '../../src/cluster/fill-leases.ts'
-import { RedisMetadataStore } from '../../src/metadata/redis-store.ts'
 import { createLogger } from '../../src/observability/logger.ts'
 import { LogCapture } from '../helpers/log-capture.ts'
-import { startRedis } from '../helpers/redis-server.ts'
+import { redisStore, startRedis } from '../helpers/redis-server.ts'
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`
 
-async function store(t: Test, url: string) {
-  const s = await RedisMetadataStore.connect({ url, connectTimeoutMs: 2000, commandTimeoutMs: 500 })
-  t.teardown(() => s.close())
-  return s
-}
-
 t.test('one owner per blob; the others learn where it is', async (t) => {
   const redis = await startRedis(t)
-  const metadata = await store(t, redis.url)
+  const metadata = await redisStore(t, redis.url)
   const logger = createLogger({ level: 'warn', destination: new LogCapture() })
   const a = new FillLeases(metadata, 'http://10.0.0.1:5001', logger)
   const b = new FillLeases(metadata, 'http://10.0.0.2:5001', logger)
@@ -45,7 +38,7 @@ t.test('one owner per blob; the others learn where it is', async (t) => {
 
 t.test('a takeover waits for the failed owner’s lease to lapse', async (t) => {
   const redis = await startRedis(t)
-  const metadata = await store(t, redis.url)
+  const metadata = await redisStore(t, redis.url)
   const logger = createLogger({ level: 'warn', destination: new LogCapture() })
   const dead = 'http://10.0.0.1:5001'
   // The owner took the lease and died: nobody renews it.
@@ -70,7 +63,7 @@ t.test('a takeover waits for the failed owner’s lease to lapse', async (t) => 
 
 t.test('Redis down: the replica fetches alone and says so', async (t) => {
   const redis = await startRedis(t)
-  const metadata = await store(t, redis.url)
+  const metadata = await redisStore(t, redis.url)
   const logs = new LogCapture()
   const leases = new FillLeases(
     metadata,

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import type { Test } from 'tap'
+import { RedisMetadataStore } from '../../src/metadata/redis-store.ts'
 import { tempDir } from './config.ts'
 import { freePort } from './free-port.ts'
 
@@ -92,4 +93,15 @@ export async function startRedis(t: Test, options: RedisOptions = {}): Promise<R
     pause: () => child?.kill('SIGSTOP'),
     resume: () => child?.kill('SIGCONT'),
   }
+}
+
+/** A Redis metadata store on `url` with short timeouts, closed at test end. */
+export async function redisStore(t: Test, url: string): Promise<RedisMetadataStore> {
+  const store = await RedisMetadataStore.connect({
+    url,
+    connectTimeoutMs: 2000,
+    commandTimeoutMs: 500,
+  })
+  t.teardown(() => store.close())
+  return store
 }

@@ -10,24 +10,17 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { LEADER_HEARTBEAT_MS, LEADER_TTL_MS, Leadership } from '../../src/metadata/leadership.ts'
-import { RedisMetadataStore } from '../../src/metadata/redis-store.ts'
 import { CLI, cleanEnv, spawnNode, waitListening } from '../helpers/cli.ts'
 import { tempDir } from '../helpers/config.ts'
 import { freePort } from '../helpers/free-port.ts'
-import { startRedis } from '../helpers/redis-server.ts'
+import { redisStore, startRedis } from '../helpers/redis-server.ts'
 
 const quiet = { info: () => undefined, warn: () => undefined }
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function store(t: Test, url: string) {
-  const s = await RedisMetadataStore.connect({ url, connectTimeoutMs: 2000, commandTimeoutMs: 500 })
-  t.teardown(() => s.close())
-  return s
-}
-
 t.test('one leader at a time; a silent one is replaced, a clean stop hands over', async (t) => {
   const redis = await startRedis(t)
-  const metadata = await store(t, redis.url)
+  const metadata = await redisStore(t, redis.url)
   const timing = { ttlMs: 600, heartbeatMs: 100 }
   const changes: string[] = []
   const a = new Leadership(metadata, {
