@@ -15,9 +15,10 @@
  *
  * Per GET: wall time (curl's), CPU seconds of the server process (user and
  * system, all threads, until it goes idle after the response: a cold GET's
- * fsync and rename included), its minor page faults, and the garbage
- * collections of its main thread as bench/gc-probe.ts reports them (count and
- * pauses). Per
+ * fsync and rename included), split into the main (JavaScript) thread and
+ * the others (V8's compiler and GC helpers, the libuv threadpool, the hash
+ * workers), its minor page faults, and the garbage collections of its main
+ * thread as bench/gc-probe.ts reports them (count and pauses). Per
  * phase: the server's peak RSS (VmHWM, reset before the phase). A GET straight
  * from nginx each round shows how loaded the machine was.
  *
@@ -142,6 +143,8 @@ interface Get {
   readonly seconds: number
   readonly userCpu: number
   readonly sysCpu: number
+  /** User + system CPU of the main thread (the JavaScript thread); the rest is V8's helpers, the threadpool and workers. */
+  readonly mainCpu: number
   readonly faults: number
   readonly gcs: GcTotals
 }
@@ -183,8 +186,10 @@ interface ProcessTimes {
   readonly faults: number
 }
 
-async function cpuTimes(pid: number): Promise<ProcessTimes> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+/** CPU times of the process (all threads) or, with `thread`, of that one thread. */
+async function cpuTimes(pid: number, thread?: number): Promise<ProcessTimes> {
+  const path = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`
+  const stat = await readFile(path, 'utf8')
   // Fields after the parenthesised command name: minflt, utime and stime are fields 10, 14
   // and 15 (proc(5)), the third field being the first here.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
@@ -265,16 +270,19 @@ async function measure(
 ): Promise<Get> {
   await idle(server.pid)
   const before = await cpuTimes(server.pid)
+  const mainBefore = await cpuTimes(server.pid, server.pid)
   const gcBefore = server.gcs
   const startUs = monotonicUs()
   const seconds = await curl(`${server.pt.url}/v2/${REPOSITORY}/blobs/${digest}`, size)
   await idle(server.pid)
   const after = await cpuTimes(server.pid)
+  const mainAfter = await cpuTimes(server.pid, server.pid)
   if (phase) windows.push({ pid: server.pid, phase, startUs, endUs: monotonicUs() })
   return {
     seconds,
     userCpu: after.user - before.user,
     sysCpu: after.sys - before.sys,
+    mainCpu: mainAfter.user + mainAfter.sys - mainBefore.user - mainBefore.sys,
     faults: after.faults - before.faults,
     gcs: gcsBetween(gcBefore, server.gcs),
   }
@@ -338,6 +346,12 @@ function rows(
     ['wall s', (g) => g.seconds, 2],
     ['server CPU s (user+sys)', (g) => g.userCpu + g.sysCpu, 2],
     ['server user CPU s', (g) => g.userCpu, 2],
+    ['server main thread CPU s', (g) => g.mainCpu, 2],
+    [
+      'server other threads CPU s (V8 helpers, threadpool, workers)',
+      (g) => g.userCpu + g.sysCpu - g.mainCpu,
+      2,
+    ],
     ['server minor page faults (thousands)', (g) => g.faults / 1000, 1],
     ['GCs: young (scavenges)', (g) => g.gcs.minor, 0],
     ['GCs: full (Mark-Compacts)', (g) => g.gcs.major, 0],
