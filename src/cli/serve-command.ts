@@ -2,7 +2,8 @@
 import { buildApp } from '../app.ts'
 import { ConfigError } from '../config/errors.ts'
 import { loadConfig } from '../config/load.ts'
-import { createLogger, prettyLogs } from '../observability/logger.ts'
+import { createLogger, prettyLogs, type Logger } from '../observability/logger.ts'
+import { rehearseFill } from '../cache/fill-rehearsal.ts'
 import { runServer } from '../serve.ts'
 import { EXIT_FAILURE, EXIT_USAGE, UsageError, type CommandSpec } from './command.ts'
 import { text } from './client-commands.ts'
@@ -54,6 +55,7 @@ async function serve(
   )
   try {
     const app = await buildApp(config, { logger })
+    await warmUp(config.storage.path, logger)
     const server = await runServer(app, config)
     return await server.stopped
   } catch (error) {
@@ -61,5 +63,15 @@ async function serve(
     const code = error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILURE
     process.stderr.write(`pullthrough: cannot start: ${(error as Error).message}\n`)
     return code
+  }
+}
+
+/** Before listening, so the first pull runs compiled code (cache/fill-rehearsal.ts); never fatal. */
+async function warmUp(storagePath: string, logger: Logger): Promise<void> {
+  try {
+    const { bytes, ms } = await rehearseFill(storagePath, logger)
+    logger.info({ bytes, ms: Math.round(ms) }, 'transfer path warmed up')
+  } catch (error) {
+    logger.warn({ err: error }, 'could not warm up the transfer path; starting anyway')
   }
 }

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { stat, writeFile } from 'node:fs/promises'
+import { readdir, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -39,7 +39,8 @@ t.test('the built bin serves /healthz within 10 s with no config file and no Red
     cwd: dir,
     env: cleanEnv({ PULLTHROUGH_HOST: '127.0.0.1', PULLTHROUGH_PORT: '0' }),
   })
-  const url = await waitListening(child)
+  const logged: string[] = []
+  const url = await waitListening(child, logged)
   const res = await request(`${url}/healthz`)
   t.equal(res.statusCode, 200)
   await res.body.dump()
@@ -47,6 +48,21 @@ t.test('the built bin serves /healthz within 10 s with no config file and no Red
   t.ok(elapsed < 10_000, `answered after ${elapsed} ms`)
   t.ok((await stat(join(dir, 'data/blobs'))).isDirectory(), 'the embedded store lives under ./data')
   t.ok((await stat(join(dir, 'data/meta'))).isDirectory())
+  t.ok(
+    logged.indexOf('transfer path warmed up') >= 0 &&
+      logged.indexOf('transfer path warmed up') < logged.indexOf('listening'),
+    'the transfer path was rehearsed before listening',
+  )
+  const stored = await readdir(join(dir, 'data/blobs'), { recursive: true, withFileTypes: true })
+  t.same(
+    stored.filter((entry) => entry.isFile()),
+    [],
+    'leaving no blob',
+  )
+  t.notOk(
+    (await readdir(join(dir, 'data'))).some((name) => name.startsWith('.rehearsal-')),
+    'and no rehearsal directory',
+  )
   child.kill('SIGTERM')
   const code = await exitCode(child)
   t.equal(code, 0)

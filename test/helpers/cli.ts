@@ -62,7 +62,11 @@ export async function runCli(
 }
 
 /** Resolves with the URL from the child's "listening" log line; rejects if it exits first or takes too long. */
-export async function waitListening(child: ChildProcessWithoutNullStreams): Promise<string> {
+export async function waitListening(
+  child: ChildProcessWithoutNullStreams,
+  /** Receives the message of every log line up to and including 'listening'. */
+  logged: string[] = [],
+): Promise<string> {
   const lines = createInterface({ input: child.stdout })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
@@ -77,6 +81,7 @@ export async function waitListening(child: ChildProcessWithoutNullStreams): Prom
     lines.on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { msg?: string; url?: string }
+        if (entry.msg !== undefined) logged.push(entry.msg)
         if (entry.msg === 'listening' && entry.url) {
           clearTimeout(timer)
           resolve(entry.url)
