@@ -15,7 +15,7 @@
  * load is a fixed number of downloads.
  * Usage: npm run bench [-- --warm-size 1GiB --cold-size 200MiB --upstream-rate 100MB]
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
@@ -26,7 +26,15 @@ import { parseArgs } from 'node:util'
 import { parseSize } from '../src/config/units.ts'
 import { startDistributionProxy } from './distribution.ts'
 import { startNginx, type Nginx } from './nginx.ts'
-import { cpuSeconds, machineLine, say, startPullthrough, stop, toolVersion } from './shared.ts'
+import {
+  cpuSeconds,
+  load,
+  machineLine,
+  say,
+  startPullthrough,
+  stop,
+  toolVersion,
+} from './shared.ts'
 
 const { values } = parseArgs({
   options: {
@@ -81,42 +89,6 @@ async function makeBlob(name: string, size: number): Promise<string> {
   const digest = `sha256:${hash.digest('hex')}`
   await rename(temp, join(dir, digest))
   return digest
-}
-
-/** Runs `downloads` curl downloads of `url`, `concurrency` at a time; returns MB/s over the wall time. */
-async function load(
-  url: string,
-  concurrency: number,
-  downloads: number,
-  expectBytes: number,
-): Promise<{ mbps: number; seconds: number; bytes: number }> {
-  let next = 0
-  let bytes = 0
-  const started = process.hrtime.bigint()
-  const worker = async () => {
-    while (next < downloads) {
-      next++
-      const child = spawn('curl', [
-        '-s',
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{size_download} %{http_code}',
-        url,
-      ])
-      let out = ''
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-      // 'close', not 'exit': stdout may still hold the -w line when the process exits.
-      await once(child, 'close')
-      const [size, status] = out.split(' ')
-      if (status !== '200' || Number(size) !== expectBytes)
-        throw new Error(`bad download of ${url}: ${out}`)
-      bytes += Number(size)
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, worker))
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  return { mbps: bytes / 1e6 / seconds, seconds, bytes }
 }
 
 async function peakRssMb(pid: number | undefined): Promise<number> {

@@ -211,3 +211,39 @@ export function cleanUpOnSignals(teardowns: Teardowns): void {
     })
   }
 }
+
+/** Runs `downloads` curl downloads of `url`, `concurrency` at a time; returns MB/s over the wall time. */
+export async function load(
+  url: string,
+  concurrency: number,
+  downloads: number,
+  expectBytes: number,
+): Promise<{ mbps: number; seconds: number; bytes: number }> {
+  let next = 0
+  let bytes = 0
+  const started = process.hrtime.bigint()
+  const worker = async () => {
+    while (next < downloads) {
+      next++
+      const child = spawn('curl', [
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{size_download} %{http_code}',
+        url,
+      ])
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      // 'close', not 'exit': stdout may still hold the -w line when the process exits.
+      await once(child, 'close')
+      const [size, status] = out.split(' ')
+      if (status !== '200' || Number(size) !== expectBytes)
+        throw new Error(`bad download of ${url}: ${out}`)
+      bytes += Number(size)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  return { mbps: bytes / 1e6 / seconds, seconds, bytes }
+}

@@ -1,0 +1,205 @@
+/**
+ * PyPI against nginx: the warm paths a user notices, each beside nginx serving
+ * the same bytes statically in the same run.
+ *
+ * nginx (sendfile) serves a PEP 503 project page with PAGE_FILES links and
+ * one large file it links to (`--file-size`, default 50 MiB of random bytes):
+ * it is both the upstream index of pullthrough (the real `serve`, default
+ * `verifyOnRead`) and the baseline. After one cold GET of the page and of the
+ * file through pullthrough:
+ *   - warm file downloads with curl at c=1 (3 downloads) and c=8 (8), MB/s
+ *     for nginx and for pullthrough;
+ *   - warm page GETs with wrk (2 threads, 32 connections, `--wrk-seconds`):
+ *     requests per second and p99, pullthrough's HTML rendering of the page
+ *     against nginx's static copy of the upstream page.
+ * Targets from issue #13: files at least 0.8x nginx at c=1 and c=8; the page
+ * at least 0.5x nginx with p99 under 10 ms.
+ * Usage: npm run bench:pypi-static [-- --file-size 50MiB --wrk-seconds 5 --cpu-prof-dir DIR]
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { parseSize } from '../src/config/units.ts'
+import { nginxVersion, startNginx } from './nginx.ts'
+import {
+  cleanUp,
+  cleanUpOnSignals,
+  load,
+  machineLine,
+  positiveInt,
+  row,
+  say,
+  startPullthrough,
+  stop,
+  verdict,
+} from './shared.ts'
+import { Teardowns } from './teardowns.ts'
+import { runWrk, type WrkResult } from './wrk.ts'
+
+const { values } = parseArgs({
+  options: {
+    'file-size': { type: 'string', default: '50MiB' },
+    'wrk-seconds': { type: 'string', default: '5' },
+    // Where pullthrough writes a V8 CPU profile of its whole life (bench/profile-summary.ts reads it).
+    'cpu-prof-dir': { type: 'string' },
+  },
+})
+const FILE_BYTES = parseSize(values['file-size']) ?? 50 * 2 ** 20
+const WRK_SECONDS = positiveInt('wrk-seconds', values['wrk-seconds'])
+const CPU_PROF_DIR = values['cpu-prof-dir']
+/** Links on the project page: a project with a long release history (numpy lists thousands). */
+const PAGE_FILES = 300
+const PROJECT = 'bigfile'
+/** Warm file downloads: [concurrency, downloads]. */
+const FILE_RUNS: readonly [number, number][] = [
+  [1, 3],
+  [8, 8],
+]
+const PAGE_CONNECTIONS = 32
+const PAGE_THREADS = 2
+
+const teardowns = new Teardowns()
+cleanUpOnSignals(teardowns)
+const work = await mkdtemp(join(tmpdir(), 'pt-bench-pypi-static-'))
+teardowns.teardown(() => rm(work, { recursive: true, force: true }))
+// nginx workers run as an unprivileged user when started by root: they must read the files.
+await chmod(work, 0o755)
+
+/** Writes the upstream's files: the large file and the page listing it among PAGE_FILES links. */
+async function makeIndex(root: string): Promise<string> {
+  const filesDir = join(root, 'files')
+  const pageDir = join(root, 'simple', PROJECT)
+  await mkdir(filesDir, { recursive: true })
+  await mkdir(pageDir, { recursive: true })
+  const body = randomBytes(FILE_BYTES)
+  const filename = `${PROJECT}-1.0.0-py3-none-any.whl`
+  await writeFile(join(filesDir, filename), body)
+  const links = [`${filename}#sha256=${createHash('sha256').update(body).digest('hex')}`]
+  // The other releases are listed, never downloaded: their hashes only have to look right.
+  for (let i = 1; i < PAGE_FILES; i++)
+    links.push(`${PROJECT}-0.${i}.0-py3-none-any.whl#sha256=${randomBytes(32).toString('hex')}`)
+  const anchors = links
+    .map((link) => `    <a href="../../files/${link}">${link.split('#')[0] ?? ''}</a><br/>`)
+    .join('\n')
+  await writeFile(
+    join(pageDir, 'index.html'),
+    `<!DOCTYPE html>\n<html>\n  <body>\n    <h1>Links for ${PROJECT}</h1>\n${anchors}\n  </body>\n</html>\n`,
+  )
+  for (const dir of [root, join(root, 'simple'), pageDir, filesDir]) await chmod(dir, 0o755)
+  return filename
+}
+
+/** The URL pullthrough lists for `filename` on its page (pip's JSON). */
+async function listedUrl(page: string, filename: string): Promise<string> {
+  const res = await fetch(page, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } })
+  const listed = (await res.json()) as { files: { filename: string; url: string }[] }
+  const file = listed.files.find((f) => f.filename === filename)
+  if (!file) throw new Error(`${filename} is not on ${page}`)
+  return new URL(file.url, page).href
+}
+
+async function wrk(url: string): Promise<WrkResult> {
+  const result = await runWrk({
+    url,
+    threads: PAGE_THREADS,
+    connections: PAGE_CONNECTIONS,
+    durationS: WRK_SECONDS,
+    headers: { accept: 'text/html' },
+  })
+  if (result.non2xx > 0 || result.socketErrors > 0)
+    throw new Error(`wrk against ${url}: ${result.non2xx} non-2xx, ${result.socketErrors} errors`)
+  return result
+}
+
+try {
+  say(`# pullthrough PyPI against nginx, ${new Date().toISOString()}`)
+  say(machineLine())
+  say(
+    `nginx ${nginxVersion()}; one ${FILE_BYTES / 2 ** 20} MiB file, a project page of ${PAGE_FILES} links; verifyOnRead on (the default)`,
+  )
+  const root = join(work, 'index')
+  const filename = await makeIndex(root)
+  const nginx = await startNginx({
+    http: `  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 30;
+  default_type application/octet-stream;`,
+    server: `    root ${root};
+    location /simple/ { default_type text/html; index index.html; }`,
+    accessLog: false,
+  })
+  teardowns.teardown(() => nginx.stop())
+  const pt = await startPullthrough({
+    dir: work,
+    storage: join(work, 'store'),
+    verifyOnRead: true,
+    ...(CPU_PROF_DIR === undefined
+      ? {}
+      : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] }),
+    sections: `docker: { registries: [] }
+pypi:
+  indexes:
+    - name: pypi
+      default: true
+      indexTTL: 1h
+      upstreams: [{ url: "${nginx.url}/simple/" }]
+      fileHosts: ["${nginx.url}"]
+`,
+  })
+  teardowns.teardown(() => stop(pt.child))
+
+  const directPage = `${nginx.url}/simple/${PROJECT}/`
+  const page = `${pt.url}/simple/${PROJECT}/`
+  const directFile = `${nginx.url}/files/${filename}`
+  const file = await listedUrl(page, filename)
+  const cold = await load(file, 1, 1, FILE_BYTES)
+  const coldDirect = await load(directFile, 1, 1, FILE_BYTES)
+
+  say('')
+  row(['measurement', 'nginx', 'pullthrough', 'ratio', 'target', 'met'])
+  row(['---', '---', '---', '---', '---', '---'])
+  row([
+    `cold GET of the ${FILE_BYTES / 2 ** 20} MiB file (s)`,
+    coldDirect.seconds.toFixed(2),
+    cold.seconds.toFixed(2),
+    `${(cold.seconds / coldDirect.seconds).toFixed(2)}x`,
+    '-',
+    '-',
+  ])
+  for (const [concurrency, downloads] of FILE_RUNS) {
+    const direct = await load(directFile, concurrency, downloads, FILE_BYTES)
+    const through = await load(file, concurrency, downloads, FILE_BYTES)
+    const ratio = through.mbps / direct.mbps
+    row([
+      `warm file GET c=${concurrency} (MB/s)`,
+      direct.mbps.toFixed(0),
+      through.mbps.toFixed(0),
+      `${ratio.toFixed(2)}x`,
+      '>= 0.8x',
+      verdict(ratio >= 0.8),
+    ])
+  }
+  const directWrk = await wrk(directPage)
+  const throughWrk = await wrk(page)
+  const pageRatio = throughWrk.requestsPerSec / directWrk.requestsPerSec
+  row([
+    `warm project page, wrk ${PAGE_CONNECTIONS} connections (req/s)`,
+    directWrk.requestsPerSec.toFixed(0),
+    throughWrk.requestsPerSec.toFixed(0),
+    `${pageRatio.toFixed(2)}x`,
+    '>= 0.5x',
+    verdict(pageRatio >= 0.5),
+  ])
+  row([
+    'warm project page: p50 / p99 (ms)',
+    `${directWrk.p50Ms.toFixed(2)} / ${directWrk.p99Ms.toFixed(2)}`,
+    `${throughWrk.p50Ms.toFixed(2)} / ${throughWrk.p99Ms.toFixed(2)}`,
+    '-',
+    'p99 < 10 ms',
+    verdict(throughWrk.p99Ms < 10),
+  ])
+} finally {
+  await cleanUp(teardowns)
+}
