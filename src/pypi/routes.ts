@@ -13,6 +13,7 @@ import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
 import { serveProjectList } from './project-list.ts'
 import { projectPages } from './pages.ts'
+import { RenderedPages } from './rendered-pages.ts'
 import { PypiHttpError } from './http-errors.ts'
 import type { ProjectPage } from './model.ts'
 import { isProjectName, normalizeProjectName } from './names.ts'
@@ -32,12 +33,13 @@ export function registerPypiRoutes(
 ): void {
   const config = { protocol: 'pypi' }
   const defaultIndex = deps.indexes.find((i) => i.default)?.name
+  const rendered = new RenderedPages()
   const page = async (request: FastifyRequest, reply: FastifyReply) => {
     const { index, project } = request.params as { index?: string; project: string }
     const where = target(deps, request, index ?? defaultIndex)
     // The route template, never the request URL, gives the normalized page's URL.
     const home = `${index === undefined ? '' : where.prefix}/simple/`
-    return servePage(deps, where, { raw: project, home }, request, reply)
+    return servePage(deps, rendered, where, { raw: project, home }, request, reply)
   }
   const list = async (request: FastifyRequest, reply: FastifyReply) => {
     const { index } = request.params as { index?: string }
@@ -93,6 +95,7 @@ function guardProject(
 
 async function servePage(
   deps: PypiRoutesDeps & PypiRouteGuard,
+  rendered: RenderedPages,
   where: IndexTarget,
   name: { readonly raw: string; readonly home: string },
   request: FastifyRequest,
@@ -116,10 +119,12 @@ async function servePage(
   const { page, cache, upstream } = await projectPages(deps, where).load(project)
   const fileUrl = (file: ProjectPage['files'][number]) =>
     `${where.prefix}/files/${project}/${file.hashes.sha256 ?? NO_HASH}/${encodeURIComponent(file.filename)}`
-  const body =
+  const key = `${where.index.name} ${project} ${negotiated.format} ${where.prefix}`
+  const body = rendered.body(key, page, () =>
     negotiated.format === 'json'
       ? renderProjectJson(page, fileUrl)
-      : renderProjectHtml(page, fileUrl)
+      : renderProjectHtml(page, fileUrl),
+  )
   const artifact = {
     protocol: 'pypi',
     pool: where.index.name,
