@@ -71,6 +71,7 @@ export async function rehearseFill(
   const dir = await mkdtemp(join(parentDir, '.rehearsal-'))
   const servers: Server[] = []
   let pool: UpstreamPool | undefined
+  let fill: Fill | undefined
   try {
     const upstream = await listen(
       createServer((_req, res) => {
@@ -98,17 +99,17 @@ export async function rehearseFill(
     const source = { pool, path: '/blob' }
     const downstream = await listen(
       createServer((_req, res) => {
-        const fill = new Fill(digest, source, {
+        const started = new Fill(digest, source, {
           blobs,
           metrics,
           logger: quiet,
           maxBlobBytes: bytes,
         })
-        fill.ready
+        fill = started
+        started.ready
           .then(async () => {
             res.writeHead(200, { 'content-length': String(bytes) })
-            await pipeline(fill.createReader(), res)
-            await fill.done
+            await pipeline(started.createReader(), res)
           })
           .catch(() => res.destroy())
       }),
@@ -119,8 +120,12 @@ export async function rehearseFill(
     for await (const chunk of res.body) received += (chunk as Buffer).length
     if (res.statusCode !== 200 || received !== bytes)
       throw new Error(`rehearsal got ${String(received)} of ${String(bytes)} bytes`)
+    // The commit (fsync, rename) is part of the path, and must be over before the directory goes.
+    await settled(fill, signal)
     return { bytes, ms: performance.now() - started }
   } finally {
+    fill?.abort()
+    await settled(fill, signal)
     for (const server of servers) {
       server.closeAllConnections()
       server.close()
@@ -128,6 +133,15 @@ export async function rehearseFill(
     await pool?.close()
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** Waits for the fill to end either way, or for `signal` (the rehearsal's time is up). */
+async function settled(fill: Fill | undefined, signal: AbortSignal): Promise<void> {
+  if (!fill || signal.aborted) return
+  const aborted = new Promise<void>((resolve) =>
+    signal.addEventListener('abort', () => resolve(), { once: true }),
+  )
+  await Promise.race([fill.done.catch(() => undefined), aborted])
 }
 
 /** The digest of `block` repeated up to `bytes`. */
