@@ -9,6 +9,8 @@
  * file through pullthrough:
  *   - warm file downloads with curl at c=1 (3 downloads) and c=8 (8), MB/s
  *     for nginx and for pullthrough;
+ *   - warm GETs of a 16 KiB file with wrk on one connection (the fixed cost
+ *     of a request, p50 and p99);
  *   - warm page GETs with wrk (2 threads, 32 connections, `--wrk-seconds`):
  *     requests per second and p99, pullthrough's HTML rendering of the page
  *     against nginx's static copy of the upstream page.
@@ -52,6 +54,9 @@ const CPU_PROF_DIR = values['cpu-prof-dir']
 /** Links on the project page: a project with a long release history (numpy lists thousands). */
 const PAGE_FILES = 300
 const PROJECT = 'bigfile'
+/** A small file too, for the fixed cost of a request: many pure-Python wheels are this size. */
+const SMALL_FILE_BYTES = 16 * 1024
+const SMALL_FILENAME = `${PROJECT}-0.1.0-py3-none-any.whl`
 /** Warm file downloads: [concurrency, downloads]. */
 const FILE_RUNS: readonly [number, number][] = [
   [1, 3],
@@ -76,9 +81,14 @@ async function makeIndex(root: string): Promise<string> {
   const body = randomBytes(FILE_BYTES)
   const filename = `${PROJECT}-1.0.0-py3-none-any.whl`
   await writeFile(join(filesDir, filename), body)
-  const links = [`${filename}#sha256=${createHash('sha256').update(body).digest('hex')}`]
+  const small = randomBytes(SMALL_FILE_BYTES)
+  await writeFile(join(filesDir, SMALL_FILENAME), small)
+  const links = [
+    `${filename}#sha256=${createHash('sha256').update(body).digest('hex')}`,
+    `${SMALL_FILENAME}#sha256=${createHash('sha256').update(small).digest('hex')}`,
+  ]
   // The other releases are listed, never downloaded: their hashes only have to look right.
-  for (let i = 1; i < PAGE_FILES; i++)
+  for (let i = 2; i < PAGE_FILES; i++)
     links.push(`${PROJECT}-0.${i}.0-py3-none-any.whl#sha256=${randomBytes(32).toString('hex')}`)
   const anchors = links
     .map((link) => `    <a href="../../files/${link}">${link.split('#')[0] ?? ''}</a><br/>`)
@@ -100,11 +110,11 @@ async function listedUrl(page: string, filename: string): Promise<string> {
   return new URL(file.url, page).href
 }
 
-async function wrk(url: string): Promise<WrkResult> {
+async function wrk(url: string, connections = PAGE_CONNECTIONS): Promise<WrkResult> {
   const result = await runWrk({
     url,
-    threads: PAGE_THREADS,
-    connections: PAGE_CONNECTIONS,
+    threads: Math.min(PAGE_THREADS, connections),
+    connections,
     durationS: WRK_SECONDS,
     headers: { accept: 'text/html' },
   })
@@ -181,6 +191,18 @@ pypi:
       verdict(ratio >= 0.8),
     ])
   }
+  const smallFile = await listedUrl(page, SMALL_FILENAME)
+  await load(smallFile, 1, 1, SMALL_FILE_BYTES)
+  const directSmall = await wrk(`${nginx.url}/files/${SMALL_FILENAME}`, 1)
+  const throughSmall = await wrk(smallFile, 1)
+  row([
+    `warm GET of a ${SMALL_FILE_BYTES / 1024} KiB file, wrk 1 connection: p50 / p99 (ms)`,
+    `${directSmall.p50Ms.toFixed(2)} / ${directSmall.p99Ms.toFixed(2)}`,
+    `${throughSmall.p50Ms.toFixed(2)} / ${throughSmall.p99Ms.toFixed(2)}`,
+    `${(throughSmall.p50Ms / directSmall.p50Ms).toFixed(2)}x`,
+    '-',
+    '-',
+  ])
   const directWrk = await wrk(directPage)
   const throughWrk = await wrk(page)
   const pageRatio = throughWrk.requestsPerSec / directWrk.requestsPerSec
