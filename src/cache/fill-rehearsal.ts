@@ -21,7 +21,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -41,6 +41,15 @@ export const REHEARSAL_BYTES = 64 * 1024 * 1024
 
 /** The rehearsal is given up after this long (a slow or busy disk must not hold the start). */
 export const REHEARSAL_TIMEOUT_MS = 30_000
+
+/** Where rehearsals write: `<storage.path>/.rehearsal-XXXXXX`. */
+const DIR_PREFIX = '.rehearsal-'
+
+/**
+ * A rehearsal directory this old was left by a process killed mid-rehearsal
+ * and is removed; a younger one may be another replica's (shared volume).
+ */
+const LEFTOVER_AGE_MS = 2 * REHEARSAL_TIMEOUT_MS
 
 /** The upstream repeats one random block (the content need not be unique, only hashed). */
 const BLOCK_BYTES = 1024 * 1024
@@ -68,7 +77,8 @@ export async function rehearseFill(
   const digest = digestOfRepeated(block, bytes)
   const quiet = logger.child({ component: 'rehearsal' }, { level: 'silent' })
   const metrics = createMetrics(new Registry(), { defaultMetrics: false })
-  const dir = await mkdtemp(join(parentDir, '.rehearsal-'))
+  await removeLeftovers(parentDir)
+  const dir = await mkdtemp(join(parentDir, DIR_PREFIX))
   const servers: Server[] = []
   let pool: UpstreamPool | undefined
   let fill: Fill | undefined
@@ -99,17 +109,17 @@ export async function rehearseFill(
     const source = { pool, path: '/blob' }
     const downstream = await listen(
       createServer((_req, res) => {
-        const started = new Fill(digest, source, {
+        const running = new Fill(digest, source, {
           blobs,
           metrics,
           logger: quiet,
           maxBlobBytes: bytes,
         })
-        fill = started
-        started.ready
+        fill = running
+        running.ready
           .then(async () => {
             res.writeHead(200, { 'content-length': String(bytes) })
-            await pipeline(started.createReader(), res)
+            await pipeline(running.createReader(), res)
           })
           .catch(() => res.destroy())
       }),
@@ -132,6 +142,16 @@ export async function rehearseFill(
     }
     await pool?.close()
     await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function removeLeftovers(parentDir: string): Promise<void> {
+  for (const name of await readdir(parentDir)) {
+    if (!name.startsWith(DIR_PREFIX)) continue
+    const path = join(parentDir, name)
+    const info = await stat(path).catch(() => undefined)
+    if (info && Date.now() - info.mtimeMs > LEFTOVER_AGE_MS)
+      await rm(path, { recursive: true, force: true })
   }
 }
 

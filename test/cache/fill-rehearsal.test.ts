@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises'
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { rehearseFill } from '../../src/cache/fill-rehearsal.ts'
@@ -31,4 +31,19 @@ t.test('fails when it cannot write, and leaves nothing behind', async (t) => {
   const { logger } = capturedLogger()
   await t.rejects(rehearseFill(join(parent, 'missing'), logger, MiB), { code: 'ENOENT' })
   t.same(await readdir(parent), [])
+})
+
+t.test('removes what a killed rehearsal left, not what a running one writes', async (t) => {
+  const parent = await tempDir(t)
+  const old = join(parent, '.rehearsal-killed')
+  await mkdir(join(old, 'tmp'), { recursive: true })
+  await writeFile(join(old, 'tmp', 'partial'), 'x')
+  const anHourAgo = new Date(Date.now() - 3_600_000)
+  await utimes(old, anHourAgo, anHourAgo)
+  // Another replica's, on a shared volume: just created.
+  await mkdir(join(parent, '.rehearsal-running'))
+  await mkdir(join(parent, 'blobs'))
+  const { logger } = capturedLogger()
+  await rehearseFill(parent, logger, MiB)
+  t.same((await readdir(parent)).sort(), ['.rehearsal-running', 'blobs'])
 })
