@@ -1,4 +1,5 @@
 /** `pullthrough serve`: config -> app -> server, until a signal stops it. */
+import { mkdir } from 'node:fs/promises'
 import { buildApp } from '../app.ts'
 import { ConfigError } from '../config/errors.ts'
 import { loadConfig } from '../config/load.ts'
@@ -54,8 +55,9 @@ async function serve(
     'starting pullthrough',
   )
   try {
-    const app = await buildApp(config, { logger })
+    // Before anything is opened: a signal now stops a process that holds nothing.
     await warmUp(config.storage.path, logger)
+    const app = await buildApp(config, { logger })
     const server = await runServer(app, config)
     return await server.stopped
   } catch (error) {
@@ -69,6 +71,7 @@ async function serve(
 /** Before listening, so the first pull runs compiled code (cache/fill-rehearsal.ts); never fatal. */
 async function warmUp(storagePath: string, logger: Logger): Promise<void> {
   try {
+    await mkdir(storagePath, { recursive: true })
     const { bytes, ms } = await rehearseFill(storagePath, logger)
     logger.info({ bytes, ms: Math.round(ms) }, 'transfer path warmed up')
   } catch (error) {
