@@ -92,7 +92,7 @@ export async function loadAuthFiles(
               'auth file changed but cannot be used; keeping the previous one',
             ),
         })
-  const [users, groups, key, jwks] = await Promise.all([
+  const [users, groups, key, jwks] = await allSettledOrFirstError([
     watch(auth.htpasswd, 'auth.htpasswd', parseHtpasswd),
     watch(auth.groups, 'auth.groups', parseGroups),
     loadSigningKey(auth.signingKey, config.storage.path),
@@ -114,4 +114,17 @@ export async function loadAuthFiles(
       now,
     )
   return { htpasswd, key, externalJwt }
+}
+
+/**
+ * Like Promise.all, but reports the first failure only once every load has
+ * settled: a signing key still being written must not outlive a failed start
+ * (the storage directory may be removed right after, as tests do).
+ */
+async function allSettledOrFirstError<T extends readonly unknown[]>(
+  loads: readonly [...{ [K in keyof T]: Promise<T[K]> }],
+): Promise<T> {
+  const results = await Promise.allSettled(loads as readonly Promise<unknown>[])
+  for (const result of results) if (result.status === 'rejected') throw result.reason
+  return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T
 }
