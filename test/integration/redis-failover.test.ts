@@ -6,6 +6,7 @@
  * promoted the replica. The recovery time is measured and logged.
  */
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { request } from 'undici'
 import { startApp } from '../helpers/app.ts'
@@ -60,6 +61,14 @@ metadata:
     fetchedAt: n,
   })
   await store.putTag('docker.io', 'library/probe', 'before', record(1))
+  // Replication is asynchronous: a write the replica has not received dies with the primary.
+  // Only what reached the replica can be expected to survive, so wait for it to get there.
+  const primary = new Redis(sentinels.primary.url, { maxRetriesPerRequest: 0 })
+  try {
+    t.equal(await primary.wait(1, 5_000), 1, 'the replica has the write before the kill')
+  } finally {
+    primary.disconnect()
+  }
 
   await sentinels.primary.kill()
   const killedAt = Date.now()
