@@ -19,7 +19,7 @@
  * directory is removed at the end. It never stops the server from starting:
  * a failure is logged and ignored.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { createServer, type Server, type ServerResponse } from 'node:http'
@@ -33,6 +33,7 @@ import { request } from 'undici'
 import type { Logger } from '../observability/logger.ts'
 import { createMetrics } from '../observability/metrics.ts'
 import { BlobStore } from '../storage/blob-store.ts'
+import { createSha256, hashToDigest } from '../storage/digest.ts'
 import { UpstreamPool } from '../upstream/pool.ts'
 import { Fill } from './fill.ts'
 
@@ -166,9 +167,9 @@ async function settled(fill: Fill | undefined, signal: AbortSignal): Promise<voi
 
 /** The digest of `block` repeated up to `bytes`. */
 function digestOfRepeated(block: Buffer, bytes: number): string {
-  const hash = createHash('sha256')
+  const hash = createSha256()
   for (let at = 0; at < bytes; at += block.length) hash.update(block.subarray(0, bytes - at))
-  return `sha256:${hash.digest('hex')}`
+  return hashToDigest(hash)
 }
 
 /** Answers with `block` repeated up to `bytes`, in socket-sized writes. */
