@@ -26,7 +26,7 @@
  *
  * Usage: npm run bench:docker [-- --layers 5 --layer-size 30MiB --runs 3 --wrk-seconds 10
  *        --connections 32 --threads 2 --verify-on-read on|off --dest oci|dir
- *        --upstream-rate 100MB]
+ *        --upstream-rate 100MB --cpu-prof-dir DIR]
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -77,6 +77,8 @@ const { values } = parseArgs({
     // Bytes per second per connection of the upstream (e.g. 100MB), to model a WAN link;
     // unset, the registry is the upstream itself, on loopback.
     'upstream-rate': { type: 'string' },
+    // Each pullthrough process writes a V8 CPU profile of its whole life here.
+    'cpu-prof-dir': { type: 'string' },
   },
 })
 
@@ -119,6 +121,9 @@ function startPullthrough(upstream: string, storage: string): Promise<Pullthroug
     dir: work,
     storage,
     verifyOnRead: VERIFY_ON_READ,
+    ...(values['cpu-prof-dir'] === undefined
+      ? {}
+      : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof-dir']] }),
     sections: `docker:
   registries:
     - { name: docker.io, default: true, tagTTL: ${TAG_TTL}, upstreams: [{ url: "${upstream}" }] }

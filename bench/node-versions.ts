@@ -29,7 +29,11 @@
  *
  * Usage: npm run bench:node-versions -- --node node --node /path/to/node24/bin/node
  *        [--size 200MiB --runs 3 --warm-runs 3 --verify-on-read on|off
- *         --upstream-rate 100MB --warmup-size 16MiB --checkout DIR --cpu-prof-dir DIR]
+ *         --upstream-rate 100MB --warmup-size 16MiB --checkout DIR --cpu-prof-dir DIR
+ *         --parallel 5]
+ * With `--parallel N`, each GET is N GETs of distinct blobs at once (N curls),
+ * as docker and containerd pull an image's layers; its wall time is the
+ * slowest of them, its CPU and GCs those of the whole batch.
  * With `--cpu-prof-dir`, each server writes a V8 CPU profile of its whole life
  * there when it stops, and the benchmark writes `windows.json`, the span of
  * each measured GET: `node --import tsx bench/profile-summary.ts --windows
@@ -54,7 +58,9 @@ import {
   machineLine,
   median,
   oneOf,
+  peakRssMb,
   positiveInt,
+  resetPeakRss,
   say,
   startPullthrough,
   upstreamRate,
@@ -73,6 +79,8 @@ const { values } = parseArgs({
     'upstream-rate': { type: 'string' },
     'warmup-size': { type: 'string', default: '16MiB' },
     'cpu-prof-dir': { type: 'string' },
+    // Blobs per GET: that many distinct blobs fetched at once, as a client pulls an image's layers.
+    parallel: { type: 'string', default: '1' },
   },
 })
 
@@ -83,6 +91,7 @@ const COLD_RUNS = positiveInt('runs', values.runs)
 const WARM_RUNS = positiveInt('warm-runs', values['warm-runs'])
 const VERIFY_ON_READ = oneOf('verify-on-read', values['verify-on-read'], ['on', 'off']) === 'on'
 const UPSTREAM_RATE = upstreamRate(values['upstream-rate'])
+const PARALLEL = positiveInt('parallel', values.parallel)
 const WARMUP_BYTES = parseSize(values['warmup-size']) ?? 16 * 2 ** 20
 const CPU_PROF_DIR =
   values['cpu-prof-dir'] === undefined ? undefined : resolve(values['cpu-prof-dir'])
@@ -213,20 +222,6 @@ async function idle(pid: number): Promise<void> {
   }
 }
 
-/** Peak RSS in MB since the last resetPeakRss (or the start). */
-async function peakRssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024
-}
-
-/** Resets VmHWM to the current RSS (proc(5), clear_refs 5); false where not allowed. */
-async function resetPeakRss(pid: number): Promise<boolean> {
-  return writeFile(`/proc/${pid}/clear_refs`, '5').then(
-    () => true,
-    () => false,
-  )
-}
-
 /** One curl GET of `url` to /dev/null; fails unless it is a 200 of `size` bytes. Resolves to curl's total time. */
 async function curl(url: string, size: number): Promise<number> {
   const child = spawn('curl', [
@@ -248,6 +243,14 @@ async function curl(url: string, size: number): Promise<number> {
   return Number(total)
 }
 
+/** GETs of every blob of `digests` from `base` at once; resolves to the slowest one's time. */
+async function curlAll(base: string, digests: readonly string[], size: number): Promise<number> {
+  const times = await Promise.all(
+    digests.map((digest) => curl(`${base}/v2/${REPOSITORY}/blobs/${digest}`, size)),
+  )
+  return Math.max(...times)
+}
+
 /**
  * When profiling: the span of each measured GET on the monotonic clock in µs,
  * the clock of a `.cpuprofile`'s timestamps, so profile-summary.ts can keep
@@ -264,7 +267,7 @@ const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
 async function measure(
   server: Server,
-  digest: string,
+  digests: readonly string[],
   size: number,
   phase?: ProfileWindow['phase'],
 ): Promise<Get> {
@@ -273,7 +276,7 @@ async function measure(
   const mainBefore = await cpuTimes(server.pid, server.pid)
   const gcBefore = server.gcs
   const startUs = monotonicUs()
-  const seconds = await curl(`${server.pt.url}/v2/${REPOSITORY}/blobs/${digest}`, size)
+  const seconds = await curlAll(server.pt.url, digests, size)
   await idle(server.pid)
   const after = await cpuTimes(server.pid)
   const mainAfter = await cpuTimes(server.pid, server.pid)
@@ -373,13 +376,17 @@ try {
   say(machineLine())
   const rate = UPSTREAM_RATE === undefined ? 'unlimited' : `${UPSTREAM_RATE / 1e6} MB/s`
   say(
-    `blob ${BLOB_BYTES / 2 ** 20} MiB, ${COLD_RUNS} cold and ${WARM_RUNS} warm GETs per version, ` +
+    `${PARALLEL > 1 ? `${PARALLEL} blobs at once` : 'blob'} of ${BLOB_BYTES / 2 ** 20} MiB, ${COLD_RUNS} cold and ${WARM_RUNS} warm GETs per version, ` +
       `verifyOnRead ${VERIFY_ON_READ ? 'on' : 'off'}, upstream rate ${rate}, ` +
       `load average at start ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`,
   )
-  const warmup = WARMUP_BYTES > 0 ? await makeBlob(WARMUP_BYTES) : undefined
-  const cold: string[] = []
-  for (let i = 0; i < COLD_RUNS; i++) cold.push(await makeBlob(BLOB_BYTES))
+  const warmup = WARMUP_BYTES > 0 ? [await makeBlob(WARMUP_BYTES)] : undefined
+  const cold: string[][] = []
+  for (let i = 0; i < COLD_RUNS; i++) {
+    const round: string[] = []
+    for (let j = 0; j < PARALLEL; j++) round.push(await makeBlob(BLOB_BYTES))
+    cold.push(round)
+  }
   // The upstream's new files go to disk now, not while the first round is measured.
   execFileSync('sync')
 
@@ -412,15 +419,15 @@ try {
   let peaksReset = true
 
   for (const server of servers) peaksReset &&= await resetPeakRss(server.pid)
-  for (const [round, digest] of cold.entries()) {
-    direct.push(await curl(`${nginx.url}/v2/${REPOSITORY}/blobs/${digest}`, BLOB_BYTES))
+  for (const [round, digests] of cold.entries()) {
+    direct.push(await curlAll(nginx.url, digests, BLOB_BYTES))
     for (const server of inRoundOrder(servers, round))
-      coldResults.get(server)?.push(await measure(server, digest, BLOB_BYTES, 'cold'))
+      coldResults.get(server)?.push(await measure(server, digests, BLOB_BYTES, 'cold'))
   }
   for (const server of servers) coldPeaks.set(server, await peakRssMb(server.pid))
 
   for (const server of servers) peaksReset &&= await resetPeakRss(server.pid)
-  const warm = cold[0] ?? ''
+  const warm = cold[0] ?? []
   for (let round = 0; round < WARM_RUNS; round++)
     for (const server of inRoundOrder(servers, round))
       warmResults.get(server)?.push(await measure(server, warm, BLOB_BYTES, 'warm'))
@@ -438,7 +445,7 @@ try {
     `| measurement, median (runs) | ${[...servers.map((s) => s.label), ...ratioHeaders].join(' | ')} |`,
   )
   say(`|---|${[...servers, ...others].map(() => '---|').join('')}`)
-  const mib = `${BLOB_BYTES / 2 ** 20} MiB`
+  const mib = `${PARALLEL > 1 ? `${PARALLEL} x ` : ''}${BLOB_BYTES / 2 ** 20} MiB`
   rows(`cold GET ${mib}`, servers, coldResults, coldPeaks)
   rows(`warm GET ${mib}`, servers, warmResults, warmPeaks)
 } finally {

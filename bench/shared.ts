@@ -247,3 +247,17 @@ export async function load(
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   return { mbps: bytes / 1e6 / seconds, seconds, bytes }
 }
+
+/** Peak RSS in MB of process `pid` since resetPeakRss (or its start); NaN once it is gone. */
+export async function peakRssMb(pid: number | undefined): Promise<number> {
+  const status = await readFile(`/proc/${String(pid)}/status`, 'utf8').catch(() => '')
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024
+}
+
+/** Resets the peak RSS of `pid` to its current RSS (proc(5), clear_refs 5); false where not allowed. */
+export async function resetPeakRss(pid: number | undefined): Promise<boolean> {
+  return writeFile(`/proc/${String(pid)}/clear_refs`, '5').then(
+    () => true,
+    () => false,
+  )
+}
