@@ -2,7 +2,7 @@
  * Docker pull benchmark. In one run, on loopback, side by side:
  *   - the upstream: Debian's docker-registry (CNCF Distribution) holding a
  *     multi-layer image of random, incompressible data;
- *   - pullthrough: the real CLI (`src/cli.ts serve`) as its own process, its
+ *   - pullthrough: the real CLI (`pullthrough serve`, the built dist/cli.js) as its own process, its
  *     docker.io registry pointing at that upstream.
  * Measures `skopeo copy` of the image cold (fresh pullthrough store) and warm
  * through pullthrough against copying it straight from the upstream, then warm

@@ -3,7 +3,7 @@
  *   - upstream A: the test fixtures' pypi.org-like index (test/helpers/pypi-upstream.ts,
  *     PEP 691 JSON pages, files on a separate files host) serving the real
  *     wheels and sdists test/helpers/pypi-packages.ts builds offline;
- *   - pullthrough: the real CLI (`src/cli.ts serve`) as its own process, its
+ *   - pullthrough: the real CLI (`pullthrough serve`, the built dist/cli.js) as its own process, its
  *     default index pointing at A, A's files host allowed.
  * Measures Debian's pip (`/usr/bin/python3 -m pip download`, hermetic
  * environment, no cache, a fresh --dest each time) cold (a new pullthrough

@@ -3,7 +3,7 @@
  *   - nginx serves the blobs statically under registry paths
  *     (`/v2/<name>/blobs/<digest>`, sendfile): the warm baseline, and the
  *     upstream of the others;
- *   - pullthrough, the real CLI (`src/cli.ts serve` with a config file),
+ *   - pullthrough, the real CLI (`pullthrough serve`, the built dist/cli.js with a config file),
  *     with storage.verifyOnRead off, changed and on;
  *   - CNCF Distribution in proxy mode (Debian's docker-registry) in front of
  *     the same nginx.

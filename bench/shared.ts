@@ -1,22 +1,35 @@
 /**
  * What the benchmarks that run pullthrough as its own process share: starting
- * the real CLI (`src/cli.ts serve`) with a temp config and stopping it by PID,
+ * the real CLI (`pullthrough serve`, the built bin) with a temp config and stopping it by PID,
  * its upstream request count from /metrics, CPU seconds of a process, option
  * parsing, and the printed report (machine line, tool versions, markdown rows,
  * medians with each run).
  */
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { parseSize } from '../src/config/units.ts'
 import { freePort } from '../test/helpers/free-port.ts'
 import type { Teardowns } from './teardowns.ts'
 
 /** Resolved here, so the child finds tsx whatever its working directory. */
 const TSX = import.meta.resolve('tsx')
-const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts')
+const ROOT = join(import.meta.dirname, '..')
+/** The `pullthrough` bin a user runs (package.json `bin`), built from this checkout. */
+const BUILT_CLI = join(ROOT, 'dist', 'cli.js')
+let building: Promise<void> | undefined
+const execFileAsync = promisify(execFile)
+
+/** Builds dist/ from this checkout's sources, once per benchmark. */
+function buildCli(): Promise<void> {
+  building ??= execFileAsync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT }).then(
+    () => undefined,
+  )
+  return building
+}
 const START_TIMEOUT_MS = 30_000
 const START_POLL_MS = 50
 const STOP_TIMEOUT_MS = 10_000
@@ -117,7 +130,10 @@ export interface PullthroughOptions {
   readonly node?: string
   /** Node options before the script (`--cpu-prof`, `--import` of a probe). */
   readonly nodeArgs?: readonly string[]
-  /** The checkout whose `src/cli.ts` runs; default this one. */
+  /**
+   * The checkout whose `src/cli.ts` runs through tsx (to compare commits);
+   * default this one's built bin, dist/cli.js, as a user runs it.
+   */
   readonly checkout?: string
 }
 
@@ -128,7 +144,7 @@ process.on('exit', () => {
 })
 
 /**
- * Starts `src/cli.ts serve` on a free 127.0.0.1 port with log level warn and
+ * Starts `pullthrough serve` (see PullthroughOptions.checkout) on a free 127.0.0.1 port with log level warn and
  * `options`; resolves when /healthz answers. Its environment has no PULLTHROUGH_*
  * variables, so only the config file counts.
  */
@@ -146,8 +162,12 @@ ${options.sections}`,
   for (const [key, value] of Object.entries(process.env))
     if (!key.startsWith('PULLTHROUGH_')) env[key] = value
   const node = options.node ?? process.execPath
-  const cli = options.checkout === undefined ? CLI : join(options.checkout, 'src', 'cli.ts')
-  const args = [...(options.nodeArgs ?? []), '--import', TSX, cli, 'serve', '-c', config]
+  if (options.checkout === undefined) await buildCli()
+  const cli =
+    options.checkout === undefined
+      ? [BUILT_CLI]
+      : ['--import', TSX, join(options.checkout, 'src', 'cli.ts')]
+  const args = [...(options.nodeArgs ?? []), ...cli, 'serve', '-c', config]
   const child = spawn(node, args, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
