@@ -14,9 +14,10 @@
  * The pacer frees them young instead: transfers report the bytes they move,
  * and every TRANSFER_BYTES_PER_CHECK it looks at V8's external bytes; once
  * they have grown by SCAVENGE_GROWTH_BYTES over their low since its last
- * young GC, it asks V8 for one. Bytes that are not new buffers (views of
- * chunks already counted) or that GCs free anyway never make it grow, and
- * then the pacer does nothing.
+ * young GC, it asks V8 for one (on Node 20 about when V8 would itself, on
+ * Node 24 long before its Mark-Compacts). Bytes that are not new buffers
+ * (views of chunks already counted) or that GCs free anyway never make it
+ * grow, and then the pacer does nothing.
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -25,17 +26,20 @@ import { runInNewContext } from 'node:vm'
 export const TRANSFER_BYTES_PER_CHECK = 1024 * 1024
 
 /**
- * Growth of external bytes that triggers a young GC. Measured on Node 24.22
- * with pullthrough's heap (about 25 MB, old-generation limit about 9 MB above
- * it), on a process that has served for a while: at 8 MiB a 200 MiB GET still
- * ran 14-19 Mark-Compacts, at 4 MiB 1-8, at 2 MiB none or one. V8 starts marking
- * once the room left under that limit is no more than the young generation
- * (1-4 MB), and a young GC asked for while marking runs becomes a
- * Mark-Compact, so the growth has to stay well below the limit. A scavenge
- * of dead buffers pauses for about half a millisecond: 66 per warm 200 MiB
- * GET, 34-61 ms in all.
+ * Growth of external bytes that triggers a young GC. It has to be well above
+ * the bytes transfers hold in flight (a fill holds up to about 2 MiB:
+ * unwritten, recent and queued for its client): a buffer that lives through
+ * two young GCs is promoted to the old generation, where only a Mark-Compact
+ * frees it, and promoted dead buffers start Mark-Compacts. At 2 MiB, five
+ * fills at once (a docker pull of five layers) ran 3-9 Mark-Compacts per
+ * 150 MiB and took 1.5-2x the CPU. And it has to stay below what makes V8
+ * 13.6 (Node 24) start Mark-Compacts by itself: at 64 MiB, ten fills at once
+ * ran 4-9 of them on Node 24. At 32 MiB one, five and ten fills at once run
+ * none or next to none on Node 20 and 24 (bench/RESULTS.md, 2026-12-04), for
+ * up to 32 MiB of dead buffers waiting for the next young GC. (Scaling it
+ * with the transfers running, 4 MiB each, measured no better.)
  */
-export const SCAVENGE_GROWTH_BYTES = 2 * 1024 * 1024
+export const SCAVENGE_GROWTH_BYTES = 32 * 1024 * 1024
 
 /** Runs a young-generation GC now. */
 export type MinorGc = () => void
