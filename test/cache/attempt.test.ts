@@ -9,6 +9,7 @@ import {
   WRITE_BATCH_BYTES,
 } from '../../src/cache/attempt.ts'
 import { BlobStore, type BlobStoreFs } from '../../src/storage/blob-store.ts'
+import { READ_HIGH_WATER_MARK, ReadBuffers } from '../../src/storage/read-buffers.ts'
 import { tempDir } from '../helpers/config.ts'
 import { randomBlob } from '../helpers/streams.ts'
 
@@ -202,3 +203,35 @@ t.test('a chunk window hands out views of the chunks it holds, never copies', as
   t.equal(window.start, 10)
   t.equal(window.read(10, 1).length, 0)
 })
+
+t.test(
+  'a reader behind the head reads the file into buffers used again once given back',
+  async (t) => {
+    const readBuffers = new ReadBuffers(READ_HIGH_WATER_MARK)
+    const blobs = await BlobStore.open(await tempDir(t), { readBuffers })
+    const attempt = await DiskAttempt.create(blobs, () => undefined)
+    t.teardown(async () => {
+      await attempt.discard()
+      attempt.release()
+    })
+    const blob = randomBlob(4 * MiB)
+    for (const chunk of chunks(blob.data, 64 * KiB)) await attempt.append(chunk)
+    await attempt.settle()
+
+    const first = await attempt.read(0, READ_HIGH_WATER_MARK)
+    t.ok(first.equals(blob.data.subarray(0, READ_HIGH_WATER_MARK)))
+    // The response wrote it (http/written-chunks.ts gives it back then).
+    readBuffers.give(first)
+    t.equal(readBuffers.free, 1)
+    const second = await attempt.read(READ_HIGH_WATER_MARK, READ_HIGH_WATER_MARK)
+    t.equal(second.buffer, first.buffer, 'the next read reuses that buffer')
+    t.ok(second.equals(blob.data.subarray(READ_HIGH_WATER_MARK, 2 * READ_HIGH_WATER_MARK)))
+    t.equal(readBuffers.free, 0)
+
+    // At the head the bytes come from memory, as views: no buffer is taken.
+    readBuffers.give(second)
+    const head = await attempt.read(blob.data.length - 1000, 1000)
+    t.ok(head.equals(blob.data.subarray(-1000)))
+    t.equal(readBuffers.free, 1)
+  },
+)

@@ -1,5 +1,6 @@
 /**
- * Warm GETs read into buffers that are used again once a response has
+ * Warm GETs, and clients behind the head of a cold fill (cache/attempt.ts),
+ * read into buffers that are used again once a response has
  * written them (storage/read-buffers.ts). Many concurrent GETs of different
  * blobs, one of them read slowly, must each get exactly their blob's bytes:
  * a buffer reused while a response still held it would mix blobs. With
@@ -62,3 +63,31 @@ storage: { verifyOnRead: ${String(verifyOnRead)} }
       t.ok(app.app.deps.blobs.readBuffers.free > 0, 'read buffers came back to be used again')
     },
   )
+
+t.test('clients behind the head of concurrent cold fills each get their own bytes', async (t) => {
+  const registry = await startRegistry(t)
+  const blobs = Array.from({ length: 4 }, (_, i) => randomBytes(16 * MiB + i * 1000))
+  for (const blob of blobs) await registry.pushBlob('library/cold', sha256(blob), blob)
+  const app = await startApp(t, {
+    yaml: `docker:
+  registries:
+    - { name: docker.io, default: true, upstreams: [{ url: "${registry.url}" }] }
+`,
+  })
+  const url = (blob: Buffer) => `${app.url}/v2/library/cold/blobs/${sha256(blob)}`
+  // Per blob one fill, three clients: a slow one falls behind the fill's head and
+  // reads the temp file back into reused buffers while the others take and give
+  // back theirs. Nothing in pullthrough would notice mixed bytes (the fill
+  // verified what it wrote, not what each reader sent), so every client hashes.
+  const gets: Promise<void>[] = []
+  for (const [i, blob] of blobs.entries())
+    for (const slow of [true, false, false])
+      gets.push(
+        fetchBlob(url(blob), slow).then((digest) => {
+          if (digest !== sha256(blob)) throw new Error(`blob ${i} came back with other bytes`)
+        }),
+      )
+  await Promise.all(gets)
+  t.pass('12 cold GETs of 4 blobs, 4 of them slow, each got exactly its blob')
+  t.ok(app.app.deps.blobs.readBuffers.free > 0, 'buffers came back to be used again')
+})
