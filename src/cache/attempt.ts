@@ -121,13 +121,15 @@ export class DiskAttempt implements Attempt {
     // fill read 10 GB back, and fresh buffers for all of it cost GCs.
     const { buffer } = this.readBuffers.take()
     const fromFile = Math.min(size, this.#recent.start - position, buffer.length)
-    let bytesRead = 0
-    try {
-      ;({ bytesRead } = await this.fh.read(buffer, 0, fromFile, position))
-    } finally {
-      if (bytesRead === 0) this.readBuffers.give(buffer)
-    }
-    return bytesRead === 0 ? Buffer.alloc(0) : buffer.subarray(0, bytesRead)
+    const { bytesRead } = await this.fh
+      .read(buffer, 0, fromFile, position)
+      .catch((error: unknown) => {
+        this.readBuffers.give(buffer)
+        throw error
+      })
+    if (bytesRead > 0) return buffer.subarray(0, bytesRead)
+    this.readBuffers.give(buffer)
+    return Buffer.alloc(0)
   }
 
   async append(data: Buffer): Promise<void> {
