@@ -3,6 +3,8 @@
  *
  *   blobs/sha256/<first two hex>/<64 hex>   committed, verified content
  *   tmp/                                    writes in progress; emptied at every start
+ *   verified/<first two hex>/<64 hex>       identity of the file when last verified
+ *                                           (verifyOnRead: changed; see VerifiedFiles)
  *
  * A blob is written to tmp/ while it is hashed, fsynced, compared with its
  * expected digest and only then renamed into blobs/ (and the directory fsynced),
@@ -71,6 +73,7 @@ const threadReadBuffers = new ReadBuffers(READ_HIGH_WATER_MARK)
 export const WORKER_HASH_MIN_BYTES = 1024 * 1024
 
 const TMP = 'tmp'
+const VERIFIED = 'verified'
 const BLOBS = join('blobs', 'sha256')
 
 export class BlobStore extends SpooledBlobStore implements BlobStorage {
@@ -90,8 +93,16 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
     this.#blobsDir = join(root, BLOBS)
   }
 
-  protected publish(tempPath: string, digest: Digest): Promise<void> {
-    return renameInto(this.fs, this.#blobsDir, tempPath, digest)
+  protected async publish(tempPath: string, digest: Digest): Promise<void> {
+    await renameInto(this.fs, this.#blobsDir, tempPath, digest)
+    // Its bytes were hashed on their way in: the committed file counts as verified.
+    if (this.verified) await this.#trust(digest)
+  }
+
+  /** Records the identity of `digest`'s committed file as verified (after rename: it moves the ctime). */
+  async #trust(digest: Digest): Promise<void> {
+    const stat = await this.fs.stat(this.#path(digest), { bigint: true }).catch(() => undefined)
+    if (stat) await this.verified?.record(digest, contentIdentity(stat))
   }
 
   /**
@@ -101,7 +112,9 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
    * STALE_TEMP_MS are removed: the others are other replicas' downloads.
    * Reads and writes report their bytes to `pacer` (default: the thread's transferPacer).
    * With `trustVerified`, a verified read of a file verified since it last
-   * changed is not hashed again (storage.verifyOnRead: changed; see VerifiedFiles).
+   * changed (by a fill, a whole read or a scrub, in this process or one before
+   * it: records under verified/) is not hashed again (storage.verifyOnRead:
+   * changed; see VerifiedFiles).
    */
   static async open(
     root: string,
@@ -130,7 +143,7 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
       spool,
       options.hasher,
       pacer,
-      options.trustVerified === true ? new VerifiedFiles() : undefined,
+      options.trustVerified === true ? new VerifiedFiles(join(root, VERIFIED)) : undefined,
       options.readBuffers ?? threadReadBuffers,
     )
   }
@@ -228,10 +241,10 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
         await pace(bytesRead)
       }
       if (hashToDigest(hash) === valid) {
-        if (identity !== undefined) this.verified?.record(valid, identity)
+        if (identity !== undefined) await this.verified?.record(valid, identity)
         return { result: 'ok', bytes }
       }
-      this.verified?.forget(valid)
+      await this.verified?.forget(valid)
       const read = fileIdentity(await fh.stat({ bigint: true }))
       const now = await this.fs.stat(this.#path(valid), { bigint: true }).catch(() => undefined)
       return { result: now && fileIdentity(now) === read ? 'corrupt' : 'changed', bytes }
@@ -275,7 +288,7 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
     if (!verified) return file
     // Taken before hashing: a change during or after the hash makes it differ next time.
     const identity = stat && this.verified ? contentIdentity(stat) : undefined
-    if (identity !== undefined && this.verified?.matches(digest, identity)) return file
+    if (identity !== undefined && (await this.verified?.matches(digest, identity))) return file
     // A small blob hashes inline faster than a worker thread answers.
     const verify =
       this.hasher && size >= WORKER_HASH_MIN_BYTES
@@ -284,7 +297,8 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
     // Errors reach the reader through `verify`; destroying `verify` closes the file.
     pipeline(file, verify, () => undefined)
     // The last chunk passes only once the digest matched: 'end' means verified.
-    if (identity !== undefined) verify.once('end', () => this.verified?.record(digest, identity))
+    if (identity !== undefined)
+      verify.once('end', () => void this.verified?.record(digest, identity))
     return verify
   }
 
@@ -303,8 +317,9 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
 
   /** Removes a committed blob; false when it was not there. */
   async delete(digest: string): Promise<boolean> {
-    const path = this.#path(parseDigest(digest))
-    this.verified?.forget(digest)
+    const valid = parseDigest(digest)
+    const path = this.#path(valid)
+    await this.verified?.forget(valid)
     try {
       await this.fs.unlink(path)
       return true

@@ -7,14 +7,29 @@
  * mtime and ctime in nanoseconds. Writing to the file, replacing it or
  * touching its times changes the ctime, which no process can set back, so a
  * file changed after its verification is verified again on its next read.
+ *
+ * With a directory, each verification is also written there, one small file
+ * per blob (`<dir>/<first two hex>/<64 hex>` holding the identity), so a
+ * restart does not hash every blob again on its first read. A record is only
+ * ever trusted when it equals the identity of the file being read now, so a
+ * stale, torn or lost record costs one hash and can never vouch for a file
+ * that changed: that is why records are written without fsync and failures to
+ * write or remove one are ignored.
  */
+import * as nodeFs from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { digestHex, type Digest } from './digest.ts'
 
 /**
- * Files remembered at most (about 200 bytes each); the least recently read
- * are forgotten first and hashed again on their next read.
+ * Files remembered in memory at most (about 200 bytes each); the least
+ * recently read are forgotten first and looked up in the directory (or
+ * hashed again) on their next read.
  */
 export const MAX_VERIFIED_FILES = 100_000
+
+/** A record is an identity: a few dozen bytes. Anything longer is not one of ours. */
+const MAX_RECORD_BYTES = 256
 
 /** Device, inode, size, mtime and ctime of an open file. */
 export function contentIdentity(
@@ -23,21 +38,56 @@ export function contentIdentity(
   return [stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs].map(String).join(':')
 }
 
+export type VerifiedFilesFs = Pick<typeof nodeFs, 'mkdir' | 'open' | 'unlink' | 'writeFile'>
+
 export class VerifiedFiles {
   readonly #identities = new Map<string, string>()
 
-  constructor(private readonly max = MAX_VERIFIED_FILES) {}
+  constructor(
+    /** Where verifications are kept across restarts; undefined: in memory only. */
+    private readonly dir?: string,
+    private readonly max = MAX_VERIFIED_FILES,
+    private readonly fs: VerifiedFilesFs = nodeFs,
+  ) {}
 
   /** Whether `digest`'s file was verified with this identity (and marks it recently read). */
-  matches(digest: string, identity: string): boolean {
-    if (this.#identities.get(digest) !== identity) return false
-    this.#identities.delete(digest)
-    this.#identities.set(digest, identity)
+  async matches(digest: Digest, identity: string): Promise<boolean> {
+    if (this.#identities.get(digest) === identity) {
+      this.#remember(digest, identity)
+      return true
+    }
+    if (this.dir === undefined || (await this.#read(digest)) !== identity) return false
+    this.#remember(digest, identity)
     return true
   }
 
   /** Records that the file with `identity` hashed to `digest`. */
-  record(digest: string, identity: string): void {
+  async record(digest: Digest, identity: string): Promise<void> {
+    this.#remember(digest, identity)
+    if (this.dir === undefined) return
+    const path = this.#path(digest)
+    try {
+      await this.fs.mkdir(dirname(path), { recursive: true })
+      await this.fs.writeFile(path, identity)
+    } catch {
+      // Not kept: the next process hashes the file once more.
+    }
+  }
+
+  /** The file is no longer known good (corrupt, deleted). */
+  async forget(digest: Digest): Promise<void> {
+    this.#identities.delete(digest)
+    if (this.dir === undefined) return
+    // A record left behind cannot vouch for another file: its identity will differ.
+    await this.fs.unlink(this.#path(digest)).catch(() => undefined)
+  }
+
+  /** Verifications held in memory. */
+  get size(): number {
+    return this.#identities.size
+  }
+
+  #remember(digest: string, identity: string): void {
     this.#identities.delete(digest)
     this.#identities.set(digest, identity)
     if (this.#identities.size > this.max) {
@@ -46,11 +96,27 @@ export class VerifiedFiles {
     }
   }
 
-  forget(digest: string): void {
-    this.#identities.delete(digest)
+  /** The recorded identity of `digest`, or undefined when there is none (or it cannot be read). */
+  async #read(digest: Digest): Promise<string | undefined> {
+    let fh: nodeFs.FileHandle
+    try {
+      fh = await this.fs.open(this.#path(digest), 'r')
+    } catch {
+      return undefined
+    }
+    try {
+      const buffer = Buffer.alloc(MAX_RECORD_BYTES)
+      const { bytesRead } = await fh.read(buffer, 0, buffer.length, 0)
+      return buffer.toString('utf8', 0, bytesRead)
+    } catch {
+      return undefined
+    } finally {
+      await fh.close().catch(() => undefined)
+    }
   }
 
-  get size(): number {
-    return this.#identities.size
+  #path(digest: Digest): string {
+    const hex = digestHex(digest)
+    return join(this.dir ?? '', hex.slice(0, 2), hex)
   }
 }
