@@ -13,12 +13,17 @@
  *     of a request, p50 and p99);
  *   - warm page GETs with wrk (2 threads, 32 connections, `--wrk-seconds`):
  *     requests per second and p99, pullthrough's HTML rendering of the page
- *     against nginx's static copy of the upstream page.
+ *     against nginx's static copy of the upstream page;
+ *   - the stack's ceiling: the page pullthrough rendered, answered from
+ *     memory by a bare Fastify route and by bare node:http
+ *     (bench/bare-server.ts), each beside nginx again.
  * Targets from issue #13: files at least 0.8x nginx at c=1 and c=8; the page
  * at least 0.5x nginx with p99 under 10 ms.
  * Usage: npm run bench:pypi-static [-- --file-size 50MiB --wrk-seconds 5 --cpu-prof-dir DIR]
  */
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -37,6 +42,7 @@ import {
   stop,
   verdict,
 } from './shared.ts'
+import { freePort } from '../test/helpers/free-port.ts'
 import { Teardowns } from './teardowns.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
 
@@ -121,6 +127,29 @@ async function wrk(url: string, connections = PAGE_CONNECTIONS): Promise<WrkResu
   if (result.non2xx > 0 || result.socketErrors > 0)
     throw new Error(`wrk against ${url}: ${result.non2xx} non-2xx, ${result.socketErrors} errors`)
   return result
+}
+
+/** bench/bare-server.ts in a process of its own, answering every GET with `bodyFile`. */
+async function startBareServer(
+  kind: 'fastify' | 'http',
+  bodyFile: string,
+): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort()
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'bare-server.ts'), kind, bodyFile, String(port)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  teardowns.teardown(() => stop(child))
+  const [line] = (await Promise.race([
+    once(child.stdout, 'data'),
+    once(child, 'exit').then(() => {
+      throw new Error(`bare ${kind} server exited before listening`)
+    }),
+  ])) as [Buffer]
+  if (!line.toString().includes('listening'))
+    throw new Error(`bare ${kind} server: ${line.toString()}`)
+  return { url: `http://127.0.0.1:${port}`, child }
 }
 
 try {
@@ -222,6 +251,24 @@ pypi:
     'p99 < 10 ms',
     verdict(throughWrk.p99Ms < 10),
   ])
+  // The stack's ceiling: the page pullthrough rendered, answered from memory with no per-request work.
+  const rendered = join(work, 'rendered.html')
+  const pageRes = await fetch(page, { headers: { accept: 'text/html' } })
+  await writeFile(rendered, Buffer.from(await pageRes.arrayBuffer()))
+  for (const kind of ['fastify', 'http'] as const) {
+    const bare = await startBareServer(kind, rendered)
+    const bareWrk = await wrk(`${bare.url}/simple/${PROJECT}/`)
+    await stop(bare.child)
+    const bareDirect = await wrk(directPage)
+    row([
+      `the same page from memory, ${kind === 'fastify' ? 'a bare Fastify route' : 'bare node:http'} (req/s; p50 / p99 ms)`,
+      `${bareDirect.requestsPerSec.toFixed(0)}; ${bareDirect.p50Ms.toFixed(2)} / ${bareDirect.p99Ms.toFixed(2)}`,
+      `${bareWrk.requestsPerSec.toFixed(0)}; ${bareWrk.p50Ms.toFixed(2)} / ${bareWrk.p99Ms.toFixed(2)}`,
+      `${(bareWrk.requestsPerSec / bareDirect.requestsPerSec).toFixed(2)}x`,
+      '-',
+      '-',
+    ])
+  }
 } finally {
   await cleanUp(teardowns)
 }
