@@ -1,4 +1,4 @@
-import { copyFile } from 'node:fs/promises'
+import { copyFile, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
@@ -10,6 +10,22 @@ import { drain, randomBlob } from '../helpers/streams.ts'
 import { blobFile, flipByte, recordingFs } from './fixtures/disk.ts'
 
 const MiB = 1024 * 1024
+/** How long a closed read may take to release its file descriptor. */
+const CLOSE_WAIT_MS = 5_000
+
+/** Whether this process holds no descriptor of `path`, waiting up to CLOSE_WAIT_MS for it. */
+async function closedWithin(path: string): Promise<boolean> {
+  const deadline = Date.now() + CLOSE_WAIT_MS
+  for (;;) {
+    const fds = await readdir('/proc/self/fd')
+    const targets = await Promise.all(
+      fds.map((fd) => readlink(join('/proc/self/fd', fd)).catch(() => '')),
+    )
+    if (!targets.includes(path)) return true
+    if (Date.now() >= deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
 
 type Mode = 'inline' | 'worker thread'
 
@@ -52,6 +68,31 @@ for (const mode of ['inline', 'worker thread'] as const) {
     t.equal(unverified.error, undefined)
   })
 
+  t.test(`a verified read closes its file however it ends (${mode})`, async (t) => {
+    const { root, store } = await openStore(t, mode)
+    const blob = randomBlob(3 * MiB + 5)
+    await store.put(blob.digest, Readable.from([blob.data]))
+    const path = blobFile(root, blob.digest)
+
+    t.equal(
+      (await drain(await store.createReadStream(blob.digest, { verify: true }))).error,
+      undefined,
+    )
+    t.ok(await closedWithin(path), 'read to its end')
+
+    const early = await store.createReadStream(blob.digest, { verify: true })
+    await new Promise<void>((resolve) => early.once('data', () => resolve()))
+    early.destroy()
+    t.ok(await closedWithin(path), 'reader destroyed after its first chunk')
+
+    await flipByte(path, 2 * MiB)
+    t.type(
+      (await drain(await store.createReadStream(blob.digest, { verify: true }))).error,
+      DigestMismatchError,
+    )
+    t.ok(await closedWithin(path), 'cut on a mismatch')
+  })
+
   t.test(`a small rotted blob delivers nothing with verify (${mode})`, async (t) => {
     const { root, store } = await openStore(t, mode)
     const blob = randomBlob(1000)
@@ -81,6 +122,17 @@ for (const mode of ['inline', 'worker thread'] as const) {
     t.same({ bytes: part.bytes, error: part.error }, { bytes: 2 * MiB - 1, error: undefined })
   })
 }
+
+t.test('an error reading a blob file reaches the verified reader', async (t) => {
+  const root = await tempDir(t)
+  const blob = randomBlob(1000)
+  // The blob's name opens a directory: open succeeds, every read fails (EISDIR).
+  const fs = recordingFs([], (path) => (path.endsWith(blob.digest.slice(7)) ? root : undefined))
+  const store = await BlobStore.open(root, { fs })
+  await BlobStore.open(root).then((writer) => writer.put(blob.digest, Readable.from([blob.data])))
+  const read = await drain(await store.createReadStream(blob.digest, { verify: true }))
+  t.match(read, { bytes: 0, error: { code: 'EISDIR' } })
+})
 
 t.test('a worker-thread check of a file other than the one served cuts the read', async (t) => {
   // The file at the blob's path is replaced between the reader's open and the
