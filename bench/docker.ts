@@ -30,7 +30,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseSize } from '../src/config/units.ts'
@@ -43,6 +43,7 @@ import {
   cleanUpOnSignals,
   cpuSeconds,
   DOCKER_ACCEPT,
+  machineBusySeconds,
   machineLine,
   median,
   oneOf,
@@ -139,6 +140,8 @@ interface Copy {
   readonly seconds: number
   /** CPU seconds the serving process used meanwhile. */
   readonly serverCpu: number
+  /** Cores the whole machine kept busy meanwhile (skopeo, servers, everything). */
+  readonly machineCores: number
 }
 
 /**
@@ -154,6 +157,7 @@ async function copy(
   const dest = join(work, 'dest', label)
   const flags = await registryFlags(t, 'src', undefined)
   const cpuBefore = await cpuSeconds(server)
+  const machineBefore = await machineBusySeconds()
   const started = process.hrtime.bigint()
   await skopeo(t, [
     'copy',
@@ -164,10 +168,11 @@ async function copy(
   ])
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const serverCpu = (await cpuSeconds(server)) - cpuBefore
+  const machineCores = ((await machineBusySeconds()) - machineBefore) / seconds
   if (repository === REPOSITORY)
     copiedManifests.add((await readFile(join(dest, DEST_INDEX))).toString('base64'))
   await rm(dest, { recursive: true, force: true })
-  return { seconds, serverCpu }
+  return { seconds, serverCpu, machineCores }
 }
 
 /** The PID of the docker-registry the registry helper started as a child of this process. */
@@ -372,6 +377,15 @@ try {
   cpuRow('cold copy, new process', coldNew)
   cpuRow('cold copy, running process', cold)
   cpuRow('warm copy', warm)
+  const cores = (copies: readonly Copy[]) => median(copies.map((c) => c.machineCores))
+  row([
+    `cores the machine kept busy during a cold copy, running process (of ${availableParallelism()}; median)`,
+    cores(direct).toFixed(2),
+    cores(cold).toFixed(2),
+    '-',
+    '-',
+    '-',
+  ])
   row([
     `upstream requests during the ${RUNS} warm copies`,
     '-',

@@ -101,6 +101,19 @@ export function toolVersion(command: string, args: string[]): string {
 /** Clock ticks per second of /proc/<pid>/stat's CPU times. */
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
+/**
+ * CPU seconds the whole machine spent busy so far, all cores together (every
+ * field of /proc/stat's `cpu` line but idle and iowait; proc(5)). Around a
+ * run, divided by its wall time: how many cores were busy.
+ */
+export async function machineBusySeconds(): Promise<number> {
+  const [line] = (await readFile('/proc/stat', 'utf8')).split('\n')
+  const ticks = (line ?? '').trim().split(/\s+/).slice(1).map(Number)
+  // user nice system idle iowait irq softirq steal
+  const busy = [0, 1, 2, 5, 6, 7].reduce((sum, field) => sum + (ticks[field] ?? 0), 0)
+  return busy / CLOCK_TICKS
+}
+
 /** User + system CPU seconds a process (all its threads) has used so far; NaN if unreadable. */
 export async function cpuSeconds(pid: number | undefined): Promise<number> {
   if (pid === undefined) return NaN
