@@ -38,8 +38,6 @@ export function contentIdentity(
   return [stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs].map(String).join(':')
 }
 
-export type VerifiedFilesFs = Pick<typeof nodeFs, 'mkdir' | 'open' | 'unlink' | 'writeFile'>
-
 export class VerifiedFiles {
   readonly #identities = new Map<string, string>()
 
@@ -47,7 +45,6 @@ export class VerifiedFiles {
     /** Where verifications are kept across restarts; undefined: in memory only. */
     private readonly dir?: string,
     private readonly max = MAX_VERIFIED_FILES,
-    private readonly fs: VerifiedFilesFs = nodeFs,
   ) {}
 
   /** Whether `digest`'s file was verified with this identity (and marks it recently read). */
@@ -67,8 +64,8 @@ export class VerifiedFiles {
     if (this.dir === undefined) return
     const path = this.#path(digest)
     try {
-      await this.fs.mkdir(dirname(path), { recursive: true })
-      await this.fs.writeFile(path, identity)
+      await nodeFs.mkdir(dirname(path), { recursive: true })
+      await nodeFs.writeFile(path, identity)
     } catch {
       // Not kept: the next process hashes the file once more.
     }
@@ -78,8 +75,9 @@ export class VerifiedFiles {
   async forget(digest: Digest): Promise<void> {
     this.#identities.delete(digest)
     if (this.dir === undefined) return
-    // A record left behind cannot vouch for another file: its identity will differ.
-    await this.fs.unlink(this.#path(digest)).catch(() => undefined)
+    // A record left behind vouches only for this very file (a new one has another
+    // identity), and a blob found corrupt is quarantined: its file is removed.
+    await nodeFs.unlink(this.#path(digest)).catch(() => undefined)
   }
 
   /** Verifications held in memory. */
@@ -100,7 +98,7 @@ export class VerifiedFiles {
   async #read(digest: Digest): Promise<string | undefined> {
     let fh: nodeFs.FileHandle
     try {
-      fh = await this.fs.open(this.#path(digest), 'r')
+      fh = await nodeFs.open(this.#path(digest), 'r')
     } catch {
       return undefined
     }
