@@ -2,7 +2,8 @@
  * Counts the bytes of a stream as they pass on, so what is reported is what
  * went out: a reader that leaves mid-body is counted up to where it left.
  */
-import { Transform, pipeline, type Readable } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
+import { pipeInto } from '../pipe-into.ts'
 
 export interface CountedStream {
   readonly stream: Readable
@@ -10,7 +11,10 @@ export interface CountedStream {
   readonly bytes: () => number
 }
 
-/** `source` through a counter; an error of `source` destroys the returned stream with it. */
+/**
+ * `source` through a counter; an error of `source` destroys the returned stream
+ * with it, and destroying the returned stream (a client gone) destroys `source`.
+ */
 export function countBytes(source: Readable): CountedStream {
   let bytes = 0
   const counter = new Transform({
@@ -19,6 +23,6 @@ export function countBytes(source: Readable): CountedStream {
       callback(null, chunk)
     },
   })
-  pipeline(source, counter, () => undefined)
+  pipeInto(source, counter)
   return { stream: counter, bytes: () => bytes }
 }
