@@ -28,9 +28,6 @@ import { digestHex, type Digest } from './digest.ts'
  */
 export const MAX_VERIFIED_FILES = 100_000
 
-/** A record is an identity: a few dozen bytes. Anything longer is not one of ours. */
-const MAX_RECORD_BYTES = 256
-
 /** Device, inode, size, mtime and ctime of an open file. */
 export function contentIdentity(
   stat: Pick<BigIntStats, 'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs'>,
@@ -96,21 +93,7 @@ export class VerifiedFiles {
 
   /** The recorded identity of `digest`, or undefined when there is none (or it cannot be read). */
   async #read(digest: Digest): Promise<string | undefined> {
-    let fh: nodeFs.FileHandle
-    try {
-      fh = await nodeFs.open(this.#path(digest), 'r')
-    } catch {
-      return undefined
-    }
-    try {
-      const buffer = Buffer.alloc(MAX_RECORD_BYTES)
-      const { bytesRead } = await fh.read(buffer, 0, buffer.length, 0)
-      return buffer.toString('utf8', 0, bytesRead)
-    } catch {
-      return undefined
-    } finally {
-      await fh.close().catch(() => undefined)
-    }
+    return nodeFs.readFile(this.#path(digest), 'utf8').catch(() => undefined)
   }
 
   #path(digest: Digest): string {
