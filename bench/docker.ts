@@ -90,6 +90,11 @@ const WRK_SECONDS = positiveInt('wrk-seconds', values['wrk-seconds'])
 const CONNECTIONS = positiveInt('connections', values.connections)
 const THREADS = positiveInt('threads', values.threads)
 const UPSTREAM_RATE = upstreamRate(values['upstream-rate'])
+/** Issue #13's targets: cold copies against the direct ones, and tag manifests within tagTTL. */
+const WAN_COLD_TARGET = 1.05
+const LOOPBACK_COLD_TARGET = 1.3
+const MANIFEST_RPS_TARGET = 6
+const MANIFEST_P99_TARGET_MS = 15
 
 const VERIFY_ON_READ = oneOf('verify-on-read', values['verify-on-read'], ['on', 'off']) === 'on'
 const DEST = oneOf('dest', values.dest, ['oci', 'dir'])
@@ -346,16 +351,16 @@ try {
   const wall = (copies: readonly Copy[]) => copies.map((c) => c.seconds)
   const cpu = (copies: readonly Copy[]) => median(copies.map((c) => c.serverCpu))
   const rpsRatio = wrkPt.requestsPerSec / wrkUpstream.requestsPerSec
-  /** Wall time of `copies` against the direct copies, with its target ratio. */
-  const copyRow = (label: string, copies: readonly Copy[], target: number) => {
+  /** Wall time of `copies` against the direct copies, with its target ratio if it has one. */
+  const copyRow = (label: string, copies: readonly Copy[], target: number | undefined) => {
     const ratio = median(wall(copies)) / median(wall(direct))
     row([
       `${label}, s: median (runs)`,
       seconds(wall(direct)),
       seconds(wall(copies)),
       `${ratio.toFixed(2)}x`,
-      `<= ${target.toFixed(1)}x`,
-      verdict(ratio <= target),
+      target === undefined ? '-' : `<= ${target}x`,
+      target === undefined ? '-' : verdict(ratio <= target),
     ])
   }
   /** CPU seconds the serving process used per copy, against the registry's. */
@@ -371,8 +376,11 @@ try {
   say('')
   row(['measurement', 'upstream (direct)', 'pullthrough', 'ratio', 'target', 'met'])
   row(['---', '---', '---', '---', '---', '---'])
-  copyRow('cold skopeo copy, new process', coldNew, 1.2)
-  copyRow('cold skopeo copy, running process', cold, 1.2)
+  // Issue #13: behind a WAN-rate upstream a cold copy costs at most 5%; on loopback a running
+  // process's cold copy at most 1.3x (a new process's first pull is bench:node-versions' row).
+  const wan = UPSTREAM_RATE !== undefined
+  copyRow('cold skopeo copy, new process', coldNew, wan ? WAN_COLD_TARGET : undefined)
+  copyRow('cold skopeo copy, running process', cold, wan ? WAN_COLD_TARGET : LOOPBACK_COLD_TARGET)
   copyRow('warm skopeo copy', warm, 1.0)
   cpuRow('cold copy, new process', coldNew)
   cpuRow('cold copy, running process', cold)
@@ -399,8 +407,8 @@ try {
     wrkUpstream.requestsPerSec.toFixed(0),
     wrkPt.requestsPerSec.toFixed(0),
     `${rpsRatio.toFixed(2)}x`,
-    '>= 4x',
-    verdict(rpsRatio >= 4),
+    `>= ${MANIFEST_RPS_TARGET}x`,
+    verdict(rpsRatio >= MANIFEST_RPS_TARGET),
   ])
   row([
     'warm tag-manifest GET, p50 latency, ms',
@@ -415,8 +423,8 @@ try {
     wrkUpstream.p99Ms.toFixed(2),
     wrkPt.p99Ms.toFixed(2),
     `${(wrkPt.p99Ms / wrkUpstream.p99Ms).toFixed(2)}x`,
-    '< 20 ms',
-    verdict(wrkPt.p99Ms < 20),
+    `< ${MANIFEST_P99_TARGET_MS} ms`,
+    verdict(wrkPt.p99Ms < MANIFEST_P99_TARGET_MS),
   ])
   row([
     'upstream requests during the wrk run',

@@ -84,6 +84,8 @@ const RUNS = positiveInt('runs', values.runs)
 const VERIFY_ON_READ = oneOf('verify-on-read', values['verify-on-read'], ['on', 'off']) === 'on'
 const WRK_SECONDS = positiveInt('wrk-seconds', values['wrk-seconds'])
 const UPSTREAM_RATE = upstreamRate(values['upstream-rate'])
+/** Issue #13: a cold pip download at most 1.3x the upstream index, 1.05x behind a WAN-rate one. */
+const COLD_TARGET = UPSTREAM_RATE === undefined ? 1.3 : 1.05
 
 /** Long enough that every warm request of the run is within it. */
 const INDEX_TTL = '1h'
@@ -601,8 +603,8 @@ try {
       seconds(direct.seconds),
       seconds(cold.seconds),
       ratio(cm, dm),
-      '<= 1.3x',
-      verdict(cm / dm <= 1.3),
+      `<= ${COLD_TARGET}x`,
+      verdict(cm / dm <= COLD_TARGET),
     ])
     row([
       `${name}: warm pip download, s: median (runs)`,

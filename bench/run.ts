@@ -13,7 +13,9 @@
  * warm GETs at concurrency 1, 8 and 32, each as a ratio to nginx measured
  * right before it, the CPU seconds per GB each server spent on them (user +
  * system, from /proc; nginx's over all its warm runs so far), and the
- * server's peak RSS. Bounded: every load is a fixed number of downloads.
+ * server's peak RSS. Each row names issue #13's target, where it has one, and
+ * whether this run met it; the last rows hold each mode's cold GET against
+ * Distribution's. Bounded: every load is a fixed number of downloads.
  * Usage: npm run bench [-- --warm-size 1GiB --cold-size 200MiB --upstream-rate 100MB]
  */
 import { execFileSync } from 'node:child_process'
@@ -33,10 +35,12 @@ import {
   machineLine,
   peakRssMb,
   resetPeakRss,
+  row,
   say,
   startPullthrough,
   stop,
   toolVersion,
+  verdict,
 } from './shared.ts'
 
 const { values } = parseArgs({
@@ -68,6 +72,22 @@ interface Server {
 
 /** storage.verifyOnRead, by the name the tables give it. */
 const VERIFY_MODES = { off: false, changed: 'changed', on: true } as const
+type Key = keyof typeof VERIFY_MODES | 'distribution'
+
+/**
+ * Issue #13's targets for what this bench measures. A cold GET: at most 2.5x
+ * the direct one on loopback, 1.05x behind a WAN-rate upstream, and faster
+ * than Distribution's proxy (a row of its own at the end). Warm: nginx
+ * measured right before, at the same concurrency.
+ */
+const COLD_TARGET = UPSTREAM_RATE === undefined ? 2.5 : 1.05
+const FIFTY_TARGET = 2
+const WARM_TARGETS: Partial<Record<Key, Readonly<Record<number, number>>>> = {
+  on: { 1: 0.8, 8: 0.8, 32: 0.6 },
+  changed: { 1: 0.95, 8: 0.95 },
+}
+/** Peak RSS during the warm runs, default verifyOnRead (32 concurrent downloads among them). */
+const PEAK_RSS_TARGET_MB = 200
 
 const work = await mkdtemp(join(tmpdir(), 'pt-bench-'))
 // nginx workers run as an unprivileged user when started by root: they must read the files.
@@ -152,22 +172,24 @@ try {
     return result
   }
 
-  const starters: [string, () => Promise<Server>][] = [
-    ...Object.entries(VERIFY_MODES).map(([mode, verify]): [string, () => Promise<Server>] => {
-      const storage = join(work, `store-${mode}`)
-      return [
-        mode,
-        async () => {
-          const pt = await startPullthrough({
-            dir: work,
-            storage,
-            verifyOnRead: verify,
-            sections: `docker: { registries: [{ name: bench, default: true, upstreams: [{ url: "${upstream}" }] }] }\npypi: { indexes: [] }\n`,
-          })
-          return { url: pt.url, pid: pt.child.pid, stop: () => stop(pt.child) }
-        },
-      ]
-    }),
+  const starters: [Key, () => Promise<Server>][] = [
+    ...(Object.entries(VERIFY_MODES) as [keyof typeof VERIFY_MODES, boolean | 'changed'][]).map(
+      ([mode, verify]): [Key, () => Promise<Server>] => {
+        const storage = join(work, `store-${mode}`)
+        return [
+          mode,
+          async () => {
+            const pt = await startPullthrough({
+              dir: work,
+              storage,
+              verifyOnRead: verify,
+              sections: `docker: { registries: [{ name: bench, default: true, upstreams: [{ url: "${upstream}" }] }] }\npypi: { indexes: [] }\n`,
+            })
+            return { url: pt.url, pid: pt.child.pid, stop: () => stop(pt.child) }
+          },
+        ]
+      },
+    ),
     [
       'distribution',
       async () => {
@@ -178,8 +200,10 @@ try {
   ]
 
   say('')
-  say('| measurement | nginx | server | ratio |')
-  say('|---|---|---|---|')
+  row(['measurement', 'nginx', 'server', 'ratio', 'target', 'met'])
+  row(['---', '---', '---', '---', '---', '---'])
+  /** Each server's single cold GET, for the comparison with Distribution at the end. */
+  const coldSeconds = new Map<Key, number>()
   for (const [key, start] of starters) {
     const label = key === 'distribution' ? 'Distribution proxy' : `pullthrough, verifyOnRead ${key}`
     const server = await start()
@@ -192,9 +216,17 @@ try {
       1,
       COLD_BYTES,
     )
-    say(
-      `| cold GET ${(COLD_BYTES / 2 ** 20).toFixed(0)} MiB, ${label} (s) | ${direct.seconds.toFixed(2)} (direct) | ${through.seconds.toFixed(2)} | ${(through.seconds / direct.seconds).toFixed(2)}x |`,
-    )
+    coldSeconds.set(key, through.seconds)
+    const coldRatio = through.seconds / direct.seconds
+    const pullthrough = key !== 'distribution'
+    row([
+      `cold GET ${(COLD_BYTES / 2 ** 20).toFixed(0)} MiB, ${label} (s)`,
+      `${direct.seconds.toFixed(2)} (direct)`,
+      through.seconds.toFixed(2),
+      `${coldRatio.toFixed(2)}x`,
+      pullthrough ? `<= ${COLD_TARGET}x` : '-',
+      pullthrough ? verdict(coldRatio <= COLD_TARGET) : '-',
+    ])
     const fifty = `cold-50-${key}`
     const concurrent = await load(
       blobUrl(server.url, fifty, cold.get(fifty) ?? ''),
@@ -203,9 +235,15 @@ try {
       COLD_BYTES,
     )
     const upstreamGets = getCount(await readFile(nginx.accessLog, 'utf8'), fifty)
-    say(
-      `| ${COLD_CLIENTS} concurrent cold GETs, ${label}: upstream GETs / total s | - | ${upstreamGets} / ${concurrent.seconds.toFixed(2)} | ${(concurrent.seconds / through.seconds).toFixed(2)}x one cold GET |`,
-    )
+    const fiftyRatio = concurrent.seconds / through.seconds
+    row([
+      `${COLD_CLIENTS} concurrent cold GETs, ${label}: upstream GETs / total s`,
+      '-',
+      `${upstreamGets} / ${concurrent.seconds.toFixed(2)}`,
+      `${fiftyRatio.toFixed(2)}x one cold GET`,
+      pullthrough ? `1 GET, <= ${FIFTY_TARGET}x` : '-',
+      pullthrough ? `${verdict(upstreamGets === 1)} / ${verdict(fiftyRatio <= FIFTY_TARGET)}` : '-',
+    ])
     // Fill the warm blob, then measure in a fresh process: its CPU and peak RSS are the warm runs' alone.
     await load(blobUrl(server.url, 'warm', warm), 1, 1, WARM_BYTES)
     await server.stop()
@@ -220,9 +258,14 @@ try {
     const first = await load(blobUrl(fresh.url, 'warm', warm), 1, 1, WARM_BYTES)
     let cpuSpent = (await cpuSeconds(fresh.pid)) - cpuBefore
     let served = first.bytes
-    say(
-      `| first warm GET after a restart, ${label} (MB/s) | ${nginxFirst.mbps.toFixed(0)} | ${first.mbps.toFixed(0)} | ${(first.mbps / nginxFirst.mbps).toFixed(2)}x |`,
-    )
+    row([
+      `first warm GET after a restart, ${label} (MB/s)`,
+      nginxFirst.mbps.toFixed(0),
+      first.mbps.toFixed(0),
+      `${(first.mbps / nginxFirst.mbps).toFixed(2)}x`,
+      '-',
+      '-',
+    ])
     for (const [concurrency, downloads] of WARM_RUNS) {
       const base = await nginxLoad(concurrency, downloads)
       cpuBefore = await cpuSeconds(fresh.pid)
@@ -234,21 +277,54 @@ try {
       )
       cpuSpent += (await cpuSeconds(fresh.pid)) - cpuBefore
       served += result.bytes
-      say(
-        `| warm GET c=${concurrency}, ${label} (MB/s) | ${base.mbps.toFixed(0)} | ${result.mbps.toFixed(0)} | ${(result.mbps / base.mbps).toFixed(2)}x |`,
-      )
+      const ratio = result.mbps / base.mbps
+      const target = WARM_TARGETS[key]?.[concurrency]
+      row([
+        `warm GET c=${concurrency}, ${label} (MB/s)`,
+        base.mbps.toFixed(0),
+        result.mbps.toFixed(0),
+        `${ratio.toFixed(2)}x`,
+        target === undefined ? '-' : `>= ${target}x`,
+        target === undefined ? '-' : verdict(ratio >= target),
+      ])
     }
     const cpuPerGb = cpuSpent / (served / 1e9)
     const nginxCpuPerGb = nginxWarm.cpu / (nginxWarm.bytes / 1e9)
-    say(
-      `| CPU seconds per GB served warm, ${label} | ${nginxCpuPerGb.toFixed(2)} | ${cpuPerGb.toFixed(2)} | ${(cpuPerGb / nginxCpuPerGb).toFixed(1)}x |`,
-    )
-    say(`| peak RSS while starting, ${label} (MB) | - | ${startupPeak.toFixed(0)} | - |`)
-    say(
-      `| peak RSS during the warm runs${peakReset ? '' : ' (and the start)'}, ${label} (MB) | - | ${(await peakRssMb(fresh.pid)).toFixed(0)} | - |`,
-    )
+    row([
+      `CPU seconds per GB served warm, ${label}`,
+      nginxCpuPerGb.toFixed(2),
+      cpuPerGb.toFixed(2),
+      `${(cpuPerGb / nginxCpuPerGb).toFixed(1)}x`,
+      'reported',
+      '-',
+    ])
+    row([`peak RSS while starting, ${label} (MB)`, '-', startupPeak.toFixed(0), '-', '-', '-'])
+    const peak = await peakRssMb(fresh.pid)
+    row([
+      `peak RSS during the warm runs${peakReset ? '' : ' (and the start)'}, ${label} (MB)`,
+      '-',
+      peak.toFixed(0),
+      '-',
+      key === 'on' ? `<= ${PEAK_RSS_TARGET_MB}` : '-',
+      key === 'on' ? verdict(peak <= PEAK_RSS_TARGET_MB) : '-',
+    ])
     await fresh.stop()
   }
+  // Faster than Distribution's proxy: each mode's cold GET against Distribution's, in this run.
+  const distribution = coldSeconds.get('distribution')
+  if (distribution !== undefined)
+    for (const mode of Object.keys(VERIFY_MODES) as (keyof typeof VERIFY_MODES)[]) {
+      const seconds = coldSeconds.get(mode)
+      if (seconds === undefined) continue
+      row([
+        `cold GET ${(COLD_BYTES / 2 ** 20).toFixed(0)} MiB, pullthrough, verifyOnRead ${mode}, against Distribution proxy (s)`,
+        '-',
+        `${seconds.toFixed(2)} / ${distribution.toFixed(2)}`,
+        `${(seconds / distribution).toFixed(2)}x`,
+        '< 1.0x',
+        verdict(seconds < distribution),
+      ])
+    }
 } finally {
   for (const server of running) await server.stop().catch(() => undefined)
   await nginx?.stop()
