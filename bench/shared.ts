@@ -150,6 +150,12 @@ export interface PullthroughOptions {
   readonly checkout?: string
 }
 
+/**
+ * Node's flags as `npm start`, the container image and the `pullthrough` bin
+ * run the server (test/scripts/node-flags.test.ts keeps them the same).
+ */
+export const SERVE_NODE_FLAGS = ['--max-semi-space-size=16']
+
 /** Every pullthrough started and not stopped yet: SIGKILLed if this process exits first. */
 const children = new Set<ChildProcess>()
 process.on('exit', () => {
@@ -180,7 +186,7 @@ ${options.sections}`,
     options.checkout === undefined
       ? [BUILT_CLI]
       : ['--import', TSX, join(options.checkout, 'src', 'cli.ts')]
-  const args = [...(options.nodeArgs ?? []), ...cli, 'serve', '-c', config]
+  const args = [...SERVE_NODE_FLAGS, ...(options.nodeArgs ?? []), ...cli, 'serve', '-c', config]
   const child = spawn(node, args, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -218,7 +218,11 @@ t.test(
     )
     t.ok(pkg.scripts.build, 'package.json has a build script')
     const stage = await runtimeStage()
-    t.equal(lastArgs(stage, 'ENTRYPOINT'), `["node", "/app/${pkg.bin.pullthrough}"]`)
+    // node's flags: test/deploy/node-flags.test.ts
+    t.equal(
+      lastArgs(stage, 'ENTRYPOINT'),
+      `["node", "--max-semi-space-size=16", "/app/${pkg.bin.pullthrough}"]`,
+    )
     t.equal(lastArgs(stage, 'CMD'), '["serve"]')
     t.equal(lastArgs(stage, 'STOPSIGNAL'), 'SIGTERM')
 
