@@ -152,7 +152,7 @@ export interface PullthroughOptions {
 
 /**
  * Node's flags as `npm start`, the container image and the `pullthrough` bin
- * run the server (test/scripts/node-flags.test.ts keeps them the same).
+ * run the server (test/deploy/node-flags.test.ts keeps them the same).
  */
 export const SERVE_NODE_FLAGS = ['--max-semi-space-size=16']
 
