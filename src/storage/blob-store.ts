@@ -34,7 +34,7 @@ import {
   StorageWriteError,
   errorCode,
 } from './errors.ts'
-import { BlobReadStream } from './blob-read-stream.ts'
+import { BlobReadStream, type ReadVerdict } from './blob-read-stream.ts'
 import { READ_HIGH_WATER_MARK, ReadBuffers } from './read-buffers.ts'
 import {
   type BlobCheck,
@@ -47,7 +47,7 @@ import { SpooledBlobStore } from './spooled-store.ts'
 import { fileIdentity, type FileHasher } from './file-hasher.ts'
 import { contentIdentity, VerifiedFiles } from './verified-files.ts'
 import { transferPacer, type ScavengePacer } from './scavenge-pacer.ts'
-import { createDeferredVerifyStream, createVerifyStream } from './verify-stream.ts'
+import { createVerifyStream } from './verify-stream.ts'
 
 export type { BlobCheck, BlobStat, BlobStorage, ReadOptions } from './blob-storage.ts'
 export { BlobWriter } from './blob-writer.ts'
@@ -285,18 +285,29 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
       options.verify === true && start === 0 ? await fh.stat({ bigint: true }) : undefined
     const size = stat === undefined ? undefined : Number(stat.size)
     const verified = size !== undefined && (end === undefined || end >= size - 1)
-    const file = new BlobReadStream(fh, this.pacer, this.readBuffers, start, end)
-    if (!verified) return file
+    const reader = (last: number | undefined, verdict?: ReadVerdict) =>
+      new BlobReadStream(fh, this.pacer, this.readBuffers, start, last, verdict)
+    if (!verified) return reader(end)
     // Taken before hashing: a change during or after the hash makes it differ next time.
     const identity = stat && this.verified ? contentIdentity(stat) : undefined
-    if (identity !== undefined && (await this.verified?.matches(digest, identity))) return file
-    // A small blob hashes inline faster than a worker thread answers.
-    const verify =
-      this.hasher && size >= WORKER_HASH_MIN_BYTES
-        ? createDeferredVerifyStream(this.#hashOnWorker(this.hasher, digest, fh))
-        : createVerifyStream(digest)
-    // Errors reach the reader through `verify`; destroying `verify` closes the file.
-    pipeInto(file, verify)
+    if (identity !== undefined && (await this.verified?.matches(digest, identity)))
+      return reader(end)
+    let verify: Readable
+    if (this.hasher && size >= WORKER_HASH_MIN_BYTES) {
+      // The reader holds its last chunk back for the worker's verdict (blob-read-stream.ts).
+      const check = this.#hashOnWorker(this.hasher, digest, fh)
+      // Observed by the verdict; a reader gone before its end must not leave it unhandled.
+      check.catch(() => undefined)
+      verify = reader(size - 1, async (bytesRead) => {
+        await check
+        // The file shrank under the reader: what it served is not the content checked.
+        if (bytesRead !== size) throw new BlobChangedError(digest)
+      })
+    } else {
+      // A small blob hashes inline faster than a worker thread answers.
+      // Errors reach the reader through the transform; destroying it closes the file.
+      verify = pipeInto(reader(end), createVerifyStream(digest))
+    }
     // The last chunk passes only once the digest matched: 'end' means verified.
     if (identity !== undefined)
       verify.once('end', () => void this.verified?.record(digest, identity))

@@ -26,20 +26,6 @@ export function createVerifyStream(expected: Digest): Transform {
   )
 }
 
-/**
- * Like createVerifyStream, but the hash is computed elsewhere (a worker thread
- * reading the same immutable file): bytes pass straight through and the last
- * chunk waits for `check`, which rejects on a mismatch.
- */
-export function createDeferredVerifyStream(check: Promise<void>): Transform {
-  // Observed in flush; a rejection before then must not count as unhandled.
-  check.catch(() => undefined)
-  return createHoldBackStream(
-    () => undefined,
-    () => check,
-  )
-}
-
 /** SHA-256 and length of everything `source` yields (checking stored blobs, tests). */
 export async function hashStream(
   source: AsyncIterable<Uint8Array>,

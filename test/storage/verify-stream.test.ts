@@ -3,11 +3,7 @@ import { pipeline } from 'node:stream/promises'
 import t from 'tap'
 import { digestOf, type Digest } from '../../src/storage/digest.ts'
 import { DigestMismatchError } from '../../src/storage/errors.ts'
-import {
-  createDeferredVerifyStream,
-  createVerifyStream,
-  hashStream,
-} from '../../src/storage/verify-stream.ts'
+import { createVerifyStream, hashStream } from '../../src/storage/verify-stream.ts'
 import { randomBlob } from '../helpers/streams.ts'
 
 /** Pipes `chunks` through `transform`; returns what came out and how it ended. */
@@ -65,18 +61,6 @@ t.test('trailing empty chunks do not release the last bytes before the verdict',
   )
   t.type(error, DigestMismatchError)
   t.equal(out.length, 250_000)
-})
-
-t.test('a deferred check releases the last chunk only when it passes', async (t) => {
-  const passed = await through(chunks, createDeferredVerifyStream(Promise.resolve()))
-  t.same({ bytes: passed.out.length, error: passed.error }, { bytes: 300_000, error: undefined })
-  const failure = new DigestMismatchError(blob.digest, wrong, 300_000)
-  const failed = await through(
-    [...chunks, Buffer.alloc(0)],
-    createDeferredVerifyStream(Promise.reject(failure)),
-  )
-  t.equal(failed.error, failure)
-  t.equal(failed.out.length, 250_000)
 })
 
 t.test('hashStream gives the digest and size of a stream', async (t) => {
