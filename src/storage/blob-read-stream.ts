@@ -9,8 +9,8 @@
  * until the verdict passes (a check of the whole file, made elsewhere), so a
  * reader never receives all the bytes of content that failed it. Held here,
  * not in a Transform after the stream: each stream stage buffers a chunk of
- * its own, and at 32 concurrent warm GETs that Transform's buffers raised the
- * server's peak RSS by 15-17 MB (bench/RESULTS.md, 2026-12-05).
+ * its own, and at 32 concurrent warm GETs that Transform's buffers cost
+ * 13-17 MB of RSS (bench/RESULTS.md, 2026-12-05).
  */
 import type { FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
