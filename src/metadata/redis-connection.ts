@@ -8,19 +8,57 @@
  */
 import { Redis, type RedisOptions } from 'ioredis'
 
+/** How long a client that ioredis gave up on waits before it connects again. */
+const RESTART_DELAY_MS = 1000
+
+/**
+ * A client that only ends when it is told to. ioredis gives up for good
+ * (status `end`) when a reconnect is cut short: the sentinels' switch-master
+ * announcement disconnects the connector while it is still asking a sentinel
+ * where the primary is, and that attempt fails without scheduling another.
+ * A CI run lost its metadata store that way for the rest of the process.
+ * Any end that `disconnect()` did not ask for is followed by a fresh connect.
+ */
+class LastingRedis extends Redis {
+  // No initializer: the constructor below must be free to pick its super call.
+  #closing: boolean | undefined
+
+  constructor(options: RedisOptions, url?: string) {
+    if (url === undefined) super(options)
+    else super(url, options)
+    this.on('end', () => {
+      if (this.#closing) return
+      setTimeout(() => {
+        if (this.#closing || this.status !== 'end') return
+        // Failures land in the 'error' listener and in the retry strategy, as for any reconnect.
+        this.connect().catch(() => undefined)
+      }, RESTART_DELAY_MS).unref()
+    })
+  }
+
+  override disconnect(reconnect = false): void {
+    if (!reconnect) this.#closing = true
+    super.disconnect(reconnect)
+  }
+}
+
 export interface RedisTarget {
   readonly url: string
   readonly sentinels?:
     { readonly masterName: string; readonly addresses: readonly string[] } | undefined
 }
 
-/** A client for `target` with `options` (timeouts, retries); not connected until used or connect(). */
+/**
+ * A client for `target` with `options` (timeouts, retries); not connected
+ * until used or connect(). It keeps reconnecting until `disconnect()`: a
+ * caller closing it calls that, after `quit()` if it wants replies first.
+ */
 export function createRedisClient(target: RedisTarget, options: RedisOptions): Redis {
   const { sentinels } = target
-  if (!sentinels) return new Redis(target.url, options)
+  if (!sentinels) return new LastingRedis(options, target.url)
   const url = new URL(target.url)
   const db = Number(url.pathname.slice(1) || '0')
-  return new Redis({
+  return new LastingRedis({
     ...options,
     sentinels: sentinels.addresses.map((address) => {
       const colon = address.lastIndexOf(':')
