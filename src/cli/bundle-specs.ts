@@ -1,6 +1,8 @@
-/** `pullthrough export` and `pullthrough import`: carrying the cache to a site with no network. */
+/**
+ * `pullthrough export` and `pullthrough import`: carrying the cache to a site
+ * with no network. Their code (tar, progress bars) loads when they run.
+ */
 import { readFile } from 'node:fs/promises'
-import { exportCommand, importCommand } from '../client/bundle-commands.ts'
 import { asClient, SERVER_OPTIONS, serverOptions, text } from './client-commands.ts'
 import { EXIT_OK, UsageError, type CommandSpec, type OptionValues } from './command.ts'
 
@@ -108,6 +110,7 @@ export const exportSpec: CommandSpec = {
       throw new UsageError('export needs --images, --package, --requirements, --sync-list or --all')
     const options = await serverOptions(values)
     return asClient(async () => {
+      const { exportCommand } = await import('../client/bundle-commands.ts')
       await exportCommand({ ...options, request, out, progress: process.stderr })
       return EXIT_OK
     })
@@ -138,6 +141,7 @@ export const importSpec: CommandSpec = {
     if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`)
     const options = await serverOptions(values)
     return asClient(async () => {
+      const { importCommand } = await import('../client/bundle-commands.ts')
       await importCommand({ ...options, file, pin: values.pin === true, progress: process.stderr })
       return EXIT_OK
     })

@@ -1,19 +1,19 @@
 /**
  * The commands that ask a running server through its admin API: stats, ls,
  * verify, gc, sync and token. The server does the work; these show it.
+ * Commands with progress bars load their code when they run: `serve`, in
+ * the same binary, never holds it.
  */
 import { loadConfig } from '../config/load.ts'
 import { SYNC_LIST_NAME } from '../config/schema.ts'
 import { ClientError, localUrl } from '../client/api-client.ts'
 import { LS_SORTS, lsCommand, statsCommand, type ClientOptions } from '../client/commands.ts'
 import { gcCommand } from '../client/gc-command.ts'
-import { syncCommand } from '../client/sync-command.ts'
 import {
   createTokenCommand,
   listTokensCommand,
   revokeTokenCommand,
 } from '../client/token-command.ts'
-import { verifyCommand } from '../client/verify-command.ts'
 import {
   EXIT_FAILURE,
   EXIT_OK,
@@ -171,6 +171,7 @@ export const verifySpec: CommandSpec = {
     noArgs(input)
     const options = await serverOptions(input.values)
     return asClient(async () => {
+      const { verifyCommand } = await import('../client/verify-command.ts')
       const run = await verifyCommand({
         ...options,
         rate: text(input.values, 'rate'),
@@ -215,6 +216,7 @@ export const syncSpec: CommandSpec = {
     if (bad !== undefined) throw new UsageError(`"${bad}" is not a sync list name`)
     const options = await serverOptions(values)
     return asClient(async () => {
+      const { syncCommand } = await import('../client/sync-command.ts')
       const runs = await syncCommand({ ...options, lists: args, progress: process.stderr })
       return runs.some((r) => r.failed > 0 || r.error !== null) ? EXIT_FAILURE : EXIT_OK
     })

@@ -10,7 +10,6 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { RateLimitedError } from '../auth/errors.ts'
 import type { Config } from '../config/schema.ts'
-import { createRedisClient } from '../metadata/redis-connection.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { upstreamGates } from '../upstream/request-gate.ts'
 
@@ -36,9 +35,10 @@ export async function installRateLimits(
   const { requests, upstreamMisses } = config.limits
   if (requests.max === 0 && upstreamMisses.max === 0) return
   const redisConfig = config.metadata.redis
+  // Loaded only when used: a server without Redis does not hold ioredis.
   const redis =
     redisConfig &&
-    createRedisClient(redisConfig, {
+    (await import('../metadata/redis-connection.ts')).createRedisClient(redisConfig, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectTimeout: redisConfig.connectTimeout,

@@ -1,8 +1,11 @@
-/** Picks the metadata store from the config: Redis when a URL is set, else the embedded one. */
+/**
+ * Picks the metadata store from the config: Redis when a URL is set, else the
+ * embedded one. The Redis store (and ioredis) is loaded only when configured:
+ * a server without Redis does not keep its code in memory.
+ */
 import { join } from 'node:path'
 import type { Logger } from '../observability/logger.ts'
 import { FsMetadataStore } from './fs-store.ts'
-import { RedisMetadataStore } from './redis-store.ts'
 import type { RedisTarget } from './redis-connection.ts'
 import type { MetadataStore } from './store.ts'
 
@@ -34,13 +37,15 @@ export async function openMetadataStore(
     ((operation: string) => {
       onError(store, operation)
     })
-  if (settings.redis)
+  if (settings.redis) {
+    const { RedisMetadataStore } = await import('./redis-store.ts')
     return RedisMetadataStore.connect({
       ...settings.redis,
       logger: log,
       recordRetentionMs,
       onError: report('redis'),
     })
+  }
   return FsMetadataStore.open(join(settings.storagePath, 'meta'), {
     logger: log,
     recordRetentionMs,

@@ -5,11 +5,15 @@
  * Upstream URLs are logged through `logUrl`/`logUrlPath`: origin and path only,
  * since queries carry signatures (presigned URLs) and userinfo carries passwords.
  */
-import pretty from 'pino-pretty'
+import { createRequire } from 'node:module'
 import { hostname } from 'node:os'
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
 
 export type { Logger } from 'pino'
+
+/** pino-pretty, loaded only for a terminal: a server logging JSON never holds its code. */
+const loadPretty = () =>
+  createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty')
 
 export interface LoggerSettings {
   readonly level: string
@@ -56,7 +60,7 @@ export function createLogger(settings: LoggerSettings): Logger {
   if (settings.pretty)
     return pino(
       options,
-      pretty({ sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname' }),
+      loadPretty()({ sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname' }),
     )
   return pino(options)
 }

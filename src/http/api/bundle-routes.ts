@@ -3,15 +3,14 @@
  * the bundle from a JSON body and answers it as a tar stream; `POST
  * /-/api/v1/import` takes one as the request body (application/x-tar,
  * streamed, any size) and answers what it added. Both need admin.token; one
- * import runs at a time per replica.
+ * import runs at a time per replica. The tar code loads on the first use.
  */
 import type { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { SyncListConfig } from '../../config/schema.ts'
-import { importBundle, type ImportDeps } from '../../bundle/import.ts'
+import type { ImportDeps } from '../../bundle/import.ts'
 import { planExport, type PlanDeps } from '../../bundle/plan.ts'
-import { writeBundle } from '../../bundle/write.ts'
 import type { Logger } from '../../observability/logger.ts'
 import { adminConfigured, adminGuard, type AdminCheck } from './access.ts'
 import { ApiBadQueryError, ApiConflictError, ApiForbiddenError } from './errors.ts'
@@ -74,6 +73,7 @@ export function registerBundleApi(app: FastifyInstance, deps: BundleApiDeps): vo
         const plan = await planExport(deps.plan, { ...body.data, syncLists })
         for (const warning of plan.warnings)
           request.log.warn({ warning }, 'export leaves something out')
+        const { writeBundle } = await import('../../bundle/write.ts')
         const createdAt = new Date(deps.now())
         const stamp = createdAt.toISOString().replace(/[-:]/g, '').slice(0, 15)
         return reply
@@ -95,6 +95,7 @@ export function registerBundleApi(app: FastifyInstance, deps: BundleApiDeps): vo
         if (importing) throw new ApiConflictError('an import is running on this replica')
         importing = true
         try {
+          const { importBundle } = await import('../../bundle/import.ts')
           const report = await importBundle(
             { ...deps.import, images: deps.plan.images, projects: deps.plan.projects },
             request.body as Readable,
