@@ -12,18 +12,27 @@ import { DigestMismatchError } from './errors.ts'
 export function createVerifyStream(expected: Digest): Transform {
   const hash = createSha256()
   let size = 0
-  return createHoldBackStream(
-    (chunk) => {
+  let held: Buffer | undefined
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      // An empty chunk must not take the held chunk's place: holding back nothing
+      // would release every byte before the verdict.
+      if (chunk.length === 0) {
+        callback()
+        return
+      }
       hash.update(chunk)
       size += chunk.length
+      const previous = held
+      held = chunk
+      callback(null, previous)
     },
-    () => {
+    flush(callback: TransformCallback) {
       const actual = hashToDigest(hash)
-      return actual === expected
-        ? Promise.resolve()
-        : Promise.reject(new DigestMismatchError(expected, actual, size))
+      if (actual === expected) callback(null, held)
+      else callback(new DigestMismatchError(expected, actual, size))
     },
-  )
+  })
 }
 
 /** SHA-256 and length of everything `source` yields (checking stored blobs, tests). */
@@ -37,31 +46,4 @@ export async function hashStream(
     size += chunk.length
   }
   return { digest: hashToDigest(hash), size }
-}
-
-function createHoldBackStream(
-  observe: (chunk: Buffer) => void,
-  verdict: () => Promise<void>,
-): Transform {
-  let held: Buffer | undefined
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      // An empty chunk must not take the held chunk's place: holding back nothing
-      // would release every byte before the verdict.
-      if (chunk.length === 0) {
-        callback()
-        return
-      }
-      observe(chunk)
-      const previous = held
-      held = chunk
-      callback(null, previous)
-    },
-    flush(callback: TransformCallback) {
-      verdict().then(
-        () => callback(null, held),
-        (error: unknown) => callback(error as Error),
-      )
-    },
-  })
 }
