@@ -21,9 +21,7 @@
  * at least 0.5x nginx with p99 under 10 ms.
  * Usage: npm run bench:pypi-static [-- --file-size 50MiB --wrk-seconds 5 --cpu-prof-dir DIR]
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -38,11 +36,11 @@ import {
   positiveInt,
   row,
   say,
+  startBareServer,
   startPullthrough,
   stop,
   verdict,
 } from './shared.ts'
-import { freePort } from '../test/helpers/free-port.ts'
 import { Teardowns } from './teardowns.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
 
@@ -127,29 +125,6 @@ async function wrk(url: string, connections = PAGE_CONNECTIONS): Promise<WrkResu
   if (result.non2xx > 0 || result.socketErrors > 0)
     throw new Error(`wrk against ${url}: ${result.non2xx} non-2xx, ${result.socketErrors} errors`)
   return result
-}
-
-/** bench/bare-server.ts in a process of its own, answering every GET with `bodyFile`. */
-async function startBareServer(
-  kind: 'fastify' | 'http',
-  bodyFile: string,
-): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort()
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(import.meta.dirname, 'bare-server.ts'), kind, bodyFile, String(port)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  )
-  teardowns.teardown(() => stop(child))
-  const [line] = (await Promise.race([
-    once(child.stdout, 'data'),
-    once(child, 'exit').then(() => {
-      throw new Error(`bare ${kind} server exited before listening`)
-    }),
-  ])) as [Buffer]
-  if (!line.toString().includes('listening'))
-    throw new Error(`bare ${kind} server: ${line.toString()}`)
-  return { url: `http://127.0.0.1:${port}`, child }
 }
 
 try {
@@ -257,6 +232,7 @@ pypi:
   await writeFile(rendered, Buffer.from(await pageRes.arrayBuffer()))
   for (const kind of ['fastify', 'http'] as const) {
     const bare = await startBareServer(kind, rendered)
+    teardowns.teardown(() => stop(bare.child))
     const bareWrk = await wrk(`${bare.url}/simple/${PROJECT}/`)
     await stop(bare.child)
     const bareDirect = await wrk(directPage)

@@ -14,8 +14,10 @@
  * right before it, the CPU seconds per GB each server spent on them (user +
  * system, from /proc; nginx's over all its warm runs so far), and the
  * server's peak RSS. Each row names issue #13's target, where it has one, and
- * whether this run met it; the last rows hold each mode's cold GET against
- * Distribution's. Bounded: every load is a fixed number of downloads.
+ * whether this run met it. Then bare node:http sending the warm file with no
+ * hashing or bookkeeping (bench/bare-server.ts): the ceiling of Node's own
+ * reads and writes beside nginx's sendfile. The last rows hold each mode's
+ * cold GET against Distribution's. Bounded: every load is a fixed number of downloads.
  * Usage: npm run bench [-- --warm-size 1GiB --cold-size 200MiB --upstream-rate 100MB]
  */
 import { execFileSync } from 'node:child_process'
@@ -37,6 +39,7 @@ import {
   resetPeakRss,
   row,
   say,
+  startBareServer,
   startPullthrough,
   stop,
   toolVersion,
@@ -310,6 +313,40 @@ try {
     ])
     await fresh.stop()
   }
+  // Node's own ceiling for the same warm file: bare node:http reading it in pullthrough's read size,
+  // with nothing hashed, routed or counted (bench/bare-server.ts `file`). verifyOnRead off, and
+  // changed once a file is verified, send by the same kind of reads; nginx sends with sendfile.
+  const bare = await startBareServer('file', join(files, 'v2', 'warm', 'blobs', warm))
+  running.push({ url: bare.url, pid: bare.child.pid, stop: () => stop(bare.child) })
+  const label = 'bare node:http, the file in 512 KiB reads, no hash'
+  let bareCpu = 0
+  let bareBytes = 0
+  for (const [concurrency, downloads] of WARM_RUNS) {
+    const base = await nginxLoad(concurrency, downloads)
+    const cpuBefore = await cpuSeconds(bare.child.pid)
+    const result = await load(`${bare.url}/warm`, concurrency, downloads, WARM_BYTES)
+    bareCpu += (await cpuSeconds(bare.child.pid)) - cpuBefore
+    bareBytes += result.bytes
+    row([
+      `warm GET c=${concurrency}, ${label} (MB/s)`,
+      base.mbps.toFixed(0),
+      result.mbps.toFixed(0),
+      `${(result.mbps / base.mbps).toFixed(2)}x`,
+      '-',
+      '-',
+    ])
+  }
+  const nginxCpuPerGb = nginxWarm.cpu / (nginxWarm.bytes / 1e9)
+  const bareCpuPerGb = bareCpu / (bareBytes / 1e9)
+  row([
+    `CPU seconds per GB served warm, ${label}`,
+    nginxCpuPerGb.toFixed(2),
+    bareCpuPerGb.toFixed(2),
+    `${(bareCpuPerGb / nginxCpuPerGb).toFixed(1)}x`,
+    'reported',
+    '-',
+  ])
+  await stop(bare.child)
   // Faster than Distribution's proxy: each mode's cold GET against Distribution's, in this run.
   const distribution = coldSeconds.get('distribution')
   if (distribution !== undefined)

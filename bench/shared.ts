@@ -213,6 +213,37 @@ ${options.sections}`,
   return { url, host: `127.0.0.1:${port}`, child }
 }
 
+/**
+ * bench/bare-server.ts in a process of its own on a free port, answering
+ * every GET with `bodyFile` (see there for the kinds); the caller stops it.
+ */
+export async function startBareServer(
+  kind: 'fastify' | 'http' | 'file',
+  bodyFile: string,
+): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort()
+  const child = spawn(
+    process.execPath,
+    ['--import', TSX, join(import.meta.dirname, 'bare-server.ts'), kind, bodyFile, String(port)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  children.add(child)
+  try {
+    const [line] = (await Promise.race([
+      once(child.stdout, 'data'),
+      once(child, 'exit').then(() => {
+        throw new Error(`bare ${kind} server exited before listening`)
+      }),
+    ])) as [Buffer]
+    if (!line.toString().includes('listening'))
+      throw new Error(`bare ${kind} server: ${line.toString()}`)
+  } catch (error) {
+    await stop(child)
+    throw error
+  }
+  return { url: `http://127.0.0.1:${port}`, child }
+}
+
 /** SIGTERM by PID, SIGKILL if it has not exited within STOP_TIMEOUT_MS. */
 export async function stop(child: ChildProcess): Promise<void> {
   children.delete(child)
