@@ -25,7 +25,7 @@
  * and nothing the benchmark does competes with pullthrough's.
  *
  * Usage: npm run bench:docker [-- --layers 5 --layer-size 30MiB --runs 3 --wrk-seconds 10
- *        --connections 32 --threads 2 --verify-on-read on|off --dest oci|dir
+ *        --connections 32 --threads 2 --verify-on-read on|off|changed --dest oci|dir
  *        --upstream-rate 100MB --cpu-prof-dir DIR]
  */
 import { execFileSync } from 'node:child_process'
@@ -70,7 +70,7 @@ const { values } = parseArgs({
     'wrk-seconds': { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
     threads: { type: 'string', default: '2' },
-    // storage.verifyOnRead of pullthrough; the built-in default is on.
+    // storage.verifyOnRead of pullthrough (on, off, changed); the built-in default is on.
     'verify-on-read': { type: 'string', default: 'on' },
     // skopeo's destination transport: oci copies the layers in parallel (as docker and
     // containerd pull), dir one after the other.
@@ -96,7 +96,8 @@ const LOOPBACK_COLD_TARGET = 1.3
 const MANIFEST_RPS_TARGET = 6
 const MANIFEST_P99_TARGET_MS = 15
 
-const VERIFY_ON_READ = oneOf('verify-on-read', values['verify-on-read'], ['on', 'off']) === 'on'
+const VERIFY_MODE = oneOf('verify-on-read', values['verify-on-read'], ['on', 'off', 'changed'])
+const VERIFY_ON_READ = VERIFY_MODE === 'changed' ? 'changed' : VERIFY_MODE === 'on'
 const DEST = oneOf('dest', values.dest, ['oci', 'dir'])
 /** The file of a copy that names the manifest: the same bytes from both sides when they agree. */
 const DEST_INDEX = DEST === 'dir' ? 'manifest.json' : 'index.json'
@@ -308,7 +309,7 @@ try {
     `tools: skopeo ${toolVersion('skopeo', ['--version'])}, wrk ${toolVersion('wrk', ['--version'])}, docker-registry ${toolVersion('docker-registry', ['--version'])}`,
   )
   say(
-    `image: ${LAYERS} layers of ${(LAYER_BYTES / 2 ** 20).toFixed(0)} MiB random data, ${(imageBytes / 2 ** 20).toFixed(1)} MiB of gzip layers; pullthrough verifyOnRead ${VERIFY_ON_READ ? 'on' : 'off'}, log level warn, tagTTL ${TAG_TTL}`,
+    `image: ${LAYERS} layers of ${(LAYER_BYTES / 2 ** 20).toFixed(0)} MiB random data, ${(imageBytes / 2 ** 20).toFixed(1)} MiB of gzip layers; pullthrough verifyOnRead ${VERIFY_MODE}, log level warn, tagTTL ${TAG_TTL}`,
   )
   say(
     `copies: skopeo copy docker://... ${DEST}:<fresh dir>, ${RUNS} runs, median (each run); each cold copy has a new pullthrough process with an empty store; "running process": it first served a copy of another image (${WARMUP_LAYERS} layers of ${(WARMUP_LAYER_BYTES / 2 ** 20).toFixed(0)} MiB), then the cold and the warm copy`,
