@@ -175,6 +175,20 @@ try {
     return result
   }
 
+  /** The CPU seconds per GB `label` spent serving `bytes` warm, beside nginx's over its warm runs so far. */
+  const cpuRow = (label: string, cpu: number, bytes: number) => {
+    const perGb = cpu / (bytes / 1e9)
+    const nginxPerGb = nginxWarm.cpu / (nginxWarm.bytes / 1e9)
+    row([
+      `CPU seconds per GB served warm, ${label}`,
+      nginxPerGb.toFixed(2),
+      perGb.toFixed(2),
+      `${(perGb / nginxPerGb).toFixed(1)}x`,
+      'reported',
+      '-',
+    ])
+  }
+
   const starters: [Key, () => Promise<Server>][] = [
     ...(Object.entries(VERIFY_MODES) as [keyof typeof VERIFY_MODES, boolean | 'changed'][]).map(
       ([mode, verify]): [Key, () => Promise<Server>] => {
@@ -291,16 +305,7 @@ try {
         target === undefined ? '-' : verdict(ratio >= target),
       ])
     }
-    const cpuPerGb = cpuSpent / (served / 1e9)
-    const nginxCpuPerGb = nginxWarm.cpu / (nginxWarm.bytes / 1e9)
-    row([
-      `CPU seconds per GB served warm, ${label}`,
-      nginxCpuPerGb.toFixed(2),
-      cpuPerGb.toFixed(2),
-      `${(cpuPerGb / nginxCpuPerGb).toFixed(1)}x`,
-      'reported',
-      '-',
-    ])
+    cpuRow(label, cpuSpent, served)
     row([`peak RSS while starting, ${label} (MB)`, '-', startupPeak.toFixed(0), '-', '-', '-'])
     const peak = await peakRssMb(fresh.pid)
     row([
@@ -336,16 +341,7 @@ try {
       '-',
     ])
   }
-  const nginxCpuPerGb = nginxWarm.cpu / (nginxWarm.bytes / 1e9)
-  const bareCpuPerGb = bareCpu / (bareBytes / 1e9)
-  row([
-    `CPU seconds per GB served warm, ${label}`,
-    nginxCpuPerGb.toFixed(2),
-    bareCpuPerGb.toFixed(2),
-    `${(bareCpuPerGb / nginxCpuPerGb).toFixed(1)}x`,
-    'reported',
-    '-',
-  ])
+  cpuRow(label, bareCpu, bareBytes)
   await stop(bare.child)
   // Faster than Distribution's proxy: each mode's cold GET against Distribution's, in this run.
   const distribution = coldSeconds.get('distribution')

@@ -6,9 +6,9 @@
  * It speaks just enough RESP for ioredis: requests are arrays of bulk
  * strings; anything it does not know is answered `+OK`.
  */
-import { once } from 'node:events'
 import { createServer, type Socket } from 'node:net'
 import type { Test } from 'tap'
+import { listenOnLoopback } from './listen.ts'
 
 export interface FakeSentinel {
   readonly address: string
@@ -29,7 +29,6 @@ export async function startFakeSentinel(
   primaryPort: number,
 ): Promise<FakeSentinel> {
   const subscribers = new Set<Socket>()
-  const sockets = new Set<Socket>()
   let holding = false
   let held: (() => void)[] = []
   let onHeld: (() => void) | undefined
@@ -37,11 +36,7 @@ export async function startFakeSentinel(
 
   const server = createServer((socket) => {
     accepted++
-    sockets.add(socket)
-    socket.on('close', () => {
-      sockets.delete(socket)
-      subscribers.delete(socket)
-    })
+    socket.on('close', () => subscribers.delete(socket))
     socket.on('error', () => undefined)
     let pending = Buffer.alloc(0)
     socket.on('data', (data: Buffer) => {
@@ -72,13 +67,7 @@ export async function startFakeSentinel(
     socket.write('+OK\r\n')
   }
 
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  t.teardown(async () => {
-    for (const socket of sockets) socket.destroy()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
-  })
+  const port = await listenOnLoopback(t, server)
 
   const fake: FakeSentinel = {
     address: `127.0.0.1:${port}`,

@@ -4,16 +4,15 @@
  * which the test hands to the pool as its CA (TLS stays verified).
  */
 import { execFile } from 'node:child_process'
-import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:https'
-import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Test } from 'tap'
 import { tempDir } from './config.ts'
 import { notFound, type Handler, type RecordedRequest } from './fake-upstream.ts'
 import { runHandler } from './fault-server.ts'
+import { listenOnLoopback } from './listen.ts'
 
 const run = promisify(execFile)
 
@@ -67,22 +66,11 @@ export async function tlsUpstream(t: Test, handler: Handler = notFound): Promise
   const { cert, key } = await selfSignedCert(t)
   let current = handler
   const requests: RecordedRequest[] = []
-  const sockets = new Set<Socket>()
   const server = createServer({ cert, key }, (req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
     runHandler(current, req, res)
   })
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  t.teardown(async () => {
-    for (const socket of sockets) socket.destroy()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
-  })
+  const port = await listenOnLoopback(t, server)
   return {
     url: `https://127.0.0.1:${port}`,
     requests,

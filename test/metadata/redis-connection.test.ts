@@ -8,12 +8,21 @@
  */
 import t from 'tap'
 import { RedisMetadataStore } from '../../src/metadata/redis-store.ts'
-import { startFakeSentinel } from '../helpers/fake-sentinel.ts'
+import { startFakeSentinel, type FakeSentinel } from '../helpers/fake-sentinel.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 
 const MASTER_NAME = 'pt-primary'
 /** The restart waits a second; what the store needs after that is a few milliseconds. */
 const RECOVERY_LIMIT_MS = 5_000
+
+/** A metadata store that finds its Redis through `sentinel` alone. */
+const connectThrough = (sentinel: FakeSentinel) =>
+  RedisMetadataStore.connect({
+    url: 'redis://unused/0',
+    sentinels: { masterName: MASTER_NAME, addresses: [sentinel.address] },
+    connectTimeoutMs: 1000,
+    commandTimeoutMs: 500,
+  })
 
 const record = (fetchedAt: number) => ({ digest: 'sha256:x', mediaType: 'm', size: 1, fetchedAt })
 
@@ -21,12 +30,7 @@ t.test('a switch-master announcement during a reconnect does not end the client'
   const first = await startRedis(t)
   const second = await startRedis(t)
   const sentinel = await startFakeSentinel(t, MASTER_NAME, first.port)
-  const store = await RedisMetadataStore.connect({
-    url: 'redis://unused/0',
-    sentinels: { masterName: MASTER_NAME, addresses: [sentinel.address] },
-    connectTimeoutMs: 1000,
-    commandTimeoutMs: 500,
-  })
+  const store = await connectThrough(sentinel)
   t.teardown(() => store.close())
   await store.putTag('docker.io', 'library/app', 'before', record(1))
 
@@ -56,12 +60,7 @@ t.test('a switch-master announcement during a reconnect does not end the client'
 t.test('a store closed on purpose stays closed', async (t) => {
   const redis = await startRedis(t)
   const sentinel = await startFakeSentinel(t, MASTER_NAME, redis.port)
-  const store = await RedisMetadataStore.connect({
-    url: 'redis://unused/0',
-    sentinels: { masterName: MASTER_NAME, addresses: [sentinel.address] },
-    connectTimeoutMs: 1000,
-    commandTimeoutMs: 500,
-  })
+  const store = await connectThrough(sentinel)
   await store.putTag('docker.io', 'library/app', 'before', record(1))
   const before = sentinel.connections()
   await store.close()
