@@ -13,6 +13,7 @@
  * outside the store.
  */
 import * as nodeFs from 'node:fs/promises'
+import type { BigIntStats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeInto } from '../pipe-into.ts'
@@ -44,8 +45,8 @@ import {
 } from './blob-storage.ts'
 import { Spool } from './spool.ts'
 import { SpooledBlobStore } from './spooled-store.ts'
-import { fileIdentity, type FileHasher } from './file-hasher.ts'
-import { contentIdentity, VerifiedFiles } from './verified-files.ts'
+import type { FileHasher } from './file-hasher.ts'
+import { contentIdentity, fileIdentity, VerifiedFiles } from './verified-files.ts'
 import { transferPacer, type ScavengePacer } from './scavenge-pacer.ts'
 import { createVerifyStream } from './verify-stream.ts'
 
@@ -283,19 +284,19 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
     // A range from 0 to the last byte or beyond is the whole blob and is verified like one.
     const stat =
       options.verify === true && start === 0 ? await fh.stat({ bigint: true }) : undefined
-    const size = stat === undefined ? undefined : Number(stat.size)
-    const verified = size !== undefined && (end === undefined || end >= size - 1)
+    const verified = stat !== undefined && (end === undefined || end >= Number(stat.size) - 1)
     const reader = (last: number | undefined, verdict?: ReadVerdict) =>
       new BlobReadStream(fh, this.pacer, this.readBuffers, start, last, verdict)
     if (!verified) return reader(end)
+    const size = Number(stat.size)
     // Taken before hashing: a change during or after the hash makes it differ next time.
-    const identity = stat && this.verified ? contentIdentity(stat) : undefined
+    const identity = this.verified ? contentIdentity(stat) : undefined
     if (identity !== undefined && (await this.verified?.matches(digest, identity)))
       return reader(end)
     let verify: Readable
     if (this.hasher && size >= WORKER_HASH_MIN_BYTES) {
       // The reader holds its last chunk back for the worker's verdict (blob-read-stream.ts).
-      const check = this.#hashOnWorker(this.hasher, digest, fh)
+      const check = this.#hashOnWorker(this.hasher, digest, stat)
       // Observed by the verdict; a reader gone before its end must not leave it unhandled.
       check.catch(() => undefined)
       verify = reader(size - 1, async (bytesRead) => {
@@ -316,14 +317,17 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
 
   /**
    * Hashes the blob on a worker thread, which opens it by path: the check holds
-   * only if the worker hashed the very file (dev and inode) this reader has open.
+   * only if the worker hashed the very content this reader has open (`served`,
+   * its stat at open). A shared job that began before an in-place change hashed
+   * other bytes, so the file is hashed again; a second difference means the file
+   * changed under the reader.
    */
-  async #hashOnWorker(hasher: FileHasher, digest: Digest, fh: nodeFs.FileHandle): Promise<void> {
-    const [served, hashed] = await Promise.all([
-      fh.stat({ bigint: true }),
-      hasher.hash(this.#path(digest)),
-    ])
-    if (hashed.identity !== fileIdentity(served)) throw new BlobChangedError(digest)
+  async #hashOnWorker(hasher: FileHasher, digest: Digest, served: BigIntStats): Promise<void> {
+    const path = this.#path(digest)
+    const expected = contentIdentity(served)
+    let hashed = await hasher.hash(path)
+    if (hashed.identity !== expected) hashed = await hasher.hash(path, { join: false })
+    if (hashed.identity !== expected) throw new BlobChangedError(digest)
     if (hashed.digest !== digest) throw new DigestMismatchError(digest, hashed.digest, hashed.size)
   }
 

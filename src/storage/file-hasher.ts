@@ -1,7 +1,9 @@
 /**
  * A small pool of worker threads that hash stored files. Concurrent requests
  * for the same file share one job (many clients pulling one popular layer cost
- * one hash), and jobs are spread over the workers.
+ * one hash), and jobs are spread over the workers. Each result names the
+ * content it hashed (device, inode, size, mtime, ctime at the worker's open), so
+ * a caller can tell a job that began before the file last changed.
  */
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
@@ -36,7 +38,7 @@ parentPort.on('message', (job) => {
       id: job.id,
       digest: 'sha256:' + hash.digest('hex'),
       size,
-      identity: stat.dev + ':' + stat.ino,
+      identity: [stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs].join(':'),
     })
   } catch (error) {
     parentPort.postMessage({ id: job.id, error: String(error && error.message) })
@@ -49,13 +51,8 @@ parentPort.on('message', (job) => {
 export interface FileHash {
   readonly digest: string
   readonly size: number
-  /** `dev:ino` of the file hashed, to tell whether it is the one a reader has open (see fileIdentity). */
+  /** What was hashed, in the form of contentIdentity (verified-files.ts): compare it with the reader's file. */
   readonly identity: string
-}
-
-/** `dev:ino` of an open file, comparable with FileHash.identity. */
-export function fileIdentity(stat: { dev: bigint; ino: bigint }): string {
-  return `${String(stat.dev)}:${String(stat.ino)}`
 }
 
 interface Pending {
@@ -76,11 +73,17 @@ export class FileHasher {
     this.#threads = threads
   }
 
-  /** SHA-256 of the file at `path`, computed off the main thread. */
-  async hash(path: string): Promise<FileHash> {
+  /**
+   * SHA-256 of the file at `path`, computed off the main thread. A job already
+   * running for the path is shared unless `join` is false; a new job is the one
+   * later callers share.
+   */
+  async hash(path: string, { join = true }: { join?: boolean } = {}): Promise<FileHash> {
     const running = this.#inFlight.get(path)
-    if (running) return running
-    const job = this.#run(path).finally(() => this.#inFlight.delete(path))
+    if (running && join) return running
+    const job = this.#run(path).finally(() => {
+      if (this.#inFlight.get(path) === job) this.#inFlight.delete(path)
+    })
     this.#inFlight.set(path, job)
     return job
   }

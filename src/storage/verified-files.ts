@@ -35,6 +35,11 @@ export function contentIdentity(
   return [stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs].map(String).join(':')
 }
 
+/** Device and inode of an open file: which file it is, whatever its content. */
+export function fileIdentity(stat: Pick<BigIntStats, 'dev' | 'ino'>): string {
+  return `${String(stat.dev)}:${String(stat.ino)}`
+}
+
 export class VerifiedFiles {
   readonly #identities = new Map<string, string>()
 

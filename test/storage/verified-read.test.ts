@@ -1,4 +1,4 @@
-import { copyFile, readdir, readlink } from 'node:fs/promises'
+import { copyFile, readdir, readFile, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
@@ -34,7 +34,28 @@ async function openStore(t: Test, mode: Mode, fs?: BlobStoreFs) {
   if (mode === 'inline') return { root, store: await BlobStore.open(root, fs ? { fs } : {}) }
   const hasher = new FileHasher(1)
   t.teardown(() => hasher.close())
-  return { root, store: await BlobStore.open(root, { hasher, ...(fs ? { fs } : {}) }) }
+  return { root, hasher, store: await BlobStore.open(root, { hasher, ...(fs ? { fs } : {}) }) }
+}
+
+/** Bytes each thread of this process has read so far (`rchar`), by thread id. */
+async function threadReads(): Promise<Map<string, number>> {
+  const reads = new Map<string, number>()
+  for (const tid of await readdir('/proc/self/task')) {
+    const io = await readFile(`/proc/self/task/${tid}/io`, 'utf8').catch(() => '')
+    reads.set(tid, Number(/^rchar: (\d+)$/m.exec(io)?.[1] ?? 0))
+  }
+  return reads
+}
+
+/** Waits until one thread has read at least `bytes` more than in `before`. */
+async function someThreadRead(before: Map<string, number>, bytes: number): Promise<boolean> {
+  const deadline = Date.now() + CLOSE_WAIT_MS
+  while (Date.now() < deadline) {
+    for (const [tid, read] of await threadReads())
+      if (read - (before.get(tid) ?? 0) >= bytes) return true
+    await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+  return false
 }
 
 for (const mode of ['inline', 'worker thread'] as const) {
@@ -133,6 +154,27 @@ t.test('an error reading a blob file reaches the verified reader', async (t) => 
   const read = await drain(await store.createReadStream(blob.digest, { verify: true }))
   t.match(read, { bytes: 0, error: { code: 'EISDIR' } })
 })
+
+t.test(
+  'a hash begun before an in-place change does not vouch for a read begun after it',
+  async (t) => {
+    const { root, store, hasher } = await openStore(t, 'worker thread')
+    const blob = randomBlob(128 * MiB)
+    await store.put(blob.digest, Readable.from([blob.data]))
+    const path = blobFile(root, blob.digest)
+
+    // Another reader's (or a scrub's) hash is under way and has read the first byte...
+    const before = await threadReads()
+    const running = hasher!.hash(path)
+    t.ok(await someThreadRead(before, MiB), 'the worker is reading the file')
+    // ...when the first byte rots, and a new read joins that hash.
+    await flipByte(path, 0)
+    const read = await drain(await store.createReadStream(blob.digest, { verify: true }))
+    t.equal((await running).digest, blob.digest, 'the running hash read the byte before it changed')
+    t.type(read.error, DigestMismatchError, 'the new read is checked against what it serves')
+    t.ok(read.bytes < blob.data.length, `delivered ${read.bytes} of ${blob.data.length}`)
+  },
+)
 
 t.test('a worker-thread check of a file other than the one served cuts the read', async (t) => {
   // The file at the blob's path is replaced between the reader's open and the
