@@ -56,6 +56,7 @@ import {
   toolVersion,
   upstreamRate,
   upstreamRequests,
+  verifyOnReadFlag,
   verdict,
   type Pullthrough,
 } from './shared.ts'
@@ -96,8 +97,7 @@ const LOOPBACK_COLD_TARGET = 1.3
 const MANIFEST_RPS_TARGET = 6
 const MANIFEST_P99_TARGET_MS = 15
 
-const VERIFY_MODE = oneOf('verify-on-read', values['verify-on-read'], ['on', 'off', 'changed'])
-const VERIFY_ON_READ = VERIFY_MODE === 'changed' ? 'changed' : VERIFY_MODE === 'on'
+const { mode: VERIFY_MODE, value: VERIFY_ON_READ } = verifyOnReadFlag(values['verify-on-read'])
 const DEST = oneOf('dest', values.dest, ['oci', 'dir'])
 /** The file of a copy that names the manifest: the same bytes from both sides when they agree. */
 const DEST_INDEX = DEST === 'dir' ? 'manifest.json' : 'index.json'

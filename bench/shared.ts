@@ -77,6 +77,15 @@ export function oneOf<T extends string>(name: string, text: string, allowed: rea
   return found
 }
 
+/** `--verify-on-read on|off|changed`: the mode's name and the `storage.verifyOnRead` value it stands for. */
+export function verifyOnReadFlag(text: string): {
+  mode: 'on' | 'off' | 'changed'
+  value: boolean | 'changed'
+} {
+  const mode = oneOf('verify-on-read', text, ['on', 'off', 'changed'])
+  return { mode, value: mode === 'changed' ? 'changed' : mode === 'on' }
+}
+
 /** `--upstream-rate` in bytes per second; undefined when not given. */
 export function upstreamRate(text: string | undefined): number | undefined {
   if (text === undefined) return undefined
