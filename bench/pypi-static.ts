@@ -17,7 +17,10 @@
  *     against nginx's static copy of the upstream page;
  *   - the stack's ceiling: the page pullthrough rendered, answered from
  *     memory by a bare Fastify route and by bare node:http
- *     (bench/bare-server.ts), each beside nginx again.
+ *     (bench/bare-server.ts), each beside nginx again;
+ *   - the CPU each of those servers spent per page request (all its threads,
+ *     from /proc), steadier than requests per second on a machine whose two
+ *     cores wrk shares.
  * Targets from issue #13: files at least 0.8x nginx at c=1 and c=8 (0.95x with
  * `--verify-on-read changed`, none with off); the page at least 0.5x nginx with
  * p99 under 10 ms.
@@ -34,6 +37,7 @@ import { nginxVersion, startNginx } from './nginx.ts'
 import {
   cleanUp,
   cleanUpOnSignals,
+  cpuSeconds,
   load,
   machineLine,
   positiveInt,
@@ -135,6 +139,16 @@ async function wrk(url: string, connections = PAGE_CONNECTIONS): Promise<WrkResu
   return result
 }
 
+/** wrk against a server of ours, with the CPU that server spent per request (µs, all its threads). */
+async function wrkCpu(
+  url: string,
+  pid: number | undefined,
+): Promise<WrkResult & { cpuUs: number }> {
+  const before = await cpuSeconds(pid)
+  const result = await wrk(url)
+  return { ...result, cpuUs: (((await cpuSeconds(pid)) - before) / result.requests) * 1e6 }
+}
+
 try {
   say(`# pullthrough PyPI against nginx, ${new Date().toISOString()}`)
   say(machineLine())
@@ -232,7 +246,7 @@ pypi:
     '-',
   ])
   const directWrk = await wrk(directPage)
-  const throughWrk = await wrk(page)
+  const throughWrk = await wrkCpu(page, pt.child.pid)
   const pageRatio = throughWrk.requestsPerSec / directWrk.requestsPerSec
   row([
     `warm project page, wrk ${PAGE_CONNECTIONS} connections (req/s)`,
@@ -254,10 +268,14 @@ pypi:
   const rendered = join(work, 'rendered.html')
   const pageRes = await fetch(page, { headers: { accept: 'text/html' } })
   await writeFile(rendered, Buffer.from(await pageRes.arrayBuffer()))
+  const cpuPerPage = [`pullthrough ${throughWrk.cpuUs.toFixed(0)}`]
   for (const kind of ['fastify', 'http'] as const) {
     const bare = await startBareServer(kind, rendered)
     teardowns.teardown(() => stop(bare.child))
-    const bareWrk = await wrk(`${bare.url}/simple/${PROJECT}/`)
+    const bareWrk = await wrkCpu(`${bare.url}/simple/${PROJECT}/`, bare.child.pid)
+    cpuPerPage.push(
+      `${kind === 'fastify' ? 'bare Fastify' : 'bare node:http'} ${bareWrk.cpuUs.toFixed(0)}`,
+    )
     await stop(bare.child)
     const bareDirect = await wrk(directPage)
     row([
@@ -269,6 +287,8 @@ pypi:
       '-',
     ])
   }
+  say('')
+  say(`server CPU per warm page request (µs): ${cpuPerPage.join(', ')}`)
 } finally {
   await cleanUp(teardowns)
 }
