@@ -10,21 +10,28 @@ import { drain, randomBlob } from '../helpers/streams.ts'
 import { blobFile, flipByte, recordingFs } from './fixtures/disk.ts'
 
 const MiB = 1024 * 1024
-/** How long a closed read may take to release its file descriptor. */
-const CLOSE_WAIT_MS = 5_000
+/** How long a test waits for a read to release its file, or for the worker to start reading. */
+const WAIT_MS = 5_000
 
-/** Whether this process holds no descriptor of `path`, waiting up to CLOSE_WAIT_MS for it. */
-async function closedWithin(path: string): Promise<boolean> {
-  const deadline = Date.now() + CLOSE_WAIT_MS
+/** Whether `check` comes true within WAIT_MS, asked every `intervalMs`. */
+async function within(check: () => Promise<boolean>, intervalMs: number): Promise<boolean> {
+  const deadline = Date.now() + WAIT_MS
   for (;;) {
+    if (await check()) return true
+    if (Date.now() >= deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
+
+/** Whether this process holds no descriptor of `path`, waiting up to WAIT_MS for it. */
+async function closedWithin(path: string): Promise<boolean> {
+  return within(async () => {
     const fds = await readdir('/proc/self/fd')
     const targets = await Promise.all(
       fds.map((fd) => readlink(join('/proc/self/fd', fd)).catch(() => '')),
     )
-    if (!targets.includes(path)) return true
-    if (Date.now() >= deadline) return false
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
+    return !targets.includes(path)
+  }, 10)
 }
 
 type Mode = 'inline' | 'worker thread'
@@ -49,13 +56,11 @@ async function threadReads(): Promise<Map<string, number>> {
 
 /** Waits until one thread has read at least `bytes` more than in `before`. */
 async function someThreadRead(before: Map<string, number>, bytes: number): Promise<boolean> {
-  const deadline = Date.now() + CLOSE_WAIT_MS
-  while (Date.now() < deadline) {
+  return within(async () => {
     for (const [tid, read] of await threadReads())
       if (read - (before.get(tid) ?? 0) >= bytes) return true
-    await new Promise((resolve) => setTimeout(resolve, 1))
-  }
-  return false
+    return false
+  }, 1)
 }
 
 for (const mode of ['inline', 'worker thread'] as const) {
