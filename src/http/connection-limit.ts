@@ -42,9 +42,13 @@ export function limitConnections(app: FastifyInstance, options: ConnectionLimitO
     })
   })
   // The first hook registered: nothing else runs for a refused connection.
-  app.addHook('onRequest', async (request, reply) => {
-    if (!refused.has(request.raw.socket)) return
+  // Callback style: an async hook costs every request a promise.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!refused.has(request.raw.socket)) {
+      done()
+      return
+    }
     reply.header('retry-after', String(BUSY_RETRY_AFTER_SECONDS)).header('connection', 'close')
-    throw new ServerBusyError(options.maxConnections)
+    done(new ServerBusyError(options.maxConnections))
   })
 }

@@ -3,7 +3,9 @@
  * of a response that served an artifact. Routes are labelled by their template
  * (`/v2/*`), never by the raw URL, to keep cardinality bounded.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import type { Histogram } from 'prom-client'
+import type { CounterSeries } from '../observability/batched-counter.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { PullEventFields } from '../observability/pull-event.ts'
@@ -26,31 +28,64 @@ export function registerMetrics(
       .send(await metrics.registry.metrics()),
   )
 
-  app.addHook('onResponse', async (request, reply) => {
+  // The label values of a route are the same on every request: its metric
+  // series are looked up by label once, then kept with the route's config
+  // object (one per route). Callback style: no promise per request.
+  const series = new WeakMap<object, RouteSeries>()
+  app.addHook('onResponse', (request, reply, done) => {
     pulls.report(request, reply)
-    const route = routeLabel(request)
-    const protocol = request.routeOptions.config.protocol ?? 'none'
-    const seconds = reply.elapsedTime / 1000
-    metrics.httpRequests.inc({
-      protocol,
-      route,
-      method: request.method,
-      status: String(reply.statusCode),
-    })
-    metrics.httpRequestDuration.observe({ protocol, route }, seconds)
-    const line = {
-      method: request.method,
-      url: request.url,
-      status: reply.statusCode,
-      durationMs: Math.round(reply.elapsedTime),
-      clientIp: request.ip,
-      userAgent: request.headers['user-agent'],
+    const config = request.routeOptions.config
+    let route = series.get(config)
+    if (route === undefined) {
+      route = routeSeries(metrics, config)
+      series.set(config, route)
     }
-    if (QUIET_ROUTES.has(route)) request.log.debug(line, 'request')
-    else request.log.info(line, 'request')
+    route.requests(request.method, reply.statusCode).inc()
+    route.duration.observe(reply.elapsedTime / 1000)
+    const level = route.quiet ? 'debug' : 'info'
+    if (logger.isLevelEnabled(level))
+      request.log[level](
+        {
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          durationMs: Math.round(reply.elapsedTime),
+          clientIp: request.ip,
+          userAgent: request.headers['user-agent'],
+        },
+        'request',
+      )
+    done()
   })
 }
 
-function routeLabel(request: FastifyRequest): string {
-  return request.routeOptions.url ?? 'unmatched'
+interface RouteSeries {
+  /** Probes and scrapes: their request lines are logged at debug. */
+  readonly quiet: boolean
+  readonly duration: Histogram.Internal<'protocol' | 'route'>
+  requests(method: string, status: number): CounterSeries
+}
+
+/** One route's series, by its template (`/v2/*`, never the raw URL, to keep cardinality bounded). */
+function routeSeries(
+  metrics: Metrics,
+  config: { readonly protocol?: string; readonly url?: string },
+): RouteSeries {
+  const protocol = config.protocol ?? 'none'
+  const route = config.url ?? 'unmatched'
+  // Methods and statuses a route answers are few: Node's parser knows a fixed set of methods.
+  const byMethodStatus = new Map<string, CounterSeries>()
+  return {
+    quiet: QUIET_ROUTES.has(route),
+    duration: metrics.httpRequestDuration.labels({ protocol, route }),
+    requests(method, status) {
+      const key = `${method} ${status}`
+      let counter = byMethodStatus.get(key)
+      if (counter === undefined) {
+        counter = metrics.httpRequests.series({ protocol, route, method, status: String(status) })
+        byMethodStatus.set(key, counter)
+      }
+      return counter
+    },
+  }
 }

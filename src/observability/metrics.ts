@@ -4,6 +4,7 @@
  * name, result. Never a repository, digest or client address.
  */
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client'
+import { BatchedCounter } from './batched-counter.ts'
 
 const PREFIX = 'pullthrough_'
 
@@ -12,10 +13,10 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 
 export interface Metrics {
   readonly registry: Registry
-  readonly httpRequests: Counter<'protocol' | 'route' | 'method' | 'status'>
+  readonly httpRequests: BatchedCounter<'protocol' | 'route' | 'method' | 'status'>
   readonly httpRequestDuration: Histogram<'protocol' | 'route'>
-  readonly cacheRequests: Counter<'protocol' | 'pool' | 'result'>
-  readonly bytesServed: Counter<'protocol' | 'source'>
+  readonly cacheRequests: BatchedCounter<'protocol' | 'pool' | 'result'>
+  readonly bytesServed: BatchedCounter<'protocol' | 'source'>
   readonly upstreamRequestDuration: Histogram<'pool' | 'upstream' | 'outcome'>
   readonly upstreamErrors: Counter<'pool' | 'upstream' | 'reason'>
   readonly upstreamFailovers: Counter<'pool'>
@@ -48,8 +49,8 @@ export interface Metrics {
   readonly leader: Gauge
   readonly replicaFills: Counter<'role'>
   readonly statisticsDropped: Counter
-  readonly bandwidthSaved: Counter<'protocol'>
-  readonly staleServed: Counter<'protocol'>
+  readonly bandwidthSaved: BatchedCounter<'protocol'>
+  readonly staleServed: BatchedCounter<'protocol'>
 }
 
 /** Registers all metrics (and Node's default metrics) on `registry`. */
@@ -61,7 +62,7 @@ export function createMetrics(
   const registers = [registry]
   return {
     registry,
-    httpRequests: new Counter({
+    httpRequests: new BatchedCounter({
       name: `${PREFIX}http_requests_total`,
       help: 'HTTP requests answered, by protocol, route template, method and status code.',
       labelNames: ['protocol', 'route', 'method', 'status'],
@@ -74,13 +75,13 @@ export function createMetrics(
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    cacheRequests: new Counter({
+    cacheRequests: new BatchedCounter({
       name: `${PREFIX}cache_requests_total`,
       help: 'Served artifacts by cache result: hit, miss, stale or revalidated.',
       labelNames: ['protocol', 'pool', 'result'],
       registers,
     }),
-    bytesServed: new Counter({
+    bytesServed: new BatchedCounter({
       name: `${PREFIX}bytes_served_total`,
       help: 'Bytes sent to clients, by where they came from: cache or upstream.',
       labelNames: ['protocol', 'source'],
@@ -183,13 +184,13 @@ export function createMetrics(
       help: 'Fills served through without caching because the disk could not be written.',
       registers,
     }),
-    bandwidthSaved: new Counter({
+    bandwidthSaved: new BatchedCounter({
       name: `${PREFIX}bandwidth_saved_bytes_total`,
       help: 'Bytes served from the cache (hits and stale answers): upstream traffic saved.',
       labelNames: ['protocol'],
       registers,
     }),
-    staleServed: new Counter({
+    staleServed: new BatchedCounter({
       name: `${PREFIX}stale_served_total`,
       help: 'Artifacts served from the cache because every upstream failed.',
       labelNames: ['protocol'],

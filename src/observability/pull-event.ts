@@ -4,7 +4,7 @@
  * Built here and nowhere else so every protocol logs the same fields.
  */
 import type { Logger } from 'pino'
-import type { Counter } from 'prom-client'
+import type { CounterSeries } from './batched-counter.ts'
 import type { Metrics } from './metrics.ts'
 
 export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidated'
@@ -59,12 +59,12 @@ export function logPullEvent(logger: Logger, fields: PullEventFields): void {
 
 /** The counters one protocol's pulls move, with their labels bound once. */
 interface ProtocolCounters {
-  readonly fromCache: Counter.Internal
-  readonly fromUpstream: Counter.Internal
-  readonly saved: Counter.Internal
-  readonly stale: Counter.Internal
+  readonly fromCache: CounterSeries
+  readonly fromUpstream: CounterSeries
+  readonly saved: CounterSeries
+  readonly stale: CounterSeries
   /** cache_requests_total per pool and result; pools come from the config, so this stays small. */
-  readonly results: Map<string, Readonly<Record<CacheResult, Counter.Internal>>>
+  readonly results: Map<string, Readonly<Record<CacheResult, CounterSeries>>>
 }
 
 /**
@@ -81,10 +81,10 @@ export class PullRecorder {
     private readonly metrics: Metrics,
   ) {
     const bind = (protocol: PullEventFields['protocol']): ProtocolCounters => ({
-      fromCache: metrics.bytesServed.labels({ protocol, source: 'cache' }),
-      fromUpstream: metrics.bytesServed.labels({ protocol, source: 'upstream' }),
-      saved: metrics.bandwidthSaved.labels({ protocol }),
-      stale: metrics.staleServed.labels({ protocol }),
+      fromCache: metrics.bytesServed.series({ protocol, source: 'cache' }),
+      fromUpstream: metrics.bytesServed.series({ protocol, source: 'upstream' }),
+      saved: metrics.bandwidthSaved.series({ protocol }),
+      stale: metrics.staleServed.series({ protocol }),
       results: new Map(),
     })
     this.#protocols = { docker: bind('docker'), pypi: bind('pypi') }
@@ -106,12 +106,12 @@ export class PullRecorder {
     if (this.logger.isLevelEnabled('info')) logPullEvent(this.logger, fields)
   }
 
-  #result(counters: ProtocolCounters, fields: PullEventFields): Counter.Internal {
+  #result(counters: ProtocolCounters, fields: PullEventFields): CounterSeries {
     let byResult = counters.results.get(fields.pool)
     if (!byResult) {
       const { protocol, pool } = fields
       const bind = (result: CacheResult) =>
-        this.metrics.cacheRequests.labels({ protocol, pool, result })
+        this.metrics.cacheRequests.series({ protocol, pool, result })
       byResult = {
         hit: bind('hit'),
         miss: bind('miss'),

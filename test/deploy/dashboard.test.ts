@@ -86,8 +86,8 @@ async function sources(): Promise<string[]> {
   )
 }
 
-/** What prom-client calls write a sample: on the metric, or on its `.labels(...)` child. */
-const WRITES = '(?:inc|dec|set|observe|startTimer|setToCurrentTime|labels)'
+/** What writes a sample: on the metric, on its `.labels(...)` child, or a BatchedCounter's `.series(...)`. */
+const WRITES = '(?:inc|dec|set|observe|startTimer|setToCurrentTime|labels|series)'
 
 /**
  * The dashboard metrics (of `names`) defined in metrics.ts that no source
