@@ -84,6 +84,30 @@ export function negotiateSimple(
   accept: string | readonly string[] | undefined,
   format?: string,
 ): Negotiated | NotAcceptable {
+  if (format !== undefined || typeof accept !== 'string' || accept.length > MEMO_MAX_ACCEPT_CHARS)
+    return negotiate(accept, format)
+  let answer = memo.get(accept)
+  if (answer === undefined) {
+    answer = negotiate(accept, undefined)
+    if (memo.size >= MEMO_ENTRIES) memo.clear()
+    memo.set(accept, answer)
+  }
+  return answer
+}
+
+/**
+ * Answers by Accept header: pip, uv and browsers each send one of a handful,
+ * and parsing one took a few percent of a warm page GET's CPU. Bounded in
+ * entries and in the length of the headers kept.
+ */
+const memo = new Map<string, Negotiated | NotAcceptable>()
+const MEMO_ENTRIES = 256
+const MEMO_MAX_ACCEPT_CHARS = 512
+
+function negotiate(
+  accept: string | readonly string[] | undefined,
+  format: string | undefined,
+): Negotiated | NotAcceptable {
   const forced = format === undefined ? undefined : exactOffer(format.trim().toLowerCase())
   if (forced !== undefined) return chosen(forced)
   const ranges = parseAccept(accept)

@@ -104,3 +104,35 @@ t.test('several Accept lines, odd spacing, case and parameters', async (t) => {
     { type: 'g/h', q: 1 },
   ])
 })
+
+t.test(
+  'answers kept by Accept header stay each header’s own, past the bound of the memo',
+  async (t) => {
+    // More distinct headers than the memo keeps, each asked twice: the second asks are memo hits
+    // (or misses after it was cleared), and every answer must still be its header's.
+    const headers = Array.from({ length: 600 }, (_, i) =>
+      i % 2 === 0
+        ? `${JSON_V1};q=0.${(i % 9) + 1}, text/html;q=0.5, x-${i}/y`
+        : `text/html;q=0.${(i % 9) + 1}, ${JSON_V1};q=0.5, x-${i}/y`,
+    )
+    // JSON at q or 0.5 against text/html at the other; a tie between named types goes to JSON.
+    const expected = (i: number): string => {
+      const q = (i % 9) + 1
+      const json = i % 2 === 0 ? q : 5
+      const html = i % 2 === 0 ? 5 : q
+      return json >= html ? JSON_V1 : TEXT_HTML
+    }
+    for (let round = 0; round < 2; round++)
+      t.same(
+        headers.map((h) => chosen(h)),
+        headers.map((_, i) => expected(i)),
+        `round ${round + 1}`,
+      )
+    const pip = `${JSON_V1}, ${HTML_V1}; q=0.1, text/html; q=0.01`
+    t.equal(chosen(pip), JSON_V1)
+    t.equal(chosen(pip, 'text/html'), TEXT_HTML, '?format= still decides over a known Accept')
+    t.equal(chosen('x/y'), '406')
+    t.equal(chosen('x/y'), '406', 'a refusal is kept as a refusal')
+    t.equal(chosen(`${'a'.repeat(600)}/b, text/html`), TEXT_HTML, 'a long header is answered too')
+  },
+)
