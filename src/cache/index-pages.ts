@@ -103,6 +103,24 @@ export class IndexPages {
     return { page: served as T, cache, upstream }
   }
 
+  /**
+   * The parsed page when `get` would answer it from memory as a plain hit
+   * (held, fresh, not yet due for its refresh ahead, no "not found"
+   * remembered), without a promise; undefined otherwise, and then `get`
+   * answers. A warm page GET is mostly this.
+   */
+  held<T>(source: IndexPageSource): CachedPage<T> | undefined {
+    const key = pageKey(source)
+    const held = this.#recent.get(key)
+    if (held === undefined) return undefined
+    const { record } = held
+    const freshness = this.#freshness
+    if (!freshness.fresh(source, record) || freshness.due(source, record)) return undefined
+    if (freshness.negatives.has(key) || record.page === null || record.page === undefined)
+      return undefined
+    return { page: record.page as T, cache: 'hit', upstream: record.upstream }
+  }
+
   /** The project's stored page as kept, without asking any upstream; undefined when none is. */
   async peek(index: string, project: string): Promise<unknown> {
     const stored = await this.deps.metadata.getDocument(index, project)

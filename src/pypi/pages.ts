@@ -14,6 +14,8 @@ export const NEGATIVE_TTL_MS = 60_000
 
 export interface ProjectPages {
   load(project: string): Promise<CachedPage<ProjectPage>>
+  /** The page when it is a fresh hit in memory, without a promise; else undefined (then `load`). */
+  held(project: string): CachedPage<ProjectPage> | undefined
   /** The page asked of the upstream now, whatever its age: one conditional request when unchanged. */
   revalidate(project: string): Promise<CachedPage<ProjectPage>>
   /** The project's page on every mirror but `except` (uncached), with the mirror's name. */
@@ -51,6 +53,7 @@ export function projectPages(deps: PypiRoutesDeps, where: IndexTarget): ProjectP
     )
   return {
     load: (project) => deps.pages.get(source(project), parse(project)),
+    held: (project) => deps.pages.held(source(project)),
     revalidate: (project) => deps.pages.get({ ...source(project), ttlMs: 0 }, parse(project)),
     elsewhere: (project, except) =>
       deps.pages.fromOtherMirrors(source(project), except, parse(project)),

@@ -12,12 +12,13 @@ import type { PullGuard } from '../pull-guard.ts'
 import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
 import { serveProjectList } from './project-list.ts'
-import { projectPages } from './pages.ts'
+import { projectPages, type ProjectPages } from './pages.ts'
 import { RenderedPages } from './rendered-pages.ts'
 import { PypiHttpError } from './http-errors.ts'
+import type { CachedPage } from '../cache/index-pages.ts'
 import type { ProjectPage } from './model.ts'
 import { isProjectName, normalizeProjectName } from './names.ts'
-import { negotiateSimple } from './negotiate.ts'
+import { negotiateSimple, type Negotiated } from './negotiate.ts'
 import { renderProjectHtml } from './render-html.ts'
 import { renderProjectJson } from './render-json.ts'
 import { indexTarget, type IndexTarget, type PypiRoutesDeps } from './target.ts'
@@ -34,28 +35,41 @@ export function registerPypiRoutes(
   const config = { protocol: 'pypi' }
   const defaultIndex = deps.indexes.find((i) => i.default)?.name
   const rendered = new RenderedPages()
-  const page = async (request: FastifyRequest, reply: FastifyReply) => {
+  // Each index's target and page source are made once: a request only looks them up.
+  const served = new Map<string, ServedIndex>()
+  for (const { name } of deps.indexes) {
+    const where = indexTarget(deps, name)
+    if (where) served.set(name, { where, pages: projectPages(deps, where) })
+  }
+  const target = (request: FastifyRequest, name: string | undefined): ServedIndex => {
+    const found = name === undefined ? undefined : served.get(name)
+    if (!found) throw new PypiHttpError(404, 'no such index')
+    request.pool = found.where.index.name
+    return found
+  }
+  // `slash`: whether the route's template ends in `/`, the page's one name (PEP 503).
+  const page = (slash: boolean) => (request: FastifyRequest, reply: FastifyReply) => {
     const { index, project } = request.params as { index?: string; project: string }
-    const where = target(deps, request, index ?? defaultIndex)
+    const found = target(request, index ?? defaultIndex)
     // The route template, never the request URL, gives the normalized page's URL.
-    const home = `${index === undefined ? '' : where.prefix}/simple/`
-    return servePage(deps, rendered, where, { raw: project, home }, request, reply)
+    const home = `${index === undefined ? '' : found.where.prefix}/simple/`
+    return servePage(deps, rendered, found, { raw: project, home, slash }, request, reply)
   }
   const list = async (request: FastifyRequest, reply: FastifyReply) => {
     const { index } = request.params as { index?: string }
-    const where = target(deps, request, index ?? defaultIndex)
+    const { where } = target(request, index ?? defaultIndex)
     deps.guard(request, reply, { protocol: 'pypi', pool: where.index.name })
     return serveProjectList(deps.streamed, where, request, reply)
   }
   app.get('/simple/', { config }, list)
   app.get('/pypi/:index/simple/', { config }, list)
-  app.get('/simple/:project/', { config }, page)
-  app.get('/simple/:project', { config }, page)
-  app.get('/pypi/:index/simple/:project/', { config }, page)
-  app.get('/pypi/:index/simple/:project', { config }, page)
+  app.get('/simple/:project/', { config }, page(true))
+  app.get('/simple/:project', { config }, page(false))
+  app.get('/pypi/:index/simple/:project/', { config }, page(true))
+  app.get('/pypi/:index/simple/:project', { config }, page(false))
   const legacy = async (request: FastifyRequest, reply: FastifyReply) => {
     const params = request.params as { project: string; version?: string }
-    const where = target(deps, request, defaultIndex)
+    const { where } = target(request, defaultIndex)
     guardProject(deps, request, reply, where, params.project)
     return serveLegacyJson(deps, where, params, reply)
   }
@@ -63,21 +77,16 @@ export function registerPypiRoutes(
   app.get('/pypi/:project/:version/json', { config }, legacy)
   app.get('/pypi/:index/files/:project/:hash/:filename', { config }, async (request, reply) => {
     const params = request.params as Record<'index' | 'project' | 'hash' | 'filename', string>
-    const where = target(deps, request, params.index)
+    const { where, pages } = target(request, params.index)
     guardProject(deps, request, reply, where, params.project)
-    return serveFile(deps, where, params, reply, projectPages(deps, where))
+    return serveFile(deps, where, params, reply, pages)
   })
 }
 
-function target(
-  deps: PypiRoutesDeps,
-  request: FastifyRequest,
-  name: string | undefined,
-): IndexTarget {
-  const where = indexTarget(deps, name)
-  if (!where) throw new PypiHttpError(404, 'no such index')
-  request.pool = where.index.name
-  return where
+/** A configured index, ready to serve. */
+interface ServedIndex {
+  readonly where: IndexTarget
+  readonly pages: ProjectPages
 }
 
 /** The guard, for a valid project name (an invalid one is a 404 further on, touching nothing). */
@@ -93,20 +102,26 @@ function guardProject(
   deps.guard(request, reply, pulled as PullTarget)
 }
 
-async function servePage(
+/**
+ * Not async: a page held in memory is answered before this returns
+ * (undefined, as Fastify expects of a route that sent its reply), without a
+ * promise per request; only a page to load returns one.
+ */
+function servePage(
   deps: PypiRoutesDeps & PypiRouteGuard,
   rendered: RenderedPages,
-  where: IndexTarget,
-  name: { readonly raw: string; readonly home: string },
+  { where, pages }: ServedIndex,
+  name: { readonly raw: string; readonly home: string; readonly slash: boolean },
   request: FastifyRequest,
   reply: FastifyReply,
-): Promise<FastifyReply> {
+): Promise<FastifyReply> | undefined {
   const { raw } = name
   if (!isProjectName(raw)) throw new PypiHttpError(404, 'not a valid project name')
   const project = normalizeProjectName(raw)
-  if (project !== raw || request.routeOptions.url?.endsWith('/') !== true) {
+  if (project !== raw || !name.slash) {
     // PEP 503: the normalized URL, with its trailing slash, is the page's one name.
-    return reply.redirect(`${name.home}${project}/`, 301)
+    reply.redirect(`${name.home}${project}/`, 301)
+    return undefined
   }
   guardProject(deps, request, reply, where, project)
   const format = (request.query as { format?: unknown }).format
@@ -116,7 +131,25 @@ async function servePage(
   )
   if (!negotiated.acceptable)
     throw new PypiHttpError(406, `acceptable types: ${negotiated.offered.join(', ')}`)
-  const { page, cache, upstream } = await projectPages(deps, where).load(project)
+  const held = pages.held(project)
+  if (held) {
+    sendPage(rendered, where, project, negotiated, held, reply)
+    return undefined
+  }
+  return pages
+    .load(project)
+    .then((loaded) => sendPage(rendered, where, project, negotiated, loaded, reply))
+}
+
+/** The page in the negotiated format, rendered once per page object (RenderedPages). */
+function sendPage(
+  rendered: RenderedPages,
+  where: IndexTarget,
+  project: string,
+  negotiated: Negotiated,
+  { page, cache, upstream }: CachedPage<ProjectPage>,
+  reply: FastifyReply,
+): FastifyReply {
   const fileUrl = (file: ProjectPage['files'][number]) =>
     `${where.prefix}/files/${project}/${file.hashes.sha256 ?? NO_HASH}/${encodeURIComponent(file.filename)}`
   const key = `${where.index.name} ${project} ${negotiated.format} ${where.prefix}`

@@ -192,6 +192,30 @@ t.test('after indexTTL the page is revalidated with If-None-Match; 304 keeps it'
   t.same(pulls, ['miss', 'hit', 'revalidated'])
 })
 
+t.test(
+  'a warm page near the end of its indexTTL is served at once and renewed behind',
+  async (t) => {
+    const { app, upstream, clock } = await setup(t)
+    await get(`${app.url}/simple/lib/`)
+    clock.now += INDEX_TTL_MS * 0.5
+    await get(`${app.url}/simple/lib/`)
+    t.equal(upstream.count('/simple/lib/'), 1, 'half way through indexTTL: answered from memory')
+    clock.now += INDEX_TTL_MS * 0.4
+    const late = await get(`${app.url}/simple/lib/`)
+    t.equal(late.status, 200)
+    t.match(late.text, 'lib-1.0')
+    // Past REFRESH_AHEAD_FRACTION of the TTL a hit also asks the upstream, in the background.
+    const deadline = Date.now() + 5_000
+    while (upstream.count('/simple/lib/') < 2 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    t.equal(upstream.count('/simple/lib/'), 2, 'renewed ahead of its TTL')
+    t.same(
+      app.logs.lines.filter((l) => l.msg === 'pull').map((l) => l.cache),
+      ['miss', 'hit', 'hit'],
+    )
+  },
+)
+
 t.test('a new release upstream appears after indexTTL', async (t) => {
   const { app, upstream, clock } = await setup(t)
   upstream.setFiles((f) => f.version !== '1.1')
