@@ -40,3 +40,38 @@ t.test(
     t.notMatch(text, /^(?!#)(?!pullthrough_)\w+/m, 'every sample is prefixed')
   },
 )
+
+t.test('requests are counted by route template, method and status; timed by route', async (t) => {
+  const { url } = await startApp(t)
+  await fetch(`${url}/healthz`, { method: 'HEAD' })
+  await fetch(`${url}/simple/Not_Normal/`, { redirect: 'manual' })
+  await fetch(`${url}/simple/-bad-/`)
+  await fetch(`${url}/nope`, { method: 'DELETE' })
+  const text = await (await fetch(`${url}/metrics`)).text()
+  t.match(
+    text,
+    /^pullthrough_http_requests_total\{protocol="ops",route="\/healthz",method="HEAD",status="200"\} 1$/m,
+    'a HEAD of a GET route, by its own method',
+  )
+  t.match(
+    text,
+    /^pullthrough_http_requests_total\{protocol="pypi",route="\/simple\/:project\/",method="GET",status="301"\} 1$/m,
+  )
+  t.match(
+    text,
+    /^pullthrough_http_requests_total\{protocol="pypi",route="\/simple\/:project\/",method="GET",status="404"\} 1$/m,
+    'an error a route answers is that route’s',
+  )
+  t.match(
+    text,
+    /^pullthrough_http_requests_total\{protocol="none",route="unmatched",method="DELETE",status="404"\} 1$/m,
+  )
+  t.match(
+    text,
+    /^pullthrough_http_request_duration_seconds_count\{protocol="pypi",route="\/simple\/:project\/"\} 2$/m,
+  )
+  t.match(
+    text,
+    /^pullthrough_http_request_duration_seconds_count\{protocol="none",route="unmatched"\} 1$/m,
+  )
+})
