@@ -7,6 +7,8 @@
 export class Lru<V> {
   readonly #entries = new Map<string, V>()
   #weight = 0
+  /** The most recently used key, if known: asked again, it needs no re-insertion. */
+  #newest: string | undefined
 
   constructor(
     /** Total weight held at most; an entry heavier than this is never held. */
@@ -16,10 +18,13 @@ export class Lru<V> {
 
   get(key: string): V | undefined {
     const value = this.#entries.get(key)
-    if (value === undefined) return undefined
+    if (value === undefined || key === this.#newest) return value
     // Map keeps insertion order: re-inserting marks the entry most recently used.
+    // (Deleting a map's last entry also shrinks it, an allocation, so a key
+    // asked again and again is left where it is.)
     this.#entries.delete(key)
     this.#entries.set(key, value)
+    this.#newest = key
     return value
   }
 
@@ -27,10 +32,12 @@ export class Lru<V> {
     this.delete(key)
     if (this.weigh(value) > this.maxWeight) return
     this.#entries.set(key, value)
+    this.#newest = key
     this.#weight += this.weigh(value)
     for (const [oldest, held] of this.#entries) {
       if (this.#weight <= this.maxWeight) break
       this.#entries.delete(oldest)
+      if (oldest === this.#newest) this.#newest = undefined
       this.#weight -= this.weigh(held)
     }
   }
@@ -39,6 +46,7 @@ export class Lru<V> {
     const value = this.#entries.get(key)
     if (value === undefined) return
     this.#entries.delete(key)
+    if (key === this.#newest) this.#newest = undefined
     this.#weight -= this.weigh(value)
   }
 

@@ -38,3 +38,53 @@ t.test('weighed by count, it holds that many entries', async (t) => {
   t.equal(lru.get('c'), 'C')
   t.equal(lru.weight, 2)
 })
+
+t.test('the order of use holds over any mix of gets, sets and deletes', async (t) => {
+  // A reference model (an array, most recent last) beside the Lru, over a fixed
+  // pseudo-random sequence: repeated gets of the newest key included.
+  const lru = new Lru<number>(2, () => 1)
+  let model: [string, number][] = []
+  let seed = 7
+  const next = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    return seed % n
+  }
+  const keys = ['a', 'b', 'c']
+  for (let step = 0; step < 2000; step++) {
+    const key = keys[next(keys.length)] ?? 'a'
+    const op = next(10)
+    const at = model.findIndex(([k]) => k === key)
+    if (op < 5) {
+      const held = at < 0 ? undefined : model.splice(at, 1)[0]
+      if (held) model.push(held)
+      t.equal(lru.get(key), held?.[1], `step ${step}: get ${key}`, { diagnostic: false })
+      if (op < 2 && held) t.equal(lru.get(key), held[1], 'asked again', { diagnostic: false })
+    } else if (op < 9) {
+      if (at >= 0) model.splice(at, 1)
+      model.push([key, step])
+      lru.set(key, step)
+      if (model.length > 2) model = model.slice(-2)
+    } else {
+      if (at >= 0) model.splice(at, 1)
+      lru.delete(key)
+    }
+  }
+  t.equal(lru.weight, model.length)
+  for (const [key, value] of model) t.equal(lru.get(key), value)
+})
+
+t.test('a key used again after another counts as the most recent', async (t) => {
+  const lru = new Lru<string>(2, () => 1)
+  lru.set('a', 'A')
+  lru.set('b', 'B')
+  t.equal(lru.get('a'), 'A')
+  t.equal(lru.get('b'), 'B', 'b, set last, is used again after a')
+  lru.set('c', 'C')
+  t.equal(lru.get('a'), undefined, 'a was the least recently used')
+  t.equal(lru.get('b'), 'B')
+  t.equal(lru.get('b'), 'B', 'asked twice in a row')
+  t.equal(lru.get('c'), 'C')
+  lru.set('d', 'D')
+  t.equal(lru.get('b'), undefined, 'b went before c, used after it')
+  t.equal(lru.get('c'), 'C')
+})
