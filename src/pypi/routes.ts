@@ -7,7 +7,6 @@
  * cache or an upstream; a name that is not normalized redirects (301).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { PullTarget } from '../auth/policy.ts'
 import type { PullGuard } from '../pull-guard.ts'
 import { NO_HASH, serveFile } from './files.ts'
 import { serveLegacyJson } from './legacy-json.ts'
@@ -98,8 +97,11 @@ function guardProject(
   raw: string,
 ): void {
   if (!isProjectName(raw)) return
-  const pulled = { protocol: 'pypi', pool: where.index.name, name: normalizeProjectName(raw) }
-  deps.guard(request, reply, pulled as PullTarget)
+  deps.guard(request, reply, {
+    protocol: 'pypi',
+    pool: where.index.name,
+    name: normalizeProjectName(raw),
+  })
 }
 
 /**
@@ -123,7 +125,7 @@ function servePage(
     reply.redirect(`${name.home}${project}/`, 301)
     return undefined
   }
-  guardProject(deps, request, reply, where, project)
+  deps.guard(request, reply, { protocol: 'pypi', pool: where.index.name, name: project })
   const format = (request.query as { format?: unknown }).format
   const negotiated = negotiateSimple(
     request.headers.accept,
