@@ -27,7 +27,7 @@ import { answerFrameworkError, installErrorHandling } from './http/errors.ts'
 import { registerHealthRoutes } from './http/health.ts'
 import { registerMetrics } from './http/metrics.ts'
 import { addSecurityHeaders, answerClientError } from './http/security-headers.ts'
-import { requestLoggers } from './http/request-logger.ts'
+import { requestLogger } from './http/request-logger.ts'
 import { renderPypiError } from './pypi/http-errors.ts'
 import { registerPypiRoutes } from './pypi/routes.ts'
 import { openMetadataStore } from './metadata/open.ts'
@@ -164,7 +164,7 @@ export async function buildApp(
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request is logged by the metrics hook; fastify's two are noise.
     logController: new LogController({ disableRequestLogging: true }),
-    childLoggerFactory: requestLoggers(logger),
+    childLoggerFactory: requestLogger,
     // Repository names with many path segments are long; the distribution spec bounds them.
     routerOptions: { maxParamLength: 1024 },
     trustProxy: config.server.trustProxy,

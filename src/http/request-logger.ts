@@ -9,7 +9,6 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString, LogFn } from 'pino'
-import type { Logger } from '../observability/logger.ts'
 
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
 
@@ -17,7 +16,7 @@ class RequestLogger implements FastifyBaseLogger {
   #made: FastifyBaseLogger | undefined
 
   constructor(
-    private readonly parent: Logger,
+    private readonly parent: LevelAware,
     private readonly bindings: Bindings,
     private readonly options: ChildLoggerOptions,
   ) {}
@@ -69,16 +68,27 @@ class RequestLogger implements FastifyBaseLogger {
   }
 }
 
+/** A logger that can say whether a level is written (pino's, which Fastify wraps in a child). */
+interface LevelAware extends FastifyBaseLogger {
+  isLevelEnabled(level: string): boolean
+}
+
+function levelAware(logger: FastifyBaseLogger): logger is LevelAware {
+  return typeof (logger as Partial<LevelAware>).isLevelEnabled === 'function'
+}
+
 /**
- * Fastify's `childLoggerFactory` for a server whose logger is `root`: a
- * request logger made on its first line. A parent other than `root` (a
- * plugin's own logger) gets its child at once, as Fastify's default does.
+ * Fastify's `childLoggerFactory`: a request logger made on its first line.
+ * (Fastify's parent is its own child of the configured logger, not that
+ * logger.) A parent that cannot say which levels it writes gets its child at
+ * once, as Fastify's default does.
  */
-export function requestLoggers(root: Logger) {
-  return (
-    parent: FastifyBaseLogger,
-    bindings: Bindings,
-    options: ChildLoggerOptions,
-  ): FastifyBaseLogger =>
-    parent === root ? new RequestLogger(root, bindings, options) : parent.child(bindings, options)
+export function requestLogger(
+  parent: FastifyBaseLogger,
+  bindings: Bindings,
+  options: ChildLoggerOptions,
+): FastifyBaseLogger {
+  return levelAware(parent)
+    ? new RequestLogger(parent, bindings, options)
+    : parent.child(bindings, options)
 }
