@@ -34,6 +34,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseSize } from '../src/config/units.ts'
 import { nginxVersion, startNginx } from './nginx.ts'
+import { PAGE_FILES, writeProjectPage } from './pypi-index.ts'
 import {
   cleanUp,
   cleanUpOnSignals,
@@ -67,8 +68,6 @@ const CPU_PROF_DIR = values['cpu-prof-dir']
 const { mode: VERIFY_MODE, value: VERIFY_ON_READ } = verifyOnReadFlag(values['verify-on-read'])
 /** Warm file downloads against nginx, by mode: full verification costs a hash, `changed` does not. */
 const FILE_TARGET = { on: 0.8, changed: 0.95, off: undefined }[VERIFY_MODE]
-/** Links on the project page: a project with a long release history (numpy lists thousands). */
-const PAGE_FILES = 300
 const PROJECT = 'bigfile'
 /** A small file too, for the fixed cost of a request: many pure-Python wheels are this size. */
 const SMALL_FILE_BYTES = 16 * 1024
@@ -91,29 +90,17 @@ await chmod(work, 0o755)
 /** Writes the upstream's files: the large file and the page listing it among PAGE_FILES links. */
 async function makeIndex(root: string): Promise<string> {
   const filesDir = join(root, 'files')
-  const pageDir = join(root, 'simple', PROJECT)
   await mkdir(filesDir, { recursive: true })
-  await mkdir(pageDir, { recursive: true })
   const body = randomBytes(FILE_BYTES)
   const filename = `${PROJECT}-1.0.0-py3-none-any.whl`
   await writeFile(join(filesDir, filename), body)
   const small = randomBytes(SMALL_FILE_BYTES)
   await writeFile(join(filesDir, SMALL_FILENAME), small)
-  const links = [
-    `${filename}#sha256=${createHash('sha256').update(body).digest('hex')}`,
-    `${SMALL_FILENAME}#sha256=${createHash('sha256').update(small).digest('hex')}`,
-  ]
-  // The other releases are listed, never downloaded: their hashes only have to look right.
-  for (let i = 2; i < PAGE_FILES; i++)
-    links.push(`${PROJECT}-0.${i}.0-py3-none-any.whl#sha256=${randomBytes(32).toString('hex')}`)
-  const anchors = links
-    .map((link) => `    <a href="../../files/${link}">${link.split('#')[0] ?? ''}</a><br/>`)
-    .join('\n')
-  await writeFile(
-    join(pageDir, 'index.html'),
-    `<!DOCTYPE html>\n<html>\n  <body>\n    <h1>Links for ${PROJECT}</h1>\n${anchors}\n  </body>\n</html>\n`,
-  )
-  for (const dir of [root, join(root, 'simple'), pageDir, filesDir]) await chmod(dir, 0o755)
+  const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
+  await writeProjectPage(root, PROJECT, [
+    { name: filename, sha256: sha256(body) },
+    { name: SMALL_FILENAME, sha256: sha256(small) },
+  ])
   return filename
 }
 

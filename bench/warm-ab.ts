@@ -5,7 +5,9 @@
  * alternate A B B A A B ... so load on the machine falls on both alike.
  *
  * `--path manifest` (default) GETs a tag's manifest, the path per-request work
- * (hooks, decorations, the pull event) moves first; `--path blob` GETs one
+ * (hooks, decorations, the pull event) moves first; `--path page` GETs a PyPI
+ * project page of 300 links as HTML (bench/pypi-index.ts, served by nginx as
+ * the index), per-request work with a 75 KB body; `--path blob` GETs one
  * layer of `--blob-mib` MiB, the path per-byte work moves.
  *
  * Two processes of the same code differ by up to 10% for their whole life (JIT
@@ -18,17 +20,19 @@
  * throughput does.
  *
  * Usage: npm run bench:ab -- --a /path/to/checkout-a [--b /path/to/checkout-b]
- *        [--path manifest|blob --blob-mib 64 --pairs 3 --rounds 6 --wrk-seconds 4
+ *        [--path manifest|page|blob --blob-mib 64 --pairs 3 --rounds 6 --wrk-seconds 4
  *         --connections N --unpinned --cpu-prof DIR]
  * B defaults to this checkout. `--cpu-prof DIR` writes one V8 profile per side
  * and pair (summarise with bench/profile-summary.ts).
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import { buildImage } from '../test/helpers/images.ts'
+import { startNginx } from './nginx.ts'
+import { writeProjectPage } from './pypi-index.ts'
 import { startRegistry } from '../test/helpers/registry.ts'
 import {
   cleanUp,
@@ -67,7 +71,7 @@ const SIDES = [
   { label: 'A', checkout: resolve(values.a) },
   { label: 'B', checkout: resolve(values.b) },
 ] as const
-const PATH = oneOf('path', values.path, ['manifest', 'blob'] as const)
+const PATH = oneOf('path', values.path, ['manifest', 'page', 'blob'] as const)
 const BLOB_BYTES = positiveInt('blob-mib', values['blob-mib']) * 1024 * 1024
 const PAIRS = positiveInt('pairs', values.pairs)
 const ROUNDS = positiveInt('rounds', values.rounds)
@@ -81,6 +85,7 @@ const PINNED = !values.unpinned
 const THREADS = PINNED ? 1 : 2
 
 const REPOSITORY = 'library/bench'
+const PROJECT = 'bench'
 /** Unmeasured requests per side before the first round, so both are JIT-warm. */
 const WARMUP_SECONDS = 3
 const HTTP_TIMEOUT_MS = 60_000
@@ -91,6 +96,8 @@ const teardowns = new Teardowns()
 const work = await mkdtemp(join(tmpdir(), 'pt-bench-ab-'))
 teardowns.teardown(() => rm(work, { recursive: true, force: true }))
 cleanUpOnSignals(teardowns)
+// nginx workers run as an unprivileged user when started by root: they must read the index.
+await chmod(work, 0o755)
 
 interface Round {
   readonly perSecond: number
@@ -100,6 +107,14 @@ interface Round {
 }
 
 try {
+  const index = join(work, 'index')
+  await writeProjectPage(index, PROJECT, [])
+  const nginx = await startNginx({
+    server: `    root ${index};
+    location /simple/ { default_type text/html; index index.html; }`,
+    accessLog: false,
+  })
+  teardowns.teardown(() => nginx.stop())
   const registry = await startRegistry(teardowns.asTest())
   const layerBytes = PATH === 'blob' ? BLOB_BYTES : 1024
   const image = await buildImage(join(work, 'image'), { layers: [layerBytes] })
@@ -109,7 +124,10 @@ try {
   const target = (pt: Pullthrough) =>
     PATH === 'blob'
       ? `${pt.url}/v2/${REPOSITORY}/blobs/${layer}`
-      : `${pt.url}/v2/${REPOSITORY}/manifests/latest`
+      : PATH === 'page'
+        ? `${pt.url}/simple/${PROJECT}/`
+        : `${pt.url}/v2/${REPOSITORY}/manifests/latest`
+  const accept = PATH === 'page' ? 'text/html' : DOCKER_ACCEPT
 
   const wrk = async (pt: Pullthrough, seconds: number) => {
     const result = await runWrk({
@@ -117,7 +135,7 @@ try {
       threads: THREADS,
       connections: CONNECTIONS,
       durationS: seconds,
-      headers: { Accept: DOCKER_ACCEPT },
+      headers: { Accept: accept },
       cpus: PINNED ? WRK_CPU : undefined,
     })
     if (result.non2xx > 0 || result.socketErrors > 0)
@@ -138,7 +156,9 @@ try {
       sections: `docker:
   registries:
     - { name: docker.io, default: true, tagTTL: 1h, upstreams: [{ url: "${registry.url}" }] }
-pypi: { indexes: [] }
+pypi:
+  indexes:
+    - { name: pypi, default: true, indexTTL: 1h, upstreams: [{ url: "${nginx.url}/simple/" }] }
 `,
     })
     if (PINNED)
@@ -147,7 +167,7 @@ pypi: { indexes: [] }
       })
     // The first GET fills the cache; the warm-up rounds after it are all hits.
     const res = await fetch(target(pt), {
-      headers: { accept: DOCKER_ACCEPT },
+      headers: { accept },
       signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
     })
     await res.arrayBuffer()
