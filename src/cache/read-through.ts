@@ -11,7 +11,7 @@
  * not-found or an auth refusal asks once more with its own source, since the
  * blob may be absent from or private to the other repository.
  */
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { MetadataStore } from '../metadata/store.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
@@ -25,6 +25,7 @@ import { BlobUnknownUpstreamError } from './errors.ts'
 import { Fill, type FillRouter, type FillSource } from './fill.ts'
 import { InUse } from './in-use.ts'
 import { quarantine } from './quarantine.ts'
+import type { ServedBody } from './served-body.ts'
 
 /** After a storage write failure, fills stream through without trying the disk for this long. */
 export const STORAGE_RETRY_AFTER_MS = 30_000
@@ -57,7 +58,7 @@ export interface ServedBlob {
   readonly cache: 'hit' | 'miss'
   /** Total size of the blob, when known before the body completes. */
   readonly size: number | undefined
-  readonly stream: Readable
+  readonly body: ServedBody
   /** Mirror that served a miss. */
   readonly upstream: string | undefined
 }
@@ -100,8 +101,8 @@ export class ReadThrough {
       const fill = [...this.#fills.values()].find((f) => f.digest === digest && !f.failure)
       await fill?.ready
       if (fill?.size === undefined || start >= fill.size) return undefined
-      const stream = fill.createReader(start)
-      return { cache: 'miss' as const, size: fill.size, stream, upstream: fill.upstream }
+      const body = fill.createReader(start)
+      return { cache: 'miss' as const, size: fill.size, body, upstream: fill.upstream }
     })
   }
 
@@ -139,7 +140,8 @@ export class ReadThrough {
     const release = this.inUse.acquire(digest)
     try {
       const served = await open()
-      if (served) served.stream.once('close', release)
+      // A body read whole holds no file: gc and eviction may go on at once.
+      if (served?.body instanceof Readable) served.body.once('close', release)
       else release()
       return served
     } catch (error) {
@@ -188,25 +190,34 @@ export class ReadThrough {
     await Promise.allSettled([...this.#fills.values()].map((fill) => fill.done))
   }
 
-  async #fromStore(digest: string, options: ServeOptions): Promise<ServedBlob | undefined> {
-    const stat = await this.deps.blobs.stat(digest)
-    if (!stat) return undefined
+  async #fromStore(digest: Digest, options: ServeOptions): Promise<ServedBlob | undefined> {
     const { range } = options
-    const whole =
-      range === undefined || (range.start === 0 && (range.end ?? stat.size - 1) >= stat.size - 1)
-    const stream = await this.deps.blobs.createReadStream(digest, {
-      verify: this.deps.verifyOnRead && whole,
-      ...(range ? { start: range.start, end: range.end ?? stat.size - 1 } : {}),
-    })
-    stream.once('error', (error: Error) => {
-      if (!(error instanceof DigestMismatchError)) return
-      void quarantine(this.deps, digest)
-    })
+    let opened
+    try {
+      opened = await this.deps.blobs.open(digest, {
+        // The store verifies a read that covers the whole blob, and only such a read.
+        verify: this.deps.verifyOnRead,
+        ...(range
+          ? { start: range.start, ...(range.end === undefined ? {} : { end: range.end }) }
+          : {}),
+      })
+    } catch (error) {
+      if (!(error instanceof DigestMismatchError)) throw error
+      // Read whole and found rotten before a byte went out: removed, and (by `serve`) fetched again.
+      await quarantine(this.deps, digest)
+      return undefined
+    }
+    if (!opened) return undefined
+    const { size, body } = opened
+    if (body instanceof Readable)
+      body.once('error', (error: Error) => {
+        if (error instanceof DigestMismatchError) void quarantine(this.deps, digest)
+      })
     this.deps.accesses.record(digest, this.deps.now())
-    return { cache: 'hit', size: stat.size, stream, upstream: undefined }
+    return { cache: 'hit', size, body, upstream: undefined }
   }
 
-  async #fromFill(digest: string, source: FillSource, options: ServeOptions): Promise<ServedBlob> {
+  async #fromFill(digest: Digest, source: FillSource, options: ServeOptions): Promise<ServedBlob> {
     const key = this.#key(digest, source)
     let running = this.#fills.get(key)
     if (running?.verified) {
@@ -236,8 +247,8 @@ export class ReadThrough {
     }
     const { range } = options
     const end = range?.end !== undefined ? range.end + 1 : undefined
-    const stream = fill.createReader(range?.start ?? 0, end)
-    return { cache: 'miss', size: fill.size, stream, upstream: fill.upstream }
+    const body = fill.createReader(range?.start ?? 0, end)
+    return { cache: 'miss', size: fill.size, body, upstream: fill.upstream }
   }
 
   #key(digest: string, source: FillSource): string {

@@ -12,6 +12,7 @@ import type { ReadThrough } from '../cache/read-through.ts'
 import type { Logger } from '../observability/logger.ts'
 import { isDigest } from '../storage/digest.ts'
 import { INTERNAL_BLOBS_PATH } from './peer-sources.ts'
+import { discardBody } from '../cache/served-body.ts'
 
 /** Replica connections at most: a few per replica and blob being filled. */
 const MAX_CONNECTIONS = 256
@@ -67,18 +68,19 @@ export async function startInternalServer(options: InternalServerOptions): Promi
     }
     const served = await options.cache.servePeer(digest, start).catch(() => undefined)
     if (!served || served.size === undefined) {
-      served?.stream.destroy()
+      if (served) discardBody(served.body)
       res.writeHead(404).end()
       return
     }
-    const { size, stream } = served
+    const { size, body } = served
     res.writeHead(start > 0 ? 206 : 200, {
       'content-type': 'application/octet-stream',
       'content-length': String(size - start),
       ...(start > 0 ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}),
     })
     // A failed fill or a stop cuts the response; the replica reading it resumes elsewhere.
-    await pipeline(stream, res).catch(() => res.destroy())
+    if (Buffer.isBuffer(body)) res.end(body)
+    else await pipeline(body, res).catch(() => res.destroy())
   }
 
   server.listen(options.port, options.host)

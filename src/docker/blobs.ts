@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ReadThrough } from '../cache/read-through.ts'
 import { OciError } from './errors.ts'
 import type { DockerTarget } from './target.ts'
+import { discardBody } from '../cache/served-body.ts'
 
 export interface ByteRange {
   readonly start: number
@@ -82,7 +83,7 @@ export async function serveBlob(
   reply.header('accept-ranges', 'bytes')
   if (range && served.size !== undefined) {
     if (range.start >= served.size) {
-      served.stream.destroy()
+      discardBody(served.body)
       throw notSatisfiable(reply, served.size)
     }
     const end = Math.min(range.end ?? served.size - 1, served.size - 1)
@@ -93,8 +94,5 @@ export async function serveBlob(
   } else if (served.size !== undefined) {
     reply.header('content-length', String(served.size))
   }
-  return reply.sendPull(
-    { ...pulled, cache: served.cache, upstream: served.upstream },
-    served.stream,
-  )
+  return reply.sendPull({ ...pulled, cache: served.cache, upstream: served.upstream }, served.body)
 }

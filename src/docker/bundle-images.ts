@@ -6,6 +6,7 @@
 import type { ManifestCache } from '../cache/manifests.ts'
 import type { BundleImages } from '../bundle/ports.ts'
 import { dockerSyncImages, imageTarget, type DockerSyncDeps } from './sync-images.ts'
+import { bodyStream } from '../cache/served-body.ts'
 
 export interface DockerBundleDeps extends DockerSyncDeps {
   readonly manifests: Pick<ManifestCache, 'revalidate' | 'byDigest' | 'record'>
@@ -23,7 +24,9 @@ export function dockerBundleImages(deps: DockerBundleDeps): BundleImages {
     },
     manifest: (image, digest) => sync.manifest(image, digest),
     async open(image, digest) {
-      return (await deps.cache.serve(digest, imageTarget(deps, image).remote.blob(digest))).stream
+      return bodyStream(
+        (await deps.cache.serve(digest, imageTarget(deps, image).remote.blob(digest))).body,
+      )
     },
     record: (image, tag, manifest, fetchedAt) =>
       deps.manifests.record(image.registry, image.repository, tag, manifest, fetchedAt),

@@ -14,6 +14,7 @@ import { DockerRemote, type RegistryPool } from './remote.ts'
 import { routeRegistry } from './routing.ts'
 import { upstreamTags } from './tags.ts'
 import type { DockerTarget, RegistryEntry } from './target.ts'
+import { bodyStream, discardBody } from '../cache/served-body.ts'
 
 export interface DockerSyncDeps {
   readonly registries: readonly RegistryEntry[]
@@ -54,10 +55,10 @@ export function dockerSyncImages(deps: DockerSyncDeps): ImageSync {
     async blob(image, digest, paced) {
       const served = await deps.cache.serve(digest, target(image).remote.blob(digest))
       if (served.cache === 'hit') {
-        served.stream.destroy()
+        discardBody(served.body)
         return { bytes: 0 }
       }
-      return { bytes: await drain(served.stream, paced) }
+      return { bytes: await drain(bodyStream(served.body), paced) }
     },
   }
 }

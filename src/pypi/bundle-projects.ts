@@ -12,6 +12,7 @@ import { parseDistFilename } from './names.ts'
 import { projectPages } from './pages.ts'
 import { pypiSyncProjects } from './sync-projects.ts'
 import { indexTarget, type IndexTarget, type PypiRoutesDeps } from './target.ts'
+import { bodyStream } from '../cache/served-body.ts'
 
 export function pypiBundleProjects(deps: PypiRoutesDeps): BundleProjects {
   const sync = pypiSyncProjects(deps)
@@ -59,7 +60,9 @@ export function pypiBundleProjects(deps: PypiRoutesDeps): BundleProjects {
       const head = await deps.cache.stat(digest, location)
       if (head.size !== undefined) return head.size
       // The host gives no length: fetch it now, then it is in the store.
-      return drain((await deps.cache.serve(digest, location)).stream, () => Promise.resolve())
+      return drain(bodyStream((await deps.cache.serve(digest, location)).body), () =>
+        Promise.resolve(),
+      )
     },
     async open(ref, file) {
       const { location, digest } = located(ref.index, file)
@@ -68,7 +71,7 @@ export function pypiBundleProjects(deps: PypiRoutesDeps): BundleProjects {
         ? await deps.cache.serve(digest, location)
         : await deps.cache.serveStored(digest)
       if (!served) throw notAllowed(file)
-      return served.stream
+      return bodyStream(served.body)
     },
     record: (ref, files, fetchedAt) =>
       deps.pages.merge(

@@ -81,7 +81,7 @@ export async function serveFile(
     cache: served.cache,
     upstream: served.upstream,
   }
-  return reply.sendPull(artifact, served.stream)
+  return reply.sendPull(artifact, served.body)
 }
 
 /**

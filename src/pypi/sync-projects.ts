@@ -10,6 +10,7 @@ import type { ProjectRef, ProjectSync } from '../sync/ports.ts'
 import { isProjectName, normalizeProjectName, parseDistFilename } from './names.ts'
 import { projectPages } from './pages.ts'
 import { indexTarget, type IndexTarget, type PypiRoutesDeps } from './target.ts'
+import { bodyStream, discardBody } from '../cache/served-body.ts'
 
 export function pypiSyncProjects(deps: PypiRoutesDeps): ProjectSync {
   const target = (name: string | undefined): IndexTarget => {
@@ -41,10 +42,10 @@ export function pypiSyncProjects(deps: PypiRoutesDeps): ProjectSync {
         throw new SyncPlanError(`${file.filename}: not on a host the index allows`)
       const served = await deps.cache.serve(`sha256:${file.sha256}`, location)
       if (served.cache === 'hit') {
-        served.stream.destroy()
+        discardBody(served.body)
         return { bytes: 0 }
       }
-      return { bytes: await drain(served.stream, paced) }
+      return { bytes: await drain(bodyStream(served.body), paced) }
     },
   }
 }

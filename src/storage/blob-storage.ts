@@ -28,6 +28,18 @@ export interface ReadOptions {
   readonly end?: number
 }
 
+/** A committed blob opened to be served. */
+export interface OpenedBlob {
+  readonly size: number
+  /**
+   * Its bytes. Whole, in memory, when the read covers the blob and it fits one
+   * read (`readBuffers.size`): already verified when asked, so a mismatch
+   * rejects the open before any byte is served. Otherwise a stream, verified
+   * as createReadStream verifies.
+   */
+  readonly body: Buffer | Readable
+}
+
 export interface BlobStorage {
   /** The buffers reads fill; give a chunk back here once it is written out. */
   readonly readBuffers: ReadBuffers
@@ -56,6 +68,8 @@ export interface BlobStorage {
     digest: string,
     pace: (bytes: number) => Promise<void>,
   ): Promise<{ readonly result: BlobCheck; readonly bytes: number }>
+  /** Opens a committed blob to serve it, with its size; undefined when absent. */
+  open(digest: string, options?: ReadOptions): Promise<OpenedBlob | undefined>
   /** Opens a committed blob for reading; BlobNotFoundError before streaming when absent. */
   createReadStream(digest: string, options?: ReadOptions): Promise<Readable>
   /** Removes a committed blob; false when it was not there. */

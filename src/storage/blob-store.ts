@@ -13,7 +13,7 @@
  * outside the store.
  */
 import * as nodeFs from 'node:fs/promises'
-import type { BigIntStats } from 'node:fs'
+import { fstatSync, type BigIntStats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeInto } from '../pipe-into.ts'
@@ -41,6 +41,7 @@ import {
   type BlobCheck,
   type BlobStat,
   type BlobStorage,
+  type OpenedBlob,
   type ReadOptions,
 } from './blob-storage.ts'
 import { Spool } from './spool.ts'
@@ -256,6 +257,69 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
   }
 
   /**
+   * Opens a committed blob to serve it (see BlobStorage.open); undefined when
+   * absent. A whole read that fits one read buffer is read in one call and,
+   * with `verify`, hashed before it is returned: for a small file, the
+   * stream stages and the file calls of every further read cost more than its
+   * bytes (bench/RESULTS.md, 2026-12-05 "evening").
+   */
+  async open(digest: string, options: ReadOptions = {}): Promise<OpenedBlob | undefined> {
+    const valid = parseDigest(digest)
+    const { start = 0, end } = options
+    if (!isValidRange(options.start, end)) throw new InvalidRangeError(options.start, end)
+    let fh: nodeFs.FileHandle
+    try {
+      fh = await this.#open(valid)
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) return undefined
+      throw error
+    }
+    let whole: Buffer | undefined
+    try {
+      // On the descriptor just opened the inode is in memory: a thread-pool
+      // round trip would cost more than the call (bench/RESULTS.md, 2026-12-05 "evening").
+      const stat = fstatSync(fh.fd, { bigint: true })
+      const size = Number(stat.size)
+      if (start > 0 || (end !== undefined && end < size - 1) || size > this.readBuffers.size)
+        return { size, body: await this.#read(valid, fh, options, stat) }
+      whole = await this.#readWhole(valid, fh, stat, options.verify === true)
+      return { size, body: whole }
+    } catch (error) {
+      await fh.close().catch(() => undefined)
+      throw error
+    } finally {
+      // Its bytes are in memory: the response need not wait for the close.
+      if (whole) void fh.close().catch(() => undefined)
+    }
+  }
+
+  /** The whole blob in one buffer, checked against its digest when `verify`. */
+  async #readWhole(
+    digest: Digest,
+    fh: nodeFs.FileHandle,
+    stat: BigIntStats,
+    verify: boolean,
+  ): Promise<Buffer> {
+    const size = Number(stat.size)
+    const body = Buffer.allocUnsafe(size)
+    let read = 0
+    while (read < size) {
+      const { bytesRead } = await fh.read(body, read, size - read, read)
+      if (bytesRead === 0) throw new BlobChangedError(digest)
+      read += bytesRead
+    }
+    this.pacer.moved(size)
+    if (!verify) return body
+    // Taken before hashing: a change during or after the hash makes it differ next time.
+    const identity = this.verified ? contentIdentity(stat) : undefined
+    if (identity !== undefined && (await this.verified?.matches(digest, identity))) return body
+    const actual = digestOf(body)
+    if (actual !== digest) throw new DigestMismatchError(digest, actual, size)
+    if (identity !== undefined) void this.verified?.record(digest, identity)
+    return body
+  }
+
+  /**
    * Opens a committed blob for reading; rejects with BlobNotFoundError before
    * streaming if absent. With `verify`, a read that covers the whole blob errors
    * with DigestMismatchError instead of delivering its last chunk when the content
@@ -274,7 +338,13 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
     }
   }
 
-  async #read(digest: Digest, fh: nodeFs.FileHandle, options: ReadOptions): Promise<Readable> {
+  /** A stream of `fh`; `known`, its stat when the caller took one already. */
+  async #read(
+    digest: Digest,
+    fh: nodeFs.FileHandle,
+    options: ReadOptions,
+    known?: BigIntStats,
+  ): Promise<Readable> {
     const { start = 0, end } = options
     if (end !== undefined && end < start) {
       // An empty range (say, `end: size - 1` of an empty blob): fs would throw on it.
@@ -283,7 +353,9 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
     }
     // A range from 0 to the last byte or beyond is the whole blob and is verified like one.
     const stat =
-      options.verify === true && start === 0 ? await fh.stat({ bigint: true }) : undefined
+      options.verify === true && start === 0
+        ? (known ?? (await fh.stat({ bigint: true })))
+        : undefined
     const verified = stat !== undefined && (end === undefined || end >= Number(stat.size) - 1)
     const reader = (last: number | undefined, verdict?: ReadVerdict) =>
       new BlobReadStream(fh, this.pacer, this.readBuffers, start, last, verdict)

@@ -29,6 +29,7 @@ import {
   type BlobCheck,
   type BlobStat,
   type BlobStorage,
+  type OpenedBlob,
   type ReadOptions,
 } from './blob-storage.ts'
 import {
@@ -161,6 +162,19 @@ export class S3BlobStore extends SpooledBlobStore implements BlobStorage {
     // Corrupt only if the object read is still the one under the key (a new upload replaced it: changed).
     const now = await this.#head(valid)
     return { result: now && now.etag === res.ETag ? 'corrupt' : 'changed', bytes }
+  }
+
+  /** A HEAD for the size, then the stream: S3 answers a small GET whole at once anyway. */
+  async open(digest: string, options: ReadOptions = {}): Promise<OpenedBlob | undefined> {
+    const stat = await this.stat(digest)
+    if (!stat) return undefined
+    try {
+      return { size: stat.size, body: await this.createReadStream(digest, options) }
+    } catch (error) {
+      // Removed between the HEAD and the GET: absent, as a GET alone would have said.
+      if (error instanceof BlobNotFoundError) return undefined
+      throw error
+    }
   }
 
   async createReadStream(digest: string, options: ReadOptions = {}): Promise<Readable> {

@@ -35,7 +35,7 @@ t.test(
     const { cache, blobs, logs } = await testCache(t, { metrics, root: disk })
     // Fill the disk so the first write fails.
     await writeFile(join(disk, 'filler'), Buffer.alloc(2 * MiB)).catch(() => undefined)
-    const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
     t.equal(got.error, undefined)
     t.equal(got.digest, blob.digest)
     t.equal(await metricValue(metrics.storageWriteErrors), 1)
@@ -54,14 +54,14 @@ t.test(
     const up = await fakeUpstream(t, serveBytes(blob.data))
     const { pool, metrics } = testPool(t, poolConfig([up.url]))
     const { cache } = await testCache(t, { metrics, root: disk })
-    const first = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    const first = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
     if (first.error)
       t.ok(
         first.bytes < blob.data.length,
         'a client holding bytes of the failed attempt is cut, not misled',
       )
     else t.equal(first.digest, blob.digest)
-    const second = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    const second = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
     t.equal(second.digest, blob.digest)
     t.ok((await metricValue(metrics.storageWriteErrors)) >= 1)
   },

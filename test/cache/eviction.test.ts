@@ -13,6 +13,7 @@ import { testCache } from '../helpers/read-through.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { drain, randomBlob } from '../helpers/streams.ts'
+import { bodyStream } from '../../src/cache/served-body.ts'
 
 const MiB = 1024 * 1024
 
@@ -39,16 +40,16 @@ t.test(
     })
     const [a, b, c, d] = [blobs[0]!, blobs[1]!, blobs[2]!, blobs[3]!]
     for (const [i, blob] of [a, b, c].entries()) {
-      await drain((await cache.cache.serve(blob.digest, { pool, path: `blob${i}` })).stream)
+      await drain((await cache.cache.serve(blob.digest, { pool, path: `blob${i}` })).body)
       await cache.cache.settled()
       await sleep(5) // distinct access times
     }
     t.equal(await evictor.run(), 0, 'nothing to do under the cap')
 
     // A client is reading the least recently used blob while the cache fills up.
-    const reading = await cache.cache.serve(a.digest, { pool, path: 'blob0' })
-    reading.stream.pause()
-    await drain((await cache.cache.serve(d.digest, { pool, path: 'blob3' })).stream)
+    const reading = bodyStream((await cache.cache.serve(a.digest, { pool, path: 'blob0' })).body)
+    reading.pause()
+    await drain((await cache.cache.serve(d.digest, { pool, path: 'blob3' })).body)
     await cache.cache.settled()
     const evicted = await evictor.run()
 
@@ -60,8 +61,8 @@ t.test(
     t.equal(await metricValue(metrics.evictions), 2)
     t.equal(await metricValue(metrics.evictedBytes), 2 * MiB)
     t.equal(await metricValue(metrics.cacheSizeBytes), 2 * MiB)
-    reading.stream.resume()
-    t.equal((await drain(reading.stream)).digest, a.digest, 'and its reader completes')
+    reading.resume()
+    t.equal((await drain(reading)).digest, a.digest, 'and its reader completes')
   },
 )
 

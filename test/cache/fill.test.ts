@@ -9,6 +9,7 @@ import { fakeUpstream, serveBytes } from '../helpers/fake-upstream.ts'
 import { metricValue, poolConfig, testPool } from '../helpers/pool.ts'
 import { testCache } from '../helpers/read-through.ts'
 import { drain, randomBlob, readAll } from '../helpers/streams.ts'
+import { bodyStream } from '../../src/cache/served-body.ts'
 
 const MiB = 1024 * 1024
 
@@ -25,14 +26,14 @@ t.test('a cold blob is streamed to the client and committed', async (t) => {
   t.equal(served.cache, 'miss')
   t.equal(served.size, blob.data.length)
   t.equal(served.upstream, up.url)
-  const got = await drain(served.stream)
+  const got = await drain(served.body)
   t.equal(got.digest, blob.digest)
   await cache.settled()
   t.ok(await blobs.has(blob.digest))
   t.equal((await metadata.getBlob(blob.digest))?.size, blob.data.length)
   const hit = await cache.serve(blob.digest, { pool, path: 'blob' })
   t.equal(hit.cache, 'hit')
-  t.equal((await drain(hit.stream)).digest, blob.digest)
+  t.equal((await drain(hit.body)).digest, blob.digest)
   t.equal(up.count(), 1)
 })
 
@@ -55,12 +56,12 @@ t.test(
       return writer
     }
     const first = await cache.serve(blob.digest, { pool, path: 'blob' })
-    t.equal((await drain(first.stream)).digest, blob.digest, 'the first client has every byte')
+    t.equal((await drain(first.body)).digest, blob.digest, 'the first client has every byte')
     t.notOk(await blobs.has(blob.digest), 'the blob is not renamed into place yet')
     const second = await cache.serve(blob.digest, { pool, path: 'blob' })
     t.equal(second.cache, 'hit', 'nothing more comes from the upstream: a hit')
     t.ok(await blobs.has(blob.digest), 'served from the stored blob')
-    t.equal((await drain(second.stream)).digest, blob.digest)
+    t.equal((await drain(second.body)).digest, blob.digest)
     t.equal(up.count(), 1)
   },
 )
@@ -76,7 +77,7 @@ t.test(
     const { pool, metrics } = testPool(t, poolConfig([a.url, b.url]))
     const { cache, blobs, root } = await testCache(t, { metrics })
     const served = await cache.serve(blob.digest, { pool, path: 'blob' })
-    const got = await drain(served.stream)
+    const got = await drain(served.body)
     t.equal(got.error, undefined)
     t.equal(got.bytes, blob.data.length)
     t.equal(got.digest, blob.digest)
@@ -97,7 +98,7 @@ t.test('a mirror that ignores Range and answers 200 still yields the correct bod
   up.cut('/*', 700_000, { times: 1 })
   const { pool } = testPool(t, poolConfig([up.url]))
   const { cache } = await testCache(t)
-  const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+  const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
   t.equal(got.digest, blob.digest)
   t.equal(up.requests[1]?.headers.range !== undefined, true, 'a Range was asked for')
 })
@@ -116,7 +117,7 @@ t.test('a body that stalls is resumed after the idle timeout', async (t) => {
   )
   const { cache } = await testCache(t, { metrics })
   const started = Date.now()
-  const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+  const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
   t.equal(got.digest, blob.digest)
   t.ok(Date.now() - started < 5000)
   t.equal(await metricValue(metrics.upstreamErrors, { reason: 'timeout_body' }), 1)
@@ -134,13 +135,13 @@ t.test(
 
     const victim = await cache.serve(blob.digest, { pool, path: 'blob' })
     t.equal(victim.upstream, bad.url)
-    const got = await drain(victim.stream)
+    const got = await drain(victim.body)
     t.ok(got.error, 'the client of the bad transfer sees its stream cut')
     t.ok(got.bytes < blob.data.length, `and never the complete body (${got.bytes} bytes)`)
     t.equal(await metricValue(metrics.digestMismatches, { upstream: bad.url }), 1)
 
     const again = await cache.serve(blob.digest, { pool, path: 'blob' })
-    t.equal((await drain(again.stream)).digest, blob.digest)
+    t.equal((await drain(again.body)).digest, blob.digest)
     t.equal(good.count(), 1, 'the good mirror served it once')
     t.equal(bad.count(), 1, 'the bad mirror was not asked again')
     await cache.settled()
@@ -171,7 +172,7 @@ t.test(
     const { cache } = await testCache(t)
     const results = await Promise.all(
       Array.from({ length: 50 }, async () =>
-        drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream),
+        drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body),
       ),
     )
     t.equal(up.count(), 1)
@@ -195,13 +196,13 @@ t.test(
     })
     const { pool } = testPool(t, poolConfig([up.url]))
     const { cache, blobs } = await testCache(t)
-    const stuck = await cache.serve(blob.digest, { pool, path: 'blob' })
-    stuck.stream.pause()
+    const stuck = bodyStream((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
+    stuck.pause()
     const readers = Array.from({ length: 10 }, async () =>
-      drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream),
+      drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body),
     )
     await sleep(100)
-    const late = drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    const late = drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
     const results = await Promise.all([...readers, late])
     t.ok(
       results.every((r) => r.digest === blob.digest),
@@ -210,7 +211,7 @@ t.test(
     await cache.settled()
     t.ok(await blobs.has(blob.digest), 'the fill completed although one client never read')
     t.equal(up.count(), 1)
-    stuck.stream.destroy()
+    stuck.destroy()
   },
 )
 
@@ -224,13 +225,13 @@ t.test('a range request on a miss gets exactly its bytes', async (t) => {
     { pool, path: 'blob' },
     { range: { start: 1000, end: 1999 } },
   )
-  t.same(await readAll(served.stream), blob.data.subarray(1000, 2000))
+  t.same(await readAll(served.body), blob.data.subarray(1000, 2000))
   const hit = await cache.serve(
     blob.digest,
     { pool, path: 'blob' },
     { range: { start: 5, end: 9 } },
   )
-  t.same(await readAll(hit.stream), blob.data.subarray(5, 10))
+  t.same(await readAll(hit.body), blob.data.subarray(5, 10))
 })
 
 t.test(
@@ -240,19 +241,19 @@ t.test(
     const up = await fakeUpstream(t, serveBytes(blob.data))
     const { pool, metrics } = testPool(t, poolConfig([up.url]))
     const { cache, blobs, root } = await testCache(t, { metrics })
-    await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
     await cache.settled()
     const hex = blob.digest.slice(7)
     const { open } = await import('node:fs/promises')
     const fh = await open(join(root, 'blobs/sha256', hex.slice(0, 2), hex), 'r+')
     await fh.write(Buffer.from([0x00, 0x01, 0x02]), 0, 3, 100)
     await fh.close()
-    const rotten = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    const rotten = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
     t.ok(rotten.error, 'the corrupt read is cut')
     t.ok(rotten.bytes < blob.data.length)
     await sleep(50)
     t.notOk(await blobs.has(blob.digest), 'quarantined')
-    const fresh = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    const fresh = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
     t.equal(fresh.digest, blob.digest)
     t.equal(up.count(), 2)
     t.equal(createHash('sha256').update(blob.data).digest('hex'), hex)
@@ -264,7 +265,7 @@ t.test('fills feed the throughput the fastest selection policy ranks mirrors by'
   const up = await fakeUpstream(t, serveBytes(blob.data))
   const { pool } = testPool(t, poolConfig([up.url], { selection: 'fastest' }))
   const { cache } = await testCache(t)
-  await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+  await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
   const stats = pool.mirrors[0]?.stats
   t.ok((stats?.bytesPerMs ?? 0) > 0, `measured ${Math.round(stats?.bytesPerMs ?? 0)} bytes/ms`)
   t.ok((stats?.ttfbMs ?? -1) >= 0)
@@ -287,7 +288,7 @@ t.test(
       { range: { start: 10, end: 1009 } },
     )
     const started = Date.now()
-    t.same(await readAll(served.stream), blob.data.subarray(10, 1010))
+    t.same(await readAll(served.body), blob.data.subarray(10, 1010))
     t.ok(Date.now() - started < 2000, `ended after ${Date.now() - started} ms`)
   },
 )
@@ -302,7 +303,7 @@ t.test(
     b.cut('/*', 256 * 1024)
     const { pool, metrics } = testPool(t, poolConfig([a.url, b.url]))
     const { cache, blobs } = await testCache(t, { metrics })
-    const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).stream)
+    const got = await drain((await cache.serve(blob.digest, { pool, path: 'blob' })).body)
     t.equal(got.error, undefined)
     t.equal(got.digest, blob.digest)
     const resumes = await metricValue(metrics.upstreamResumes)
@@ -327,7 +328,7 @@ t.test(
     const { pool } = testPool(t, poolConfig([up.url]))
     const { cache, root } = await testCache(t)
     const served = await cache.serve(blob.digest, { pool, path: 'blob' })
-    const got = await drain(served.stream)
+    const got = await drain(served.body)
     t.type(got.error, FillFailedError, 'the client is cut')
     t.ok(got.bytes < blob.data.length)
     await cache.settled()

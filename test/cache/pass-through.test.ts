@@ -138,9 +138,9 @@ t.test(
       { pool, path: 'blob' },
       { range: { start, end: blob.data.length - 1 } },
     )
-    t.ok((await readAll(ranged.stream)).equals(blob.data.subarray(start)))
+    t.ok((await readAll(ranged.body)).equals(blob.data.subarray(start)))
     const whole = await cache.serve(blob.digest, { pool, path: 'blob' })
-    t.equal((await drain(whole.stream)).digest, blob.digest)
+    t.equal((await drain(whole.body)).digest, blob.digest)
     t.equal(up.count(), 2, 'pass-through fills are not shared: one transfer each')
   },
 )

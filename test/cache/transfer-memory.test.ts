@@ -14,6 +14,7 @@ import { fakeUpstream, serveBytes } from '../helpers/fake-upstream.ts'
 import { poolConfig, testPool } from '../helpers/pool.ts'
 import { testCache } from '../helpers/read-through.ts'
 import { randomBlob } from '../helpers/streams.ts'
+import { bodyStream } from '../../src/cache/served-body.ts'
 
 const MiB = 1024 * 1024
 const BLOB_BYTES = 64 * MiB
@@ -68,7 +69,7 @@ t.test('a cold and a warm GET of 64 MiB never let dead buffers pile up', async (
 
   const cold = await cache.serve(blob.digest, { pool, path: 'blob' })
   t.equal(cold.cache, 'miss')
-  const fill = await drainWatchingMemory(cold.stream)
+  const fill = await drainWatchingMemory(bodyStream(cold.body))
   t.equal(fill.digest, blob.digest)
   t.ok(
     fill.maxGrowth <= MAX_PILED_UP_BYTES,
@@ -78,7 +79,7 @@ t.test('a cold and a warm GET of 64 MiB never let dead buffers pile up', async (
 
   const warm = await cache.serve(blob.digest, { pool, path: 'blob' })
   t.equal(warm.cache, 'hit')
-  const read = await drainWatchingMemory(warm.stream)
+  const read = await drainWatchingMemory(bodyStream(warm.body))
   t.equal(read.digest, blob.digest)
   t.ok(
     read.maxGrowth <= MAX_PILED_UP_BYTES,

@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises'
+import { access, readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
@@ -107,6 +107,29 @@ t.test(
     const again = await get(`${url}/v2/rot/blobs/${blob.digest}`)
     t.equal(again.status, 200)
     t.ok(again.body.equals(blob.data), 'the good bytes, fetched again')
+  },
+)
+
+t.test(
+  'a small cached blob that rotted on disk is fetched again and served whole in the same GET',
+  async (t) => {
+    const { url, registry, app, storagePath } = await setup(t)
+    const blob = randomBlob(3000)
+    await registry.pushBlob('library/rot', blob.digest, blob.data)
+    t.equal((await get(`${url}/v2/rot/blobs/${blob.digest}`)).status, 200)
+    await app.services.cache.settled()
+    await flipByte(blobFile(storagePath, blob.digest), 1500)
+
+    const again = await get(`${url}/v2/rot/blobs/${blob.digest}`)
+    t.equal(again.status, 200)
+    t.ok(again.body.equals(blob.data), 'the good bytes, fetched again at once')
+    const { metrics } = app.deps
+    t.equal(await metricValue(metrics.storageCorruptions), 1, 'counted as storage corruption')
+    await app.services.cache.settled()
+    t.ok(
+      (await readFile(blobFile(storagePath, blob.digest))).equals(blob.data),
+      'the good copy is stored in its place',
+    )
   },
 )
 

@@ -14,12 +14,12 @@ export interface Drained {
   readonly error: Error | undefined
 }
 
-/** Reads a stream to its end (or error) without keeping it in memory. */
-export async function drain(stream: Readable): Promise<Drained> {
+/** Reads a stream (or a served body read whole) to its end or error, without keeping it in memory. */
+export async function drain(stream: Readable | Buffer): Promise<Drained> {
   const hash = createHash('sha256')
   let bytes = 0
   try {
-    for await (const chunk of stream) {
+    for await (const chunk of Buffer.isBuffer(stream) ? [stream] : stream) {
       hash.update(chunk as Buffer)
       bytes += (chunk as Buffer).length
     }
@@ -29,8 +29,9 @@ export async function drain(stream: Readable): Promise<Drained> {
   }
 }
 
-/** Reads a small stream whole (for range responses and other short bodies). */
-export async function readAll(stream: Readable): Promise<Buffer> {
+/** Reads a small stream whole (for range responses and other short bodies); a Buffer is that already. */
+export async function readAll(stream: Readable | Buffer): Promise<Buffer> {
+  if (Buffer.isBuffer(stream)) return stream
   const chunks: Buffer[] = []
   for await (const chunk of stream) chunks.push(chunk as Buffer)
   return Buffer.concat(chunks)

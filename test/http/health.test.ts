@@ -65,7 +65,7 @@ t.test(
     if (!pool) throw new Error('no pool')
     const served = await app.services.cache.serve(blob.digest, { pool, path: 'blob' })
     const started = Date.now()
-    const reading = drain(served.stream)
+    const reading = drain(served.body)
     await app.close()
     t.ok(Date.now() - started < 5000, `closed in ${Date.now() - started} ms`)
     t.ok((await reading).error, 'the client of the unfinished fill is cut')

@@ -145,6 +145,45 @@ export function storageContract(t: Test, open: (t: Test) => Promise<ContractSubj
     t.ok(part.equals(rotten.subarray(12340, 12350)), 'a partial range is served as stored')
   })
 
+  t.test('open gives the size and the bytes, whole or ranged; undefined when absent', async (t) => {
+    const { store } = await open(t)
+    for (const size of [1000, 2 * MiB]) {
+      const blob = randomBlob(size)
+      await store.put(blob.digest, Readable.from([blob.data]))
+      const whole = await store.open(blob.digest, { verify: true })
+      t.equal(whole?.size, size, `${size} bytes: the size`)
+      t.ok(whole && (await readAll(whole.body)).equals(blob.data), `${size} bytes: every byte`)
+      const ranged = await store.open(blob.digest, { start: 10, end: 19 })
+      t.equal(ranged?.size, size, `${size} bytes, a range: the size of the blob`)
+      t.ok(ranged && (await readAll(ranged.body)).equals(blob.data.subarray(10, 20)))
+    }
+    t.equal(await store.open(digestOf('absent')), undefined)
+    t.equal(await store.open(digestOf('absent'), { verify: true, start: 5 }), undefined)
+  })
+
+  t.test('an open that verifies a rotten blob never delivers all of it', async (t) => {
+    const { store, corrupt } = await open(t)
+    for (const size of [1000, 2 * MiB]) {
+      const blob = randomBlob(size)
+      await store.put(blob.digest, Readable.from([blob.data]))
+      const rotten = Buffer.from(blob.data)
+      rotten[500] = (rotten[500] ?? 0) ^ 1
+      await corrupt(blob.digest, rotten)
+      // Refused at the open (a body read whole) or cut before its last byte (a stream).
+      const read = await store.open(blob.digest, { verify: true }).then(
+        (opened) => drain(opened?.body ?? Buffer.alloc(0)),
+        (error: unknown) => ({ bytes: 0, digest: '', error: error as Error }),
+      )
+      t.type(read.error, DigestMismatchError, `${size} bytes: a mismatch`)
+      t.ok(read.bytes < size, `${size} bytes: never the whole body`)
+      const part = await store.open(blob.digest, { start: 500, end: 509 })
+      t.ok(
+        part && (await readAll(part.body)).equals(rotten.subarray(500, 510)),
+        'a range unverified',
+      )
+    }
+  })
+
   t.test('readSmall verifies, and refuses what is too large or absent', async (t) => {
     const { store, corrupt } = await open(t)
     const doc = Buffer.from('{"schemaVersion":2}')

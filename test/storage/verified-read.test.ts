@@ -198,3 +198,42 @@ t.test('a worker-thread check of a file other than the one served cuts the read'
   t.type(read.error, BlobChangedError)
   t.ok(read.bytes < blob.data.length, `delivered ${read.bytes} of ${blob.data.length}`)
 })
+
+t.test(
+  'open reads a blob that fits one read whole, and refuses a rotten one before any byte',
+  async (t) => {
+    const { root, store } = await openStore(t, 'worker thread')
+    const oneRead = store.readBuffers.size
+    for (const [size, whole] of [
+      [1000, true],
+      [oneRead, true],
+      [oneRead + 1, false],
+    ] as const) {
+      const blob = randomBlob(size)
+      await store.put(blob.digest, Readable.from([blob.data]))
+      const path = blobFile(root, blob.digest)
+      const opened = await store.open(blob.digest, { verify: true })
+      t.equal(
+        Buffer.isBuffer(opened?.body),
+        whole,
+        `${size} bytes: ${whole ? 'whole' : 'a stream'}`,
+      )
+      t.same(await drain(opened?.body ?? Buffer.alloc(0)), {
+        bytes: size,
+        digest: blob.digest,
+        error: undefined,
+      })
+      t.ok(await closedWithin(path), `${size} bytes: its file closed`)
+      if (!whole) continue
+      await flipByte(path, size - 1)
+      await t.rejects(store.open(blob.digest, { verify: true }), DigestMismatchError)
+      t.ok(await closedWithin(path), `${size} bytes, rotten: its file closed`)
+      const unverified = await store.open(blob.digest)
+      t.equal(
+        (await drain(unverified?.body ?? Buffer.alloc(0))).bytes,
+        size,
+        'unverified, all of it',
+      )
+    }
+  },
+)

@@ -1,6 +1,7 @@
 import { access, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { BlobStore } from '../../src/storage/blob-store.ts'
 import { parseDigest } from '../../src/storage/digest.ts'
@@ -116,6 +117,30 @@ t.test('changed: a blob a fill stored is served without hashing it again', async
   t.type((await read()).error, DigestMismatchError, 'a change after the fill is still caught')
   t.equal(hasher.hashed, 1)
 })
+
+t.test(
+  'changed: a small blob read whole is recorded as verified; a change is still caught',
+  async (t) => {
+    const root = await tempDir(t)
+    const blob = randomBlob(1000)
+    await (await BlobStore.open(root)).put(blob.digest, Readable.from([blob.data]))
+    const { store } = await openProcess(t, root, true)
+    const hex = blob.digest.slice('sha256:'.length)
+    const recorded = () => readFile(join(root, 'verified', hex.slice(0, 2), hex), 'utf8')
+    await t.rejects(recorded(), { code: 'ENOENT' }, 'stored by a process that kept no records')
+    const opened = await store.open(blob.digest, { verify: true })
+    t.ok(Buffer.isBuffer(opened?.body) && opened.body.equals(blob.data), 'read whole')
+    let record: string | undefined
+    // The record is written behind the read: a bounded wait for it.
+    for (let i = 0; i < 100 && record === undefined; i++) {
+      record = await recorded().catch(() => undefined)
+      if (record === undefined) await sleep(10)
+    }
+    t.ok(record, 'its verification is recorded')
+    await flipByte(blobFile(root, blob.digest), 5)
+    await t.rejects(store.open(blob.digest, { verify: true }), DigestMismatchError)
+  },
+)
 
 t.test('changed: a restarted process trusts what the one before verified', async (t) => {
   const { root, blob, read } = await openStore(t, true)
