@@ -261,7 +261,7 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
    * absent. A whole read that fits one read buffer is read in one call and,
    * with `verify`, hashed before it is returned: for a small file, the
    * stream stages and the file calls of every further read cost more than its
-   * bytes (bench/RESULTS.md, 2026-12-05 "evening").
+   * bytes (bench/RESULTS.md, 2026-12-05 "late evening").
    */
   async open(digest: string, options: ReadOptions = {}): Promise<OpenedBlob | undefined> {
     const valid = parseDigest(digest)
@@ -276,8 +276,8 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
     }
     let whole: Buffer | undefined
     try {
-      // On the descriptor just opened the inode is in memory: a thread-pool
-      // round trip would cost more than the call (bench/RESULTS.md, 2026-12-05 "evening").
+      // On the descriptor just opened the inode is in memory: a thread-pool round
+      // trip costs more than the call (bench/RESULTS.md, 2026-12-05 "late evening").
       const stat = fstatSync(fh.fd, { bigint: true })
       const size = Number(stat.size)
       if (start > 0 || (end !== undefined && end < size - 1) || size > this.readBuffers.size)
