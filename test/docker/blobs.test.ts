@@ -110,6 +110,31 @@ t.test(
   },
 )
 
+t.test('a small cached blob answers ranges, whole or in part, as a large one does', async (t) => {
+  const { url, registry, app } = await setup(t)
+  const blob = randomBlob(3000)
+  await registry.pushBlob('library/small', blob.digest, blob.data)
+  const path = `${url}/v2/small/blobs/${blob.digest}`
+  t.equal((await get(path)).status, 200)
+  await app.services.cache.settled()
+  const ranges: [string, number, string | undefined, Buffer | undefined][] = [
+    ['bytes=0-', 206, 'bytes 0-2999/3000', blob.data],
+    ['bytes=0-9999', 206, 'bytes 0-2999/3000', blob.data],
+    ['bytes=10-19', 206, 'bytes 10-19/3000', blob.data.subarray(10, 20)],
+    ['bytes=2990-', 206, 'bytes 2990-2999/3000', blob.data.subarray(2990)],
+    ['bytes=3000-', 416, undefined, undefined],
+  ]
+  for (const [range, status, contentRange, body] of ranges) {
+    const res = await get(path, { headers: { range } })
+    t.equal(res.status, status, range)
+    if (contentRange) t.equal(res.headers['content-range'], contentRange, range)
+    if (body) t.ok(res.body.equals(body), `${range}: the bytes`)
+  }
+  const whole = await get(path)
+  t.equal(whole.headers['content-length'], '3000')
+  t.ok(whole.body.equals(blob.data))
+})
+
 t.test(
   'a small cached blob that rotted on disk is fetched again and served whole in the same GET',
   async (t) => {
