@@ -131,10 +131,11 @@ t.test(
     const opened = await store.open(blob.digest, { verify: true })
     t.ok(Buffer.isBuffer(opened?.body) && opened.body.equals(blob.data), 'read whole')
     let record: string | undefined
-    // The record is written behind the read: a bounded wait for it.
-    for (let i = 0; i < 100 && record === undefined; i++) {
+    // The record is written behind the read: a bounded wait for it
+    // (a read in the middle of its write may find it empty).
+    for (let i = 0; i < 100 && !record; i++) {
       record = await recorded().catch(() => undefined)
-      if (record === undefined) await sleep(10)
+      if (!record) await sleep(10)
     }
     t.ok(record, 'its verification is recorded')
     await flipByte(blobFile(root, blob.digest), 5)
