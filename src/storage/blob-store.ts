@@ -274,7 +274,6 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
       if (error instanceof BlobNotFoundError) return undefined
       throw error
     }
-    let whole: Buffer | undefined
     try {
       // On the descriptor just opened the inode is in memory: a thread-pool round
       // trip costs more than the call (bench/RESULTS.md, 2026-12-05 "late evening").
@@ -282,14 +281,13 @@ export class BlobStore extends SpooledBlobStore implements BlobStorage {
       const size = Number(stat.size)
       if (start > 0 || (end !== undefined && end < size - 1) || size > this.readBuffers.size)
         return { size, body: await this.#read(valid, fh, options, stat) }
-      whole = await this.#readWhole(valid, fh, stat, options.verify === true)
-      return { size, body: whole }
+      const body = await this.#readWhole(valid, fh, stat, options.verify === true)
+      // Its bytes are in memory: the response need not wait for the close.
+      void fh.close().catch(() => undefined)
+      return { size, body }
     } catch (error) {
       await fh.close().catch(() => undefined)
       throw error
-    } finally {
-      // Its bytes are in memory: the response need not wait for the close.
-      if (whole) void fh.close().catch(() => undefined)
     }
   }
 
